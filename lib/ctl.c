@@ -1,0 +1,395 @@
+#define _GNU_SOURCE
+#include "ctl.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "exitwatch.h"
+#include "log.h"
+#include "options.h"
+#include "os.h"
+#include "proto.h"
+#include "stats.h"
+
+#define MAX_CLIENTS 8
+#define CLIENT_TIMEOUT_MS 10000
+#define REPLY_MAX (64 * 1024)
+#define ALONE_POLL_MS 20
+#define ALONE_BURST_MS 1000
+#define ALONE_IDLE_MS 1000
+
+struct client {
+	int fd;
+	uint64_t deadline;
+	struct proto_session session;
+	char in[PROTO_MAX_REQUEST + 1];
+	size_t inlen;
+	char *out;
+	size_t outlen, outpos;
+	bool closing;
+};
+
+static struct {
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	pid_t owner;
+	int listen_fd;
+	pthread_t thread;
+	bool running;
+	struct client clients[MAX_CLIENTS];
+	uint64_t burst_until;
+} ctl = { .listen_fd = -1 };
+
+/* $GCSHIM_SOCKET_DIR, else $XDG_RUNTIME_DIR/gcshim, else /tmp/gcshim-UID. */
+int ctl_socket_dir(char *buf, size_t cap)
+{
+	const char *dir = opt_str(OPT_SOCKET_DIR), *xdg = getenv("XDG_RUNTIME_DIR");
+	size_t n;
+
+	if (dir && *dir)
+		n = fmt_s(buf, cap, "%s", dir);
+	else if (xdg && *xdg == '/')
+		n = fmt_s(buf, cap, "%s/gcshim", xdg);
+	else
+		n = fmt_s(buf, cap, "/tmp/gcshim-%u", (unsigned)geteuid());
+	return n < cap ? 0 : -1;
+}
+
+/* The directory is the real protection: ours, a directory, nobody else
+ * may enter it.  Anything else and the socket stays off. */
+static bool private_dir(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		log_msg("cannot create socket directory %s: %s; control socket off",
+			dir, strerror(errno));
+		return false;
+	}
+	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 077)) {
+		log_msg("socket directory %s is not a private directory of uid %u; "
+			"control socket off", dir, (unsigned)geteuid());
+		return false;
+	}
+	return true;
+}
+
+/* Sockets whose process is gone are removed by whoever notices first. */
+static void remove_stale(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[sizeof(ctl.path) + 32];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+
+		if (pid <= 0 || strcmp(end, ".sock"))
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		fmt_s(path, sizeof(path), "%s/%s", dir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+}
+
+static int open_socket(void)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	char dir[sizeof(ctl.path)];
+	int fd;
+
+	if (ctl_socket_dir(dir, sizeof(dir)) < 0 || !private_dir(dir))
+		return -1;
+	if (fmt_s(ctl.path, sizeof(ctl.path), "%s/%d.sock", dir, (int)getpid()) >=
+	    sizeof(ctl.path)) {
+		log_msg("socket path under %s is too long; control socket off", dir);
+		return -1;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	memcpy(addr.sun_path, ctl.path, sizeof(addr.sun_path));
+	/* Same PID: a socket left by the image this one was exec'd from. */
+	unlink(ctl.path);
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+	    chmod(ctl.path, 0600) < 0 || listen(fd, MAX_CLIENTS) < 0) {
+		log_msg("cannot serve %s: %s; control socket off", ctl.path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	ctl.owner = getpid();
+	remove_stale(dir);
+	return fd;
+}
+
+static void drop(struct client *c)
+{
+	close(c->fd);
+	free(c->out);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+static void send_now(int fd, const char *msg)
+{
+	while (send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno == EINTR)
+		;
+}
+
+/* Only the process's own user and root may talk to it. */
+static bool peer_allowed(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return false;
+	return cred.uid == geteuid() || cred.uid == 0;
+}
+
+static void accept_client(void)
+{
+	int fd = accept4(ctl.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	struct client *slot = NULL;
+
+	if (fd < 0)
+		return;
+	if (!peer_allowed(fd)) {
+		stat_inc(EV_ctl_refused);
+		log_once(w_refused, "refused a control connection from another user");
+		send_now(fd, "{\"ok\":false,\"error\":\"permission denied\"}\n");
+		close(fd);
+		return;
+	}
+	for (int i = 0; i < MAX_CLIENTS && !slot; i++)
+		if (ctl.clients[i].fd < 0)
+			slot = &ctl.clients[i];
+	if (!slot) {
+		send_now(fd, "{\"ok\":false,\"error\":\"too many clients\"}\n");
+		close(fd);
+		return;
+	}
+	stat_inc(EV_ctl_connections);
+	slot->fd = fd;
+	slot->deadline = os_now_ns() / 1000000 + CLIENT_TIMEOUT_MS;
+}
+
+static void queue_reply(struct client *c, const char *reply, size_t n)
+{
+	char *out = realloc(c->out, c->outlen + n);
+
+	if (!out) {
+		c->closing = true;
+		return;
+	}
+	memcpy(out + c->outlen, reply, n);
+	c->out = out;
+	c->outlen += n;
+}
+
+static void handle_lines(struct client *c)
+{
+	static char reply[REPLY_MAX];
+	char *nl;
+
+	while (!c->closing && (nl = memchr(c->in, '\n', c->inlen))) {
+		size_t used = (size_t)(nl - c->in) + 1;
+
+		*nl = '\0';
+		queue_reply(c, reply, proto_handle(&c->session, c->in, reply, sizeof(reply)));
+		memmove(c->in, c->in + used, c->inlen - used);
+		c->inlen -= used;
+	}
+	if (c->inlen == PROTO_MAX_REQUEST) {
+		const char *msg = "{\"ok\":false,\"error\":\"request longer than 1024 bytes\"}\n";
+
+		stat_inc(EV_ctl_bad_requests);
+		queue_reply(c, msg, strlen(msg));
+		c->closing = true;
+	}
+}
+
+static void read_client(struct client *c)
+{
+	ssize_t n = read(c->fd, c->in + c->inlen, PROTO_MAX_REQUEST - c->inlen);
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		c->closing = true;
+		if (c->inlen) {
+			c->in[c->inlen++] = '\n';
+			handle_lines(c);
+		}
+		return;
+	}
+	c->inlen += (size_t)n;
+	c->deadline = os_now_ns() / 1000000 + CLIENT_TIMEOUT_MS;
+	handle_lines(c);
+}
+
+static void write_client(struct client *c)
+{
+	ssize_t n = send(c->fd, c->out + c->outpos, c->outlen - c->outpos,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n < 0) {
+		drop(c);
+		return;
+	}
+	c->outpos += (size_t)n;
+	if (c->outpos == c->outlen) {
+		c->outpos = c->outlen = 0;
+		if (c->closing)
+			drop(c);
+	}
+}
+
+/* How long poll may sleep: until the nearest client deadline, or a short
+ * step while checking whether we are the last thread. */
+static int poll_timeout(uint64_t now)
+{
+	uint64_t next = UINT64_MAX;
+
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (ctl.clients[i].fd >= 0 && ctl.clients[i].deadline < next)
+			next = ctl.clients[i].deadline;
+	if (exitwatch_leader_done()) {
+		uint64_t step = now < ctl.burst_until ? ALONE_POLL_MS : ALONE_IDLE_MS;
+
+		if (now + step < next)
+			next = now + step;
+	}
+	if (next == UINT64_MAX)
+		return -1;
+	return next > now ? (int)(next - now) : 0;
+}
+
+/* After the leader's user code ended, leaving as the last thread makes
+ * glibc end the process exactly as it would have without us. */
+static void leave_if_alone(void)
+{
+	if (exitwatch_leader_done() && exitwatch_alone()) {
+		ctl.running = false;
+		pthread_exit(NULL);
+	}
+}
+
+static int build_pollset(struct pollfd *pfd, struct client **who)
+{
+	int n = 0;
+
+	pfd[n++] = (struct pollfd){ .fd = ctl.listen_fd, .events = POLLIN };
+	pfd[n++] = (struct pollfd){ .fd = exitwatch_fd(), .events = POLLIN };
+	for (int i = 0; i < MAX_CLIENTS; i++) {
+		struct client *c = &ctl.clients[i];
+
+		if (c->fd < 0)
+			continue;
+		who[n] = c;
+		pfd[n++] = (struct pollfd){ .fd = c->fd,
+			.events = (short)((c->closing ? 0 : POLLIN) | (c->outlen ? POLLOUT : 0)) };
+	}
+	return n;
+}
+
+static void serve_once(void)
+{
+	struct pollfd pfd[MAX_CLIENTS + 2];
+	struct client *who[MAX_CLIENTS + 2];
+	uint64_t now = os_now_ns() / 1000000;
+	int n = build_pollset(pfd, who);
+
+	if (poll(pfd, (nfds_t)n, poll_timeout(now)) < 0 && errno != EINTR)
+		return;
+	now = os_now_ns() / 1000000;
+	if (pfd[1].revents & POLLIN) {
+		exitwatch_drain();
+		ctl.burst_until = now + ALONE_BURST_MS;
+	}
+	leave_if_alone();
+	if (pfd[0].revents & POLLIN)
+		accept_client();
+	for (int i = 2; i < n; i++) {
+		struct client *c = who[i];
+
+		if (pfd[i].revents & (POLLERR | POLLHUP | POLLNVAL) && !c->outlen)
+			drop(c);
+		else if (pfd[i].revents & POLLOUT)
+			write_client(c);
+		else if (pfd[i].revents & POLLIN)
+			read_client(c);
+		if (c->fd >= 0 && now > c->deadline)
+			drop(c);
+		else if (c->fd >= 0 && c->closing && !c->outlen)
+			drop(c);
+	}
+}
+
+static void *serve(void *arg)
+{
+	(void)arg;
+	ctl.listen_fd = open_socket();
+	if (ctl.listen_fd < 0) {
+		ctl.running = false;
+		return NULL;
+	}
+	for (;;)
+		serve_once();
+	return NULL;
+}
+
+void ctl_start(void)
+{
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		ctl.clients[i].fd = -1;
+	if (!opt_int(OPT_SOCKET) || exitwatch_init() < 0)
+		return;
+	ctl.running = exitwatch_spawn(&ctl.thread, serve, NULL) == 0;
+	if (!ctl.running)
+		log_msg("cannot start the control thread; control socket off");
+}
+
+/* At exit: only the process that made the socket removes it. */
+void ctl_stop(void)
+{
+	if (ctl.owner == getpid() && ctl.path[0])
+		unlink(ctl.path);
+}
+
+/* The child has no control thread: it gets its own, under its own PID.
+ * The parent's descriptors are closed, never served twice; reply buffers
+ * the parent's thread may have been changing are left, not freed. */
+void ctl_fork_child(void)
+{
+	bool was_running = ctl.running;
+
+	if (ctl.listen_fd >= 0)
+		close(ctl.listen_fd);
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (ctl.clients[i].fd > 0)
+			close(ctl.clients[i].fd);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.listen_fd = -1;
+	exitwatch_fork_child();
+	if (was_running)
+		ctl_start();
+}

@@ -1,0 +1,74 @@
+/* C++ operator new and delete, all twenty forms, so that a program or a
+ * library that brings its own (libjemalloc.so does) cannot allocate
+ * around the shim.  Written in C to keep libstdc++ out of every process:
+ * the new-handler and std::bad_alloc are reached through dlsym, and only
+ * on the failure path, when a C++ runtime is necessarily loaded. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <malloc.h>
+#include <stdlib.h>
+
+#include "shim.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+typedef void (*new_handler)(void);
+
+static new_handler current_handler(void)
+{
+	new_handler (*get)(void) = (new_handler (*)(void))dlsym(RTLD_DEFAULT, "_ZSt15get_new_handlerv");
+
+	return get ? get() : NULL;
+}
+
+static void throw_bad_alloc(void)
+{
+	void (*thr)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZSt17__throw_bad_allocv");
+
+	if (thr)
+		thr();
+	abort();
+}
+
+/* The standard's loop: ask the new-handler for memory until it gives up. */
+static void *new_impl(size_t n, size_t align, int nothrow)
+{
+	for (;;) {
+		void *p = align ? shim_memalign(align, n) : malloc(n);
+		new_handler h;
+
+		if (p)
+			return p;
+		h = current_handler();
+		if (!h) {
+			if (nothrow)
+				return NULL;
+			throw_bad_alloc();
+		}
+		h();
+	}
+}
+
+EXPORT void *_Znwm(size_t n) { return new_impl(n, 0, 0); }
+EXPORT void *_Znam(size_t n) { return new_impl(n, 0, 0); }
+EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *t) { (void)t; return new_impl(n, 0, 1); }
+EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *t) { (void)t; return new_impl(n, 0, 1); }
+EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a) { return new_impl(n, a, 0); }
+EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a) { return new_impl(n, a, 0); }
+EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) { (void)t; return new_impl(n, a, 1); }
+EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) { (void)t; return new_impl(n, a, 1); }
+
+/* Sized and aligned deletes all free the same way: the object map knows
+ * every block's size, and a wrong size from the caller must not matter. */
+EXPORT void _ZdlPv(void *p) { free(p); }
+EXPORT void _ZdaPv(void *p) { free(p); }
+EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *t) { (void)t; free(p); }
+EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *t) { (void)t; free(p); }
+EXPORT void _ZdlPvm(void *p, size_t n) { (void)n; free(p); }
+EXPORT void _ZdaPvm(void *p, size_t n) { (void)n; free(p); }
+EXPORT void _ZdlPvSt11align_val_t(void *p, size_t a) { (void)a; free(p); }
+EXPORT void _ZdaPvSt11align_val_t(void *p, size_t a) { (void)a; free(p); }
+EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *t) { (void)a, (void)t; free(p); }
+EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *t) { (void)a, (void)t; free(p); }
+EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a) { (void)n, (void)a; free(p); }
+EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a) { (void)n, (void)a; free(p); }

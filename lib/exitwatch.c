@@ -1,0 +1,184 @@
+#define _GNU_SOURCE
+#include "exitwatch.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "os.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+typedef void (*exit_fn)(void *) __attribute__((noreturn));
+
+static int event_fd = -1;
+static _Atomic bool leader_done;
+
+static void *next_symbol(const char *name)
+{
+	void *f = dlsym(RTLD_NEXT, name);
+
+	if (!f)
+		log_msg("cannot find %s in the libraries after gcshim", name);
+	return f;
+}
+
+int exitwatch_init(void)
+{
+	if (event_fd < 0)
+		event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	return event_fd;
+}
+
+int exitwatch_fd(void)
+{
+	return event_fd;
+}
+
+bool exitwatch_leader_done(void)
+{
+	return atomic_load(&leader_done);
+}
+
+void exitwatch_drain(void)
+{
+	uint64_t v;
+
+	while (read(event_fd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+}
+
+/* Called as a thread's user code ends.  Cheap unless it matters: only the
+ * leader's end, and thread ends after it, wake the control thread. */
+static void thread_ending(void *unused)
+{
+	uint64_t one = 1;
+
+	(void)unused;
+	if (os_gettid() == getpid())
+		atomic_store(&leader_done, true);
+	if (atomic_load(&leader_done) && event_fd >= 0)
+		while (write(event_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
+}
+
+struct start {
+	void *(*fn)(void *);
+	void *arg;
+};
+
+static void *trampoline(void *p)
+{
+	struct start s = *(struct start *)p;
+	void *ret;
+
+	free(p);
+	pthread_cleanup_push(thread_ending, NULL);
+	ret = s.fn(s.arg);
+	pthread_cleanup_pop(1);
+	return ret;
+}
+
+EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr,
+			  void *(*fn)(void *), void *arg)
+{
+	static create_fn real;
+	struct start *s;
+	int rc;
+
+	if (!real && !(real = (create_fn)next_symbol("pthread_create")))
+		return EAGAIN;
+	s = malloc(sizeof(*s));
+	if (!s)
+		return EAGAIN;
+	s->fn = fn;
+	s->arg = arg;
+	rc = real(t, attr, trampoline, s);
+	if (rc)
+		free(s);
+	return rc;
+}
+
+EXPORT void pthread_exit(void *ret)
+{
+	static exit_fn real;
+
+	thread_ending(NULL);
+	if (!real)
+		real = (exit_fn)next_symbol("pthread_exit");
+	if (real)
+		real(ret);
+	abort();
+}
+
+/* The control thread: created unwrapped, with every signal blocked so
+ * that signals meant for the program are never delivered to it. */
+int exitwatch_spawn(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	static create_fn real;
+	sigset_t all, old;
+	pthread_attr_t attr;
+	int rc;
+
+	if (!real && !(real = (create_fn)next_symbol("pthread_create")))
+		return EAGAIN;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = real(t, &attr, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	return rc;
+}
+
+static bool task_alive(const char *tid)
+{
+	char path[64], buf[256];
+	const char *paren;
+
+	fmt_s(path, sizeof(path), "/proc/self/task/%s/stat", tid);
+	if (!os_read_small(path, buf, sizeof(buf)))
+		return false;
+	paren = strrchr(buf, ')');
+	return paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
+}
+
+/* True when every other thread of the process has ended. */
+bool exitwatch_alone(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	char self[24];
+	bool alone = true;
+
+	if (!d)
+		return false;
+	fmt_s(self, sizeof(self), "%d", (int)os_gettid());
+	while (alone && (e = readdir(d))) {
+		if (e->d_name[0] == '.' || !strcmp(e->d_name, self))
+			continue;
+		alone = !task_alive(e->d_name);
+	}
+	closedir(d);
+	return alone;
+}
+
+void exitwatch_fork_child(void)
+{
+	atomic_store(&leader_done, false);
+	if (event_fd >= 0)
+		close(event_fd);
+	event_fd = -1;
+	exitwatch_init();
+}

@@ -1,0 +1,184 @@
+#include "gc.h"
+
+#include <errno.h>
+
+#include "gcshim.h"
+#include "options.h"
+#include "stats.h"
+
+#define BATCH_BYTES (64 * 1024)
+#define BATCH_COUNT 64
+#define DEBUG_MASK (GCSHIM_DEBUG_STATS | GCSHIM_DEBUG_LEAK)
+
+struct gc_state gc = {
+	.enabled = 1,
+	.threshold = -1,
+	.gen_threshold = { 0, 10, 10 },
+	.batch_bytes = BATCH_BYTES,
+	.batch_count = BATCH_COUNT,
+};
+
+static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Deltas are published often enough that a threshold fires within a
+ * quarter of its value of the exact point, and at least every 64 KiB or
+ * 64 blocks so that the peak stays close. */
+static void recompute_batches(void)
+{
+	int64_t thr = atomic_load(&gc.threshold), t0 = atomic_load(&gc.gen_threshold[0]);
+
+	atomic_store(&gc.batch_bytes, thr >= 0 ? clamp(thr / 4, 1, BATCH_BYTES) : BATCH_BYTES);
+	atomic_store(&gc.batch_count, t0 > 0 ? clamp(t0 / 4, 1, BATCH_COUNT) : BATCH_COUNT);
+}
+
+void gc_init(void)
+{
+	const int64_t *t = opt_triple(OPT_GEN_THRESHOLD);
+
+	atomic_store(&gc.enabled, (int)opt_int(OPT_ENABLE));
+	atomic_store(&gc.debug, (int)opt_int(OPT_DEBUG));
+	atomic_store(&gc.threshold, opt_int(OPT_THRESHOLD));
+	for (int i = 0; i < 3; i++)
+		atomic_store(&gc.gen_threshold[i], t[i]);
+	gc_set_limit(opt_int(OPT_HEAP_LIMIT));
+	recompute_batches();
+}
+
+static void update_peak(int64_t live)
+{
+	int64_t peak = atomic_load_explicit(&gc.peak, memory_order_relaxed);
+
+	while (live > peak &&
+	       !atomic_compare_exchange_weak(&gc.peak, &peak, live))
+		;
+}
+
+/* The single place where an automatic collection is due.  Only one
+ * thread wins a crossing: the counter is taken, not just read. */
+static void threshold_crossed(int64_t since)
+{
+	int64_t thr = atomic_load_explicit(&gc.threshold, memory_order_relaxed);
+
+	if (thr < 0 || since < thr || !atomic_load(&gc.enabled))
+		return;
+	if (atomic_exchange(&gc.since, 0) >= thr)
+		stat_inc(EV_threshold_triggers);
+}
+
+static void count_crossed(int64_t count)
+{
+	int64_t t0 = atomic_load_explicit(&gc.gen_threshold[0], memory_order_relaxed);
+	int64_t base = atomic_load(&gc.count_base);
+
+	if (t0 <= 0 || count - base <= t0 || !atomic_load(&gc.enabled))
+		return;
+	if (atomic_compare_exchange_strong(&gc.count_base, &base, count))
+		stat_inc(EV_count_triggers);
+}
+
+void gc_publish(struct thread_rec *t)
+{
+	int64_t live, since, count;
+
+	if (t->pend_live) {
+		live = atomic_fetch_add(&gc.live, t->pend_live) + t->pend_live;
+		update_peak(live);
+	}
+	since = atomic_fetch_add(&gc.since, t->pend_bytes) + t->pend_bytes;
+	count = atomic_fetch_add(&gc.count, t->pend_count) + t->pend_count;
+	t->pend_bytes = t->pend_live = t->pend_count = 0;
+	threshold_crossed(since);
+	count_crossed(count);
+}
+
+/* With a heap limit, mem_alloc is kept exact: an allocation reserves its
+ * bytes before it is made and gives them back if it fails. */
+bool gc_reserve(size_t usable)
+{
+	int64_t limit = atomic_load_explicit(&gc.limit, memory_order_relaxed);
+	int64_t live = atomic_load_explicit(&gc.live, memory_order_relaxed);
+
+	do {
+		if (live + (int64_t)usable > limit)
+			return false;
+	} while (!atomic_compare_exchange_weak(&gc.live, &live, live + (int64_t)usable));
+	update_peak(live + (int64_t)usable);
+	return true;
+}
+
+void gc_limit_exceeded(void)
+{
+	if (atomic_load(&gc.enabled))
+		stat_inc(EV_limit_triggers);
+	stat_inc(EV_limit_failures);
+}
+
+/* Switching to limit mode folds the calling thread's unpublished bytes in
+ * first, so that later frees subtract from a total that holds them. */
+void gc_set_limit(int64_t bytes)
+{
+	struct thread_rec *t = thread_self;
+
+	if (t)
+		gc_publish(t);
+	atomic_store(&gc.limit, bytes);
+}
+
+int gc_set_threshold_bytes(int64_t bytes)
+{
+	if (bytes < -1) {
+		errno = EINVAL;
+		return -1;
+	}
+	atomic_store(&gc.threshold, bytes);
+	atomic_store(&gc.since, 0);
+	recompute_batches();
+	return 0;
+}
+
+int gc_set_gen_thresholds(const int64_t t[3])
+{
+	for (int i = 0; i < 3; i++) {
+		if (t[i] < 0 || t[i] > INT32_MAX) {
+			errno = EINVAL;
+			return -1;
+		}
+	}
+	for (int i = 0; i < 3; i++)
+		atomic_store(&gc.gen_threshold[i], t[i]);
+	recompute_batches();
+	return 0;
+}
+
+int gc_set_debug(int64_t flags)
+{
+	if (flags < 0 || (flags & ~(int64_t)DEBUG_MASK)) {
+		errno = EINVAL;
+		return -1;
+	}
+	atomic_store(&gc.debug, (int)flags);
+	return 0;
+}
+
+int64_t gc_mem_alloc(void)
+{
+	struct thread_totals tt;
+
+	thread_sum(&tt);
+	return tt.bytes_allocated - tt.bytes_freed;
+}
+
+void gc_get_counts(int64_t out[3])
+{
+	struct thread_totals tt;
+	int64_t c0;
+
+	thread_sum(&tt);
+	c0 = tt.allocations - tt.frees - atomic_load(&gc.count_base);
+	out[0] = c0 > 0 ? c0 : 0;
+	out[1] = atomic_load(&gc.gen_count[1]);
+	out[2] = atomic_load(&gc.gen_count[2]);
+}

@@ -1,0 +1,30 @@
+/* The backing allocator: jemalloc, linked in privately with its public
+ * names renamed (gsje_*), serving every block from arenas whose extents
+ * come from one reserved address range, so the object map can cover it. */
+#ifndef GCSHIM_HEAP_H
+#define GCSHIM_HEAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct heap_stats {
+	int64_t allocated, active, resident, mapped, metadata;
+};
+
+bool heap_init(size_t reserve, unsigned narenas);
+bool heap_thread_init(void);
+void *heap_alloc(size_t n);
+void *heap_alloc_zeroed(size_t n);
+void *heap_alloc_aligned(size_t n, size_t align, size_t *usable);
+size_t heap_usable_for(size_t n, size_t align);
+void heap_free(void *p);
+size_t heap_resize_in_place(void *p, size_t n);
+void heap_read_stats(struct heap_stats *st);
+unsigned heap_arenas(void);
+size_t heap_reserved(void);
+void heap_release_memory(void);
+void heap_lock(void);
+void heap_unlock(void);
+
+#endif

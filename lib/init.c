@@ -1,0 +1,97 @@
+/* Start-up, exit and fork: the order in which the pieces come up. */
+#define _GNU_SOURCE
+#include "init.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "gc.h"
+#include "heap.h"
+#include "log.h"
+#include "options.h"
+#include "thread.h"
+
+extern char **environ;
+
+enum { HEAP_NONE, HEAP_STARTING, HEAP_READY, HEAP_FAILED };
+
+static _Atomic int heap_state;
+static __thread bool starting __attribute__((tls_model("initial-exec")));
+static bool options_read;
+
+static void read_options(char **envp)
+{
+	if (options_read || !envp)
+		return;
+	options_read = true;
+	options_load(envp);
+}
+
+/* The first allocation may come before our constructor (from the loader
+ * or another library's constructor).  A call that arrives while the same
+ * thread is still setting up is served by the bootstrap arena. */
+bool shim_heap_ready(void)
+{
+	int expected = HEAP_NONE;
+
+	if (__builtin_expect(atomic_load_explicit(&heap_state, memory_order_acquire) == HEAP_READY, 1))
+		return true;
+	if (starting)
+		return false;
+	if (atomic_compare_exchange_strong(&heap_state, &expected, HEAP_STARTING)) {
+		bool ok;
+
+		starting = true;
+		read_options(environ);
+		ok = heap_init((size_t)opt_int(OPT_HEAP_RESERVE), (unsigned)opt_int(OPT_ARENAS));
+		if (ok)
+			thread_registry_init();
+		atomic_store_explicit(&heap_state, ok ? HEAP_READY : HEAP_FAILED,
+				      memory_order_release);
+		starting = false;
+	}
+	while (atomic_load_explicit(&heap_state, memory_order_acquire) == HEAP_STARTING)
+		;
+	return atomic_load(&heap_state) == HEAP_READY;
+}
+
+static void fork_prepare(void)
+{
+	heap_lock();
+	thread_lock();
+}
+
+static void fork_parent(void)
+{
+	thread_unlock();
+	heap_unlock();
+}
+
+static void fork_child(void)
+{
+	thread_unlock();
+	heap_unlock();
+	thread_fork_child();
+	ctl_fork_child();
+}
+
+/* jemalloc registers its fork handlers when it first runs; ours come
+ * after, so they run before its prepare and after its child handler. */
+__attribute__((constructor(101))) static void shim_start(int argc, char **argv,
+							  char **envp)
+{
+	(void)argc, (void)argv;
+	read_options(envp);
+	if (!shim_heap_ready() || !thread_get())
+		return;
+	gc_init();
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	ctl_start();
+}
+
+__attribute__((destructor)) static void shim_stop(void)
+{
+	ctl_stop();
+}

@@ -1,0 +1,149 @@
+#define _GNU_SOURCE
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+static int log_fd = 2;
+
+void log_open(const char *path)
+{
+	int fd;
+
+	if (!path || !*path)
+		return;
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_msg("GCSHIM_LOG=%s cannot be opened (%s); logging to stderr",
+			path, strerror(errno));
+		return;
+	}
+	log_fd = fd;
+}
+
+struct out {
+	char *buf;
+	size_t cap, len;
+};
+
+static void put_c(struct out *o, char c)
+{
+	if (o->len + 1 < o->cap)
+		o->buf[o->len] = c;
+	o->len++;
+}
+
+static void put_s(struct out *o, const char *s)
+{
+	if (!s)
+		s = "(null)";
+	while (*s)
+		put_c(o, *s++);
+}
+
+static void put_u(struct out *o, uint64_t v, unsigned base)
+{
+	char tmp[24];
+	int n = 0;
+
+	do {
+		tmp[n++] = "0123456789abcdef"[v % base];
+		v /= base;
+	} while (v);
+	while (n)
+		put_c(o, tmp[--n]);
+}
+
+static void put_i(struct out *o, int64_t v)
+{
+	if (v < 0) {
+		put_c(o, '-');
+		put_u(o, -(uint64_t)v, 10);
+	} else {
+		put_u(o, (uint64_t)v, 10);
+	}
+}
+
+/* A printf subset: %s %c %d %i %u %x %p with l, ll, z modifiers.  No
+ * floating point, no widths: nothing here may allocate or take a lock. */
+size_t fmt_v(char *buf, size_t cap, const char *fmt, va_list ap)
+{
+	struct out o = { buf, cap, 0 };
+
+	for (; *fmt; fmt++) {
+		int lng = 0;
+
+		if (*fmt != '%') {
+			put_c(&o, *fmt);
+			continue;
+		}
+		while (fmt[1] == 'l' || fmt[1] == 'z') {
+			lng++;
+			fmt++;
+		}
+		switch (*++fmt) {
+		case 's': put_s(&o, va_arg(ap, const char *)); break;
+		case 'c': put_c(&o, (char)va_arg(ap, int)); break;
+		case 'd':
+		case 'i':
+			put_i(&o, lng ? va_arg(ap, long) : va_arg(ap, int));
+			break;
+		case 'u':
+			put_u(&o, lng ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 10);
+			break;
+		case 'x':
+			put_u(&o, lng ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 16);
+			break;
+		case 'p':
+			put_s(&o, "0x");
+			put_u(&o, (uintptr_t)va_arg(ap, void *), 16);
+			break;
+		case '%': put_c(&o, '%'); break;
+		case '\0': fmt--; break;
+		default: put_c(&o, '%'); put_c(&o, *fmt); break;
+		}
+	}
+	if (cap)
+		buf[o.len < cap ? o.len : cap - 1] = '\0';
+	return o.len;
+}
+
+size_t fmt_s(char *buf, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	n = fmt_v(buf, cap, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+void log_vmsg(const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n, len;
+	int saved = errno;
+
+	n = fmt_s(line, sizeof(line), "gcshim[%d]: ", (int)getpid());
+	len = fmt_v(line + n, sizeof(line) - n - 1, fmt, ap) + n;
+	if (len > sizeof(line) - 2)
+		len = sizeof(line) - 2;
+	line[len++] = '\n';
+	while (write(log_fd, line, len) < 0 && errno == EINTR)
+		;
+	errno = saved;
+}
+
+void log_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(fmt, ap);
+	va_end(ap);
+}

@@ -1,0 +1,139 @@
+/* The object map: which addresses of the heap start a live block, and how
+ * big each block is, kept outside the blocks themselves.
+ *
+ *  starts: one bit per 8-byte granule of the heap range, set while a block
+ *          starting there is live.  Also what free() validates against.
+ *  pages:  one word per 4 KiB page.  A page where blocks start holds their
+ *          size class + 1 (a page belongs to one jemalloc slab or one large
+ *          extent, so one class per page); the further pages of a large
+ *          block hold OM_CONT | distance to its first page.
+ *
+ * Updates use relaxed atomics and happen in an order that keeps every
+ * block findable by a thread that was stopped anywhere in between. */
+#ifndef GCSHIM_OBJMAP_H
+#define GCSHIM_OBJMAP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sizeclass.h"
+
+#define OM_GRANULE_LG 3
+#define OM_PAGE_LG 12
+#define OM_CONT 0x80000000u
+
+struct objmap {
+	uintptr_t base;
+	size_t size;
+	_Atomic uint64_t *starts;
+	_Atomic uint32_t *pages;
+};
+
+extern struct objmap om;
+
+bool om_init(uintptr_t base, size_t size);
+bool om_find(uintptr_t word, uintptr_t *start, size_t *size);
+
+static inline bool om_in_heap(const void *p)
+{
+	return (uintptr_t)p - om.base < om.size;
+}
+
+static inline void om_set_pages(uintptr_t off, size_t usable)
+{
+	uintptr_t pg = off >> OM_PAGE_LG;
+	uint32_t v = sc_index(usable) + 1;
+
+	if (atomic_load_explicit(&om.pages[pg], memory_order_relaxed) != v)
+		atomic_store_explicit(&om.pages[pg], v, memory_order_relaxed);
+	if (usable > SC_SMALL_MAX) {
+		uintptr_t last = (off + usable - 1) >> OM_PAGE_LG;
+
+		for (uintptr_t q = pg + 1; q <= last; q++)
+			atomic_store_explicit(&om.pages[q], OM_CONT | (uint32_t)(q - pg),
+					      memory_order_relaxed);
+	}
+}
+
+static inline void om_clear_cont(uintptr_t off, size_t from, size_t usable)
+{
+	uintptr_t first = (off + from + (1UL << OM_PAGE_LG) - 1) >> OM_PAGE_LG;
+	uintptr_t last = (off + usable - 1) >> OM_PAGE_LG;
+
+	if (first <= off >> OM_PAGE_LG)
+		first = (off >> OM_PAGE_LG) + 1;
+	for (uintptr_t q = first; q <= last; q++)
+		atomic_store_explicit(&om.pages[q], 0, memory_order_relaxed);
+}
+
+/* Pages first, then the start bit: a block is never visible with the size
+ * of whatever used its page before. */
+static inline void om_insert(void *p, size_t usable)
+{
+	uintptr_t off = (uintptr_t)p - om.base;
+	uintptr_t g = off >> OM_GRANULE_LG;
+
+	om_set_pages(off, usable);
+	atomic_fetch_or_explicit(&om.starts[g >> 6], 1ULL << (g & 63),
+				 memory_order_release);
+}
+
+static inline size_t om_size_at(uintptr_t off)
+{
+	uint32_t v = atomic_load_explicit(&om.pages[off >> OM_PAGE_LG],
+					  memory_order_relaxed);
+
+	return (v == 0 || (v & OM_CONT)) ? 0 : sc_size(v - 1);
+}
+
+static inline bool om_is_start(uintptr_t off)
+{
+	uintptr_t g = off >> OM_GRANULE_LG;
+
+	return (off & ((1UL << OM_GRANULE_LG) - 1)) == 0 &&
+	       (atomic_load_explicit(&om.starts[g >> 6], memory_order_acquire) >>
+		(g & 63)) & 1;
+}
+
+/* Usable size of the live block starting at p, 0 if none does. */
+static inline size_t om_usable(const void *p)
+{
+	uintptr_t off = (uintptr_t)p - om.base;
+
+	return om_is_start(off) ? om_size_at(off) : 0;
+}
+
+/* Unregisters the live block at p and returns its usable size; 0 when no
+ * live block starts at p (a double or invalid free).  The bit is cleared
+ * atomically, so of two racing frees exactly one wins. */
+static inline size_t om_remove(void *p)
+{
+	uintptr_t off = (uintptr_t)p - om.base;
+	uintptr_t g = off >> OM_GRANULE_LG;
+	uint64_t bit = 1ULL << (g & 63);
+	size_t usable;
+
+	if (off & ((1UL << OM_GRANULE_LG) - 1))
+		return 0;
+	if (!(atomic_fetch_and_explicit(&om.starts[g >> 6], ~bit,
+					memory_order_acq_rel) & bit))
+		return 0;
+	usable = om_size_at(off);
+	if (usable > SC_SMALL_MAX)
+		om_clear_cont(off, 0, usable);
+	return usable;
+}
+
+/* A live block changed size in place (large realloc). */
+static inline void om_resize(void *p, size_t old_usable, size_t new_usable)
+{
+	uintptr_t off = (uintptr_t)p - om.base;
+
+	if (new_usable < old_usable)
+		om_clear_cont(off, new_usable, old_usable);
+	om_set_pages(off, new_usable);
+}
+
+#endif

@@ -1,0 +1,64 @@
+/* Options: one table, read once from GCSHIM_* environment variables.
+ * Adding an option is one line in GCSHIM_OPTIONS. */
+#ifndef GCSHIM_OPTIONS_H
+#define GCSHIM_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum opt_kind { OPT_BOOL, OPT_SIZE, OPT_SIZE_OR_OFF, OPT_INT, OPT_FLAGS,
+		OPT_TRIPLE, OPT_PATH };
+
+/* X(ID, kind, default, min, max, default as shown, description) */
+#define GCSHIM_OPTIONS(X)                                                     \
+	X(LOG, OPT_PATH, 0, 0, 0, "stderr",                                   \
+	  "file that receives the shim's messages")                          \
+	X(ENABLE, OPT_BOOL, 1, 0, 1, "1",                                     \
+	  "automatic collections allowed (gc.enable)")                        \
+	X(HEAP_LIMIT, OPT_SIZE, 0, 0, INT64_MAX, "0 (no limit)",              \
+	  "largest mem_alloc; an allocation beyond it fails")                 \
+	X(THRESHOLD, OPT_SIZE_OR_OFF, -1, -1, INT64_MAX, "-1 (off)",          \
+	  "collect each time this many bytes were allocated")                 \
+	X(GEN_THRESHOLD, OPT_TRIPLE, 0, 0, INT32_MAX, "0,10,10",              \
+	  "CPython-style thresholds t0,t1,t2; t0 = 0 turns them off")         \
+	X(DEBUG, OPT_FLAGS, 0, 0, 0x27, "0",                                  \
+	  "debug flags: stats,collectable,uncollectable,saveall,leak")        \
+	X(SOCKET, OPT_BOOL, 1, 0, 1, "1",                                     \
+	  "serve the control socket")                                          \
+	X(SOCKET_DIR, OPT_PATH, 0, 0, 0, "$XDG_RUNTIME_DIR/gcshim",           \
+	  "directory of the control socket")                                   \
+	X(HEAP_RESERVE, OPT_SIZE, 256LL << 30, 64LL << 20, 1LL << 46, "256G", \
+	  "address space reserved for the heap")                              \
+	X(ARENAS, OPT_INT, 0, 0, 256, "0 (4 per CPU)",                        \
+	  "number of allocation arenas")
+
+enum opt_id {
+#define OPT_ENUM(id, ...) OPT_##id,
+	GCSHIM_OPTIONS(OPT_ENUM)
+#undef OPT_ENUM
+	OPT_COUNT
+};
+
+struct opt_def {
+	const char *env;
+	enum opt_kind kind;
+	int64_t def, min, max;
+	const char *def_text, *help;
+};
+
+extern const struct opt_def opt_defs[OPT_COUNT];
+
+void options_load(char **envp);
+int64_t opt_int(enum opt_id id);
+const char *opt_str(enum opt_id id);
+const int64_t *opt_triple(enum opt_id id);
+
+/* Parsers shared with the control protocol; return false on bad input. */
+bool parse_size(const char *s, int64_t *out);
+bool parse_size_or_off(const char *s, int64_t *out);
+bool parse_bool(const char *s, int64_t *out);
+bool parse_int(const char *s, int64_t *out);
+bool parse_flags(const char *s, int64_t *out);
+bool parse_triple(const char *s, int64_t out[3]);
+
+#endif

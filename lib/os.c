@@ -1,0 +1,133 @@
+#define _GNU_SOURCE
+#include "os.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Address space is reserved without backing store: PROT_NONE pages cost
+ * nothing until committed.  Under an address-space rlimit we take at most
+ * a quarter of it and halve on failure, so the program keeps room to map. */
+void *os_reserve(size_t *size)
+{
+	struct rlimit rl;
+	size_t want = *size;
+
+	if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    want > rl.rlim_cur / 4)
+		want = rl.rlim_cur / 4;
+	for (; want >= (64UL << 20); want /= 2) {
+		void *p = mmap(NULL, want, PROT_NONE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (p != MAP_FAILED) {
+			*size = want;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+void *os_map(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void os_unmap(void *p, size_t size)
+{
+	munmap(p, size);
+}
+
+/* Committing replaces the range with fresh zero pages, which is what the
+ * allocator is told (*zero = true) when it receives them. */
+bool os_commit(void *p, size_t size)
+{
+	return mmap(p, size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+		    -1, 0) != MAP_FAILED;
+}
+
+bool os_decommit(void *p, size_t size)
+{
+	return mmap(p, size, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+		    -1, 0) != MAP_FAILED;
+}
+
+bool os_purge(void *p, size_t size, bool forced)
+{
+	return madvise(p, size, forced ? MADV_DONTNEED : MADV_FREE) == 0;
+}
+
+size_t os_read_small(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+
+	if (fd < 0)
+		return 0;
+	while (len + 1 < cap) {
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	return len;
+}
+
+uint64_t os_rss(void)
+{
+	char buf[128];
+	const char *s;
+
+	if (!os_read_small("/proc/self/statm", buf, sizeof(buf)))
+		return 0;
+	s = strchr(buf, ' ');
+	if (!s)
+		return 0;
+	return strtoull(s + 1, NULL, 10) * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+pid_t os_gettid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+uint64_t os_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+size_t os_ncpus(void)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (size_t)CPU_COUNT(&set);
+	return 1;
+}
+
+/* Copies what is readable of [src, src+n): the kernel reports a fault as a
+ * short count instead of a signal, so an unknown pointer is safe to read. */
+ssize_t os_copy_from_self(void *dst, const void *src, size_t n)
+{
+	struct iovec local = { dst, n }, remote = { (void *)src, n };
+
+	return process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+}

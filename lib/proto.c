@@ -1,0 +1,335 @@
+#define _GNU_SOURCE
+#include "proto.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gc.h"
+#include "gcshim.h"
+#include "log.h"
+#include "options.h"
+#include "stats.h"
+
+#define MAX_ARGS 8
+
+void reply_raw(struct reply *r, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++, r->len++)
+		if (r->len + 1 < r->cap)
+			r->buf[r->len] = s[i];
+}
+
+void reply_fmt(struct reply *r, const char *fmt, ...)
+{
+	va_list ap;
+	size_t room = r->len < r->cap ? r->cap - r->len : 0;
+
+	va_start(ap, fmt);
+	r->len += fmt_v(r->buf + (r->len < r->cap ? r->len : r->cap), room, fmt, ap);
+	va_end(ap);
+}
+
+/* A JSON string: quotes, backslashes and control bytes escaped. */
+void reply_str(struct reply *r, const char *s)
+{
+	reply_raw(r, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			reply_fmt(r, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			reply_fmt(r, "\\u00%c%c", "0123456789abcdef"[c >> 4],
+				  "0123456789abcdef"[c & 15]);
+		else
+			reply_raw(r, (const char *)&c, 1);
+	}
+	reply_raw(r, "\"", 1);
+}
+
+static int fail(struct reply *r, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	fmt_v(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	r->len = 0;
+	reply_raw(r, "{\"ok\":false,\"error\":", 20);
+	reply_str(r, msg);
+	reply_raw(r, "}", 1);
+	return -1;
+}
+
+static void ok(struct reply *r)
+{
+	reply_raw(r, "{\"ok\":true", 10);
+}
+
+static void triple(struct reply *r, const char *key, const int64_t v[3])
+{
+	reply_fmt(r, ",\"%s\":[%ld,%ld,%ld]", key, (long)v[0], (long)v[1], (long)v[2]);
+}
+
+static int cmd_hello(struct reply *r, char **argv, int argc)
+{
+	int64_t v;
+
+	(void)argc;
+	if (!parse_int(argv[1], &v) || v != PROTO_VERSION)
+		return fail(r, "unsupported protocol '%s' (this process speaks %d)",
+			    argv[1], PROTO_VERSION);
+	ok(r);
+	reply_fmt(r, ",\"protocol\":%d,\"version\":\"%s\",\"pid\":%d,\"command\":",
+		  PROTO_VERSION, GCSHIM_VERSION, (int)getpid());
+	reply_str(r, program_invocation_short_name);
+	return 0;
+}
+
+static int cmd_mem_alloc(struct reply *r, char **argv, int argc)
+{
+	(void)argv, (void)argc;
+	ok(r);
+	reply_fmt(r, ",\"mem_alloc\":%ld", (long)gcshim_mem_alloc());
+	return 0;
+}
+
+static int cmd_mem_free(struct reply *r, char **argv, int argc)
+{
+	(void)argv, (void)argc;
+	ok(r);
+	reply_fmt(r, ",\"mem_free\":%ld", (long)gcshim_mem_free());
+	return 0;
+}
+
+static int show_enabled(struct reply *r)
+{
+	ok(r);
+	reply_fmt(r, ",\"enabled\":%s", atomic_load(&gc.enabled) ? "true" : "false");
+	return 0;
+}
+
+static int cmd_enable(struct reply *r, char **argv, int argc)
+{
+	(void)argv, (void)argc;
+	atomic_store(&gc.enabled, 1);
+	return show_enabled(r);
+}
+
+static int cmd_disable(struct reply *r, char **argv, int argc)
+{
+	(void)argv, (void)argc;
+	atomic_store(&gc.enabled, 0);
+	return show_enabled(r);
+}
+
+static int cmd_isenabled(struct reply *r, char **argv, int argc)
+{
+	(void)argv, (void)argc;
+	return show_enabled(r);
+}
+
+static int cmd_threshold(struct reply *r, char **argv, int argc)
+{
+	int64_t old = atomic_load(&gc.threshold), v;
+
+	if (argc > 1) {
+		if (!parse_size_or_off(argv[1], &v))
+			return fail(r, "bad threshold '%s': expected bytes (like 64M) or -1",
+				    argv[1]);
+		gc_set_threshold_bytes(v);
+	}
+	ok(r);
+	reply_fmt(r, ",\"threshold\":%ld", (long)atomic_load(&gc.threshold));
+	if (argc > 1)
+		reply_fmt(r, ",\"previous\":%ld", (long)old);
+	return 0;
+}
+
+static int show_thresholds(struct reply *r)
+{
+	int64_t t[3];
+
+	for (int i = 0; i < 3; i++)
+		t[i] = atomic_load(&gc.gen_threshold[i]);
+	ok(r);
+	triple(r, "threshold", t);
+	return 0;
+}
+
+static int cmd_set_threshold(struct reply *r, char **argv, int argc)
+{
+	int64_t t[3];
+
+	for (int i = 0; i < 3; i++)
+		t[i] = atomic_load(&gc.gen_threshold[i]);
+	for (int i = 1; i < argc; i++)
+		if (!parse_int(argv[i], &t[i - 1]) || t[i - 1] < 0 || t[i - 1] > INT32_MAX)
+			return fail(r, "bad threshold '%s': expected an integer from 0 to %d",
+				    argv[i], INT32_MAX);
+	gc_set_gen_thresholds(t);
+	return show_thresholds(r);
+}
+
+static int cmd_get_threshold(struct reply *r, char **argv, int argc)
+{
+	(void)argv, (void)argc;
+	return show_thresholds(r);
+}
+
+static int cmd_get_count(struct reply *r, char **argv, int argc)
+{
+	int64_t c[3];
+
+	(void)argv, (void)argc;
+	gc_get_counts(c);
+	ok(r);
+	triple(r, "count", c);
+	return 0;
+}
+
+static int show_debug(struct reply *r)
+{
+	ok(r);
+	reply_fmt(r, ",\"debug\":%d", atomic_load(&gc.debug));
+	return 0;
+}
+
+static int cmd_set_debug(struct reply *r, char **argv, int argc)
+{
+	int64_t v;
+
+	(void)argc;
+	if (!parse_flags(argv[1], &v) || gc_set_debug(v) < 0)
+		return fail(r, "bad debug flags '%s': expected a combination of "
+			    "STATS=1 COLLECTABLE=2 UNCOLLECTABLE=4 SAVEALL=32 LEAK=38",
+			    argv[1]);
+	return show_debug(r);
+}
+
+static int cmd_get_debug(struct reply *r, char **argv, int argc)
+{
+	(void)argv, (void)argc;
+	return show_debug(r);
+}
+
+static int cmd_stats(struct reply *r, char **argv, int argc)
+{
+	char buf[4096];
+	size_t n;
+
+	(void)argv, (void)argc;
+	n = stats_json(buf, sizeof(buf));
+	if (n >= sizeof(buf))
+		return fail(r, "stats do not fit the reply buffer");
+	ok(r);
+	reply_raw(r, ",\"stats\":", 9);
+	reply_raw(r, buf, n);
+	return 0;
+}
+
+struct command {
+	const char *name;
+	int min_args, max_args;
+	int (*fn)(struct reply *, char **, int);
+	const char *usage;
+};
+
+static const struct command commands[] = {
+	{ "hello", 1, 1, cmd_hello, "hello PROTOCOL" },
+	{ "mem-alloc", 0, 0, cmd_mem_alloc, "mem-alloc" },
+	{ "mem-free", 0, 0, cmd_mem_free, "mem-free" },
+	{ "enable", 0, 0, cmd_enable, "enable" },
+	{ "disable", 0, 0, cmd_disable, "disable" },
+	{ "isenabled", 0, 0, cmd_isenabled, "isenabled" },
+	{ "threshold", 0, 1, cmd_threshold, "threshold [BYTES|-1]" },
+	{ "set-threshold", 1, 3, cmd_set_threshold, "set-threshold T0 [T1 [T2]]" },
+	{ "get-threshold", 0, 0, cmd_get_threshold, "get-threshold" },
+	{ "get-count", 0, 0, cmd_get_count, "get-count" },
+	{ "set-debug", 1, 1, cmd_set_debug, "set-debug FLAGS" },
+	{ "get-debug", 0, 0, cmd_get_debug, "get-debug" },
+	{ "stats", 0, 0, cmd_stats, "stats" },
+};
+
+static int split(char *line, char **argv)
+{
+	int argc = 0;
+
+	for (char *s = strtok_r(line, " \t\r", &line); s; s = strtok_r(NULL, " \t\r", &line)) {
+		if (argc == MAX_ARGS)
+			return -1;
+		argv[argc++] = s;
+	}
+	return argc;
+}
+
+/* Verbs take dashes or underscores, in any case. */
+static void normalize(char *verb)
+{
+	for (; *verb; verb++) {
+		if (*verb == '_')
+			*verb = '-';
+		else if (*verb >= 'A' && *verb <= 'Z')
+			*verb = (char)(*verb - 'A' + 'a');
+	}
+}
+
+static bool printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\r')
+			return false;
+	return true;
+}
+
+static int dispatch(struct proto_session *s, struct reply *r, char *line)
+{
+	char *argv[MAX_ARGS];
+	int argc;
+
+	if (!printable(line))
+		return fail(r, "request contains control characters");
+	argc = split(line, argv);
+	if (argc < 0)
+		return fail(r, "too many arguments");
+	if (argc == 0)
+		return fail(r, "empty request");
+	normalize(argv[0]);
+	if (!s->greeted && strcmp(argv[0], "hello"))
+		return fail(r, "expected 'hello %d' first", PROTO_VERSION);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
+		const struct command *c = &commands[i];
+
+		if (strcmp(argv[0], c->name))
+			continue;
+		if (argc - 1 < c->min_args || argc - 1 > c->max_args)
+			return fail(r, "usage: %s", c->usage);
+		if (c->fn(r, argv, argc) < 0)
+			return -1;
+		if (c->fn == cmd_hello)
+			s->greeted = true;
+		return 0;
+	}
+	return fail(r, "unknown request '%s'", argv[0]);
+}
+
+/* Returns the length of the reply, newline included. */
+size_t proto_handle(struct proto_session *s, char *line, char *out, size_t cap)
+{
+	struct reply r = { out, cap, 0 };
+
+	if (dispatch(s, &r, line) < 0)
+		stat_inc(EV_ctl_bad_requests);
+	else
+		reply_raw(&r, "}", 1);
+	if (r.len + 2 > cap) {
+		r.len = 0;
+		fail(&r, "reply too large");
+	}
+	reply_raw(&r, "\n", 1);
+	out[r.len] = '\0';
+	return r.len;
+}

@@ -1,0 +1,26 @@
+/* The control protocol: one request line in, one JSON line out.
+ * A connection starts with "hello 1"; see gcshim(7). */
+#ifndef GCSHIM_PROTO_H
+#define GCSHIM_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define PROTO_VERSION 1
+#define PROTO_MAX_REQUEST 1024
+
+struct proto_session {
+	bool greeted;
+};
+
+struct reply {
+	char *buf;
+	size_t cap, len;
+};
+
+size_t proto_handle(struct proto_session *s, char *line, char *out, size_t cap);
+void reply_raw(struct reply *r, const char *s, size_t n);
+void reply_fmt(struct reply *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void reply_str(struct reply *r, const char *s);
+
+#endif

@@ -1,0 +1,342 @@
+/* The malloc family: the entry points a preloaded program calls, and
+ * nothing else.  Each one validates against the object map, calls the
+ * heap, registers or unregisters the block, and accounts for it. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "boot.h"
+#include "gc.h"
+#include "heap.h"
+#include "init.h"
+#include "log.h"
+#include "objmap.h"
+#include "os.h"
+#include "shim.h"
+#include "stats.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* NULL when the heap cannot serve this call (start-up recursion). */
+static struct thread_rec *thread_or_init(void)
+{
+	struct thread_rec *t = thread_self;
+
+	if (likely(t))
+		return t;
+	if (!shim_heap_ready())
+		return NULL;
+	return thread_attach();
+}
+
+static void *fail_enomem(void)
+{
+	stat_inc(EV_alloc_failures);
+	errno = ENOMEM;
+	return NULL;
+}
+
+/* The slow path of every allocation: start-up, and the heap limit, where
+ * the bytes are reserved before the block is made. */
+static void *alloc_slow(size_t n, size_t align, bool zero)
+{
+	struct thread_rec *t = thread_or_init();
+	size_t u = align ? 0 : sc_usable(n);
+	bool reserved = false;
+	void *p;
+
+	if (!t) {
+		p = boot_alloc(n, align);
+		return p ? p : fail_enomem();
+	}
+	if (n > SC_MAX)
+		return fail_enomem();
+	if (gc_limited()) {
+		size_t need = align ? heap_usable_for(n, align) : u;
+
+		if (!gc_reserve(need)) {
+			gc_limit_exceeded();
+			return fail_enomem();
+		}
+		u = need;
+		reserved = true;
+	}
+	if (align)
+		p = heap_alloc_aligned(n, align, &u);
+	else
+		p = zero ? heap_alloc_zeroed(n) : heap_alloc(n);
+	if (unlikely(!p)) {
+		if (reserved)
+			gc_unreserve(u);
+		return fail_enomem();
+	}
+	om_insert(p, u);
+	gc_account_alloc(t, u, reserved);
+	return p;
+}
+
+static inline void *alloc_fast(size_t n, bool zero)
+{
+	struct thread_rec *t = thread_self;
+	void *p;
+	size_t u;
+
+	if (unlikely(!t || gc_limited()))
+		return alloc_slow(n, 0, zero);
+	p = zero ? heap_alloc_zeroed(n) : heap_alloc(n);
+	if (unlikely(!p))
+		return fail_enomem();
+	u = sc_usable(n);
+	om_insert(p, u);
+	gc_account_alloc(t, u, false);
+	return p;
+}
+
+EXPORT void *malloc(size_t n)
+{
+	return alloc_fast(n, false);
+}
+
+EXPORT void *calloc(size_t n, size_t m)
+{
+	size_t total;
+
+	if (unlikely(__builtin_mul_overflow(n, m, &total)))
+		return fail_enomem();
+	return alloc_fast(total, true);
+}
+
+/* Pointers the shim never handed out are left alone: counted, reported
+ * once per kind, never passed to jemalloc. */
+static void free_stranger(void *p)
+{
+	if (boot_owns(p))
+		return;
+	if (om_in_heap(p)) {
+		stat_inc(EV_invalid_frees);
+		log_once(w_invalid, "free(%p): no live block starts there "
+			 "(double free or interior pointer); ignored", p);
+	} else {
+		stat_inc(EV_foreign_frees);
+		log_once(w_foreign, "free(%p): not allocated by gcshim "
+			 "(foreign pointer); ignored and left allocated", p);
+	}
+}
+
+/* errno is kept: free() must not change it, and purging may. */
+static inline void free_block(void *p, size_t u)
+{
+	struct thread_rec *t = thread_or_init();
+	int saved = errno;
+
+	heap_free(p);
+	if (likely(t))
+		gc_account_free(t, u);
+	errno = saved;
+}
+
+EXPORT void free(void *p)
+{
+	size_t u;
+
+	if (unlikely(!p))
+		return;
+	if (unlikely(!om_in_heap(p))) {
+		free_stranger(p);
+		return;
+	}
+	u = om_remove(p);
+	if (unlikely(!u)) {
+		free_stranger(p);
+		return;
+	}
+	free_block(p, u);
+}
+
+/* realloc of a block that is not ours: the new block receives as many of
+ * the first n bytes as are readable, and the old one is left alone. */
+static void *realloc_stranger(void *p, size_t n)
+{
+	size_t old = boot_owns(p) ? boot_size(p) : n;
+	void *q;
+
+	if (!boot_owns(p)) {
+		stat_inc(EV_foreign_reallocs);
+		log_once(w_realloc, "realloc(%p): not allocated by gcshim "
+			 "(foreign pointer); copied into a new block", p);
+	}
+	q = malloc(n);
+	if (q && os_copy_from_self(q, p, old < n ? old : n) < 0 && !boot_owns(p))
+		memcpy(q, p, old < n ? old : n);
+	return q;
+}
+
+/* Only large blocks change size in place; small ones move to their new
+ * class.  The new block is registered before the old one is released, so
+ * a collection never sees the contents in neither. */
+static void *realloc_live(void *p, size_t old, size_t n)
+{
+	struct thread_rec *t = thread_or_init();
+	size_t want = sc_usable(n);
+	void *q;
+
+	if (unlikely(!t))
+		return NULL;
+	if (want == old) {
+		tc_add(&t->reallocs, 1);
+		return p;
+	}
+	if (old > SC_SMALL_MAX && want > SC_SMALL_MAX && !gc_limited()) {
+		if (want < old)
+			om_resize(p, old, want);
+		if (heap_resize_in_place(p, n) == want) {
+			if (want > old)
+				om_resize(p, old, want);
+			tc_add(&t->reallocs, 1);
+			tc_add(&t->bytes_allocated, (int64_t)want);
+			tc_add(&t->bytes_freed, (int64_t)old);
+			t->pend_live += (int64_t)want - (int64_t)old;
+			return p;
+		}
+		if (want < old)
+			om_resize(p, want, old);
+	}
+	q = malloc(n);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < n ? old : n);
+	free(p);
+	tc_add(&t->reallocs, 1);
+	tc_add(&t->allocations, -1);
+	tc_add(&t->frees, -1);
+	return q;
+}
+
+EXPORT void *realloc(void *p, size_t n)
+{
+	size_t old;
+
+	if (!p)
+		return malloc(n);
+	if (n == 0) {
+		free(p);
+		return NULL;
+	}
+	old = om_in_heap(p) ? om_usable(p) : 0;
+	if (unlikely(!old))
+		return realloc_stranger(p, n);
+	if (n > SC_MAX)
+		return fail_enomem();
+	return realloc_live(p, old, n);
+}
+
+EXPORT void *reallocarray(void *p, size_t n, size_t m)
+{
+	size_t total;
+
+	if (__builtin_mul_overflow(n, m, &total))
+		return fail_enomem();
+	return realloc(p, total);
+}
+
+static bool power_of_two(size_t a)
+{
+	return a && !(a & (a - 1));
+}
+
+void *shim_memalign(size_t align, size_t n)
+{
+	if (align <= 8 || (align <= 16 && n > 8))
+		return malloc(n);
+	return alloc_slow(n, align, false);
+}
+
+/* glibc's rules: memalign rounds a bad alignment up to a power of two,
+ * posix_memalign rejects it. */
+EXPORT void *memalign(size_t align, size_t n)
+{
+	if (align > SIZE_MAX / 2 + 1) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!power_of_two(align))
+		align = align < 2 ? 1 : (size_t)1 << (64 - __builtin_clzl(align));
+	return shim_memalign(align, n);
+}
+
+EXPORT void *aligned_alloc(size_t align, size_t n)
+{
+	return memalign(align, n);
+}
+
+EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+	void *p;
+	int saved = errno;
+
+	if (!power_of_two(align) || align % sizeof(void *))
+		return EINVAL;
+	p = shim_memalign(align, n);
+	if (!p) {
+		errno = saved;
+		return ENOMEM;
+	}
+	*out = p;
+	return 0;
+}
+
+EXPORT void *valloc(size_t n)
+{
+	return shim_memalign(OS_PAGE, n);
+}
+
+EXPORT void *pvalloc(size_t n)
+{
+	size_t rounded;
+
+	if (__builtin_add_overflow(n, OS_PAGE - 1, &rounded))
+		return fail_enomem();
+	rounded &= ~(OS_PAGE - 1);
+	return shim_memalign(OS_PAGE, rounded ? rounded : OS_PAGE);
+}
+
+EXPORT size_t malloc_usable_size(void *p)
+{
+	size_t u;
+
+	if (!p)
+		return 0;
+	if (boot_owns(p))
+		return boot_size(p);
+	u = om_in_heap(p) ? om_usable(p) : 0;
+	if (unlikely(!u)) {
+		stat_inc(EV_foreign_sizes);
+		log_once(w_usable, "malloc_usable_size(%p): not a live block of "
+			 "gcshim; answered 0", p);
+	}
+	return u;
+}
+
+/* glibc's own names for the same functions, which a few programs call
+ * to reach "the real malloc". */
+EXPORT void *__libc_malloc(size_t n) __attribute__((alias("malloc"), copy(malloc)));
+EXPORT void *__libc_calloc(size_t n, size_t m) __attribute__((alias("calloc"), copy(calloc)));
+EXPORT void *__libc_realloc(void *p, size_t n) __attribute__((alias("realloc"), copy(realloc)));
+EXPORT void __libc_free(void *p) __attribute__((alias("free"), copy(free)));
+EXPORT void *__libc_memalign(size_t a, size_t n) __attribute__((alias("memalign"), copy(memalign)));
+EXPORT void *__libc_valloc(size_t n) __attribute__((alias("valloc"), copy(valloc)));
+EXPORT void *__libc_pvalloc(size_t n) __attribute__((alias("pvalloc"), copy(pvalloc)));
+
+/* glibc's heap knobs act on jemalloc here. */
+EXPORT int malloc_trim(size_t pad)
+{
+	(void)pad;
+	heap_release_memory();
+	return 1;
+}

@@ -1,0 +1,54 @@
+/* jemalloc's size classes (LG_QUANTUM 4, four classes per doubling),
+ * computed without asking jemalloc so the malloc fast path stays short.
+ * tests/test_sizeclass.c checks them against nallocx(). */
+#ifndef GCSHIM_SIZECLASS_H
+#define GCSHIM_SIZECLASS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SC_SMALL_MAX 14336UL   /* largest class served from slabs */
+#define SC_MAX ((size_t)1 << 62)
+
+static inline unsigned sc_lg_floor(size_t x)
+{
+	return 63u - (unsigned)__builtin_clzl(x);
+}
+
+/* Usable size of a block serving a request of n bytes (n <= SC_MAX). */
+static inline size_t sc_usable(size_t n)
+{
+	size_t delta;
+
+	if (n <= 8)
+		return 8;
+	if (n <= 128)
+		return (n + 15) & ~(size_t)15;
+	delta = (size_t)1 << (sc_lg_floor(n - 1) - 2);
+	return (n + delta - 1) & ~(delta - 1);
+}
+
+/* Class index of a usable size: 0 for 8, 1..8 up to 128, then 4 a group. */
+static inline unsigned sc_index(size_t u)
+{
+	unsigned lg;
+
+	if (u <= 128)
+		return (unsigned)(u >> 4);
+	lg = sc_lg_floor(u - 1);
+	return 9 + (lg - 7) * 4 + (unsigned)((u - 1 - ((size_t)1 << lg)) >> (lg - 2));
+}
+
+static inline size_t sc_size(unsigned idx)
+{
+	unsigned lg;
+
+	if (idx == 0)
+		return 8;
+	if (idx <= 8)
+		return (size_t)idx << 4;
+	lg = 7 + (idx - 9) / 4;
+	return ((size_t)1 << lg) + ((size_t)((idx - 9) % 4 + 1) << (lg - 2));
+}
+
+#endif
