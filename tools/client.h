@@ -1,0 +1,46 @@
+/* Talking to processes under libgcshim.so: finding their control sockets,
+ * connecting, the hello handshake, one request line in, one reply line out. */
+#ifndef GCCTL_CLIENT_H
+#define GCCTL_CLIENT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "json.h"
+
+#define CLIENT_PROTOCOL 1
+#define CLIENT_TIMEOUT_MS 5000
+#define CLIENT_MAX_REQUEST 1024
+
+enum client_status {
+	CLIENT_OK,
+	CLIENT_NO_PROCESS, /* no process has that PID */
+	CLIENT_NO_SOCKET,  /* the process serves no control socket */
+	CLIENT_DENIED,     /* the process belongs to another user */
+	CLIENT_FAILED,     /* the connection broke, timed out or made no sense */
+};
+
+struct client {
+	int fd;
+	pid_t pid;
+	char *in;          /* bytes received and not yet returned */
+	size_t inlen, incap;
+	char *line;        /* the last reply line, without its newline */
+	char error[512];   /* what went wrong, for "gcctl: ..." */
+};
+
+/* Connects to process pid and says hello.  On failure c->error explains. */
+enum client_status client_open(struct client *c, pid_t pid);
+
+/* Sends one request line; *reply receives the parsed reply (to be freed
+ * with json_free) and c->line the raw text.  CLIENT_OK also when the
+ * process answered with an error: look at "ok". */
+enum client_status client_request(struct client *c, const char *request, struct json **reply);
+
+void client_close(struct client *c);
+
+/* The PIDs of the user's processes with a listening socket, sorted, in an
+ * array to free.  Sockets of processes that are gone are removed on the way. */
+int client_find_all(pid_t **pids, size_t *n);
+
+#endif
