@@ -1,6 +1,7 @@
 #include "options.h"
 
 #include <limits.h>
+#include <signal.h>
 #include <string.h>
 #include <strings.h>
 
@@ -138,7 +139,8 @@ bool parse_flags(const char *s, int64_t *out)
 
 	s = skip_space(s);
 	if (*s >= '0' && *s <= '9')
-		return parse_int(s, out) && *out >= 0;
+		return parse_int(s, out) && *out >= 0 && !(*out & ~(int64_t)GCSHIM_DEBUG_LEAK &
+							   ~(int64_t)GCSHIM_DEBUG_STATS);
 	while (*s) {
 		size_t len = strcspn(s, ",|"), n = len;
 		const char *p = s;
@@ -188,6 +190,57 @@ bool parse_triple(const char *s, int64_t out[3])
 	return true;
 }
 
+/* A number, a name (SIGUSR2, USR2) or SIGRTMIN+n / SIGRTMAX-n.  Signals
+ * that cannot be caught and glibc's own (32, 33) are refused. */
+bool parse_signal(const char *s, int64_t *out)
+{
+	static const struct { const char *name; int sig; } names[] = {
+		{ "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "PWR", SIGPWR },
+		{ "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ }, { "VTALRM", SIGVTALRM },
+		{ "PROF", SIGPROF }, { "WINCH", SIGWINCH }, { "URG", SIGURG },
+	};
+	int64_t v = -1, off = 0;
+
+	s = skip_space(s);
+	if (!strncasecmp(s, "SIG", 3))
+		s += 3;
+	if (!strncasecmp(s, "RTMIN", 5) || !strncasecmp(s, "RTMAX", 5)) {
+		bool max = s[3] == 'A' || s[3] == 'a';
+
+		s += 5;
+		if (*s && (!parse_int(s, &off) || (max ? off > 0 : off < 0)))
+			return false;
+		v = (max ? SIGRTMAX : SIGRTMIN) + off;
+	} else if (*s >= '0' && *s <= '9') {
+		if (!parse_int(s, &v))
+			return false;
+	} else {
+		for (unsigned i = 0; i < sizeof(names) / sizeof(*names); i++)
+			if (!strcasecmp(s, names[i].name))
+				v = names[i].sig;
+	}
+	if (v < 1 || v > SIGRTMAX || v == SIGKILL || v == SIGSTOP ||
+	    (v >= 32 && v < SIGRTMIN))
+		return false;
+	*out = v;
+	return true;
+}
+
+int default_signal(void)
+{
+	return SIGRTMAX - 3;
+}
+
+static bool parse_roots(const char *s, int64_t *out)
+{
+	s = skip_space(s);
+	if (!strcasecmp(s, "all"))
+		return *out = 0, true;
+	if (!strcasecmp(s, "minimal"))
+		return *out = 1, true;
+	return false;
+}
+
 static const char *env_lookup(char **envp, const char *name)
 {
 	size_t len = strlen(name);
@@ -208,6 +261,8 @@ static const char *kind_example(enum opt_kind kind)
 	case OPT_FLAGS: return "debug flags (a number or names like stats,saveall)";
 	case OPT_TRIPLE: return "thresholds t0[,t1[,t2]]";
 	case OPT_PATH: return "a path";
+	case OPT_SIGNO: return "a signal (like SIGRTMAX-3 or 61)";
+	case OPT_ROOTSET: return "all or minimal";
 	}
 	return "valid";
 }
@@ -215,7 +270,7 @@ static const char *kind_example(enum opt_kind kind)
 static bool parse_value(enum opt_id id, const char *s)
 {
 	const struct opt_def *d = &opt_defs[id];
-	int64_t v;
+	int64_t v = 0;
 
 	switch (d->kind) {
 	case OPT_PATH:
@@ -228,6 +283,8 @@ static bool parse_value(enum opt_id id, const char *s)
 	case OPT_SIZE_OR_OFF: if (!parse_size_or_off(s, &v)) return false; break;
 	case OPT_INT: if (!parse_int(s, &v)) return false; break;
 	case OPT_FLAGS: if (!parse_flags(s, &v)) return false; break;
+	case OPT_SIGNO: if (!parse_signal(s, &v)) return false; break;
+	case OPT_ROOTSET: if (!parse_roots(s, &v)) return false; break;
 	}
 	if (v < d->min || v > d->max)
 		return false;
@@ -241,6 +298,7 @@ static void set_defaults(void)
 		values[id] = opt_defs[id].def;
 		strings[id] = NULL;
 	}
+	values[OPT_SIGNAL] = default_signal();
 	triples[OPT_GEN_THRESHOLD][0] = 0;
 	triples[OPT_GEN_THRESHOLD][1] = 10;
 	triples[OPT_GEN_THRESHOLD][2] = 10;

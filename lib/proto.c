@@ -6,7 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "collect.h"
+#include "garbage.h"
 #include "gc.h"
+#include "objmap.h"
 #include "gcshim.h"
 #include "log.h"
 #include "options.h"
@@ -231,6 +234,68 @@ static int cmd_stats(struct reply *r, char **argv, int argc)
 	return 0;
 }
 
+static int cmd_collect(struct reply *r, char **argv, int argc)
+{
+	struct collection c;
+	int64_t gen = 2;
+
+	if (argc > 1 && (!parse_int(argv[1], &gen) || gen < 0 || gen > 2))
+		return fail(r, "invalid generation '%s' (must be 0, 1 or 2)", argv[1]);
+	if (gc_collect((int)gen, GC_MANUAL, false, &c) < 0)
+		return fail(r, "collection failed: %s", errno == EAGAIN ?
+			    "a thread could not be stopped in time; nothing was freed" :
+			    "the collector is not available in this process");
+	ok(r);
+	reply_fmt(r, ",\"generation\":%d,\"collected\":%ld,\"collected_bytes\":%ld,"
+		  "\"uncollectable\":%ld,\"pause_ns\":%lu,\"stop_ns\":%lu,\"mark_ns\":%lu,"
+		  "\"sweep_ns\":%lu,\"root_bytes\":%lu,\"heap_bytes\":%lu",
+		  c.generation, (long)c.collected, (long)c.collected_bytes,
+		  (long)c.uncollectable, (unsigned long)c.pause_ns, (unsigned long)c.stop_ns,
+		  (unsigned long)c.mark_ns, (unsigned long)c.sweep_ns,
+		  (unsigned long)c.root_bytes, (unsigned long)c.heap_bytes);
+	return 0;
+}
+
+static int cmd_get_stats(struct reply *r, char **argv, int argc)
+{
+	struct gen_stats g[3];
+
+	(void)argv, (void)argc;
+	collect_get_gen_stats(g);
+	ok(r);
+	reply_raw(r, ",\"generations\":[", 16);
+	for (int i = 0; i < 3; i++)
+		reply_fmt(r, "%s{\"collections\":%ld,\"collected\":%ld,\"uncollectable\":%ld}",
+			  i ? "," : "", (long)g[i].collections, (long)g[i].collected,
+			  (long)g[i].uncollectable);
+	reply_raw(r, "]", 1);
+	return 0;
+}
+
+#define GARBAGE_SHOWN 256
+
+static int cmd_garbage(struct reply *r, char **argv, int argc)
+{
+	uintptr_t blocks[GARBAGE_SHOWN];
+	size_t n;
+
+	if (argc > 1) {
+		if (strcmp(argv[1], "free"))
+			return fail(r, "usage: garbage [free]");
+		ok(r);
+		reply_fmt(r, ",\"freed\":%lu", (unsigned long)garbage_release());
+		return 0;
+	}
+	n = garbage_list(blocks, GARBAGE_SHOWN);
+	ok(r);
+	reply_fmt(r, ",\"count\":%lu,\"blocks\":[", (unsigned long)garbage_count());
+	for (size_t i = 0; i < n; i++)
+		reply_fmt(r, "%s{\"address\":\"%p\",\"size\":%lu}", i ? "," : "",
+			  (void *)blocks[i], (unsigned long)om_usable((void *)blocks[i]));
+	reply_raw(r, "]", 1);
+	return 0;
+}
+
 struct command {
 	const char *name;
 	int min_args, max_args;
@@ -252,6 +317,9 @@ static const struct command commands[] = {
 	{ "set-debug", 1, 1, cmd_set_debug, "set-debug FLAGS" },
 	{ "get-debug", 0, 0, cmd_get_debug, "get-debug" },
 	{ "stats", 0, 0, cmd_stats, "stats" },
+	{ "collect", 0, 1, cmd_collect, "collect [GENERATION]" },
+	{ "get-stats", 0, 0, cmd_get_stats, "get-stats" },
+	{ "garbage", 0, 1, cmd_garbage, "garbage [free]" },
 };
 
 static int split(char *line, char **argv)
