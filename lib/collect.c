@@ -14,6 +14,7 @@
 #include "gc.h"
 #include "gcshim.h"
 #include "heap.h"
+#include "kroots.h"
 #include "log.h"
 #include "mark.h"
 #include "objmap.h"
@@ -57,7 +58,9 @@ bool collect_init(void)
 	if (!co.age1 || !co.age2 || !co.dead || !mark_init() || !roots_init() ||
 	    !garbage_init() || !stop_init((int)opt_int(OPT_SIGNAL), (int)opt_int(OPT_STOP_TIMEOUT)))
 		return false;
+	kroots_init();
 	roots_add_extra(garbage_scan_root);
+	roots_add_extra(kroots_scan);
 	co.ready = true;
 	return true;
 }
