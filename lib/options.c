@@ -26,6 +26,22 @@ static const char *skip_space(const char *s)
 	return s;
 }
 
+/* The value without blanks around it, in buf; NULL if it does not fit. */
+static const char *trim(const char *s, char *buf, size_t cap)
+{
+	size_t n;
+
+	s = skip_space(s);
+	n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	if (n >= cap)
+		return NULL;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return buf;
+}
+
 /* Digits only, base 10 or 0x hex, no sign, no overflow. */
 static bool parse_u64(const char **sp, uint64_t *out)
 {
@@ -100,8 +116,11 @@ bool parse_size(const char *s, int64_t *out)
 
 bool parse_size_or_off(const char *s, int64_t *out)
 {
-	const char *t = skip_space(s);
+	char buf[64];
+	const char *t = trim(s, buf, sizeof(buf));
 
+	if (!t)
+		return false;
 	if (!strcmp(t, "-1") || !strcasecmp(t, "off")) {
 		*out = -1;
 		return true;
@@ -113,8 +132,10 @@ bool parse_bool(const char *s, int64_t *out)
 {
 	static const char *yes[] = { "1", "true", "yes", "on", "enable", "enabled" };
 	static const char *no[] = { "0", "false", "no", "off", "disable", "disabled" };
+	char buf[64];
 
-	s = skip_space(s);
+	if (!(s = trim(s, buf, sizeof(buf))))
+		return false;
 	for (unsigned i = 0; i < sizeof(yes) / sizeof(*yes); i++) {
 		if (!strcasecmp(s, yes[i]))
 			return *out = 1, true;
@@ -136,8 +157,10 @@ bool parse_flags(const char *s, int64_t *out)
 		{ "none", 0 },
 	};
 	int64_t v = 0;
+	char buf[64];
 
-	s = skip_space(s);
+	if (!(s = trim(s, buf, sizeof(buf))))
+		return false;
 	if (*s >= '0' && *s <= '9')
 		return parse_int(s, out) && *out >= 0 && !(*out & ~(int64_t)GCSHIM_DEBUG_LEAK &
 							   ~(int64_t)GCSHIM_DEBUG_STATS);
@@ -158,8 +181,8 @@ bool parse_flags(const char *s, int64_t *out)
 		if (!found)
 			return false;
 		s += len;
-		if (*s)
-			s++;
+		if (*s && !*++s)
+			return false;   /* a separator with nothing after it */
 	}
 	*out = v;
 	return true;
@@ -170,6 +193,10 @@ bool parse_triple(const char *s, int64_t out[3])
 {
 	int64_t v[3] = { out[0], out[1], out[2] };
 	char part[32];
+	char buf[64];
+
+	if (!(s = trim(s, buf, sizeof(buf))))
+		return false;
 
 	for (int i = 0; i < 3 && *s; i++) {
 		size_t len = strcspn(s, ", ");
@@ -200,8 +227,10 @@ bool parse_signal(const char *s, int64_t *out)
 		{ "PROF", SIGPROF }, { "WINCH", SIGWINCH }, { "URG", SIGURG },
 	};
 	int64_t v = -1, off = 0;
+	char buf[64];
 
-	s = skip_space(s);
+	if (!(s = trim(s, buf, sizeof(buf))))
+		return false;
 	if (!strncasecmp(s, "SIG", 3))
 		s += 3;
 	if (!strncasecmp(s, "RTMIN", 5) || !strncasecmp(s, "RTMAX", 5)) {
@@ -233,7 +262,10 @@ int default_signal(void)
 
 static bool parse_roots(const char *s, int64_t *out)
 {
-	s = skip_space(s);
+	char buf[64];
+
+	if (!(s = trim(s, buf, sizeof(buf))))
+		return false;
 	if (!strcasecmp(s, "all"))
 		return *out = 0, true;
 	if (!strcasecmp(s, "minimal"))

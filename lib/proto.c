@@ -43,7 +43,7 @@ void reply_str(struct reply *r, const char *s)
 
 		if (c == '"' || c == '\\')
 			reply_fmt(r, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
+		else if (c < 0x20 || c >= 0x7f)   /* bytes, not UTF-8: escaped */
 			reply_fmt(r, "\\u00%c%c", "0123456789abcdef"[c >> 4],
 				  "0123456789abcdef"[c & 15]);
 		else
@@ -326,7 +326,7 @@ static int split(char *line, char **argv)
 {
 	int argc = 0;
 
-	for (char *s = strtok_r(line, " \t\r", &line); s; s = strtok_r(NULL, " \t\r", &line)) {
+	for (char *s = strtok_r(line, " \t", &line); s; s = strtok_r(NULL, " \t", &line)) {
 		if (argc == MAX_ARGS)
 			return -1;
 		argv[argc++] = s;
@@ -345,10 +345,16 @@ static void normalize(char *verb)
 	}
 }
 
-static bool printable(const char *s)
+/* A trailing CR (a client sending CRLF) is dropped; any other control
+ * byte makes the request invalid. */
+static bool printable(char *s)
 {
+	size_t n = strlen(s);
+
+	if (n && s[n - 1] == '\r')
+		s[--n] = '\0';
 	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\r')
+		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
 			return false;
 	return true;
 }
@@ -398,6 +404,9 @@ size_t proto_handle(struct proto_session *s, char *line, char *out, size_t cap)
 		fail(&r, "reply too large");
 	}
 	reply_raw(&r, "\n", 1);
-	out[r.len] = '\0';
+	if (r.len >= cap)
+		r.len = cap ? cap - 1 : 0;
+	if (cap)
+		out[r.len] = '\0';
 	return r.len;
 }

@@ -200,6 +200,39 @@ static void *realloc_stranger(void *p, size_t n)
 	return q;
 }
 
+/* A large block resized without moving; false if jemalloc cannot.  The
+ * object map shrinks before the extent does (its tail pages may be reused
+ * at once) and grows after; under a heap limit the difference is
+ * reserved first, so shrinking never needs room for a copy. */
+static bool resize_in_place(struct thread_rec *t, void *p, size_t old, size_t n,
+			    size_t want)
+{
+	bool limited = gc_limited();
+
+	if (want > old && limited && !gc_reserve(want - old))
+		return false;
+	if (want < old)
+		om_resize(p, old, want);
+	if (heap_resize_in_place(p, n) != want) {
+		if (want < old)
+			om_resize(p, want, old);
+		else if (limited)
+			gc_unreserve(want - old);
+		return false;
+	}
+	if (want > old)
+		om_resize(p, old, want);
+	if (limited && want < old)
+		gc_unreserve(old - want);
+	else if (!limited)
+		t->pend_live += (int64_t)want - (int64_t)old;
+	if (want > old)
+		t->pend_bytes += (int64_t)(want - old);
+	tc_add(&t->bytes_allocated, (int64_t)want);
+	tc_add(&t->bytes_freed, (int64_t)old);
+	return true;
+}
+
 /* Only large blocks change size in place; small ones move to their new
  * class.  The new block is registered before the old one is released, so
  * a collection never sees the contents in neither. */
@@ -211,26 +244,10 @@ static void *realloc_live(void *p, size_t old, size_t n)
 
 	if (unlikely(!t))
 		return NULL;
-	if (want == old) {
+	if (want == old ||
+	    (old > SC_SMALL_MAX && want > SC_SMALL_MAX && resize_in_place(t, p, old, n, want))) {
 		tc_add(&t->reallocs, 1);
 		return p;
-	}
-	if (old > SC_SMALL_MAX && want > SC_SMALL_MAX && !gc_limited()) {
-		if (want < old)
-			om_resize(p, old, want);
-		if (heap_resize_in_place(p, n) == want) {
-			if (want > old)
-				om_resize(p, old, want);
-			tc_add(&t->reallocs, 1);
-			tc_add(&t->bytes_allocated, (int64_t)want);
-			tc_add(&t->bytes_freed, (int64_t)old);
-			t->pend_live += (int64_t)want - (int64_t)old;
-			if (want > old)
-				t->pend_bytes += (int64_t)(want - old);
-			return p;
-		}
-		if (want < old)
-			om_resize(p, want, old);
 	}
 	q = malloc(n);
 	if (!q)
