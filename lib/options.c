@@ -255,11 +255,6 @@ bool parse_signal(const char *s, int64_t *out)
 	return true;
 }
 
-int default_signal(void)
-{
-	return SIGRTMAX - 3;
-}
-
 static bool parse_roots(const char *s, int64_t *out)
 {
 	char buf[64];
@@ -330,7 +325,6 @@ static void set_defaults(void)
 		values[id] = opt_defs[id].def;
 		strings[id] = NULL;
 	}
-	values[OPT_SIGNAL] = default_signal();
 	triples[OPT_GEN_THRESHOLD][0] = 0;
 	triples[OPT_GEN_THRESHOLD][1] = 10;
 	triples[OPT_GEN_THRESHOLD][2] = 10;

@@ -31,7 +31,7 @@ enum opt_kind { OPT_BOOL, OPT_SIZE, OPT_SIZE_OR_OFF, OPT_INT, OPT_FLAGS,
 	  "address space reserved for the heap")                              \
 	X(ARENAS, OPT_INT, 0, 0, 256, "0 (4 per CPU)",                        \
 	  "number of allocation arenas")                                      \
-	X(SIGNAL, OPT_SIGNO, 0, 1, 64, "SIGRTMAX-3",                         \
+	X(SIGNAL, OPT_SIGNO, 61, 1, 64, "SIGRTMAX-3 (61)",                         \
 	  "signal that stops threads for a collection")                      \
 	X(STOP_TIMEOUT, OPT_INT, 2000, 10, 600000, "2000",                    \
 	  "milliseconds to wait for threads to stop before giving up")       \
@@ -69,6 +69,5 @@ bool parse_int(const char *s, int64_t *out);
 bool parse_flags(const char *s, int64_t *out);
 bool parse_triple(const char *s, int64_t out[3]);
 bool parse_signal(const char *s, int64_t *out);
-int default_signal(void);
 
 #endif

@@ -34,20 +34,34 @@ void reply_fmt(struct reply *r, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* A JSON string: quotes, backslashes and control bytes escaped. */
+/* Length of the well-formed UTF-8 sequence at s, 0 if there is none. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* A JSON string: quotes, backslashes and control bytes escaped; bytes
+ * that are not well-formed UTF-8 become \u00XX, so the line stays valid. */
 void reply_str(struct reply *r, const char *s)
 {
 	reply_raw(r, "\"", 1);
-	for (; *s; s++) {
+	while (*s) {
 		unsigned char c = (unsigned char)*s;
+		size_t n = c >= 0x80 ? utf8_len((const unsigned char *)s) : 1;
 
 		if (c == '"' || c == '\\')
 			reply_fmt(r, "\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)   /* bytes, not UTF-8: escaped */
+		else if (c < 0x20 || c == 0x7f || n == 0)
 			reply_fmt(r, "\\u00%c%c", "0123456789abcdef"[c >> 4],
 				  "0123456789abcdef"[c & 15]);
 		else
-			reply_raw(r, (const char *)&c, 1);
+			reply_raw(r, s, n);
+		s += n ? n : 1;
 	}
 	reply_raw(r, "\"", 1);
 }
