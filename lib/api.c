@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "collect.h"
 #include "gc.h"
 #include "gcshim.h"
 #include "stats.h"
@@ -21,6 +22,11 @@ API void gcshim_disable(void)
 API int gcshim_isenabled(void)
 {
 	return atomic_load(&gc.enabled);
+}
+
+API long gcshim_collect(int generation)
+{
+	return gc_collect(generation, GC_MANUAL, false, NULL);
 }
 
 API int64_t gcshim_mem_alloc(void)

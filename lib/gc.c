@@ -2,6 +2,7 @@
 
 #include <errno.h>
 
+#include "collect.h"
 #include "gcshim.h"
 #include "options.h"
 #include "stats.h"
@@ -64,8 +65,10 @@ static void threshold_crossed(int64_t since)
 
 	if (thr < 0 || since < thr || !atomic_load(&gc.enabled))
 		return;
-	if (atomic_exchange(&gc.since, 0) >= thr)
+	if (atomic_exchange(&gc.since, 0) >= thr) {
 		stat_inc(EV_threshold_triggers);
+		gc_collect_auto(GC_THRESHOLD);
+	}
 }
 
 static void count_crossed(int64_t count)
@@ -75,8 +78,10 @@ static void count_crossed(int64_t count)
 
 	if (t0 <= 0 || count - base <= t0 || !atomic_load(&gc.enabled))
 		return;
-	if (atomic_compare_exchange_strong(&gc.count_base, &base, count))
+	if (atomic_compare_exchange_strong(&gc.count_base, &base, count)) {
 		stat_inc(EV_count_triggers);
+		gc_collect_auto(GC_COUNT);
+	}
 }
 
 void gc_publish(struct thread_rec *t)
@@ -109,11 +114,14 @@ bool gc_reserve(size_t usable)
 	return true;
 }
 
-void gc_limit_exceeded(void)
+/* An allocation that does not fit: a full collection first, when the
+ * collector is enabled; the caller then tries once more. */
+bool gc_make_room(void)
 {
-	if (atomic_load(&gc.enabled))
-		stat_inc(EV_limit_triggers);
-	stat_inc(EV_limit_failures);
+	if (!atomic_load(&gc.enabled))
+		return false;
+	stat_inc(EV_limit_triggers);
+	return gc_collect(2, GC_LIMIT, false, NULL) > 0;
 }
 
 /* Switching to limit mode folds the calling thread's unpublished bytes in

@@ -32,7 +32,7 @@ extern struct gc_state gc;
 void gc_init(void);
 void gc_publish(struct thread_rec *t);
 bool gc_reserve(size_t usable);
-void gc_limit_exceeded(void);
+bool gc_make_room(void);
 void gc_set_limit(int64_t bytes);
 
 int gc_set_threshold_bytes(int64_t bytes);

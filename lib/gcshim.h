@@ -67,6 +67,26 @@ extern "C" {
 	X(jemalloc_mapped, "bytes in mapped extents")                        \
 	X(jemalloc_metadata, "bytes of allocator metadata")                  \
 	X(rss, "resident set size of the process")                           \
+	X(collections, "collections run")                                    \
+	X(collections_abandoned, "collections given up: a thread did not stop") \
+	X(collected_blocks, "unreachable blocks found, in total")           \
+	X(collected_bytes, "bytes of unreachable blocks found, in total")   \
+	X(garbage_blocks, "blocks kept in the garbage list")                 \
+	X(false_garbage, "blocks freed by the program after being found unreachable") \
+	X(pause_total_ns, "time the world was stopped, in total")          \
+	X(pause_last_ns, "time the world was stopped, last collection")    \
+	X(pause_max_ns, "longest stop of the world")                        \
+	X(pause_p50_ns, "median stop, last 1024 collections")               \
+	X(pause_p99_ns, "99th percentile stop, last 1024 collections")     \
+	X(last_stop_ns, "time taken to stop every thread, last collection") \
+	X(last_mark_ns, "marking time, last collection")                    \
+	X(last_sweep_ns, "time to free what was found, last collection")   \
+	X(last_root_bytes, "bytes of roots scanned, last collection")      \
+	X(last_heap_bytes, "bytes of heap blocks scanned, last collection") \
+	X(last_collected_blocks, "unreachable blocks, last collection")     \
+	X(last_collected_bytes, "unreachable bytes, last collection")       \
+	X(root_bytes_scanned, "bytes of roots scanned, in total")          \
+	X(heap_bytes_scanned, "bytes of heap blocks scanned, in total")    \
 	X(ctl_connections, "control socket connections accepted")            \
 	X(ctl_refused, "control socket connections refused (other user)")    \
 	X(ctl_bad_requests, "control requests answered with an error")
@@ -83,6 +103,13 @@ struct gcshim_stats {
 void gcshim_enable(void);
 void gcshim_disable(void);
 int gcshim_isenabled(void);
+
+/* Runs a collection of generations 0..GENERATION (0, 1 or 2) now, even
+ * when automatic collections are disabled.  Returns the number of
+ * unreachable blocks found, or -1 with errno: EINVAL for a bad
+ * generation, EAGAIN when a thread could not be stopped (nothing freed),
+ * ENOSYS when the collector is unavailable. */
+long gcshim_collect(int generation);
 
 /* Bytes held by live blocks; bytes left under the heap limit, or -1. */
 int64_t gcshim_mem_alloc(void);

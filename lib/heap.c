@@ -143,6 +143,12 @@ size_t heap_reserved(void)
 	return om.size;
 }
 
+/* End of the part of the range handed to jemalloc so far. */
+uintptr_t heap_top(void)
+{
+	return atomic_load_explicit(&range_top, memory_order_acquire);
+}
+
 /* Held across fork so that the child never inherits it taken. */
 void heap_lock(void)
 {

@@ -23,6 +23,7 @@ size_t heap_resize_in_place(void *p, size_t n);
 void heap_read_stats(struct heap_stats *st);
 unsigned heap_arenas(void);
 size_t heap_reserved(void);
+uintptr_t heap_top(void);
 void heap_release_memory(void);
 void heap_lock(void);
 void heap_unlock(void);

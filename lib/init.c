@@ -6,11 +6,13 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
+#include "collect.h"
 #include "ctl.h"
 #include "gc.h"
 #include "heap.h"
 #include "log.h"
 #include "options.h"
+#include "sigguard.h"
 #include "thread.h"
 
 extern char **environ;
@@ -57,8 +59,11 @@ bool shim_heap_ready(void)
 	return atomic_load(&heap_state) == HEAP_READY;
 }
 
+/* No collection may be half done in a child, nor a lock of ours held by
+ * a thread that does not exist there. */
 static void fork_prepare(void)
 {
+	collect_lock();
 	heap_lock();
 	thread_lock();
 }
@@ -67,12 +72,14 @@ static void fork_parent(void)
 {
 	thread_unlock();
 	heap_unlock();
+	collect_unlock();
 }
 
 static void fork_child(void)
 {
 	thread_unlock();
 	heap_unlock();
+	collect_unlock();
 	thread_fork_child();
 	ctl_fork_child();
 }
@@ -84,9 +91,12 @@ __attribute__((constructor(101))) static void shim_start(int argc, char **argv,
 {
 	(void)argc, (void)argv;
 	read_options(envp);
+	sigguard_init();
 	if (!shim_heap_ready() || !thread_get())
 		return;
 	gc_init();
+	if (!collect_init())
+		log_msg("the collector could not start; allocation works, collections do not");
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	ctl_start();
 }

@@ -1,6 +1,7 @@
 #include "options.h"
 
 #include <limits.h>
+#include <signal.h>
 #include <string.h>
 #include <strings.h>
 
@@ -23,6 +24,22 @@ static const char *skip_space(const char *s)
 	while (*s == ' ' || *s == '\t')
 		s++;
 	return s;
+}
+
+/* The value without blanks around it, in buf; NULL if it does not fit. */
+static const char *trim(const char *s, char *buf, size_t cap)
+{
+	size_t n;
+
+	s = skip_space(s);
+	n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+		n--;
+	if (n >= cap)
+		return NULL;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return buf;
 }
 
 /* Digits only, base 10 or 0x hex, no sign, no overflow. */
@@ -99,8 +116,11 @@ bool parse_size(const char *s, int64_t *out)
 
 bool parse_size_or_off(const char *s, int64_t *out)
 {
-	const char *t = skip_space(s);
+	char buf[64];
+	const char *t = trim(s, buf, sizeof(buf));
 
+	if (!t)
+		return false;
 	if (!strcmp(t, "-1") || !strcasecmp(t, "off")) {
 		*out = -1;
 		return true;
@@ -112,8 +132,10 @@ bool parse_bool(const char *s, int64_t *out)
 {
 	static const char *yes[] = { "1", "true", "yes", "on", "enable", "enabled" };
 	static const char *no[] = { "0", "false", "no", "off", "disable", "disabled" };
+	char buf[64];
 
-	s = skip_space(s);
+	if (!(s = trim(s, buf, sizeof(buf))))
+		return false;
 	for (unsigned i = 0; i < sizeof(yes) / sizeof(*yes); i++) {
 		if (!strcasecmp(s, yes[i]))
 			return *out = 1, true;
@@ -135,10 +157,13 @@ bool parse_flags(const char *s, int64_t *out)
 		{ "none", 0 },
 	};
 	int64_t v = 0;
+	char buf[64];
 
-	s = skip_space(s);
+	if (!(s = trim(s, buf, sizeof(buf))))
+		return false;
 	if (*s >= '0' && *s <= '9')
-		return parse_int(s, out) && *out >= 0;
+		return parse_int(s, out) && *out >= 0 && !(*out & ~(int64_t)GCSHIM_DEBUG_LEAK &
+							   ~(int64_t)GCSHIM_DEBUG_STATS);
 	while (*s) {
 		size_t len = strcspn(s, ",|"), n = len;
 		const char *p = s;
@@ -156,8 +181,8 @@ bool parse_flags(const char *s, int64_t *out)
 		if (!found)
 			return false;
 		s += len;
-		if (*s)
-			s++;
+		if (*s && !*++s)
+			return false;   /* a separator with nothing after it */
 	}
 	*out = v;
 	return true;
@@ -168,6 +193,10 @@ bool parse_triple(const char *s, int64_t out[3])
 {
 	int64_t v[3] = { out[0], out[1], out[2] };
 	char part[32];
+	char buf[64];
+
+	if (!(s = trim(s, buf, sizeof(buf))))
+		return false;
 
 	for (int i = 0; i < 3 && *s; i++) {
 		size_t len = strcspn(s, ", ");
@@ -186,6 +215,57 @@ bool parse_triple(const char *s, int64_t out[3])
 		return false;
 	memcpy(out, v, sizeof(v));
 	return true;
+}
+
+/* A number, a name (SIGUSR2, USR2) or SIGRTMIN+n / SIGRTMAX-n.  Signals
+ * that cannot be caught and glibc's own (32, 33) are refused. */
+bool parse_signal(const char *s, int64_t *out)
+{
+	static const struct { const char *name; int sig; } names[] = {
+		{ "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "PWR", SIGPWR },
+		{ "XCPU", SIGXCPU }, { "XFSZ", SIGXFSZ }, { "VTALRM", SIGVTALRM },
+		{ "PROF", SIGPROF }, { "WINCH", SIGWINCH }, { "URG", SIGURG },
+	};
+	int64_t v = -1, off = 0;
+	char buf[64];
+
+	if (!(s = trim(s, buf, sizeof(buf))))
+		return false;
+	if (!strncasecmp(s, "SIG", 3))
+		s += 3;
+	if (!strncasecmp(s, "RTMIN", 5) || !strncasecmp(s, "RTMAX", 5)) {
+		bool max = s[3] == 'A' || s[3] == 'a';
+
+		s += 5;
+		if (*s && (!parse_int(s, &off) || (max ? off > 0 : off < 0)))
+			return false;
+		v = (max ? SIGRTMAX : SIGRTMIN) + off;
+	} else if (*s >= '0' && *s <= '9') {
+		if (!parse_int(s, &v))
+			return false;
+	} else {
+		for (unsigned i = 0; i < sizeof(names) / sizeof(*names); i++)
+			if (!strcasecmp(s, names[i].name))
+				v = names[i].sig;
+	}
+	if (v < 1 || v > SIGRTMAX || v == SIGKILL || v == SIGSTOP ||
+	    (v >= 32 && v < SIGRTMIN))
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_roots(const char *s, int64_t *out)
+{
+	char buf[64];
+
+	if (!(s = trim(s, buf, sizeof(buf))))
+		return false;
+	if (!strcasecmp(s, "all"))
+		return *out = 0, true;
+	if (!strcasecmp(s, "minimal"))
+		return *out = 1, true;
+	return false;
 }
 
 static const char *env_lookup(char **envp, const char *name)
@@ -208,6 +288,8 @@ static const char *kind_example(enum opt_kind kind)
 	case OPT_FLAGS: return "debug flags (a number or names like stats,saveall)";
 	case OPT_TRIPLE: return "thresholds t0[,t1[,t2]]";
 	case OPT_PATH: return "a path";
+	case OPT_SIGNO: return "a signal (like SIGRTMAX-3 or 61)";
+	case OPT_ROOTSET: return "all or minimal";
 	}
 	return "valid";
 }
@@ -215,7 +297,7 @@ static const char *kind_example(enum opt_kind kind)
 static bool parse_value(enum opt_id id, const char *s)
 {
 	const struct opt_def *d = &opt_defs[id];
-	int64_t v;
+	int64_t v = 0;
 
 	switch (d->kind) {
 	case OPT_PATH:
@@ -228,6 +310,8 @@ static bool parse_value(enum opt_id id, const char *s)
 	case OPT_SIZE_OR_OFF: if (!parse_size_or_off(s, &v)) return false; break;
 	case OPT_INT: if (!parse_int(s, &v)) return false; break;
 	case OPT_FLAGS: if (!parse_flags(s, &v)) return false; break;
+	case OPT_SIGNO: if (!parse_signal(s, &v)) return false; break;
+	case OPT_ROOTSET: if (!parse_roots(s, &v)) return false; break;
 	}
 	if (v < d->min || v > d->max)
 		return false;

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 enum opt_kind { OPT_BOOL, OPT_SIZE, OPT_SIZE_OR_OFF, OPT_INT, OPT_FLAGS,
-		OPT_TRIPLE, OPT_PATH };
+		OPT_TRIPLE, OPT_PATH, OPT_SIGNO, OPT_ROOTSET };
 
 /* X(ID, kind, default, min, max, default as shown, description) */
 #define GCSHIM_OPTIONS(X)                                                     \
@@ -30,7 +30,15 @@ enum opt_kind { OPT_BOOL, OPT_SIZE, OPT_SIZE_OR_OFF, OPT_INT, OPT_FLAGS,
 	X(HEAP_RESERVE, OPT_SIZE, 256LL << 30, 64LL << 20, 1LL << 46, "256G", \
 	  "address space reserved for the heap")                              \
 	X(ARENAS, OPT_INT, 0, 0, 256, "0 (4 per CPU)",                        \
-	  "number of allocation arenas")
+	  "number of allocation arenas")                                      \
+	X(SIGNAL, OPT_SIGNO, 61, 1, 64, "SIGRTMAX-3 (61)",                         \
+	  "signal that stops threads for a collection")                      \
+	X(STOP_TIMEOUT, OPT_INT, 2000, 10, 600000, "2000",                    \
+	  "milliseconds to wait for threads to stop before giving up")       \
+	X(ROOTS, OPT_ROOTSET, 0, 0, 1, "all",                                   \
+	  "root set: all (every writable mapping) or minimal")               \
+	X(VERIFY, OPT_BOOL, 0, 0, 1, "0",                                     \
+	  "keep unreachable blocks and report frees of them (false garbage)")
 
 enum opt_id {
 #define OPT_ENUM(id, ...) OPT_##id,
@@ -60,5 +68,6 @@ bool parse_bool(const char *s, int64_t *out);
 bool parse_int(const char *s, int64_t *out);
 bool parse_flags(const char *s, int64_t *out);
 bool parse_triple(const char *s, int64_t out[3]);
+bool parse_signal(const char *s, int64_t *out);
 
 #endif

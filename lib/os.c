@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "os.h"
+#include "regions.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +13,9 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Every mapping the shim makes for itself is registered in regions.c so
+ * that the collector does not scan it as a root. */
 
 /* Address space is reserved without backing store: PROT_NONE pages cost
  * nothing until committed.  Under an address-space rlimit we take at most
@@ -39,11 +43,16 @@ void *os_map(size_t size)
 {
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	regions_add(p, size);
+	return p;
 }
 
 void os_unmap(void *p, size_t size)
 {
+	regions_remove(p, size);
 	munmap(p, size);
 }
 

@@ -6,7 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "collect.h"
+#include "garbage.h"
 #include "gc.h"
+#include "objmap.h"
 #include "gcshim.h"
 #include "log.h"
 #include "options.h"
@@ -31,20 +34,34 @@ void reply_fmt(struct reply *r, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* A JSON string: quotes, backslashes and control bytes escaped. */
+/* Length of the well-formed UTF-8 sequence at s, 0 if there is none. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+/* A JSON string: quotes, backslashes and control bytes escaped; bytes
+ * that are not well-formed UTF-8 become \u00XX, so the line stays valid. */
 void reply_str(struct reply *r, const char *s)
 {
 	reply_raw(r, "\"", 1);
-	for (; *s; s++) {
+	while (*s) {
 		unsigned char c = (unsigned char)*s;
+		size_t n = c >= 0x80 ? utf8_len((const unsigned char *)s) : 1;
 
 		if (c == '"' || c == '\\')
 			reply_fmt(r, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
+		else if (c < 0x20 || c == 0x7f || n == 0)
 			reply_fmt(r, "\\u00%c%c", "0123456789abcdef"[c >> 4],
 				  "0123456789abcdef"[c & 15]);
 		else
-			reply_raw(r, (const char *)&c, 1);
+			reply_raw(r, s, n);
+		s += n ? n : 1;
 	}
 	reply_raw(r, "\"", 1);
 }
@@ -231,6 +248,68 @@ static int cmd_stats(struct reply *r, char **argv, int argc)
 	return 0;
 }
 
+static int cmd_collect(struct reply *r, char **argv, int argc)
+{
+	struct collection c;
+	int64_t gen = 2;
+
+	if (argc > 1 && (!parse_int(argv[1], &gen) || gen < 0 || gen > 2))
+		return fail(r, "invalid generation '%s' (must be 0, 1 or 2)", argv[1]);
+	if (gc_collect((int)gen, GC_MANUAL, false, &c) < 0)
+		return fail(r, "collection failed: %s", errno == EAGAIN ?
+			    "a thread could not be stopped in time; nothing was freed" :
+			    "the collector is not available in this process");
+	ok(r);
+	reply_fmt(r, ",\"generation\":%d,\"collected\":%ld,\"collected_bytes\":%ld,"
+		  "\"uncollectable\":%ld,\"pause_ns\":%lu,\"stop_ns\":%lu,\"mark_ns\":%lu,"
+		  "\"sweep_ns\":%lu,\"root_bytes\":%lu,\"heap_bytes\":%lu",
+		  c.generation, (long)c.collected, (long)c.collected_bytes,
+		  (long)c.uncollectable, (unsigned long)c.pause_ns, (unsigned long)c.stop_ns,
+		  (unsigned long)c.mark_ns, (unsigned long)c.sweep_ns,
+		  (unsigned long)c.root_bytes, (unsigned long)c.heap_bytes);
+	return 0;
+}
+
+static int cmd_get_stats(struct reply *r, char **argv, int argc)
+{
+	struct gen_stats g[3];
+
+	(void)argv, (void)argc;
+	collect_get_gen_stats(g);
+	ok(r);
+	reply_raw(r, ",\"generations\":[", 16);
+	for (int i = 0; i < 3; i++)
+		reply_fmt(r, "%s{\"collections\":%ld,\"collected\":%ld,\"uncollectable\":%ld}",
+			  i ? "," : "", (long)g[i].collections, (long)g[i].collected,
+			  (long)g[i].uncollectable);
+	reply_raw(r, "]", 1);
+	return 0;
+}
+
+#define GARBAGE_SHOWN 256
+
+static int cmd_garbage(struct reply *r, char **argv, int argc)
+{
+	uintptr_t blocks[GARBAGE_SHOWN];
+	size_t n;
+
+	if (argc > 1) {
+		if (strcmp(argv[1], "free"))
+			return fail(r, "usage: garbage [free]");
+		ok(r);
+		reply_fmt(r, ",\"freed\":%lu", (unsigned long)garbage_release());
+		return 0;
+	}
+	n = garbage_list(blocks, GARBAGE_SHOWN);
+	ok(r);
+	reply_fmt(r, ",\"count\":%lu,\"blocks\":[", (unsigned long)garbage_count());
+	for (size_t i = 0; i < n; i++)
+		reply_fmt(r, "%s{\"address\":\"%p\",\"size\":%lu}", i ? "," : "",
+			  (void *)blocks[i], (unsigned long)om_usable((void *)blocks[i]));
+	reply_raw(r, "]", 1);
+	return 0;
+}
+
 struct command {
 	const char *name;
 	int min_args, max_args;
@@ -252,13 +331,16 @@ static const struct command commands[] = {
 	{ "set-debug", 1, 1, cmd_set_debug, "set-debug FLAGS" },
 	{ "get-debug", 0, 0, cmd_get_debug, "get-debug" },
 	{ "stats", 0, 0, cmd_stats, "stats" },
+	{ "collect", 0, 1, cmd_collect, "collect [GENERATION]" },
+	{ "get-stats", 0, 0, cmd_get_stats, "get-stats" },
+	{ "garbage", 0, 1, cmd_garbage, "garbage [free]" },
 };
 
 static int split(char *line, char **argv)
 {
 	int argc = 0;
 
-	for (char *s = strtok_r(line, " \t\r", &line); s; s = strtok_r(NULL, " \t\r", &line)) {
+	for (char *s = strtok_r(line, " \t", &line); s; s = strtok_r(NULL, " \t", &line)) {
 		if (argc == MAX_ARGS)
 			return -1;
 		argv[argc++] = s;
@@ -277,10 +359,16 @@ static void normalize(char *verb)
 	}
 }
 
-static bool printable(const char *s)
+/* A trailing CR (a client sending CRLF) is dropped; any other control
+ * byte makes the request invalid. */
+static bool printable(char *s)
 {
+	size_t n = strlen(s);
+
+	if (n && s[n - 1] == '\r')
+		s[--n] = '\0';
 	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\r')
+		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
 			return false;
 	return true;
 }
@@ -330,6 +418,9 @@ size_t proto_handle(struct proto_session *s, char *line, char *out, size_t cap)
 		fail(&r, "reply too large");
 	}
 	reply_raw(&r, "\n", 1);
-	out[r.len] = '\0';
+	if (r.len >= cap)
+		r.len = cap ? cap - 1 : 0;
+	if (cap)
+		out[r.len] = '\0';
 	return r.len;
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "boot.h"
+#include "collect.h"
 #include "gc.h"
 #include "heap.h"
 #include "init.h"
@@ -42,6 +43,13 @@ static void *fail_enomem(void)
 	return NULL;
 }
 
+static void *heap_make(size_t n, size_t align, bool zero, size_t *u)
+{
+	if (align)
+		return heap_alloc_aligned(n, align, u);
+	return zero ? heap_alloc_zeroed(n) : heap_alloc(n);
+}
+
 /* The slow path of every allocation: start-up, and the heap limit, where
  * the bytes are reserved before the block is made. */
 static void *alloc_slow(size_t n, size_t align, bool zero)
@@ -60,17 +68,16 @@ static void *alloc_slow(size_t n, size_t align, bool zero)
 	if (gc_limited()) {
 		size_t need = align ? heap_usable_for(n, align) : u;
 
-		if (!gc_reserve(need)) {
-			gc_limit_exceeded();
+		if (!gc_reserve(need) && !(gc_make_room() && gc_reserve(need))) {
+			stat_inc(EV_limit_failures);
 			return fail_enomem();
 		}
 		u = need;
 		reserved = true;
 	}
-	if (align)
-		p = heap_alloc_aligned(n, align, &u);
-	else
-		p = zero ? heap_alloc_zeroed(n) : heap_alloc(n);
+	p = heap_make(n, align, zero, &u);
+	if (unlikely(!p) && gc_make_room())
+		p = heap_make(n, align, zero, &u);
 	if (unlikely(!p)) {
 		if (reserved)
 			gc_unreserve(u);
@@ -91,7 +98,7 @@ static inline void *alloc_fast(size_t n, bool zero)
 		return alloc_slow(n, 0, zero);
 	p = zero ? heap_alloc_zeroed(n) : heap_alloc(n);
 	if (unlikely(!p))
-		return fail_enomem();
+		return alloc_slow(n, 0, zero);
 	u = sc_usable(n);
 	om_insert(p, u);
 	gc_account_alloc(t, u, false);
@@ -151,6 +158,8 @@ EXPORT void free(void *p)
 		free_stranger(p);
 		return;
 	}
+	if (unlikely(garbage_active()))
+		garbage_check_free(p, om_usable(p));
 	u = om_remove(p);
 	if (unlikely(!u)) {
 		free_stranger(p);
@@ -163,18 +172,65 @@ EXPORT void free(void *p)
  * the first n bytes as are readable, and the old one is left alone. */
 static void *realloc_stranger(void *p, size_t n)
 {
-	size_t old = boot_owns(p) ? boot_size(p) : n;
 	void *q;
 
-	if (!boot_owns(p)) {
+	if (boot_owns(p)) {
+		size_t old = boot_size(p);
+
+		q = malloc(n);
+		if (q)
+			memcpy(q, p, old < n ? old : n);
+		return q;
+	}
+	if (om_in_heap(p)) {
+		stat_inc(EV_invalid_frees);
+		log_once(w_rinvalid, "realloc(%p): no live block starts there "
+			 "(freed or interior pointer); copied into a new block", p);
+	} else {
 		stat_inc(EV_foreign_reallocs);
 		log_once(w_realloc, "realloc(%p): not allocated by gcshim "
 			 "(foreign pointer); copied into a new block", p);
 	}
 	q = malloc(n);
-	if (q && os_copy_from_self(q, p, old < n ? old : n) < 0 && !boot_owns(p))
-		memcpy(q, p, old < n ? old : n);
+	if (q && os_copy_from_self(q, p, n) < 0) {
+		free(q);
+		errno = ENOMEM;
+		return NULL;   /* unreadable: the old pointer is left as it is */
+	}
 	return q;
+}
+
+/* A large block resized without moving; false if jemalloc cannot.  The
+ * object map shrinks before the extent does (its tail pages may be reused
+ * at once) and grows after; under a heap limit the difference is
+ * reserved first, so shrinking never needs room for a copy. */
+static bool resize_in_place(struct thread_rec *t, void *p, size_t old, size_t n,
+			    size_t want)
+{
+	bool limited = gc_limited();
+
+	if (want > old && limited && !gc_reserve(want - old))
+		return false;
+	if (want < old)
+		om_resize(p, old, want);
+	if (heap_resize_in_place(p, n) != want) {
+		if (want < old)
+			om_resize(p, want, old);
+		else if (limited)
+			gc_unreserve(want - old);
+		return false;
+	}
+	if (want > old)
+		om_resize(p, old, want);
+	if (limited && want < old)
+		gc_unreserve(old - want);
+	else if (!limited)
+		t->pend_live += (int64_t)want - (int64_t)old;
+	if (want > old)
+		t->pend_bytes += (int64_t)(want - old);
+	tc_add(&t->bytes_allocated, (int64_t)want);
+	tc_add(&t->bytes_freed, (int64_t)old);
+	return true;
 }
 
 /* Only large blocks change size in place; small ones move to their new
@@ -188,24 +244,10 @@ static void *realloc_live(void *p, size_t old, size_t n)
 
 	if (unlikely(!t))
 		return NULL;
-	if (want == old) {
+	if (want == old ||
+	    (old > SC_SMALL_MAX && want > SC_SMALL_MAX && resize_in_place(t, p, old, n, want))) {
 		tc_add(&t->reallocs, 1);
 		return p;
-	}
-	if (old > SC_SMALL_MAX && want > SC_SMALL_MAX && !gc_limited()) {
-		if (want < old)
-			om_resize(p, old, want);
-		if (heap_resize_in_place(p, n) == want) {
-			if (want > old)
-				om_resize(p, old, want);
-			tc_add(&t->reallocs, 1);
-			tc_add(&t->bytes_allocated, (int64_t)want);
-			tc_add(&t->bytes_freed, (int64_t)old);
-			t->pend_live += (int64_t)want - (int64_t)old;
-			return p;
-		}
-		if (want < old)
-			om_resize(p, want, old);
 	}
 	q = malloc(n);
 	if (!q)
@@ -231,6 +273,8 @@ EXPORT void *realloc(void *p, size_t n)
 	old = om_in_heap(p) ? om_usable(p) : 0;
 	if (unlikely(!old))
 		return realloc_stranger(p, n);
+	if (unlikely(garbage_active()))
+		garbage_check_free(p, old);
 	if (n > SC_MAX)
 		return fail_enomem();
 	return realloc_live(p, old, n);

@@ -1,5 +1,6 @@
 #include "stats.h"
 
+#include "collect.h"
 #include "gc.h"
 #include "heap.h"
 #include "log.h"
@@ -66,6 +67,8 @@ void stats_read(struct gcshim_stats *st)
 	st->jemalloc_mapped = hs.mapped;
 	st->jemalloc_metadata = hs.metadata;
 	st->rss = (int64_t)os_rss();
+	collect_fill_stats(st);
+	st->false_garbage = ev(EV_false_garbage);
 	st->ctl_connections = ev(EV_ctl_connections);
 	st->ctl_refused = ev(EV_ctl_refused);
 	st->ctl_bad_requests = ev(EV_ctl_bad_requests);

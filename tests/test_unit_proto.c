@@ -451,7 +451,7 @@ Test(proto, echoed_text_is_escaped)
 	expect_error(&s, "\"quoted\\verb\"", "unknown request");
 	expect_error(&s, "hello \"2\\", "unsupported protocol");
 	expect_error(&s, "caf\xc3\xa9", "unknown request 'caf\xc3\xa9'");
-	expect_error(&s, "\x7f", "unknown request");
+	expect_error(&s, "\x7f", "control characters");
 }
 
 Test(proto, invalid_utf8_is_not_echoed_raw)

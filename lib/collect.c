@@ -1,0 +1,384 @@
+#define _GNU_SOURCE
+#include "collect.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "garbage.h"
+#include "gc.h"
+#include "gcshim.h"
+#include "heap.h"
+#include "kroots.h"
+#include "log.h"
+#include "mark.h"
+#include "objmap.h"
+#include "options.h"
+#include "os.h"
+#include "roots.h"
+#include "stats.h"
+#include "stop.h"
+
+#define DEAD_INITIAL (1u << 16)
+#define PAUSES 1024
+
+bool gc_verify;
+_Atomic bool gc_garbage_active;
+
+static struct {
+	bool ready;
+	atomic_flag busy;
+	uint64_t *age1, *age2;       /* survived one / two collections */
+	uintptr_t *dead;
+	size_t ndead, dead_cap;
+	uint32_t number;             /* collections run so far */
+	struct gen_stats gens[3];
+	struct collection last, max;
+	uint64_t pauses[PAUSES];
+	uint64_t total_pause_ns, total_root_bytes, total_heap_bytes;
+	int64_t total_collected, total_collected_bytes, abandoned;
+	enum roots_mode roots;
+} co = { .busy = ATOMIC_FLAG_INIT };
+
+bool collect_init(void)
+{
+	size_t bitmap = om.size >> (OM_GRANULE_LG + 3);
+
+	co.age1 = os_map(bitmap);
+	co.age2 = os_map(bitmap);
+	co.dead_cap = DEAD_INITIAL;
+	co.dead = os_map(co.dead_cap * sizeof(*co.dead));
+	co.roots = (enum roots_mode)opt_int(OPT_ROOTS);
+	gc_verify = opt_int(OPT_VERIFY) != 0;
+	if (!co.age1 || !co.age2 || !co.dead || !mark_init() || !roots_init() ||
+	    !garbage_init() || !stop_init((int)opt_int(OPT_SIGNAL), (int)opt_int(OPT_STOP_TIMEOUT)))
+		return false;
+	kroots_init();
+	roots_add_extra(garbage_scan_root);
+	roots_add_extra(kroots_scan);
+	co.ready = true;
+	return true;
+}
+
+void collect_lock(void)
+{
+	while (atomic_flag_test_and_set_explicit(&co.busy, memory_order_acquire))
+		sched_yield();
+}
+
+void collect_unlock(void)
+{
+	atomic_flag_clear_explicit(&co.busy, memory_order_release);
+}
+
+/* Grows with a bare mmap: called while the world is stopped. */
+static void note_dead(uintptr_t block)
+{
+	if (co.ndead == co.dead_cap) {
+		uintptr_t *bigger = mmap(NULL, 2 * co.dead_cap * sizeof(*bigger),
+					 PROT_READ | PROT_WRITE,
+					 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (bigger == MAP_FAILED)
+			return;   /* not freed this time; found again next time */
+		memcpy(bigger, co.dead, co.ndead * sizeof(*bigger));
+		munmap(co.dead, co.dead_cap * sizeof(*bigger));
+		co.dead = bigger;
+		co.dead_cap *= 2;
+	}
+	co.dead[co.ndead++] = block;
+}
+
+static void store_if_changed(uint64_t *w, uint64_t v)
+{
+	if (*w != v)
+		*w = v;   /* untouched bitmap pages stay unallocated */
+}
+
+/* One word of the bitmaps: 64 granules.  Unmarked live blocks of the
+ * collected generations are dead; marked ones of those generations move
+ * up one generation.  Mark bits are cleared for the next collection. */
+static void sweep_word(size_t w, int gen, struct collection *c)
+{
+	uint64_t *mark = mark_bits();
+	uint64_t live = atomic_load_explicit(&om.starts[w], memory_order_relaxed);
+	uint64_t m = mark[w], a1 = co.age1[w] & live, a2 = co.age2[w] & live;
+	uint64_t eligible = gen >= 2 ? ~0ULL : gen == 1 ? ~a2 : ~a1;
+	uint64_t dead = live & ~m & eligible, surv = live & m & eligible;
+
+	store_if_changed(&mark[w], 0);
+	c->objects[0] += __builtin_popcountll(live & ~a1);
+	c->objects[1] += __builtin_popcountll(a1 & ~a2);
+	c->objects[2] += __builtin_popcountll(a2);
+	store_if_changed(&co.age2[w], (a2 | (surv & a1)) & ~dead);
+	store_if_changed(&co.age1[w], (a1 | surv) & ~dead);
+	while (dead) {
+		uintptr_t g = (w << 6) + (uintptr_t)__builtin_ctzll(dead);
+
+		dead &= dead - 1;
+		note_dead(om.base + (g << OM_GRANULE_LG));
+	}
+}
+
+static void find_dead(int gen, struct collection *c)
+{
+	size_t words = (heap_top() - om.base) >> (OM_GRANULE_LG + 6);
+
+	co.ndead = 0;
+	for (size_t w = 0; w < words; w++)
+		sweep_word(w, gen, c);
+}
+
+static void log_block(const char *what, uintptr_t p, size_t size)
+{
+	const unsigned char *b = (const unsigned char *)p;
+	char hex[3 * 16 + 1];
+	size_t n = size < 16 ? size : 16;
+
+	for (size_t i = 0; i < n; i++)
+		fmt_s(hex + 3 * i, 4, "%c%c ", "0123456789abcdef"[b[i] >> 4],
+		      "0123456789abcdef"[b[i] & 15]);
+	hex[3 * n] = '\0';
+	log_msg("gc: %s %p size %zu: %s", what, (void *)p, size, hex);
+}
+
+/* After the world resumed: free the dead blocks, or keep them. */
+static void reclaim(struct collection *c, bool save)
+{
+	int debug = atomic_load(&gc.debug);
+
+	for (size_t i = 0; i < co.ndead; i++) {
+		uintptr_t p = co.dead[i];
+		size_t size = om_usable((void *)p);
+
+		if (!size)
+			continue;   /* freed meanwhile through a disguised pointer */
+		c->collected++;
+		c->collected_bytes += (int64_t)size;
+		if (debug & GCSHIM_DEBUG_COLLECTABLE)
+			log_block("collectable", p, size);
+		if (save) {
+			garbage_add(p, co.number);
+			atomic_store(&gc_garbage_active, true);
+		} else {
+			free((void *)p);
+		}
+	}
+}
+
+static void log_start(int gen)
+{
+	log_msg("gc: collecting generation %d...", gen);
+}
+
+static void log_done(const struct collection *c)
+{
+	uint64_t tenths_ms = (c->pause_ns + c->sweep_ns) / 100000;
+	char frac[8];
+
+	/* CPython prints "%.4fs"; the log formatter has no widths */
+	fmt_s(frac, sizeof(frac), "%lu", (unsigned long)(10000 + tenths_ms % 10000));
+	log_msg("gc: objects in each generation: %ld %ld %ld", (long)c->objects[0],
+		(long)c->objects[1], (long)c->objects[2]);
+	log_msg("gc: done, %ld unreachable, %ld uncollectable, %lu.%ss elapsed",
+		(long)c->collected, (long)c->uncollectable,
+		(unsigned long)(tenths_ms / 10000), frac + 1);
+}
+
+/* CPython's bookkeeping: collecting generation g resets the counts of
+ * generations up to g and adds one to the next generation's count. */
+static void account(const struct collection *c)
+{
+	int g = c->generation;
+	struct thread_totals tt;
+
+	thread_sum(&tt);
+	co.gens[g].collections++;
+	co.gens[g].collected += c->collected;
+	co.gens[g].uncollectable += c->uncollectable;
+	atomic_store(&gc.count_base, tt.allocations - tt.frees);
+	atomic_store(&gc.since, 0);
+	for (int i = 1; i <= g; i++)
+		atomic_store(&gc.gen_count[i], 0);
+	if (g < 2)
+		atomic_fetch_add(&gc.gen_count[g + 1], 1);
+	co.pauses[co.number % PAUSES] = c->pause_ns;
+	co.number++;
+	co.total_pause_ns += c->pause_ns;
+	co.total_root_bytes += c->root_bytes;
+	co.total_heap_bytes += c->heap_bytes;
+	co.total_collected += c->collected;
+	co.total_collected_bytes += c->collected_bytes;
+	co.last = *c;
+	if (c->pause_ns > co.max.pause_ns)
+		co.max = *c;
+}
+
+static int open_pagemap(void)
+{
+	return open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+}
+
+/* The stopped-world part: nothing here allocates or takes a lock that
+ * another thread may hold. */
+static bool stopped_phase(int gen, struct collection *c, int pagemap)
+{
+	struct world w;
+	struct mark_stats ms;
+	volatile uintptr_t here = 0;
+	uint64_t t0, t1;
+
+	__builtin_unwind_init();
+	w.self_sp = (uintptr_t)&here;
+	w.self_tp = (uintptr_t)pthread_self();
+	t0 = os_now_ns();
+	if (!stop_world(&w))
+		return false;
+	t1 = os_now_ns();
+	mark_begin(pagemap);
+	roots_scan(&w, co.roots);
+	mark_finish(&ms);
+	c->mark_ns = os_now_ns() - t1;
+	find_dead(gen, c);
+	resume_world(&w);
+	c->stop_ns = w.stop_ns;
+	c->pause_ns = os_now_ns() - t0;
+	c->root_bytes = ms.root_bytes;
+	c->heap_bytes = ms.heap_bytes;
+	return true;
+}
+
+long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
+{
+	struct collection c = { .generation = gen };
+	int debug = atomic_load(&gc.debug), pagemap;
+	uint64_t t;
+	bool ok;
+
+	if (gen < 0 || gen > 2) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!co.ready || stop_in_handler()) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (why == GC_MANUAL || why == GC_LIMIT)
+		collect_lock();
+	else if (atomic_flag_test_and_set_explicit(&co.busy, memory_order_acquire))
+		return 0;   /* a collection is under way: it serves this trigger */
+	if (debug & GCSHIM_DEBUG_STATS)
+		log_start(gen);
+	save = save || gc_verify || (debug & GCSHIM_DEBUG_SAVEALL);
+	pagemap = open_pagemap();
+	roots_prepare();
+	ok = stopped_phase(gen, &c, pagemap);
+	if (pagemap >= 0)
+		close(pagemap);
+	if (!ok) {
+		co.abandoned++;
+		collect_unlock();
+		log_msg("gc: a thread could not be stopped within %ld ms; collection "
+			"abandoned, nothing freed", (long)opt_int(OPT_STOP_TIMEOUT));
+		errno = EAGAIN;
+		return -1;
+	}
+	t = os_now_ns();
+	reclaim(&c, save);
+	if (!save && c.collected)
+		heap_release_memory();
+	c.sweep_ns = os_now_ns() - t;
+	account(&c);
+	if (debug & GCSHIM_DEBUG_STATS)
+		log_done(&c);
+	collect_unlock();
+	if (out)
+		*out = c;
+	return c.collected;
+}
+
+/* The generation CPython would collect: the oldest whose count exceeds
+ * its threshold. */
+static int generation_due(void)
+{
+	for (int g = 2; g >= 1; g--)
+		if (atomic_load(&gc.gen_count[g]) > atomic_load(&gc.gen_threshold[g]))
+			return g;
+	return 0;
+}
+
+void gc_collect_auto(enum gc_reason why)
+{
+	int saved = errno;
+
+	gc_collect(why == GC_COUNT ? generation_due() : 2, why, false, NULL);
+	errno = saved;
+}
+
+void collect_get_gen_stats(struct gen_stats out[3])
+{
+	memcpy(out, co.gens, sizeof(co.gens));
+}
+
+static uint64_t percentile(int pct)
+{
+	size_t n = co.number < PAUSES ? co.number : PAUSES;
+	uint64_t sorted[PAUSES];
+
+	if (!n)
+		return 0;
+	memcpy(sorted, co.pauses, n * sizeof(*sorted));
+	for (size_t i = 1; i < n; i++) {
+		uint64_t x = sorted[i];
+		size_t j = i;
+
+		for (; j > 0 && sorted[j - 1] > x; j--)
+			sorted[j] = sorted[j - 1];
+		sorted[j] = x;
+	}
+	return sorted[(n - 1) * (size_t)pct / 100];
+}
+
+void collect_fill_stats(struct gcshim_stats *st)
+{
+	st->collections = co.number;
+	st->collections_abandoned = co.abandoned;
+	st->collected_blocks = co.total_collected;
+	st->collected_bytes = co.total_collected_bytes;
+	st->garbage_blocks = (int64_t)garbage_count();
+	st->pause_total_ns = (int64_t)co.total_pause_ns;
+	st->pause_last_ns = (int64_t)co.last.pause_ns;
+	st->pause_max_ns = (int64_t)co.max.pause_ns;
+	st->pause_p50_ns = (int64_t)percentile(50);
+	st->pause_p99_ns = (int64_t)percentile(99);
+	st->last_stop_ns = (int64_t)co.last.stop_ns;
+	st->last_mark_ns = (int64_t)co.last.mark_ns;
+	st->last_sweep_ns = (int64_t)co.last.sweep_ns;
+	st->last_root_bytes = (int64_t)co.last.root_bytes;
+	st->last_heap_bytes = (int64_t)co.last.heap_bytes;
+	st->last_collected_blocks = co.last.collected;
+	st->last_collected_bytes = co.last.collected_bytes;
+	st->root_bytes_scanned = (int64_t)co.total_root_bytes;
+	st->heap_bytes_scanned = (int64_t)co.total_heap_bytes;
+}
+
+/* A free() or realloc() of a block the collector declared unreachable:
+ * the collector missed a reference.  In reclaim mode it would have been a
+ * use after free; here it is reported and the block simply leaves the
+ * garbage list. */
+void garbage_check_free(void *p, size_t usable)
+{
+	uint32_t number;
+
+	if (!garbage_take(p, &number))
+		return;
+	stat_inc(EV_false_garbage);
+	log_msg("false garbage: %p (%zu bytes), found unreachable by collection "
+		"#%u, was freed by the program", p, usable, number + 1);
+	if (!garbage_count())
+		atomic_store(&gc_garbage_active, false);
+}

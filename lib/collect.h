@@ -1,0 +1,46 @@
+/* A collection: stop the world, mark from the roots, find the unmarked
+ * blocks of the collected generations, resume, then free them (or keep
+ * them in `garbage` under DEBUG_SAVEALL or verify mode).  One at a time,
+ * from any thread, including from inside malloc. */
+#ifndef GCSHIM_COLLECT_H
+#define GCSHIM_COLLECT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gcshim.h"
+
+enum gc_reason { GC_MANUAL, GC_THRESHOLD, GC_COUNT, GC_LIMIT };
+
+struct gen_stats {
+	int64_t collections, collected, uncollectable;
+};
+
+struct collection {
+	int generation;
+	int64_t collected, collected_bytes, uncollectable;
+	uint64_t pause_ns, stop_ns, mark_ns, sweep_ns;
+	uint64_t root_bytes, heap_bytes;
+	int64_t objects[3];
+};
+
+extern bool gc_verify;
+extern _Atomic bool gc_garbage_active;
+
+bool collect_init(void);
+long gc_collect(int generation, enum gc_reason why, bool save, struct collection *out);
+void gc_collect_auto(enum gc_reason why);
+void collect_lock(void);
+void collect_unlock(void);
+void collect_get_gen_stats(struct gen_stats out[3]);
+void collect_fill_stats(struct gcshim_stats *st);
+void garbage_check_free(void *p, size_t usable);
+
+static inline bool garbage_active(void)
+{
+	return atomic_load_explicit(&gc_garbage_active, memory_order_relaxed);
+}
+
+#endif

@@ -1,0 +1,10 @@
+/* Pointers that only the kernel holds, which the shim can see by
+ * interposing the calls that hand them over: epoll_ctl's data, kept from
+ * EPOLL_CTL_ADD/MOD until EPOLL_CTL_DEL or the close of the epoll fd. */
+#ifndef GCSHIM_KROOTS_H
+#define GCSHIM_KROOTS_H
+
+void kroots_init(void);
+void kroots_scan(void);
+
+#endif

@@ -1,0 +1,217 @@
+#define _GNU_SOURCE
+#include "mark.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "heap.h"
+#include "objmap.h"
+#include "os.h"
+
+#define STACK_INITIAL (1u << 16)
+#define PAGEMAP_BATCH 512
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAPPED (1ULL << 62)
+#define PM_FILE (1ULL << 61)
+#define SCAN_CHECK_PAGES (64 * 1024)
+
+struct entry {
+	uintptr_t start;
+	size_t size;
+};
+
+static struct {
+	uint64_t *bits;           /* one bit per granule, like om.starts */
+	struct entry *stack;
+	size_t top, cap;
+	bool overflow;
+	int pagemap_fd;
+	struct mark_stats st;
+} mk;
+
+bool mark_init(void)
+{
+	mk.bits = os_map(om.size >> (OM_GRANULE_LG + 3));
+	mk.cap = STACK_INITIAL;
+	mk.stack = os_map(mk.cap * sizeof(*mk.stack));
+	return mk.bits && mk.stack;
+}
+
+uint64_t *mark_bits(void)
+{
+	return mk.bits;
+}
+
+void mark_begin(int pagemap_fd)
+{
+	memset(&mk.st, 0, sizeof(mk.st));
+	mk.top = 0;
+	mk.overflow = false;
+	mk.pagemap_fd = pagemap_fd;
+}
+
+bool mark_is_marked(uintptr_t start)
+{
+	uintptr_t g = (start - om.base) >> OM_GRANULE_LG;
+
+	return (mk.bits[g >> 6] >> (g & 63)) & 1;
+}
+
+/* The stack grows by mapping a bigger one with a bare mmap: the world is
+ * stopped, and registering the mapping would take a lock a stopped thread
+ * may hold.  Its entries are marked blocks, harmless if seen as roots.
+ * When even mmap fails, the block stays marked and the rescan finds it. */
+static void push(uintptr_t start, size_t size)
+{
+	if (mk.top == mk.cap) {
+		struct entry *bigger = mmap(NULL, 2 * mk.cap * sizeof(*bigger),
+					    PROT_READ | PROT_WRITE,
+					    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+		if (bigger == MAP_FAILED) {
+			mk.overflow = true;
+			mk.st.overflows++;
+			return;
+		}
+		memcpy(bigger, mk.stack, mk.top * sizeof(*bigger));
+		munmap(mk.stack, mk.cap * sizeof(*bigger));
+		mk.stack = bigger;
+		mk.cap *= 2;
+	}
+	mk.stack[mk.top++] = (struct entry){ start, size };
+}
+
+static void mark_block(uintptr_t start, size_t size)
+{
+	uintptr_t g = (start - om.base) >> OM_GRANULE_LG;
+	uint64_t bit = 1ULL << (g & 63);
+
+	if (mk.bits[g >> 6] & bit)
+		return;
+	mk.bits[g >> 6] |= bit;
+	mk.st.marked_blocks++;
+	push(start, size);
+}
+
+/* The block ending exactly at w: a one-past-the-end pointer.  Only when w
+ * starts no live block: blocks of a slab are packed, so otherwise every
+ * pointer to a block would also hold its neighbour (see LIMITATIONS). */
+static void mark_ending_at(uintptr_t w)
+{
+	uintptr_t s;
+	size_t sz;
+
+	if (w > om.base && om_find(w - 1, &s, &sz) && s + sz == w)
+		mark_block(s, sz);
+}
+
+static inline void consider(uintptr_t w)
+{
+	uintptr_t s;
+	size_t sz;
+
+	if (w - om.base >= om.size)
+		return;
+	if (om_find(w, &s, &sz))
+		mark_block(s, sz);
+	else
+		mark_ending_at(w);
+}
+
+static void scan_words(uintptr_t lo, uintptr_t hi)
+{
+	const uintptr_t *p = (const uintptr_t *)((lo + 7) & ~(uintptr_t)7);
+	const uintptr_t *end = (const uintptr_t *)(hi & ~(uintptr_t)7);
+
+	for (; p < end; p++)
+		consider(*p);
+}
+
+/* Scans [lo, hi) page run by page run, reading only the pages that hold
+ * data the program wrote: private anonymous pages (present or swapped),
+ * or for shared memory any present page. */
+static void scan_resident(uintptr_t lo, uintptr_t hi, bool shared)
+{
+	uint64_t pm[PAGEMAP_BATCH];
+
+	for (uintptr_t page = lo & ~(OS_PAGE - 1); page < hi;) {
+		size_t n = (hi - page + OS_PAGE - 1) / OS_PAGE;
+		ssize_t got;
+
+		if (n > PAGEMAP_BATCH)
+			n = PAGEMAP_BATCH;
+		got = pread(mk.pagemap_fd, pm, n * sizeof(*pm), (off_t)(page / OS_PAGE * sizeof(*pm)));
+		if (got <= 0) {
+			scan_words(page > lo ? page : lo, hi);
+			return;
+		}
+		n = (size_t)got / sizeof(*pm);
+		for (size_t i = 0; i < n; i++, page += OS_PAGE) {
+			bool wanted = shared ? (pm[i] & (PM_PRESENT | PM_SWAPPED)) :
+				((pm[i] & PM_SWAPPED) || ((pm[i] & PM_PRESENT) && !(pm[i] & PM_FILE)));
+			uintptr_t a = page > lo ? page : lo, b = page + OS_PAGE < hi ? page + OS_PAGE : hi;
+
+			if (wanted)
+				scan_words(a, b);
+		}
+	}
+}
+
+void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared)
+{
+	if (hi <= lo)
+		return;
+	mk.st.root_bytes += hi - lo;
+	if (resident_only && mk.pagemap_fd >= 0)
+		scan_resident(lo, hi, shared);
+	else
+		scan_words(lo, hi);
+}
+
+/* Small blocks are read directly; big ones only where resident, since a
+ * large calloc'd block may never have been touched. */
+static void scan_block(uintptr_t start, size_t size)
+{
+	mk.st.heap_bytes += size;
+	if (size >= SCAN_CHECK_PAGES && mk.pagemap_fd >= 0)
+		scan_resident(start, start + size, false);
+	else
+		scan_words(start, start + size);
+}
+
+static void rescan_marked(void)
+{
+	size_t words = (heap_top() - om.base) >> (OM_GRANULE_LG + 6);
+
+	mk.overflow = false;
+	for (size_t w = 0; w < words; w++) {
+		uint64_t m = mk.bits[w];
+
+		while (m) {
+			uintptr_t g = (w << 6) + (uintptr_t)__builtin_ctzll(m);
+			uintptr_t start = om.base + (g << OM_GRANULE_LG);
+
+			m &= m - 1;
+			scan_block(start, om_usable((void *)start));
+			mark_drain();
+		}
+	}
+}
+
+void mark_drain(void)
+{
+	while (mk.top) {
+		struct entry e = mk.stack[--mk.top];
+
+		scan_block(e.start, e.size);
+	}
+}
+
+void mark_finish(struct mark_stats *st)
+{
+	mark_drain();
+	while (mk.overflow)
+		rescan_marked();
+	*st = mk.st;
+}

@@ -1,0 +1,27 @@
+/* Marking: every word of a root range or a reachable block that points
+ * into a live block (its start, inside it, or one past its end) marks
+ * that block, whose words are scanned in turn.  Iterative, with an
+ * explicit stack; when the stack cannot grow, marked blocks are rescanned
+ * from the mark bitmap until nothing new is found.  Pages that are not
+ * resident or that still belong to a file are never read: they hold no
+ * pointers, and touching them would raise the program's footprint. */
+#ifndef GCSHIM_MARK_H
+#define GCSHIM_MARK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mark_stats {
+	uint64_t root_bytes, heap_bytes, marked_blocks, overflows;
+};
+
+bool mark_init(void);
+void mark_begin(int pagemap_fd);
+void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared);
+void mark_drain(void);
+void mark_finish(struct mark_stats *st);
+bool mark_is_marked(uintptr_t start);
+uint64_t *mark_bits(void);
+
+#endif

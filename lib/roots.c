@@ -1,0 +1,225 @@
+#define _GNU_SOURCE
+#include "roots.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mark.h"
+#include "objmap.h"
+#include "os.h"
+
+#define MAPS_INITIAL (1u << 20)
+#define MAX_EXCLUDED 4096
+#define MAX_EXTRA 8
+
+struct mapping {
+	uintptr_t start, end;
+	char perms[5];
+	const char *path;
+};
+
+static struct {
+	char *buf;
+	size_t cap;
+	struct region *excluded;
+	size_t nexcluded;
+	void (*extra[MAX_EXTRA])(void);
+	int nextra;
+} rt;
+
+bool roots_init(void)
+{
+	rt.cap = MAPS_INITIAL;
+	rt.buf = os_map(rt.cap);
+	rt.excluded = os_map(MAX_EXCLUDED * sizeof(*rt.excluded));
+	return rt.buf && rt.excluded;
+}
+
+void roots_add_extra(void (*fn)(void))
+{
+	if (rt.nextra < MAX_EXTRA)
+		rt.extra[rt.nextra++] = fn;
+}
+
+/* Insertion sort: qsort may allocate, and the list is short. */
+static void sort_regions(struct region *r, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		struct region x = r[i];
+		size_t j = i;
+
+		for (; j > 0 && r[j - 1].start > x.start; j--)
+			r[j] = r[j - 1];
+		r[j] = x;
+	}
+}
+
+/* Taken before the world stops: the registry's lock may be held by any
+ * thread, and a region added after this is only scanned needlessly. */
+void roots_prepare(void)
+{
+	rt.nexcluded = regions_snapshot(rt.excluded, MAX_EXCLUDED - 1);
+	rt.excluded[rt.nexcluded++] = (struct region){ om.base, om.base + om.size };
+	sort_regions(rt.excluded, rt.nexcluded);
+}
+
+/* /proc/self/maps, read whole with bare system calls into our buffer,
+ * grown with a bare mmap: nothing here may allocate. */
+static size_t read_maps(void)
+{
+	for (;;) {
+		int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+		size_t len = 0;
+		ssize_t n;
+
+		if (fd < 0)
+			return 0;
+		while ((n = read(fd, rt.buf + len, rt.cap - len - 1)) > 0)
+			len += (size_t)n;
+		close(fd);
+		if (len < rt.cap - 1) {
+			rt.buf[len] = '\0';
+			return len;
+		}
+		char *bigger = mmap(NULL, rt.cap * 2, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (bigger == MAP_FAILED)
+			return 0;
+		rt.buf = bigger;
+		rt.cap *= 2;
+	}
+}
+
+static const char *parse_mapping(const char *s, struct mapping *m)
+{
+	char *end;
+
+	m->start = strtoul(s, &end, 16);
+	m->end = strtoul(end + 1, &end, 16);
+	memcpy(m->perms, end + 1, 4);
+	m->perms[4] = '\0';
+	s = end + 6;
+	for (int field = 0; field < 3 && *s; field++) {   /* offset dev inode */
+		while (*s == ' ')
+			s++;
+		while (*s && *s != ' ' && *s != '\n')
+			s++;
+	}
+	while (*s == ' ')
+		s++;
+	m->path = s;
+	while (*s && *s != '\n')
+		s++;
+	return *s ? s + 1 : s;
+}
+
+static bool path_is(const struct mapping *m, const char *name)
+{
+	size_t n = strlen(name);
+
+	return !strncmp(m->path, name, n) && (m->path[n] == '\n' || m->path[n] == '\0' ||
+					      m->path[n] == ' ');
+}
+
+static bool anonymous(const struct mapping *m)
+{
+	return *m->path == '\n' || *m->path == '\0';
+}
+
+/* Scans [lo, hi) minus every excluded region. */
+static void scan_minus_excluded(uintptr_t lo, uintptr_t hi, bool shared)
+{
+	for (size_t i = 0; i < rt.nexcluded && lo < hi; i++) {
+		const struct region *x = &rt.excluded[i];
+
+		if (x->end <= lo || x->start >= hi)
+			continue;
+		if (x->start > lo)
+			mark_range(lo, x->start, true, shared);
+		lo = x->end > lo ? x->end : lo;
+	}
+	if (lo < hi)
+		mark_range(lo, hi, true, shared);
+}
+
+/* The lowest stack pointer of any thread inside [start, end), or 0. */
+static uintptr_t lowest_sp(const struct world *w, uintptr_t start, uintptr_t end)
+{
+	uintptr_t low = 0;
+
+	if (w->self_sp >= start && w->self_sp < end)
+		low = w->self_sp;
+	for (size_t i = 0; i < w->n; i++) {
+		uintptr_t sp = w->threads[i].sp;
+
+		if (sp >= start && sp < end && (!low || sp < low))
+			low = sp;
+	}
+	return low;
+}
+
+static bool holds_tp(const struct world *w, uintptr_t start, uintptr_t end)
+{
+	if (w->self_tp >= start && w->self_tp < end)
+		return true;
+	for (size_t i = 0; i < w->n; i++)
+		if (w->threads[i].tp >= start && w->threads[i].tp < end)
+			return true;
+	return false;
+}
+
+/* Below a thread's stack pointer lies only dead data, when the mapping is
+ * surely a stack: the main stack, or one right above a guard page (a
+ * mapping merged with other data never sits above a guard). */
+static uintptr_t scan_from(const struct world *w, const struct mapping *m,
+			   const struct mapping *prev)
+{
+	uintptr_t sp = lowest_sp(w, m->start, m->end);
+	bool stack = path_is(m, "[stack]") ||
+		     (prev && prev->end == m->start && !strncmp(prev->perms, "---", 3));
+
+	return sp && stack ? sp : m->start;
+}
+
+static bool wanted(enum roots_mode mode, const struct world *w,
+		   const struct mapping *m, const struct mapping *prev)
+{
+	bool rw = m->perms[0] == 'r' && m->perms[1] == 'w';
+
+	if (!rw)
+		return false;
+	if (m->perms[3] == 's')
+		return anonymous(m) || path_is(m, "/dev/zero") || !strncmp(m->path, "/SYSV", 5);
+	if (mode == ROOTS_ALL)
+		return !path_is(m, "[vvar]") && !path_is(m, "[vsyscall]");
+	/* minimal: data, bss (anonymous right after a file mapping), brk,
+	 * stacks and the mappings holding static TLS */
+	return !anonymous(m) || path_is(m, "[heap]") ||
+	       (prev && prev->end == m->start && !anonymous(prev) && *prev->path == '/') ||
+	       lowest_sp(w, m->start, m->end) || holds_tp(w, m->start, m->end);
+}
+
+bool roots_scan(const struct world *w, enum roots_mode mode)
+{
+	struct mapping cur, prev;
+	bool have_prev = false;
+	const char *s;
+
+	if (!read_maps())
+		return false;
+	for (s = rt.buf; *s;) {
+		s = parse_mapping(s, &cur);
+		if (wanted(mode, w, &cur, have_prev ? &prev : NULL))
+			scan_minus_excluded(scan_from(w, &cur, have_prev ? &prev : NULL),
+					    cur.end, cur.perms[3] == 's');
+		prev = cur;
+		have_prev = true;
+	}
+	for (int i = 0; i < rt.nextra; i++)
+		rt.extra[i]();
+	return true;
+}

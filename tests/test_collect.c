@@ -1,0 +1,316 @@
+/* The collector on live processes: ground-truth fixtures, and real
+ * programs collecting every megabyte, in reclaim and in verify mode. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define OUT_MAX (1 << 20)
+
+static char dir[64];
+static char logpath[128];
+
+static void make_dir(void)
+{
+	strcpy(dir, "/tmp/gcshim-collect-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(logpath, sizeof(logpath), "%s/shim.log", dir);
+}
+
+static void remove_dir(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	system(cmd);
+}
+
+static const char *env_or(const char *name, const char *fallback)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : fallback;
+}
+
+static char *path_in_build(const char *rel)
+{
+	static char buf[8][512];
+	static int next;
+	char *p = buf[next++ % 8];
+
+	snprintf(p, 512, "%s/%s", env_or("top_builddir", "."), rel);
+	return p;
+}
+
+/* Runs argv with the shim preloaded (unless preload is false) and extra
+ * environment entries; stdout goes to out, stdin from in_path or
+ * /dev/null.  Returns the exit status, or -1 if it was killed. */
+static int run(char *const argv[], const char *const env[], bool preload,
+	       const char *in_path, char *out, size_t cap)
+{
+	int pipefd[2];
+	pid_t pid;
+	size_t len = 0;
+	ssize_t n;
+	int status;
+
+	cr_assert_eq(pipe(pipefd), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
+
+		dup2(in, 0);
+		dup2(pipefd[1], 1);
+		close(pipefd[0]);
+		if (preload)
+			setenv("LD_PRELOAD", env_or("GCSHIM_LIB", ".libs/libgcshim.so"), 1);
+		setenv("GCSHIM_SOCKET", "0", 1);
+		setenv("GCSHIM_LOG", logpath, 1);
+		for (int i = 0; env && env[i]; i++)
+			putenv((char *)env[i]);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	while ((n = read(pipefd[0], out + len, cap - 1 - len)) > 0)
+		len += (size_t)n;
+	out[len] = '\0';
+	close(pipefd[0]);
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static char *read_log(void)
+{
+	static char buf[OUT_MAX];
+	FILE *f = fopen(logpath, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+TestSuite(collect, .init = make_dir, .fini = remove_dir, .timeout = 240);
+
+static void corpus(const char *mode)
+{
+	static char out[OUT_MAX];
+	char plugin[512];
+	const char *env[] = { plugin, NULL };
+	char *argv[] = { path_in_build("tests/fixtures/gc_corpus"), (char *)mode, NULL };
+	int rc;
+
+	snprintf(plugin, sizeof(plugin), "GC_PLUGIN=%s",
+		 path_in_build("tests/fixtures/.libs/libgcplugin.so"));
+	rc = run(argv, env, true, NULL, out, sizeof(out));
+	cr_expect_eq(rc, 0, "gc_corpus %s:\n%s", mode, out);
+	cr_expect(strstr(out, "wrong 0"), "%s", out);
+}
+
+Test(collect, corpus_reclaims_exactly_the_unreachable_blocks)
+{
+	corpus("reclaim");
+}
+
+Test(collect, corpus_saveall_finds_them_and_frees_nothing)
+{
+	corpus("saveall");
+}
+
+static void modes(const char *mode, const char *const env[], int want_rc)
+{
+	static char out[OUT_MAX];
+	char *argv[] = { path_in_build("tests/fixtures/gc_modes"), (char *)mode, NULL };
+	int rc = run(argv, env, true, NULL, out, sizeof(out));
+
+	cr_expect_eq(rc, want_rc, "gc_modes %s exited %d:\n%s", mode, rc, out);
+	if (want_rc == 0)
+		cr_expect_eq(count(out, "FAILED"), 0, "%s", out);
+}
+
+Test(collect, rss_falls_after_a_collection)
+{
+	modes("rss", NULL, 0);
+}
+
+Test(collect, young_collections_spare_older_generations)
+{
+	modes("generations", NULL, 0);
+}
+
+Test(collect, program_signals_and_blocking_calls_unaffected)
+{
+	modes("signals", NULL, 0);
+}
+
+Test(collect, unstoppable_thread_abandons_the_collection)
+{
+	const char *env[] = { "GCSHIM_STOP_TIMEOUT=300", NULL };
+
+	modes("rawblock", env, 0);
+	cr_expect(strstr(read_log(), "collection abandoned, nothing freed"), "%s", read_log());
+}
+
+Test(collect, heap_limit_collects_before_failing)
+{
+	const char *env[] = { "GCSHIM_HEAP_LIMIT=32M", NULL };
+
+	modes("limit", env, 0);
+}
+
+Test(collect, disabled_collector_fails_at_the_limit)
+{
+	const char *env[] = { "GCSHIM_HEAP_LIMIT=32M", "GCSHIM_ENABLE=0", NULL };
+
+	modes("limit", env, 1);
+}
+
+static void forkstress(const char *verify)
+{
+	const char *env[] = { "GCSHIM_THRESHOLD=1M", "GCSHIM_DEBUG=stats", verify, NULL };
+	char *log;
+
+	modes("forkstress", env, 0);
+	log = read_log();
+	cr_expect_gt(count(log, "gc: collecting generation"), 10, "%.2000s", log);
+	cr_expect_eq(count(log, "false garbage"), 0, "%.2000s", log);
+}
+
+Test(collect, threads_and_forks_under_collections_every_megabyte)
+{
+	forkstress("GCSHIM_VERIFY=0");
+}
+
+Test(collect, threads_and_forks_in_verify_mode)
+{
+	forkstress("GCSHIM_VERIFY=1");
+}
+
+/* A real program, once plain and once collecting every megabyte: same
+ * output, collections did run, and (in verify mode) none was wrong. */
+static void same_as_plain(char *const argv[], const char *in_path, const char *verify)
+{
+	static char plain[OUT_MAX], shim[OUT_MAX];
+	const char *env[] = { "GCSHIM_THRESHOLD=1M", "GCSHIM_DEBUG=stats", verify, NULL };
+	int rc_plain = run(argv, NULL, false, in_path, plain, sizeof(plain));
+	int rc_shim = run(argv, env, true, in_path, shim, sizeof(shim));
+	char *log = read_log();
+
+	cr_expect_eq(rc_shim, rc_plain, "%s: exit %d under the shim, %d without", argv[0],
+		     rc_shim, rc_plain);
+	cr_expect(!strcmp(plain, shim), "%s: output differs under the shim", argv[0]);
+	cr_expect_gt(count(log, "gc: collecting generation"), 0, "no collection ran");
+	cr_expect_eq(count(log, "false garbage"), 0, "%.3000s", log);
+}
+
+static void write_sort_input(char *path, size_t cap)
+{
+	FILE *f;
+	unsigned long x = 12345;
+
+	snprintf(path, cap, "%s/input.txt", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	for (int i = 0; i < 300000; i++) {
+		x = x * 6364136223846793005UL + 1442695040888963407UL;
+		fprintf(f, "%016lx %d line of text number %lu\n", x, i % 977, x >> 40);
+	}
+	fclose(f);
+}
+
+static void sort_run(const char *verify)
+{
+	char in[256];
+	char *argv[] = { "sort", "--parallel=2", "-S", "64M", NULL, NULL };
+
+	write_sort_input(in, sizeof(in));
+	argv[4] = in;
+	same_as_plain(argv, NULL, verify);
+}
+
+Test(collect, sort_parallel_reclaim)
+{
+	sort_run("GCSHIM_VERIFY=0");
+}
+
+Test(collect, sort_parallel_verify)
+{
+	sort_run("GCSHIM_VERIFY=1");
+}
+
+static const char *python_script =
+	"import json, threading, subprocess, socket\n"
+	"def work(k):\n"
+	"    d = [{'a': i, 'b': str(i) * 10, 'c': [i] * 5} for i in range(40000)]\n"
+	"    s = json.dumps(d)\n"
+	"    assert json.loads(s) == d\n"
+	"    return len(s)\n"
+	"res = []\n"
+	"ts = [threading.Thread(target=lambda k=k: res.append(work(k))) for k in range(3)]\n"
+	"[t.start() for t in ts]\n"
+	"a, b = socket.socketpair()\n"
+	"a.sendall(b'x' * 100000); a.close()\n"
+	"got = b''\n"
+	"while len(got) < 100000: got += b.recv(65536)\n"
+	"out = subprocess.run(['echo', 'child'], capture_output=True).stdout\n"
+	"[t.join() for t in ts]\n"
+	"print(sorted(res), len(got), out)\n";
+
+static void python_run(const char *verify)
+{
+	char *argv[] = { "python3", "-c", (char *)python_script, NULL };
+
+	same_as_plain(argv, NULL, verify);
+}
+
+Test(collect, python_threads_json_sockets_reclaim)
+{
+	python_run("GCSHIM_VERIFY=0");
+}
+
+Test(collect, python_threads_json_sockets_verify)
+{
+	python_run("GCSHIM_VERIFY=1");
+}
+
+/* Python's own test suite, where it is installed (Debian's
+ * libpython3-testsuite): threads, sockets, subprocess and json. */
+static void python_suite(const char *verify)
+{
+	static char out[OUT_MAX];
+	char *probe[] = { "python3", "-c", "import test.test_threading, test.test_json", NULL };
+	char *argv[] = { "python3", "-m", "test", "-q", "test_threading", "test_json",
+			 "test_subprocess", "test_socket", NULL };
+
+	if (run(probe, NULL, false, NULL, out, sizeof(out)) != 0)
+		cr_skip_test("Python's test suite is not installed");
+	same_as_plain(argv, NULL, verify);
+}
+
+Test(collect, python_test_suite_reclaim, .timeout = 900)
+{
+	python_suite("GCSHIM_VERIFY=0");
+}
+
+Test(collect, python_test_suite_verify, .timeout = 900)
+{
+	python_suite("GCSHIM_VERIFY=1");
+}
