@@ -28,7 +28,6 @@
 #define PAUSES 1024
 
 bool gc_verify;
-_Atomic bool gc_garbage_active;
 
 static struct {
 	bool ready;
@@ -163,7 +162,7 @@ static void reclaim(struct collection *c, bool save)
 			log_block("collectable", p, size);
 		if (save) {
 			garbage_add(p, co.number);
-			atomic_store(&gc_garbage_active, true);
+			gc_set_mode(MODE_GARBAGE, true);
 		} else {
 			free((void *)p);
 		}
@@ -380,5 +379,5 @@ void garbage_check_free(void *p, size_t usable)
 	log_msg("false garbage: %p (%zu bytes), found unreachable by collection "
 		"#%u, was freed by the program", p, usable, number + 1);
 	if (!garbage_count())
-		atomic_store(&gc_garbage_active, false);
+		gc_set_mode(MODE_GARBAGE, false);
 }

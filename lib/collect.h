@@ -27,7 +27,6 @@ struct collection {
 };
 
 extern bool gc_verify;
-extern _Atomic bool gc_garbage_active;
 
 bool collect_init(void);
 long gc_collect(int generation, enum gc_reason why, bool save, struct collection *out);
@@ -37,10 +36,5 @@ void collect_unlock(void);
 void collect_get_gen_stats(struct gen_stats out[3]);
 void collect_fill_stats(struct gcshim_stats *st);
 void garbage_check_free(void *p, size_t usable);
-
-static inline bool garbage_active(void)
-{
-	return atomic_load_explicit(&gc_garbage_active, memory_order_relaxed);
-}
 
 #endif

@@ -11,6 +11,8 @@
 #define BATCH_COUNT 64
 #define DEBUG_MASK (GCSHIM_DEBUG_STATS | GCSHIM_DEBUG_LEAK)
 
+_Atomic unsigned gc_mode __attribute__((aligned(64)));
+
 struct gc_state gc = {
 	.enabled = 1,
 	.threshold = -1,
@@ -84,19 +86,57 @@ static void count_crossed(int64_t count)
 	}
 }
 
+static void set_next_points(struct thread_rec *t)
+{
+	int64_t bytes = atomic_load_explicit(&gc.batch_bytes, memory_order_relaxed);
+	int64_t blocks = atomic_load_explicit(&gc.batch_count, memory_order_relaxed);
+
+	t->next_alloc_count = t->pub_allocations + blocks;
+	t->next_alloc_bytes = t->pub_bytes_allocated + bytes;
+	t->next_free_count = t->pub_frees + blocks;
+	t->next_free_bytes = t->pub_bytes_freed + bytes;
+}
+
+/* A record taken by a new thread: its totals stay, its deltas start. */
+void gc_thread_start(struct thread_rec *t)
+{
+	t->pub_allocations = atomic_load(&t->allocations);
+	t->pub_frees = atomic_load(&t->frees);
+	t->pub_bytes_allocated = atomic_load(&t->bytes_allocated);
+	t->pub_bytes_freed = atomic_load(&t->bytes_freed);
+	set_next_points(t);
+}
+
+/* Folds what the thread did since its last publish into the global view:
+ * mem_alloc (kept by reservations instead under a heap limit), the peak,
+ * and the counts the thresholds are checked against. */
 void gc_publish(struct thread_rec *t)
 {
-	int64_t live, since, count;
+	int64_t na = atomic_load(&t->allocations), nf = atomic_load(&t->frees);
+	int64_t ba = atomic_load(&t->bytes_allocated), bf = atomic_load(&t->bytes_freed);
+	int64_t dlive = (ba - t->pub_bytes_allocated) - (bf - t->pub_bytes_freed);
+	int64_t dbytes = ba - t->pub_bytes_allocated, dcount = (na - t->pub_allocations) - (nf - t->pub_frees);
+	int64_t since, count;
 
-	if (t->pend_live) {
-		live = atomic_fetch_add(&gc.live, t->pend_live) + t->pend_live;
-		update_peak(live);
-	}
-	since = atomic_fetch_add(&gc.since, t->pend_bytes) + t->pend_bytes;
-	count = atomic_fetch_add(&gc.count, t->pend_count) + t->pend_count;
-	t->pend_bytes = t->pend_live = t->pend_count = 0;
+	t->pub_allocations = na;
+	t->pub_frees = nf;
+	t->pub_bytes_allocated = ba;
+	t->pub_bytes_freed = bf;
+	set_next_points(t);
+	if (dlive && !gc_limited())
+		update_peak(atomic_fetch_add(&gc.live, dlive) + dlive);
+	since = atomic_fetch_add(&gc.since, dbytes) + dbytes;
+	count = atomic_fetch_add(&gc.count, dcount) + dcount;
 	threshold_crossed(since);
 	count_crossed(count);
+}
+
+void gc_set_mode(unsigned bit, bool on)
+{
+	if (on)
+		atomic_fetch_or(&gc_mode, bit);
+	else
+		atomic_fetch_and(&gc_mode, ~bit);
 }
 
 /* With a heap limit, mem_alloc is kept exact: an allocation reserves its
@@ -133,6 +173,7 @@ void gc_set_limit(int64_t bytes)
 	if (t)
 		gc_publish(t);
 	atomic_store(&gc.limit, bytes);
+	gc_set_mode(MODE_LIMITED, bytes != 0);
 }
 
 int gc_set_threshold_bytes(int64_t bytes)

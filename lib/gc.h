@@ -17,23 +17,32 @@ struct gc_state {
 	_Atomic int64_t threshold;       /* bytes, -1 = off */
 	_Atomic int64_t gen_threshold[3];
 	_Atomic int64_t limit;           /* 0 = none */
-	_Atomic int64_t live;            /* published mem_alloc */
+	/* A thread publishes once it allocated or freed this much. */
+	_Atomic int64_t batch_bytes, batch_count;
+	/* written on every publish: kept off the lines above */
+	_Atomic int64_t live __attribute__((aligned(64)));  /* published mem_alloc */
 	_Atomic int64_t peak;
 	_Atomic int64_t since;           /* bytes allocated since last trigger */
 	_Atomic int64_t count;           /* published allocations - frees */
 	_Atomic int64_t count_base;      /* count at the last gen-0 point */
 	_Atomic int64_t gen_count[3];    /* [1], [2]: CPython's count1, count2 */
-	/* A thread publishes its deltas once they reach these. */
-	_Atomic int64_t batch_bytes, batch_count;
 };
 
+/* What sends malloc and free off their fast path: read on every call,
+ * written almost never, so on a cache line of its own. */
+#define MODE_LIMITED 1u    /* a heap limit: allocations reserve first */
+#define MODE_GARBAGE 2u    /* the garbage list is not empty */
+
 extern struct gc_state gc;
+extern _Atomic unsigned gc_mode;
 
 void gc_init(void);
+void gc_thread_start(struct thread_rec *t);
 void gc_publish(struct thread_rec *t);
 bool gc_reserve(size_t usable);
 bool gc_make_room(void);
 void gc_set_limit(int64_t bytes);
+void gc_set_mode(unsigned bit, bool on);
 
 int gc_set_threshold_bytes(int64_t bytes);
 int gc_set_gen_thresholds(const int64_t t[3]);
@@ -41,9 +50,14 @@ int gc_set_debug(int64_t flags);
 void gc_get_counts(int64_t out[3]);
 int64_t gc_mem_alloc(void);
 
+static inline unsigned gc_mode_now(void)
+{
+	return atomic_load_explicit(&gc_mode, memory_order_relaxed);
+}
+
 static inline bool gc_limited(void)
 {
-	return atomic_load_explicit(&gc.limit, memory_order_relaxed) != 0;
+	return gc_mode_now() & MODE_LIMITED;
 }
 
 static inline void gc_unreserve(size_t usable)
@@ -51,31 +65,26 @@ static inline void gc_unreserve(size_t usable)
 	atomic_fetch_sub_explicit(&gc.live, (int64_t)usable, memory_order_relaxed);
 }
 
-/* The malloc fast path's bookkeeping: counters, then a rare publish. */
-static inline void gc_account_alloc(struct thread_rec *t, size_t u, bool reserved)
+/* The fast path's bookkeeping: two counters, one compare, a rare publish. */
+static inline void gc_account_alloc(struct thread_rec *t, size_t u)
 {
-	tc_add(&t->allocations, 1);
-	tc_add(&t->bytes_allocated, (int64_t)u);
-	t->pend_bytes += (int64_t)u;
-	t->pend_count++;
-	if (!reserved)
-		t->pend_live += (int64_t)u;
-	if (__builtin_expect(t->pend_bytes >= atomic_load_explicit(&gc.batch_bytes, memory_order_relaxed) ||
-			     t->pend_count >= atomic_load_explicit(&gc.batch_count, memory_order_relaxed), 0))
+	int64_t n = atomic_load_explicit(&t->allocations, memory_order_relaxed) + 1;
+	int64_t b = atomic_load_explicit(&t->bytes_allocated, memory_order_relaxed) + (int64_t)u;
+
+	atomic_store_explicit(&t->allocations, n, memory_order_relaxed);
+	atomic_store_explicit(&t->bytes_allocated, b, memory_order_relaxed);
+	if (__builtin_expect(b >= t->next_alloc_bytes || n >= t->next_alloc_count, 0))
 		gc_publish(t);
 }
 
 static inline void gc_account_free(struct thread_rec *t, size_t u)
 {
-	tc_add(&t->frees, 1);
-	tc_add(&t->bytes_freed, (int64_t)u);
-	t->pend_count--;
-	if (__builtin_expect(gc_limited(), 0))
-		gc_unreserve(u);
-	else
-		t->pend_live -= (int64_t)u;
-	if (__builtin_expect(-t->pend_live >= atomic_load_explicit(&gc.batch_bytes, memory_order_relaxed) ||
-			     -t->pend_count >= atomic_load_explicit(&gc.batch_count, memory_order_relaxed), 0))
+	int64_t n = atomic_load_explicit(&t->frees, memory_order_relaxed) + 1;
+	int64_t b = atomic_load_explicit(&t->bytes_freed, memory_order_relaxed) + (int64_t)u;
+
+	atomic_store_explicit(&t->frees, n, memory_order_relaxed);
+	atomic_store_explicit(&t->bytes_freed, b, memory_order_relaxed);
+	if (__builtin_expect(b >= t->next_free_bytes || n >= t->next_free_count, 0))
 		gc_publish(t);
 }
 

@@ -10,8 +10,6 @@
 #include "os.h"
 
 /* jemalloc's API under the names the build gave it (lib/jemalloc.syms). */
-void *gsje_malloc(size_t);
-void *gsje_calloc(size_t, size_t);
 void gsje_free(void *);
 void *gsje_mallocx(size_t, int);
 size_t gsje_xallocx(void *, size_t, size_t, int);

@@ -12,6 +12,11 @@ struct heap_stats {
 	int64_t allocated, active, resident, mapped, metadata;
 };
 
+/* jemalloc's entry points, renamed at build time (lib/jemalloc.syms). */
+void *gsje_malloc(size_t);
+void *gsje_calloc(size_t, size_t);
+void gsje_sdallocx(void *, size_t, int);
+
 bool heap_init(size_t reserve, unsigned narenas);
 bool heap_thread_init(void);
 void *heap_alloc(size_t n);
@@ -19,6 +24,12 @@ void *heap_alloc_zeroed(size_t n);
 void *heap_alloc_aligned(size_t n, size_t align, size_t *usable);
 size_t heap_usable_for(size_t n, size_t align);
 void heap_free(void *p);
+
+/* The size is the one the object map holds: jemalloc skips its lookup. */
+static inline void heap_free_sized(void *p, size_t usable)
+{
+	gsje_sdallocx(p, usable, 0);
+}
 size_t heap_resize_in_place(void *p, size_t n);
 void heap_read_stats(struct heap_stats *st);
 unsigned heap_arenas(void);

@@ -3,6 +3,19 @@
 #include "os.h"
 
 struct objmap om;
+struct sc_entry sc_table[SC_TABLE_MAX / 8 + 1];
+size_t sc_sizes[256];
+
+void sc_init(void)
+{
+	for (unsigned i = 0; i < 256; i++)
+		sc_sizes[i] = i <= sc_index(SC_MAX) ? sc_size(i) : 0;
+	for (size_t i = 0; i <= SC_TABLE_MAX / 8; i++) {
+		size_t u = sc_usable(i ? i * 8 : 1);
+
+		sc_table[i] = (struct sc_entry){ (uint16_t)u, (uint8_t)sc_index(u) };
+	}
+}
 
 bool om_init(uintptr_t base, size_t size)
 {
@@ -15,6 +28,7 @@ bool om_init(uintptr_t base, size_t size)
 		return false;
 	om.base = base;
 	om.size = size;
+	sc_init();
 	return true;
 }
 

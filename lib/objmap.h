@@ -41,10 +41,10 @@ static inline bool om_in_heap(const void *p)
 	return (uintptr_t)p - om.base < om.size;
 }
 
-static inline void om_set_pages(uintptr_t off, size_t usable)
+static inline void om_set_pages_idx(uintptr_t off, size_t usable, unsigned idx)
 {
 	uintptr_t pg = off >> OM_PAGE_LG;
-	uint32_t v = sc_index(usable) + 1;
+	uint32_t v = idx + 1;
 
 	if (atomic_load_explicit(&om.pages[pg], memory_order_relaxed) != v)
 		atomic_store_explicit(&om.pages[pg], v, memory_order_relaxed);
@@ -55,6 +55,11 @@ static inline void om_set_pages(uintptr_t off, size_t usable)
 			atomic_store_explicit(&om.pages[q], OM_CONT | (uint32_t)(q - pg),
 					      memory_order_relaxed);
 	}
+}
+
+static inline void om_set_pages(uintptr_t off, size_t usable)
+{
+	om_set_pages_idx(off, usable, sc_index(usable));
 }
 
 static inline void om_clear_cont(uintptr_t off, size_t from, size_t usable)
@@ -70,12 +75,12 @@ static inline void om_clear_cont(uintptr_t off, size_t from, size_t usable)
 
 /* Pages first, then the start bit: a block is never visible with the size
  * of whatever used its page before. */
-static inline void om_insert(void *p, size_t usable)
+static inline void om_insert_idx(void *p, size_t usable, unsigned idx)
 {
 	uintptr_t off = (uintptr_t)p - om.base;
 	uintptr_t g = off >> OM_GRANULE_LG;
 
-	om_set_pages(off, usable);
+	om_set_pages_idx(off, usable, idx);
 	atomic_fetch_or_explicit(&om.starts[g >> 6], 1ULL << (g & 63),
 				 memory_order_release);
 }
@@ -85,7 +90,7 @@ static inline size_t om_size_at(uintptr_t off)
 	uint32_t v = atomic_load_explicit(&om.pages[off >> OM_PAGE_LG],
 					  memory_order_relaxed);
 
-	return (v == 0 || (v & OM_CONT)) ? 0 : sc_size(v - 1);
+	return (v == 0 || (v & OM_CONT)) ? 0 : sc_sizes[(v - 1) & 255];
 }
 
 static inline bool om_is_start(uintptr_t off)
@@ -95,6 +100,24 @@ static inline bool om_is_start(uintptr_t off)
 	return (off & ((1UL << OM_GRANULE_LG) - 1)) == 0 &&
 	       (atomic_load_explicit(&om.starts[g >> 6], memory_order_acquire) >>
 		(g & 63)) & 1;
+}
+
+/* A block of a slab class: one page entry, no continuation pages. */
+static inline void om_insert_small(void *p, unsigned idx)
+{
+	uintptr_t off = (uintptr_t)p - om.base;
+	uintptr_t g = off >> OM_GRANULE_LG;
+	_Atomic uint32_t *pe = &om.pages[off >> OM_PAGE_LG];
+
+	if (atomic_load_explicit(pe, memory_order_relaxed) != idx + 1)
+		atomic_store_explicit(pe, idx + 1, memory_order_relaxed);
+	atomic_fetch_or_explicit(&om.starts[g >> 6], 1ULL << (g & 63),
+				 memory_order_release);
+}
+
+static inline void om_insert(void *p, size_t usable)
+{
+	om_insert_idx(p, usable, sc_index(usable));
 }
 
 /* Usable size of the live block starting at p, 0 if none does. */

@@ -298,6 +298,7 @@ static int cmd_garbage(struct reply *r, char **argv, int argc)
 			return fail(r, "usage: garbage [free]");
 		ok(r);
 		reply_fmt(r, ",\"freed\":%lu", (unsigned long)garbage_release());
+		gc_set_mode(MODE_GARBAGE, garbage_count() != 0);
 		return 0;
 	}
 	n = garbage_list(blocks, GARBAGE_SHOWN);

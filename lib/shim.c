@@ -50,8 +50,9 @@ static void *heap_make(size_t n, size_t align, bool zero, size_t *u)
 	return zero ? heap_alloc_zeroed(n) : heap_alloc(n);
 }
 
-/* The slow path of every allocation: start-up, and the heap limit, where
- * the bytes are reserved before the block is made. */
+/* The slow path of every allocation: start-up, the heap limit (the bytes
+ * are reserved before the block is made), a failure that a collection
+ * may cure, and aligned requests. */
 static void *alloc_slow(size_t n, size_t align, bool zero)
 {
 	struct thread_rec *t = thread_or_init();
@@ -84,24 +85,35 @@ static void *alloc_slow(size_t n, size_t align, bool zero)
 		return fail_enomem();
 	}
 	om_insert(p, u);
-	gc_account_alloc(t, u, reserved);
+	gc_account_alloc(t, u);
 	return p;
 }
 
-static inline void *alloc_fast(size_t n, bool zero)
+/* jemalloc returned NULL, or a block outside the range (it did not use
+ * our arena): the slow path, after giving the stray block back. */
+static __attribute__((noinline)) void *alloc_rescue(void *p, size_t n, bool zero)
+{
+	if (p)
+		heap_free(p);
+	return alloc_slow(n, 0, zero);
+}
+
+/* The common case: a thread already set up, no heap limit, a small block
+ * from jemalloc's thread cache inside the reserved range. */
+static inline __attribute__((always_inline)) void *alloc_fast(size_t n, bool zero)
 {
 	struct thread_rec *t = thread_self;
+	struct sc_entry e;
 	void *p;
-	size_t u;
 
-	if (unlikely(!t || gc_limited()))
+	if (unlikely(!t || gc_mode_now() & MODE_LIMITED || n > SC_TABLE_MAX))
 		return alloc_slow(n, 0, zero);
-	p = zero ? heap_alloc_zeroed(n) : heap_alloc(n);
-	if (unlikely(!p))
-		return alloc_slow(n, 0, zero);
-	u = sc_usable(n);
-	om_insert(p, u);
-	gc_account_alloc(t, u, false);
+	e = sc_lookup(n);
+	p = zero ? gsje_calloc(1, n) : gsje_malloc(n);
+	if (unlikely(!om_in_heap(p)))
+		return alloc_rescue(p, n, zero);
+	om_insert_small(p, e.index);
+	gc_account_alloc(t, e.size);
 	return p;
 }
 
@@ -136,36 +148,50 @@ static void free_stranger(void *p)
 	}
 }
 
-/* errno is kept: free() must not change it, and purging may. */
-static inline void free_block(void *p, size_t u)
+/* A thread not set up yet, the heap limit, the garbage list: what the
+ * fast path only tests for. */
+static __attribute__((noinline)) void free_slow(void *p)
 {
-	struct thread_rec *t = thread_or_init();
-	int saved = errno;
-
-	heap_free(p);
-	if (likely(t))
-		gc_account_free(t, u);
-	errno = saved;
-}
-
-EXPORT void free(void *p)
-{
+	struct thread_rec *t;
 	size_t u;
 
-	if (unlikely(!p))
-		return;
-	if (unlikely(!om_in_heap(p))) {
-		free_stranger(p);
-		return;
-	}
-	if (unlikely(garbage_active()))
+	if (gc_mode_now() & MODE_GARBAGE)
 		garbage_check_free(p, om_usable(p));
 	u = om_remove(p);
 	if (unlikely(!u)) {
 		free_stranger(p);
 		return;
 	}
-	free_block(p, u);
+	heap_free_sized(p, u);
+	if (gc_mode_now() & MODE_LIMITED)
+		gc_unreserve(u);
+	t = thread_or_init();
+	if (t)
+		gc_account_free(t, u);
+}
+
+/* jemalloc's free path does not touch errno; nor does this one. */
+EXPORT void free(void *p)
+{
+	struct thread_rec *t = thread_self;
+	size_t u;
+
+	if (unlikely(!om_in_heap(p))) {
+		if (p)
+			free_stranger(p);
+		return;
+	}
+	if (unlikely(gc_mode_now() || !t)) {
+		free_slow(p);
+		return;
+	}
+	u = om_remove(p);
+	if (unlikely(!u)) {
+		free_stranger(p);
+		return;
+	}
+	heap_free_sized(p, u);
+	gc_account_free(t, u);
 }
 
 /* realloc of a block that is not ours: the new block receives as many of
@@ -224,10 +250,6 @@ static bool resize_in_place(struct thread_rec *t, void *p, size_t old, size_t n,
 		om_resize(p, old, want);
 	if (limited && want < old)
 		gc_unreserve(old - want);
-	else if (!limited)
-		t->pend_live += (int64_t)want - (int64_t)old;
-	if (want > old)
-		t->pend_bytes += (int64_t)(want - old);
 	tc_add(&t->bytes_allocated, (int64_t)want);
 	tc_add(&t->bytes_freed, (int64_t)old);
 	return true;
@@ -273,7 +295,7 @@ EXPORT void *realloc(void *p, size_t n)
 	old = om_in_heap(p) ? om_usable(p) : 0;
 	if (unlikely(!old))
 		return realloc_stranger(p, n);
-	if (unlikely(garbage_active()))
+	if (unlikely(gc_mode_now() & MODE_GARBAGE))
 		garbage_check_free(p, old);
 	if (n > SC_MAX)
 		return fail_enomem();

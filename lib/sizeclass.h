@@ -15,6 +15,19 @@ static inline unsigned sc_lg_floor(size_t x)
 	return 63u - (unsigned)__builtin_clzl(x);
 }
 
+#define SC_TABLE_MAX 4096
+
+/* Classes of requests up to SC_TABLE_MAX by (n + 7) / 8: one load on the
+ * fast path instead of the arithmetic below.  Filled by sc_init(). */
+struct sc_entry {
+	uint16_t size;
+	uint8_t index;
+};
+
+extern struct sc_entry sc_table[SC_TABLE_MAX / 8 + 1];
+extern size_t sc_sizes[256];   /* sc_size() by index */
+void sc_init(void);
+
 /* Usable size of a block serving a request of n bytes (n <= SC_MAX). */
 static inline size_t sc_usable(size_t n)
 {
@@ -49,6 +62,11 @@ static inline size_t sc_size(unsigned idx)
 		return (size_t)idx << 4;
 	lg = 7 + (idx - 9) / 4;
 	return ((size_t)1 << lg) + ((size_t)((idx - 9) % 4 + 1) << (lg - 2));
+}
+
+static inline struct sc_entry sc_lookup(size_t n)
+{
+	return sc_table[(n + 7) >> 3];
 }
 
 #endif

@@ -95,7 +95,7 @@ struct thread_rec *thread_attach(void)
 		r = new_record();
 	if (!r)
 		return NULL;
-	r->pend_bytes = r->pend_live = r->pend_count = 0;
+	gc_thread_start(r);
 	atomic_store(&r->tid, os_gettid());
 	thread_self = r;
 	heap_thread_init();

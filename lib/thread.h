@@ -13,13 +13,16 @@
 #define THREAD_COUNTERS(X) X(allocations) X(frees) X(reallocs) \
 	X(bytes_allocated) X(bytes_freed)
 
-/* Aligned so that two threads never write the same cache lines. */
+/* The fast path reads and writes only the first cache line: the counters
+ * it bumps and the points at which it next publishes to gc.c. */
 struct thread_rec {
-#define TC_FIELD(name) _Atomic int64_t name;
-	THREAD_COUNTERS(TC_FIELD)
-#undef TC_FIELD
-	/* Owner-only deltas not yet published to the global counters. */
-	int64_t pend_bytes, pend_live, pend_count;
+	_Atomic int64_t allocations, bytes_allocated;
+	int64_t next_alloc_count, next_alloc_bytes;
+	_Atomic int64_t frees, bytes_freed;
+	int64_t next_free_count, next_free_bytes;
+	_Atomic int64_t reallocs;
+	/* what was last published, owner-only */
+	int64_t pub_allocations, pub_frees, pub_bytes_allocated, pub_bytes_freed;
 	_Atomic int in_use;
 	_Atomic pid_t tid;
 	struct thread_rec *next;
