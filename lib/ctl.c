@@ -8,10 +8,12 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -22,9 +24,12 @@
 #include "proto.h"
 #include "stats.h"
 
+#define EXPORT __attribute__((visibility("default")))
+
 #define MAX_CLIENTS 8
 #define CLIENT_TIMEOUT_MS 10000
 #define REPLY_MAX (64 * 1024)
+#define OUT_MAX (2 * REPLY_MAX)
 #define ALONE_POLL_MS 20
 #define ALONE_BURST_MS 1000
 #define ALONE_IDLE_MS 1000
@@ -35,7 +40,7 @@ struct client {
 	struct proto_session session;
 	char in[PROTO_MAX_REQUEST + 1];
 	size_t inlen;
-	char *out;
+	char *out;      /* OUT_MAX bytes of ctl.outbuf */
 	size_t outlen, outpos;
 	bool closing;
 };
@@ -47,6 +52,7 @@ static struct {
 	pthread_t thread;
 	bool running;
 	struct client clients[MAX_CLIENTS];
+	char *outbuf;   /* replies in our own pages: a query never moves the counts */
 	uint64_t burst_until;
 } ctl = { .listen_fd = -1 };
 
@@ -108,6 +114,10 @@ static void remove_stale(const char *dir)
 	closedir(d);
 }
 
+/* Bound under a temporary name and renamed once it listens: a client
+ * never finds the socket present but refusing, which it would take for a
+ * stale one.  Done before the control thread starts, so that a process
+ * that exits at once still removes its socket. */
 static int open_socket(void)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -116,7 +126,9 @@ static int open_socket(void)
 
 	if (ctl_socket_dir(dir, sizeof(dir)) < 0 || !private_dir(dir))
 		return -1;
-	if (fmt_s(ctl.path, sizeof(ctl.path), "%s/%d.sock", dir, (int)getpid()) >=
+	if (fmt_s(addr.sun_path, sizeof(addr.sun_path), "%s/%d.new", dir, (int)getpid()) >=
+	    sizeof(addr.sun_path) ||
+	    fmt_s(ctl.path, sizeof(ctl.path), "%s/%d.sock", dir, (int)getpid()) >=
 	    sizeof(ctl.path)) {
 		log_msg("socket path under %s is too long; control socket off", dir);
 		return -1;
@@ -124,25 +136,27 @@ static int open_socket(void)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
-	memcpy(addr.sun_path, ctl.path, sizeof(addr.sun_path));
-	/* Same PID: a socket left by the image this one was exec'd from. */
-	unlink(ctl.path);
+	unlink(addr.sun_path);
 	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
-	    chmod(ctl.path, 0600) < 0 || listen(fd, MAX_CLIENTS) < 0) {
+	    chmod(addr.sun_path, 0600) < 0 || listen(fd, MAX_CLIENTS) < 0 ||
+	    rename(addr.sun_path, ctl.path) < 0) {
 		log_msg("cannot serve %s: %s; control socket off", ctl.path, strerror(errno));
+		unlink(addr.sun_path);
 		close(fd);
+		ctl.path[0] = '\0';
 		return -1;
 	}
 	ctl.owner = getpid();
-	remove_stale(dir);
 	return fd;
 }
 
 static void drop(struct client *c)
 {
+	char *out = c->out;
+
 	close(c->fd);
-	free(c->out);
 	memset(c, 0, sizeof(*c));
+	c->out = out;
 	c->fd = -1;
 }
 
@@ -190,16 +204,19 @@ static void accept_client(void)
 	slot->deadline = os_now_ns() / 1000000 + CLIENT_TIMEOUT_MS;
 }
 
+/* A client that pipelines more than it reads is cut off. */
 static void queue_reply(struct client *c, const char *reply, size_t n)
 {
-	char *out = realloc(c->out, c->outlen + n);
-
-	if (!out) {
+	if (c->outpos) {
+		memmove(c->out, c->out + c->outpos, c->outlen - c->outpos);
+		c->outlen -= c->outpos;
+		c->outpos = 0;
+	}
+	if (c->outlen + n > OUT_MAX) {
 		c->closing = true;
 		return;
 	}
-	memcpy(out + c->outlen, reply, n);
-	c->out = out;
+	memcpy(c->out + c->outlen, reply, n);
 	c->outlen += n;
 }
 
@@ -346,12 +363,11 @@ static void serve_once(void)
 
 static void *serve(void *arg)
 {
+	char dir[sizeof(ctl.path)];
+
 	(void)arg;
-	ctl.listen_fd = open_socket();
-	if (ctl.listen_fd < 0) {
-		ctl.running = false;
-		return NULL;
-	}
+	if (ctl_socket_dir(dir, sizeof(dir)) == 0)
+		remove_stale(dir);
 	for (;;)
 		serve_once();
 	return NULL;
@@ -363,17 +379,38 @@ void ctl_start(void)
 		ctl.clients[i].fd = -1;
 	if (!opt_int(OPT_SOCKET) || exitwatch_init() < 0)
 		return;
+	if (!ctl.outbuf)
+		ctl.outbuf = os_map(MAX_CLIENTS * OUT_MAX);
+	if (!ctl.outbuf || (ctl.listen_fd = open_socket()) < 0)
+		return;
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		ctl.clients[i].out = ctl.outbuf + (size_t)i * OUT_MAX;
 	ctl.running = exitwatch_spawn(&ctl.thread, serve, NULL) == 0;
-	if (!ctl.running)
+	if (!ctl.running) {
 		log_msg("cannot start the control thread; control socket off");
+		ctl_stop();
+	}
 }
 
 /* At exit: only the process that made the socket removes it. */
 void ctl_stop(void)
 {
-	if (ctl.owner == getpid() && ctl.path[0])
+	if (ctl.owner == getpid() && ctl.path[0]) {
 		unlink(ctl.path);
+		ctl.path[0] = '\0';
+	}
 }
+
+/* _exit skips destructors, and shells end every child with it: the socket
+ * goes first.  _Exit is the same call under its C99 name. */
+EXPORT void _exit(int status)
+{
+	ctl_stop();
+	for (;;)
+		syscall(SYS_exit_group, status);
+}
+
+EXPORT void _Exit(int status) __attribute__((alias("_exit")));
 
 /* The child has no control thread: it gets its own, under its own PID.
  * The parent's descriptors are closed, never served twice; reply buffers
@@ -381,6 +418,7 @@ void ctl_stop(void)
 void ctl_fork_child(void)
 {
 	bool was_running = ctl.running;
+	char *outbuf = ctl.outbuf;
 
 	if (ctl.listen_fd >= 0)
 		close(ctl.listen_fd);
@@ -388,6 +426,7 @@ void ctl_fork_child(void)
 		if (ctl.clients[i].fd > 0)
 			close(ctl.clients[i].fd);
 	memset(&ctl, 0, sizeof(ctl));
+	ctl.outbuf = outbuf;
 	ctl.listen_fd = -1;
 	exitwatch_fork_child();
 	if (was_running)

@@ -14,16 +14,29 @@
 
 typedef void (*new_handler)(void);
 
+/* RTLD_DEFAULT misses a libstdc++ that was dlopen'ed RTLD_LOCAL (a C++
+ * extension of a C program): ask for that one by name. */
+static void *cxx_symbol(const char *name)
+{
+	void *f = dlsym(RTLD_DEFAULT, name), *lib;
+
+	if (!f && (lib = dlopen("libstdc++.so.6", RTLD_NOLOAD | RTLD_LAZY))) {
+		f = dlsym(lib, name);
+		dlclose(lib);
+	}
+	return f;
+}
+
 static new_handler current_handler(void)
 {
-	new_handler (*get)(void) = (new_handler (*)(void))dlsym(RTLD_DEFAULT, "_ZSt15get_new_handlerv");
+	new_handler (*get)(void) = (new_handler (*)(void))cxx_symbol("_ZSt15get_new_handlerv");
 
 	return get ? get() : NULL;
 }
 
 static void throw_bad_alloc(void)
 {
-	void (*thr)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZSt17__throw_bad_allocv");
+	void (*thr)(void) = (void (*)(void))cxx_symbol("_ZSt17__throw_bad_allocv");
 
 	if (thr)
 		thr();

@@ -19,8 +19,10 @@ int gsje_mallctl(const char *, void *, size_t *, void *, size_t);
 
 /* Options for the embedded jemalloc.  No huge arena: it would take large
  * blocks out of the reserved range.  One automatic arena: only jemalloc's
- * own metadata lives there. */
-const char *gsje_malloc_conf = "oversize_threshold:0,narenas:1";
+ * own metadata lives there.  Freed extents in one contiguous range merge
+ * into large ones, which jemalloc would not reuse for requests more than
+ * 64 times smaller: allow 1024 times, or the heap keeps growing. */
+const char *gsje_malloc_conf = "oversize_threshold:0,narenas:1,lg_extent_max_active_fit:10";
 
 #define MAX_ARENAS 256
 
