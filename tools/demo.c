@@ -8,6 +8,15 @@
 
 static void *volatile block;
 
+/* Dead stack frames may still hold the address; a conservative collector
+ * would rightly keep the block then. */
+static __attribute__((noinline)) void forget_stack(void)
+{
+	volatile char junk[16 * 1024];
+
+	memset((char *)junk, 0, sizeof(junk));
+}
+
 int main(void)
 {
 	char line[64];
@@ -22,6 +31,7 @@ int main(void)
 			       malloc_usable_size(block));
 		} else if (!strncmp(line, "drop", 4)) {
 			block = NULL;
+			forget_stack();
 			printf("dropped the only pointer to it\n");
 		} else if (!strncmp(line, "quit", 4)) {
 			break;

@@ -3,6 +3,7 @@
 #   >>> gc.mem_free(); gc.mem_alloc()
 #   >>> x = bytearray(1000); gc.mem_alloc()
 #   >>> x = None; gc.mem_alloc()
+#   >>> gc.collect(); gc.mem_alloc()
 # Each ">>>" line below is a gcctl call against the live process.
 set -euo pipefail
 top=${top_builddir:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -16,7 +17,8 @@ mkfifo "$dir/in" "$dir/out"
 exec 3>"$dir/in" 4<"$dir/out"
 read -r _ pid <&4
 
-step() { printf '\n\033[1m>>> %s\033[0m    # %s\n' "$1" "$2"; }
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold= plain=; fi
+step() { printf '\n%s>>> %s%s    # %s\n' "$bold" "$1" "$plain" "$2"; }
 ask() { "$gcctl" -p "$pid" "$@" | sed 's/^/    /'; }
 tell() { echo "$1" >&3; read -r reply <&4; echo "    program: $reply"; }
 
@@ -33,5 +35,11 @@ step "x = None" "the program drops its only pointer to the block"
 tell drop
 step "gc.mem_alloc()" "nothing freed it: the block is still counted"
 ask mem-alloc
+step "gc.collect()" "a collection finds the unreachable block and frees it"
+ask collect
+step "gc.mem_alloc()" "back down"
+ask mem-alloc
+step "gc.mem_free()" "and the room under the limit is back"
+ask mem-free
 tell quit
 wait
