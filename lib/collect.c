@@ -24,7 +24,7 @@
 #include "stats.h"
 #include "stop.h"
 
-#define DEAD_INITIAL (1u << 16)
+#define DEAD_ENTRIES (1u << 26)   /* 512 MiB of address space, committed as used */
 #define PAUSES 1024
 
 bool gc_verify;
@@ -50,7 +50,7 @@ bool collect_init(void)
 
 	co.age1 = os_map(bitmap);
 	co.age2 = os_map(bitmap);
-	co.dead_cap = DEAD_INITIAL;
+	co.dead_cap = DEAD_ENTRIES;
 	co.dead = os_map(co.dead_cap * sizeof(*co.dead));
 	co.roots = (enum roots_mode)opt_int(OPT_ROOTS);
 	gc_verify = opt_int(OPT_VERIFY) != 0;
@@ -75,21 +75,12 @@ void collect_unlock(void)
 	atomic_flag_clear_explicit(&co.busy, memory_order_release);
 }
 
-/* Grows with a bare mmap: called while the world is stopped. */
+/* A fixed reservation, filled while the world is stopped.  Beyond it,
+ * dead blocks stay for the next collection. */
 static void note_dead(uintptr_t block)
 {
-	if (co.ndead == co.dead_cap) {
-		uintptr_t *bigger = mmap(NULL, 2 * co.dead_cap * sizeof(*bigger),
-					 PROT_READ | PROT_WRITE,
-					 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (bigger == MAP_FAILED)
-			return;   /* not freed this time; found again next time */
-		memcpy(bigger, co.dead, co.ndead * sizeof(*bigger));
-		munmap(co.dead, co.dead_cap * sizeof(*bigger));
-		co.dead = bigger;
-		co.dead_cap *= 2;
-	}
-	co.dead[co.ndead++] = block;
+	if (co.ndead < co.dead_cap)
+		co.dead[co.ndead++] = block;
 }
 
 static void store_if_changed(uint64_t *w, uint64_t v)
@@ -101,7 +92,7 @@ static void store_if_changed(uint64_t *w, uint64_t v)
 /* One word of the bitmaps: 64 granules.  Unmarked live blocks of the
  * collected generations are dead; marked ones of those generations move
  * up one generation.  Mark bits are cleared for the next collection. */
-static void sweep_word(size_t w, int gen, struct collection *c)
+static void sweep_word(size_t w, int gen, struct collection *c, bool count)
 {
 	uint64_t *mark = mark_bits();
 	uint64_t live = atomic_load_explicit(&om.starts[w], memory_order_relaxed);
@@ -110,9 +101,11 @@ static void sweep_word(size_t w, int gen, struct collection *c)
 	uint64_t dead = live & ~m & eligible, surv = live & m & eligible;
 
 	store_if_changed(&mark[w], 0);
-	c->objects[0] += __builtin_popcountll(live & ~a1);
-	c->objects[1] += __builtin_popcountll(a1 & ~a2);
-	c->objects[2] += __builtin_popcountll(a2);
+	if (count) {
+		c->objects[0] += __builtin_popcountll(live & ~a1);
+		c->objects[1] += __builtin_popcountll(a1 & ~a2);
+		c->objects[2] += __builtin_popcountll(a2);
+	}
 	store_if_changed(&co.age2[w], (a2 | (surv & a1)) & ~dead);
 	store_if_changed(&co.age1[w], (a1 | surv) & ~dead);
 	while (dead) {
@@ -123,13 +116,14 @@ static void sweep_word(size_t w, int gen, struct collection *c)
 	}
 }
 
-static void find_dead(int gen, struct collection *c)
+/* Counting blocks per generation is only for DEBUG_STATS's summary. */
+static void find_dead(int gen, struct collection *c, bool count)
 {
 	size_t words = (heap_top() - om.base) >> (OM_GRANULE_LG + 6);
 
 	co.ndead = 0;
 	for (size_t w = 0; w < words; w++)
-		sweep_word(w, gen, c);
+		sweep_word(w, gen, c, count);
 }
 
 static void log_block(const char *what, uintptr_t p, size_t size)
@@ -224,7 +218,7 @@ static int open_pagemap(void)
 
 /* The stopped-world part: nothing here allocates or takes a lock that
  * another thread may hold. */
-static bool stopped_phase(int gen, struct collection *c, int pagemap)
+static bool stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 {
 	struct world w;
 	struct mark_stats ms;
@@ -239,10 +233,13 @@ static bool stopped_phase(int gen, struct collection *c, int pagemap)
 		return false;
 	t1 = os_now_ns();
 	mark_begin(pagemap);
-	roots_scan(&w, co.roots);
+	if (!roots_scan(&w, co.roots)) {
+		resume_world(&w);   /* without every root, nothing may be freed */
+		return false;
+	}
 	mark_finish(&ms);
 	c->mark_ns = os_now_ns() - t1;
-	find_dead(gen, c);
+	find_dead(gen, c, count);
 	resume_world(&w);
 	c->stop_ns = w.stop_ns;
 	c->pause_ns = os_now_ns() - t0;
@@ -275,19 +272,22 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	save = save || gc_verify || (debug & GCSHIM_DEBUG_SAVEALL);
 	pagemap = open_pagemap();
 	roots_prepare();
-	ok = stopped_phase(gen, &c, pagemap);
+	ok = pagemap >= 0 && stopped_phase(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS);
 	if (pagemap >= 0)
-		close(pagemap);
+		os_close(pagemap);
+	mark_release();
 	if (!ok) {
 		co.abandoned++;
 		collect_unlock();
-		log_msg("gc: a thread could not be stopped within %ld ms; collection "
-			"abandoned, nothing freed", (long)opt_int(OPT_STOP_TIMEOUT));
+		log_msg("gc: %s; collection abandoned, nothing freed", pagemap < 0 ?
+			"/proc/self/pagemap cannot be read" :
+			"a thread could not be stopped in time, or /proc could not be read");
 		errno = EAGAIN;
 		return -1;
 	}
 	t = os_now_ns();
 	reclaim(&c, save);
+	os_purge(co.dead, co.ndead * sizeof(*co.dead) + OS_PAGE, true);
 	if (!save && c.collected)
 		heap_release_memory();
 	c.sweep_ns = os_now_ns() - t;

@@ -136,6 +136,7 @@ static int open_socket(void)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
+	fd = os_high_fd(fd);
 	unlink(addr.sun_path);
 	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
 	    chmod(addr.sun_path, 0600) < 0 || listen(fd, MAX_CLIENTS) < 0 ||

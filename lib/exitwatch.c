@@ -35,8 +35,8 @@ static void *next_symbol(const char *name)
 
 int exitwatch_init(void)
 {
-	if (event_fd < 0)
-		event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (event_fd < 0 && (event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) >= 0)
+		event_fd = os_high_fd(event_fd);
 	return event_fd;
 }
 

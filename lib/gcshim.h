@@ -67,6 +67,9 @@ extern "C" {
 	X(jemalloc_mapped, "bytes in mapped extents")                        \
 	X(jemalloc_metadata, "bytes of allocator metadata")                  \
 	X(rss, "resident set size of the process")                           \
+	X(ctl_connections, "control socket connections accepted")            \
+	X(ctl_refused, "control socket connections refused (other user)")    \
+	X(ctl_bad_requests, "control requests answered with an error") \
 	X(collections, "collections run")                                    \
 	X(collections_abandoned, "collections given up: a thread did not stop") \
 	X(collected_blocks, "unreachable blocks found, in total")           \
@@ -86,10 +89,7 @@ extern "C" {
 	X(last_collected_blocks, "unreachable blocks, last collection")     \
 	X(last_collected_bytes, "unreachable bytes, last collection")       \
 	X(root_bytes_scanned, "bytes of roots scanned, in total")          \
-	X(heap_bytes_scanned, "bytes of heap blocks scanned, in total")    \
-	X(ctl_connections, "control socket connections accepted")            \
-	X(ctl_refused, "control socket connections refused (other user)")    \
-	X(ctl_bad_requests, "control requests answered with an error")
+	X(heap_bytes_scanned, "bytes of heap blocks scanned, in total")
 
 struct gcshim_stats {
 	uint32_t size;    /* set by the caller: sizeof(struct gcshim_stats) */

@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "log.h"
 
+#include "os.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -8,21 +10,37 @@
 #include <string.h>
 #include <unistd.h>
 
-static int log_fd = 2;
+/* The log file is opened at the first message, not at start-up: a
+ * program that lists its descriptors sees one more only when there was
+ * something to say.  If it cannot be opened, messages are dropped rather
+ * than mixed into the program's stderr, which the user asked us to spare. */
+#define LOG_STDERR (-1)
+#define LOG_UNOPENED (-2)
+#define LOG_DROP (-3)
+
+static const char *log_path;
+static _Atomic int log_fd = LOG_STDERR;
 
 void log_open(const char *path)
 {
-	int fd;
-
 	if (!path || !*path)
 		return;
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		log_msg("GCSHIM_LOG=%s cannot be opened (%s); logging to stderr",
-			path, strerror(errno));
-		return;
-	}
-	log_fd = fd;
+	log_path = path;
+	atomic_store(&log_fd, LOG_UNOPENED);
+}
+
+static int log_target(void)
+{
+	int fd = atomic_load(&log_fd), opened, expected = LOG_UNOPENED;
+
+	if (fd != LOG_UNOPENED)
+		return fd == LOG_STDERR ? 2 : fd;
+	opened = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	opened = opened < 0 ? LOG_DROP : os_high_fd(opened);
+	if (!atomic_compare_exchange_strong(&log_fd, &expected, opened) && opened >= 0)
+		close(opened);   /* another thread got there first */
+	fd = atomic_load(&log_fd);
+	return fd == LOG_STDERR ? 2 : fd;
 }
 
 struct out {
@@ -127,14 +145,15 @@ void log_vmsg(const char *fmt, va_list ap)
 {
 	char line[512];
 	size_t n, len;
-	int saved = errno;
+	int saved = errno, fd;
 
 	n = fmt_s(line, sizeof(line), "gcshim[%d]: ", (int)getpid());
 	len = fmt_v(line + n, sizeof(line) - n - 1, fmt, ap) + n;
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
 	line[len++] = '\n';
-	while (write(log_fd, line, len) < 0 && errno == EINTR)
+	fd = log_target();
+	while (fd >= 0 && write(fd, line, len) < 0 && errno == EINTR)
 		;
 	errno = saved;
 }

@@ -9,7 +9,7 @@
 #include "objmap.h"
 #include "os.h"
 
-#define STACK_INITIAL (1u << 16)
+#define STACK_ENTRIES (1u << 24)   /* 256 MiB of address space, committed as used */
 #define PAGEMAP_BATCH 512
 #define PM_PRESENT (1ULL << 63)
 #define PM_SWAPPED (1ULL << 62)
@@ -33,7 +33,7 @@ static struct {
 bool mark_init(void)
 {
 	mk.bits = os_map(om.size >> (OM_GRANULE_LG + 3));
-	mk.cap = STACK_INITIAL;
+	mk.cap = STACK_ENTRIES;
 	mk.stack = os_map(mk.cap * sizeof(*mk.stack));
 	return mk.bits && mk.stack;
 }
@@ -58,27 +58,17 @@ bool mark_is_marked(uintptr_t start)
 	return (mk.bits[g >> 6] >> (g & 63)) & 1;
 }
 
-/* The stack grows by mapping a bigger one with a bare mmap: the world is
- * stopped, and registering the mapping would take a lock a stopped thread
- * may hold.  Its entries are marked blocks, harmless if seen as roots.
- * When even mmap fails, the block stays marked and the rescan finds it. */
+/* The stack is one fixed reservation, registered as the shim's own: it
+ * never moves while the world is stopped.  When it is full, the block
+ * stays marked and the rescan over the mark bits finds it again. */
 static void push(uintptr_t start, size_t size)
 {
 	if (mk.top == mk.cap) {
-		struct entry *bigger = mmap(NULL, 2 * mk.cap * sizeof(*bigger),
-					    PROT_READ | PROT_WRITE,
-					    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-
-		if (bigger == MAP_FAILED) {
-			mk.overflow = true;
-			mk.st.overflows++;
-			return;
-		}
-		memcpy(bigger, mk.stack, mk.top * sizeof(*bigger));
-		munmap(mk.stack, mk.cap * sizeof(*bigger));
-		mk.stack = bigger;
-		mk.cap *= 2;
+		mk.overflow = true;
+		mk.st.overflows++;
+		return;
 	}
+	__builtin_prefetch((const void *)start);
 	mk.stack[mk.top++] = (struct entry){ start, size };
 }
 
@@ -94,29 +84,30 @@ static void mark_block(uintptr_t start, size_t size)
 	push(start, size);
 }
 
-/* The block ending exactly at w: a one-past-the-end pointer.  Only when w
- * starts no live block: blocks of a slab are packed, so otherwise every
- * pointer to a block would also hold its neighbour (see LIMITATIONS). */
-static void mark_ending_at(uintptr_t w)
-{
-	uintptr_t s;
-	size_t sz;
-
-	if (w > om.base && om_find(w - 1, &s, &sz) && s + sz == w)
-		mark_block(s, sz);
-}
-
+/* A word marks the block it points into, at its start or inside it, or
+ * the block it points one past the end of — only when it starts no live
+ * block itself: blocks of a slab are packed, and otherwise every pointer
+ * to a block would also hold its neighbour (see LIMITATIONS).  The exact
+ * start of an already marked block, the commonest case, is settled from
+ * two bitmap words. */
 static inline void consider(uintptr_t w)
 {
-	uintptr_t s;
+	uintptr_t off = w - om.base, soff;
 	size_t sz;
 
-	if (w - om.base >= om.size)
+	if (off >= om.size)
 		return;
-	if (om_find(w, &s, &sz))
-		mark_block(s, sz);
-	else
-		mark_ending_at(w);
+	if (!(off & ((1UL << OM_GRANULE_LG) - 1))) {
+		uintptr_t g = off >> OM_GRANULE_LG;
+
+		if ((atomic_load_explicit(&om.starts[g >> 6], memory_order_relaxed) >> (g & 63)) & 1) {
+			if (!((mk.bits[g >> 6] >> (g & 63)) & 1) && (sz = om_size_at(off)))
+				mark_block(w, sz);
+			return;
+		}
+	}
+	if (om_nearest(off, &soff, &sz) && off <= soff + sz)
+		mark_block(om.base + soff, sz);
 }
 
 static void scan_words(uintptr_t lo, uintptr_t hi)
@@ -214,4 +205,10 @@ void mark_finish(struct mark_stats *st)
 	while (mk.overflow)
 		rescan_marked();
 	*st = mk.st;
+}
+
+/* After the world resumed: the pages the stack used go back. */
+void mark_release(void)
+{
+	os_purge(mk.stack, mk.cap * sizeof(*mk.stack), true);
 }

@@ -1,7 +1,7 @@
 /* Marking: every word of a root range or a reachable block that points
  * into a live block (its start, inside it, or one past its end) marks
  * that block, whose words are scanned in turn.  Iterative, with an
- * explicit stack; when the stack cannot grow, marked blocks are rescanned
+ * explicit stack; when the stack is full, marked blocks are rescanned
  * from the mark bitmap until nothing new is found.  Pages that are not
  * resident or that still belong to a file are never read: they hold no
  * pointers, and touching them would raise the program's footprint. */
@@ -21,6 +21,7 @@ void mark_begin(int pagemap_fd);
 void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared);
 void mark_drain(void);
 void mark_finish(struct mark_stats *st);
+void mark_release(void);
 bool mark_is_marked(uintptr_t start);
 uint64_t *mark_bits(void);
 

@@ -34,7 +34,6 @@ struct objmap {
 extern struct objmap om;
 
 bool om_init(uintptr_t base, size_t size);
-bool om_find(uintptr_t word, uintptr_t *start, size_t *size);
 
 static inline bool om_in_heap(const void *p)
 {
@@ -157,6 +156,67 @@ static inline void om_resize(void *p, size_t old_usable, size_t new_usable)
 	if (new_usable < old_usable)
 		om_clear_cont(off, new_usable, old_usable);
 	om_set_pages(off, new_usable);
+}
+
+/* Nearest start bit at or below granule g, looking back at most `span`
+ * granules; false when there is none in that window. */
+static inline bool om_start_below(uintptr_t g, uintptr_t span, uintptr_t *found)
+{
+	uintptr_t low = g > span ? g - span : 0;
+	uintptr_t w = g >> 6;
+	uint64_t bits = atomic_load_explicit(&om.starts[w], memory_order_acquire) &
+			(~0ULL >> (63 - (g & 63)));
+
+	for (;;) {
+		if (bits) {
+			uintptr_t s = (w << 6) + 63 - (uintptr_t)__builtin_clzll(bits);
+
+			if (s < low)
+				return false;
+			*found = s;
+			return true;
+		}
+		if (w == 0 || (w << 6) <= low)
+			return false;
+		w--;
+		bits = atomic_load_explicit(&om.starts[w], memory_order_acquire);
+	}
+}
+
+/* The live block starting nearest at or below heap offset woff, when it
+ * could reach woff: its offset and size.  Reads only the side tables. */
+static inline bool om_nearest(uintptr_t woff, uintptr_t *soff, size_t *size)
+{
+	uint32_t pv = atomic_load_explicit(&om.pages[woff >> OM_PAGE_LG], memory_order_relaxed);
+	uintptr_t g;
+
+	if (pv & OM_CONT) {
+		uintptr_t first = ((woff >> OM_PAGE_LG) - (pv & ~OM_CONT)) << OM_PAGE_LG;
+
+		if (om_start_below((first + (1UL << OM_PAGE_LG) - 1) >> OM_GRANULE_LG,
+				   (1UL << OM_PAGE_LG) >> OM_GRANULE_LG, &g)) {
+			*soff = g << OM_GRANULE_LG;
+			*size = om_size_at(*soff);
+			if (*size && woff <= *soff + *size)
+				return true;
+		}
+	}
+	if (!om_start_below(woff >> OM_GRANULE_LG, SC_SMALL_MAX >> OM_GRANULE_LG, &g))
+		return false;
+	*soff = g << OM_GRANULE_LG;
+	*size = om_size_at(*soff);
+	return *size != 0;
+}
+
+/* The live block that contains `word`: its start, an interior address. */
+static inline bool om_find(uintptr_t word, uintptr_t *start, size_t *size)
+{
+	uintptr_t woff = word - om.base, soff;
+
+	if (woff >= om.size || !om_nearest(woff, &soff, size) || woff >= soff + *size)
+		return false;
+	*start = om.base + soff;
+	return true;
 }
 
 #endif

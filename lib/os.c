@@ -77,6 +77,25 @@ bool os_purge(void *p, size_t size, bool forced)
 	return madvise(p, size, forced ? MADV_DONTNEED : MADV_FREE) == 0;
 }
 
+/* The shim's descriptors live high, away from the small numbers programs
+ * expect open() to return; where the limit forbids, they stay put. */
+int os_high_fd(int fd)
+{
+	int high = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+
+	if (high < 0)
+		return fd;
+	os_close(fd);
+	return high;
+}
+
+/* close(2) without passing through the shim's own close(), which may take
+ * a lock: this one is safe while threads are stopped. */
+int os_close(int fd)
+{
+	return (int)syscall(SYS_close, fd);
+}
+
 size_t os_read_small(const char *path, char *buf, size_t cap)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -92,7 +111,7 @@ size_t os_read_small(const char *path, char *buf, size_t cap)
 			break;
 		len += (size_t)n;
 	}
-	close(fd);
+	os_close(fd);
 	buf[len] = '\0';
 	return len;
 }

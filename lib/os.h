@@ -21,6 +21,8 @@ pid_t os_gettid(void);
 uint64_t os_now_ns(void);
 size_t os_ncpus(void);
 size_t os_read_small(const char *path, char *buf, size_t cap);
+int os_high_fd(int fd);
+int os_close(int fd);
 ssize_t os_copy_from_self(void *dst, const void *src, size_t n);
 
 #endif

@@ -12,7 +12,7 @@
 #include "objmap.h"
 #include "os.h"
 
-#define MAPS_INITIAL (1u << 20)
+#define MAPS_MAX (64u << 20)   /* address space; committed as used */
 #define MAX_EXCLUDED 4096
 #define MAX_EXTRA 8
 
@@ -33,7 +33,7 @@ static struct {
 
 bool roots_init(void)
 {
-	rt.cap = MAPS_INITIAL;
+	rt.cap = MAPS_MAX;
 	rt.buf = os_map(rt.cap);
 	rt.excluded = os_map(MAX_EXCLUDED * sizeof(*rt.excluded));
 	return rt.buf && rt.excluded;
@@ -67,31 +67,24 @@ void roots_prepare(void)
 	sort_regions(rt.excluded, rt.nexcluded);
 }
 
-/* /proc/self/maps, read whole with bare system calls into our buffer,
- * grown with a bare mmap: nothing here may allocate. */
+/* /proc/self/maps, read whole with bare system calls into a buffer that
+ * never moves: nothing here may allocate.  A listing that does not fit
+ * fails the collection rather than leave roots out. */
 static size_t read_maps(void)
 {
-	for (;;) {
-		int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-		size_t len = 0;
-		ssize_t n;
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+	ssize_t n;
 
-		if (fd < 0)
-			return 0;
-		while ((n = read(fd, rt.buf + len, rt.cap - len - 1)) > 0)
-			len += (size_t)n;
-		close(fd);
-		if (len < rt.cap - 1) {
-			rt.buf[len] = '\0';
-			return len;
-		}
-		char *bigger = mmap(NULL, rt.cap * 2, PROT_READ | PROT_WRITE,
-				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (bigger == MAP_FAILED)
-			return 0;
-		rt.buf = bigger;
-		rt.cap *= 2;
-	}
+	if (fd < 0)
+		return 0;
+	while ((n = read(fd, rt.buf + len, rt.cap - len - 1)) > 0)
+		len += (size_t)n;
+	os_close(fd);
+	if (n < 0 || len >= rt.cap - 1)
+		return 0;
+	rt.buf[len] = '\0';
+	return len;
 }
 
 static const char *parse_mapping(const char *s, struct mapping *m)

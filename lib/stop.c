@@ -135,7 +135,7 @@ static size_t list_tasks(pid_t *out, size_t cap)
 			off += d->reclen;
 		}
 	}
-	close(fd);
+	os_close(fd);
 	return n;
 }
 
@@ -144,10 +144,15 @@ static bool known(pid_t tid)
 	return my_slot(tid) != NULL;
 }
 
-/* Adds and signals the threads not yet asked to stop; returns how many. */
-static size_t signal_new(pid_t self, uint32_t seq)
+/* Adds and signals the threads not yet asked to stop; returns how many,
+ * or -1 when the threads cannot be listed or are too many to stop. */
+static long signal_new(pid_t self, uint32_t seq)
 {
-	size_t n = list_tasks(tids, MAX_THREADS), added = 0;
+	size_t n = list_tasks(tids, MAX_THREADS);
+	long added = 0;
+
+	if (n == 0 || n == MAX_THREADS)
+		return -1;   /* not even ourselves: no /proc */
 
 	for (size_t i = 0; i < n; i++) {
 		size_t k = atomic_load(&nslots);
@@ -155,7 +160,7 @@ static size_t signal_new(pid_t self, uint32_t seq)
 		if (tids[i] == self || known(tids[i]))
 			continue;
 		if (k == MAX_THREADS)
-			break;
+			return -1;
 		slots[k] = (struct stopped){ .tid = tids[i] };
 		atomic_store_explicit(&nslots, k + 1, memory_order_release);
 		if (syscall(SYS_tgkill, getpid(), tids[i], stop_sig) < 0)
@@ -215,8 +220,8 @@ bool stop_world(struct world *w)
 	atomic_store(&stop_seq, seq);
 	/* Repeat until a listing finds no thread we have not stopped: a
 	 * thread may have been created by one that was still running. */
-	while (ok && signal_new(self, seq))
-		ok = wait_acks(seq, deadline);
+	for (long added; ok && (added = signal_new(self, seq)) != 0;)
+		ok = added > 0 && wait_acks(seq, deadline);
 	w->threads = slots;
 	w->n = atomic_load(&nslots);
 	w->stop_ns = os_now_ns() - t0;
