@@ -1,6 +1,9 @@
 #!/bin/bash
 # Times every workload under each allocator configuration and prints the
-# medians, the gcshim/jemalloc ratios and whether the targets are met.
+# medians, the ratios of each gcshim configuration to plain jemalloc and
+# whether the targets are met.  gcshim runs twice: with its defaults (no
+# automatic collection) and collecting every BENCH_THRESHOLD bytes
+# allocated.
 #
 # Environment:
 #   GCSHIM_LIB        libgcshim.so to preload                   (required)
@@ -8,6 +11,7 @@
 #   BENCH_DIR         directory holding workload and measure     (required)
 #   BENCH_ROUNDS      runs per workload and configuration        (default 5)
 #   BENCH_GCSHIM_ENV  extra NAME=VALUE words for the gcshim runs (optional)
+#   BENCH_THRESHOLD   GCSHIM_THRESHOLD of the collecting column  (default 64M)
 #   BENCH_RESULTS     where the table is also written  (BENCH_DIR/results.txt)
 set -euo pipefail
 
@@ -28,16 +32,20 @@ WORKLOADS=(
 	"larson-4t|larson 4"
 )
 
-# Columns: name, then NAME=VALUE words for the measured process.  Each
-# configuration gets a time and a MaxRSS column; the ratios compare
-# CANDIDATE with BASELINE.
+THRESHOLD=${BENCH_THRESHOLD:-64M}
+
+# Columns: name, then NAME=VALUE words for the measured process (a later
+# word wins over an earlier one of the same name).  Each configuration
+# gets a time and a MaxRSS column; the ratios compare each of CANDIDATES
+# with BASELINE.
 CONFIGS=(
 	"glibc|"
 	"jemalloc|LD_PRELOAD=$JEMALLOC_SO"
 	"gcshim|LD_PRELOAD=$GCSHIM_LIB ${BENCH_GCSHIM_ENV:-}"
+	"gcshim-$THRESHOLD|LD_PRELOAD=$GCSHIM_LIB ${BENCH_GCSHIM_ENV:-} GCSHIM_THRESHOLD=$THRESHOLD"
 )
 BASELINE=jemalloc
-CANDIDATE=gcshim
+CANDIDATES="gcshim gcshim-$THRESHOLD"
 
 # Targets for the candidate against the baseline.
 TARGET_GEOMEAN=1.05
@@ -50,13 +58,16 @@ die() {
 }
 
 check_inputs() {
-	local f
+	local f c
 	for f in "$GCSHIM_LIB" "$JEMALLOC_SO" "$WORKLOAD" "$MEASURE"; do
 		[[ -f $f ]] || die "missing $f"
 	done
 	[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer"
-	[[ " $(config_names)" == *" $BASELINE "* && " $(config_names)" == *" $CANDIDATE "* ]] ||
-		die "BASELINE and CANDIDATE must name configurations"
+	[[ $THRESHOLD =~ ^[0-9]+[KkMmGg]?$ ]] || die "BENCH_THRESHOLD must be a size such as 64M"
+	for c in $BASELINE $CANDIDATES; do
+		[[ " $(config_names)" == *" $c "* ]] ||
+			die "BASELINE and CANDIDATES must name configurations"
+	done
 }
 
 declare -A TIMES RSS
@@ -109,42 +120,64 @@ medians() {
 	done
 }
 
-# The aligned table and the verdict on the targets; the ratios are
-# computed in awk because bash has no floating point.
+# The aligned tables, times then MaxRSS, and the verdicts on the targets,
+# one line for each candidate; the ratios are computed in awk because
+# bash has no floating point.
 print_table() {
-	medians | awk -v names="$(config_names)" -v base="$BASELINE" -v cand="$CANDIDATE" \
+	medians | awk -v names="$(config_names)" -v base="$BASELINE" -v cands="$CANDIDATES" \
 		-v tg="$TARGET_GEOMEAN" -v tm="$TARGET_MAX_TIME" -v tr="$TARGET_MAX_RSS" '
 	function verdict(v, t) { return v <= t ? "met" : "NOT met" }
+	function width(s) { return length(s) > 10 ? length(s) : 10 }
+	# One table: column offset 1 for times, 1 + n for MaxRSS.
+	function table(unit, off, scale, fmt,    i, k, r, v) {
+		printf "%-10s", "workload"
+		for (i = 1; i <= n; i++) printf " %*s", w[i], name[i] " " unit
+		for (k = 1; k <= m; k++) printf " %*s", rw[k], ratio[k]
+		printf "\n"
+		for (r = 1; r <= rows; r++) {
+			printf "%-10s", label[r]
+			for (i = 1; i <= n; i++) printf " %*" fmt, w[i], val[r, off + i] / scale
+			for (k = 1; k <= m; k++) printf " %*.3f", rw[k], val[r, off + c[k]] / val[r, off + b]
+			printf "\n"
+		}
+	}
 	BEGIN {
 		n = split(names, name, " ")
+		m = split(cands, cand, " ")
 		for (i = 1; i <= n; i++) {
 			if (name[i] == base) b = i
-			if (name[i] == cand) c = i
+			for (k = 1; k <= m; k++)
+				if (name[i] == cand[k]) c[k] = i
 		}
-		ratio = cand "/" base
-		printf "%-10s", "workload"
-		for (i = 1; i <= n; i++) printf " %10s", name[i] " s"
-		printf " %16s", ratio
-		for (i = 1; i <= n; i++) printf " %13s", name[i] " MiB"
-		printf " %16s\n", ratio
+		for (i = 1; i <= n; i++) w[i] = width(name[i] " MiB")
+		for (k = 1; k <= m; k++) {
+			ratio[k] = cand[k] "/" base
+			rw[k] = width(ratio[k])
+		}
 	}
 	{
-		rt = $(1 + c) / $(1 + b)
-		rr = $(1 + n + c) / $(1 + n + b)
-		printf "%-10s", $1
-		for (i = 1; i <= n; i++) printf " %10.3f", $(1 + i)
-		printf " %16.3f", rt
-		for (i = 1; i <= n; i++) printf " %13.1f", $(1 + n + i) / 1024
-		printf " %16.3f\n", rr
-		logsum += log(rt); rows++
-		if (rt > maxt) { maxt = rt; maxtw = $1 }
-		if (rr > maxr) { maxr = rr; maxrw = $1 }
+		rows++
+		label[rows] = $1
+		for (i = 2; i <= NF; i++) val[rows, i - 1] = $i
+		for (k = 1; k <= m; k++) {
+			rt = $(1 + c[k]) / $(1 + b)
+			rr = $(1 + n + c[k]) / $(1 + n + b)
+			logsum[k] += log(rt)
+			if (rt > maxt[k]) { maxt[k] = rt; maxtw[k] = $1 }
+			if (rr > maxr[k]) { maxr[k] = rr; maxrw[k] = $1 }
+		}
 	}
 	END {
-		g = exp(logsum / rows)
-		printf "%s time geomean %.3f (target <= %s: %s), max time %.3f %s (target <= %s: %s), max RSS %.3f %s (target <= %s: %s)\n",
-			ratio, g, tg, verdict(g, tg), maxt, maxtw, tm, verdict(maxt, tm),
-			maxr, maxrw, tr, verdict(maxr, tr)
+		table("s", 0, 1, ".3f")
+		printf "\n"
+		table("MiB", n, 1024, ".1f")
+		printf "\n"
+		for (k = 1; k <= m; k++) {
+			g = exp(logsum[k] / rows)
+			printf "%s time geomean %.3f (overhead %+.1f%%; target <= %s: %s), max time %.3f %s (target <= %s: %s), max RSS %.3f %s (target <= %s: %s)\n",
+				ratio[k], g, (g - 1) * 100, tg, verdict(g, tg), maxt[k], maxtw[k], tm,
+				verdict(maxt[k], tm), maxr[k], maxrw[k], tr, verdict(maxr[k], tr)
+		}
 	}'
 }
 
@@ -155,8 +188,9 @@ main() {
 		run_workload "$w"
 	done
 	{
-		echo "medians of $ROUNDS rounds; time in seconds, MaxRSS in MiB;" \
-			"${CANDIDATE} env: LD_PRELOAD ${BENCH_GCSHIM_ENV:-(defaults)}"
+		echo "allocation workloads: medians of $ROUNDS rounds; time in seconds, MaxRSS in MiB"
+		echo "gcshim: LD_PRELOAD ${BENCH_GCSHIM_ENV:-(defaults: no automatic collection)}"
+		echo "gcshim-$THRESHOLD: the same plus GCSHIM_THRESHOLD=$THRESHOLD (a full collection every $THRESHOLD allocated)"
 		print_table
 	} | tee "$RESULTS"
 }
