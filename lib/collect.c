@@ -272,7 +272,8 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	save = save || gc_verify || (debug & GCSHIM_DEBUG_SAVEALL);
 	pagemap = open_pagemap();
 	roots_prepare();
-	ok = pagemap >= 0 && stopped_phase(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS);
+	ok = pagemap >= 0 && kroots_complete() &&
+	     stopped_phase(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS);
 	if (pagemap >= 0)
 		os_close(pagemap);
 	mark_release();
@@ -280,7 +281,8 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 		co.abandoned++;
 		collect_unlock();
 		log_msg("gc: %s; collection abandoned, nothing freed", pagemap < 0 ?
-			"/proc/self/pagemap cannot be read" :
+			"/proc/self/pagemap cannot be read" : !kroots_complete() ?
+			"epoll registrations overflowed their table" :
 			"a thread could not be stopped in time, or /proc could not be read");
 		errno = EAGAIN;
 		return -1;

@@ -28,6 +28,7 @@ typedef int (*close_fn)(int);
 static struct slot *table;
 static uint8_t *is_epoll;   /* fds that are epoll instances we saw */
 static atomic_flag lock = ATOMIC_FLAG_INIT;
+static _Atomic bool overflowed;
 static epoll_ctl_fn real_epoll_ctl;
 static close_fn real_close;
 
@@ -81,9 +82,9 @@ static void remember(int epfd, int fd, uint64_t data)
 	s = find(epfd, fd, true);
 	if (s)
 		*s = (struct slot){ epfd, fd, data };
-	else
-		log_once(w_full, "too many epoll registrations to track; their data "
-			 "is not a root");
+	else if (!atomic_exchange(&overflowed, true))
+		log_msg("more than %u epoll registrations: their data cannot all be "
+			"roots, so collections will free nothing from now on", SLOTS);
 	if ((unsigned)epfd < MAX_FD)
 		is_epoll[epfd] = 1;
 	give();
@@ -138,6 +139,13 @@ EXPORT int close(int fd)
 		errno = saved;
 	}
 	return real_close(fd);
+}
+
+/* A registration that could not be recorded may be the only pointer to a
+ * block: no collection may free anything after that. */
+bool kroots_complete(void)
+{
+	return !atomic_load(&overflowed);
 }
 
 /* While the world is stopped: the table is read without its lock (a

@@ -4,7 +4,10 @@
 #ifndef GCSHIM_KROOTS_H
 #define GCSHIM_KROOTS_H
 
+#include <stdbool.h>
+
 void kroots_init(void);
 void kroots_scan(void);
+bool kroots_complete(void);
 
 #endif

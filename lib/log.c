@@ -21,12 +21,19 @@
 static const char *log_path;
 static _Atomic int log_fd = LOG_STDERR;
 
+/* The file is created now, so that its presence tells that the shim
+ * started, but no descriptor is kept until there is a message. */
 void log_open(const char *path)
 {
+	int fd;
+
 	if (!path || !*path)
 		return;
 	log_path = path;
-	atomic_store(&log_fd, LOG_UNOPENED);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	atomic_store(&log_fd, fd < 0 ? LOG_DROP : LOG_UNOPENED);
+	if (fd >= 0)
+		os_close(fd);
 }
 
 static int log_target(void)
