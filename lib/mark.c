@@ -26,6 +26,7 @@ static struct {
 	struct entry *stack;
 	size_t top, cap;
 	bool overflow;
+	bool code;                /* scanning machine code: every byte offset */
 	int pagemap_fd;
 	struct mark_stats st;
 } mk;
@@ -119,6 +120,18 @@ static void scan_words(uintptr_t lo, uintptr_t hi)
 		consider(*p);
 }
 
+/* Machine code written at run time (a JIT's code cache) holds addresses
+ * as instruction operands, at any byte offset. */
+static void scan_bytes(uintptr_t lo, uintptr_t hi)
+{
+	for (uintptr_t p = lo; p + sizeof(uintptr_t) <= hi; p++) {
+		uintptr_t w;
+
+		memcpy(&w, (const void *)p, sizeof(w));
+		consider(w);
+	}
+}
+
 /* Scans [lo, hi) page run by page run, reading only the pages that hold
  * data the program wrote: private anonymous pages (present or swapped),
  * or for shared memory any present page. */
@@ -143,7 +156,9 @@ static void scan_resident(uintptr_t lo, uintptr_t hi, bool shared)
 				((pm[i] & PM_SWAPPED) || ((pm[i] & PM_PRESENT) && !(pm[i] & PM_FILE)));
 			uintptr_t a = page > lo ? page : lo, b = page + OS_PAGE < hi ? page + OS_PAGE : hi;
 
-			if (wanted)
+			if (wanted && mk.code)
+				scan_bytes(a, b);
+			else if (wanted)
 				scan_words(a, b);
 		}
 	}
@@ -158,6 +173,13 @@ void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared)
 		scan_resident(lo, hi, shared);
 	else
 		scan_words(lo, hi);
+}
+
+void mark_code_range(uintptr_t lo, uintptr_t hi)
+{
+	mk.code = true;
+	mark_range(lo, hi, true, false);
+	mk.code = false;
 }
 
 /* Small blocks are read directly; big ones only where resident, since a

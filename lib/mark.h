@@ -19,6 +19,7 @@ struct mark_stats {
 bool mark_init(void);
 void mark_begin(int pagemap_fd);
 void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared);
+void mark_code_range(uintptr_t lo, uintptr_t hi);
 void mark_drain(void);
 void mark_finish(struct mark_stats *st);
 void mark_release(void);

@@ -123,8 +123,16 @@ static bool anonymous(const struct mapping *m)
 	return *m->path == '\n' || *m->path == '\0';
 }
 
+static void scan_piece(uintptr_t lo, uintptr_t hi, bool shared, bool code)
+{
+	if (code)
+		mark_code_range(lo, hi);
+	else
+		mark_range(lo, hi, true, shared);
+}
+
 /* Scans [lo, hi) minus every excluded region. */
-static void scan_minus_excluded(uintptr_t lo, uintptr_t hi, bool shared)
+static void scan_minus_excluded(uintptr_t lo, uintptr_t hi, bool shared, bool code)
 {
 	for (size_t i = 0; i < rt.nexcluded && lo < hi; i++) {
 		const struct region *x = &rt.excluded[i];
@@ -132,11 +140,11 @@ static void scan_minus_excluded(uintptr_t lo, uintptr_t hi, bool shared)
 		if (x->end <= lo || x->start >= hi)
 			continue;
 		if (x->start > lo)
-			mark_range(lo, x->start, true, shared);
+			scan_piece(lo, x->start, shared, code);
 		lo = x->end > lo ? x->end : lo;
 	}
 	if (lo < hi)
-		mark_range(lo, hi, true, shared);
+		scan_piece(lo, hi, shared, code);
 }
 
 /* The lowest stack pointer of any thread inside [start, end), or 0. */
@@ -208,7 +216,7 @@ bool roots_scan(const struct world *w, enum roots_mode mode)
 		s = parse_mapping(s, &cur);
 		if (wanted(mode, w, &cur, have_prev ? &prev : NULL))
 			scan_minus_excluded(scan_from(w, &cur, have_prev ? &prev : NULL),
-					    cur.end, cur.perms[3] == 's');
+					    cur.end, cur.perms[3] == 's', cur.perms[2] == 'x');
 		prev = cur;
 		have_prev = true;
 	}
