@@ -52,13 +52,6 @@ void mark_begin(int pagemap_fd)
 	mk.pagemap_fd = pagemap_fd;
 }
 
-bool mark_is_marked(uintptr_t start)
-{
-	uintptr_t g = (start - om.base) >> OM_GRANULE_LG;
-
-	return (mk.bits[g >> 6] >> (g & 63)) & 1;
-}
-
 /* The stack is one fixed reservation, registered as the shim's own: it
  * never moves while the world is stopped.  When it is full, the block
  * stays marked and the rescan over the mark bits finds it again. */

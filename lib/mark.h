@@ -23,7 +23,6 @@ void mark_code_range(uintptr_t lo, uintptr_t hi);
 void mark_drain(void);
 void mark_finish(struct mark_stats *st);
 void mark_release(void);
-bool mark_is_marked(uintptr_t start);
 uint64_t *mark_bits(void);
 
 #endif
