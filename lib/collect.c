@@ -341,7 +341,7 @@ static uint64_t percentile(int pct)
 			sorted[j] = sorted[j - 1];
 		sorted[j] = x;
 	}
-	return sorted[(n - 1) * (size_t)pct / 100];
+	return sorted[((size_t)pct * n + 99) / 100 - 1];   /* nearest rank */
 }
 
 void collect_fill_stats(struct gcshim_stats *st)

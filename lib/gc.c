@@ -59,6 +59,14 @@ static void update_peak(int64_t live)
 		;
 }
 
+/* An exact mem_alloc, read by a caller, raises the peak too: the peak
+ * never reads lower than a value reported before. */
+int64_t gc_note_peak(int64_t mem_alloc)
+{
+	update_peak(mem_alloc);
+	return atomic_load(&gc.peak);
+}
+
 /* The single place where an automatic collection is due.  Only one
  * thread wins a crossing: the counter is taken, not just read. */
 static void threshold_crossed(int64_t since)

@@ -49,6 +49,7 @@ int gc_set_gen_thresholds(const int64_t t[3]);
 int gc_set_debug(int64_t flags);
 void gc_get_counts(int64_t out[3]);
 int64_t gc_mem_alloc(void);
+int64_t gc_note_peak(int64_t mem_alloc);
 
 static inline unsigned gc_mode_now(void)
 {

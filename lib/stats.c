@@ -31,9 +31,7 @@ void stats_read(struct gcshim_stats *st)
 	st->mem_free = st->heap_limit ? st->heap_limit - st->mem_alloc : -1;
 	if (st->heap_limit && st->mem_free < 0)
 		st->mem_free = 0;
-	st->peak_mem_alloc = atomic_load(&gc.peak);
-	if (st->peak_mem_alloc < st->mem_alloc)
-		st->peak_mem_alloc = st->mem_alloc;
+	st->peak_mem_alloc = gc_note_peak(st->mem_alloc);
 	st->live_blocks = tt.allocations - tt.frees;
 	st->allocations = tt.allocations;
 	st->frees = tt.frees;

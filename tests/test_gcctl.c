@@ -38,6 +38,7 @@ struct fixture {
 	int to, from;        /* its stdin and stdout */
 	char buf[4096];      /* output read and not yet returned */
 	size_t len;
+	char ready[128];     /* its first line, "ready PID..." */
 };
 
 struct result {
@@ -235,6 +236,7 @@ static struct fixture *start_program(uid_t uid, char *const *argv, char *const *
 	fixture_line(f, line, sizeof(line));
 	cr_assert_eq(strncmp(line, "ready ", 6), 0, "fixture said '%s'", line);
 	cr_assert_eq(atoi(line + 6), pid);
+	snprintf(f->ready, sizeof(f->ready), "%s", line);
 	return f;
 }
 
@@ -533,15 +535,16 @@ Test(gcctl, micropython_sequence)
 {
 	char *env[] = { "GCSHIM_HEAP_LIMIT=64M", NULL };
 	struct fixture *f = start_fixture(env);
-	int64_t before, after, usable, freed;
+	int64_t before, after, usable, freed, leaked;
 	char expect[64];
 	struct result *res;
+	struct json *r;
 
 	fixture_do(f, "pid", NULL, 0);
 	before = ask_int(f->pid, "mem-alloc", NULL, "mem_alloc");
 	cr_assert_eq(ask_int(f->pid, "mem-free", NULL, "mem_free"), 64 * MIB - before);
 
-	usable = fixture_num(f, "alloc 1000");
+	usable = leaked = fixture_num(f, "alloc 1000");
 	cr_assert_geq(usable, 1000);
 	after = ask_int(f->pid, "mem-alloc", NULL, "mem_alloc");
 	cr_assert_eq(after - before, usable, "mem_alloc rose by %lld, the block has %lld bytes",
@@ -563,6 +566,256 @@ Test(gcctl, micropython_sequence)
 	snprintf(expect, sizeof(expect), "%lld bytes", (long long)freed);
 	cr_assert(strstr(line_of(res->out, "mem_alloc"), expect), "'%s' lacks '%s'", res->out,
 		  expect);
+
+	/* gc.collect(): the dropped block is found and freed. */
+	r = ask_json(f->pid, "collect", NULL);
+	cr_assert_geq(reply_int(r, "collected"), 1, "the dropped block was not collected");
+	cr_assert_geq(reply_int(r, "collected_bytes"), leaked);
+	json_free(r);
+	after = ask_int(f->pid, "mem-alloc", NULL, "mem_alloc");
+	cr_assert_leq(after, before, "mem_alloc %lld after the collection, %lld before the alloc",
+		      (long long)after, (long long)before);
+	cr_assert_eq(ask_int(f->pid, "mem-free", NULL, "mem_free"), 64 * MIB - after);
+}
+
+/* ---- collections ---------------------------------------------------------- */
+
+static void expect_failure(struct result *res, int status, const char *message);
+
+static const struct json *generation(const struct json *r, int g)
+{
+	const struct json *gens = json_get(r, "generations");
+
+	cr_assert(gens && gens->type == JSON_ARRAY && gens->count == 3, "no 3 generations");
+	return &gens->items[g];
+}
+
+/* The human table's row for generation g: its three numbers. */
+static void get_stats_row(const char *out, int g, long long v[3])
+{
+	for (const char *s = strchr(out, '\n'); s && s[1]; s = strchr(s + 1, '\n')) {
+		int gen;
+
+		if (sscanf(s + 1, "%d %lld %lld %lld", &gen, &v[0], &v[1], &v[2]) == 4 && gen == g)
+			return;
+	}
+	cr_assert_fail("no row for generation %d in:\n%s", g, out);
+}
+
+Test(gcctl, get_stats_counts_collections_per_generation)
+{
+	struct fixture *f = start_fixture(NULL);
+	const char *p = pid_arg(f->pid);
+	struct result *res;
+	struct json *r;
+	long long row[3], blocks;
+	char unit[16];
+
+	fixture_do(f, "alloc 2000", NULL, 0);
+	fixture_do(f, "drop", NULL, 0);
+	res = gcctl("-p", p, "collect", NULL);
+	cr_assert_eq(res->status, 0, "%s", res->err);
+	cr_assert_eq(sscanf(line_of(res->out, "collected"), "collected %lld %15s", &blocks, unit), 2,
+		     "%s", res->out);
+	cr_assert_geq(blocks, 1, "%s", res->out);
+	cr_assert_str_eq(unit, blocks == 1 ? "block" : "blocks");
+	cr_assert(strstr(line_of(res->out, "generation"), " 2"), "%s", res->out);
+	for (size_t i = 0; i < 4; i++) {
+		const char *l = line_of(res->out, (const char *[]){ "pause", "stop", "mark", "sweep" }[i]);
+		double d;
+
+		cr_assert_eq(sscanf(l, "%*s %lf %15s", &d, unit), 2, "%s", l);
+		cr_assert(!strcmp(unit, "ns") || !strcmp(unit, "\u00b5s") || !strcmp(unit, "ms") ||
+			  !strcmp(unit, "s"), "%s", l);
+	}
+	cr_assert(strstr(line_of(res->out, "roots scanned"), " bytes"), "%s", res->out);
+	cr_assert(strstr(line_of(res->out, "heap scanned"), " bytes"), "%s", res->out);
+
+	r = ask_json(f->pid, "collect", "2");
+	cr_assert_eq(reply_int(r, "generation"), 2);
+	json_free(r);
+	r = ask_json(f->pid, "collect", "0");
+	cr_assert_eq(reply_int(r, "generation"), 0);
+	json_free(r);
+	/* Refused by gcctl: nothing is sent, nothing is counted. */
+	expect_failure(gcctl("-p", p, "collect", "-1", NULL), 2,
+		       "gcctl: invalid generation -1 (must be 0, 1 or 2)\n");
+	expect_failure(gcctl("-p", p, "collect", "x", NULL), 2,
+		       "gcctl: invalid generation x (must be 0, 1 or 2)\n");
+	expect_failure(gcctl("-p", p, "collect", "1", "2", NULL), 2, NULL);
+
+	r = ask_json(f->pid, "get-stats", NULL);
+	cr_assert_eq(reply_int(generation(r, 0), "collections"), 1);
+	cr_assert_eq(reply_int(generation(r, 1), "collections"), 0);
+	cr_assert_eq(reply_int(generation(r, 2), "collections"), 2);
+	cr_assert_eq(reply_int(generation(r, 2), "collected"), blocks);
+	cr_assert_eq(reply_int(generation(r, 1), "collected"), 0);
+	json_free(r);
+
+	res = gcctl("-p", p, "get_stats", NULL);
+	cr_assert_eq(res->status, 0, "%s", res->err);
+	cr_assert_eq(strncmp(res->out, "GENERATION  COLLECTIONS  COLLECTED  UNCOLLECTABLE\n", 50), 0,
+		     "%s", res->out);
+	get_stats_row(res->out, 0, row);
+	cr_assert(row[0] == 1 && row[1] == 0, "%s", res->out);
+	get_stats_row(res->out, 1, row);
+	cr_assert(row[0] == 0 && row[1] == 0, "%s", res->out);
+	get_stats_row(res->out, 2, row);
+	cr_assert(row[0] == 2 && row[1] == blocks, "%s", res->out);
+	cr_assert_eq(stat_of(f->pid, "collections"), 3);
+}
+
+/* The member of the garbage reply's blocks at address, or NULL. */
+static const struct json *garbage_block(const struct json *r, uintptr_t address)
+{
+	const struct json *blocks = json_get(r, "blocks");
+
+	cr_assert(blocks && blocks->type == JSON_ARRAY, "no blocks array");
+	for (size_t i = 0; i < blocks->count; i++) {
+		const char *a = reply_str(&blocks->items[i], "address");
+
+		if (strtoull(a, NULL, 16) == address)
+			return &blocks->items[i];
+	}
+	return NULL;
+}
+
+Test(gcctl, saveall_keeps_the_garbage_until_freed)
+{
+	struct fixture *f = start_fixture(NULL);
+	const char *p = pid_arg(f->pid);
+	int64_t before, after, usable, count;
+	char answer[64], line[128], *end;
+	long long size;
+	const struct json *b;
+	struct result *res;
+	uintptr_t address;
+	struct json *r;
+
+	fixture_do(f, "pid", NULL, 0);
+	cr_assert_eq(ask_int(f->pid, "set-debug", "saveall", "debug"), GCSHIM_DEBUG_SAVEALL);
+	before = ask_int(f->pid, "mem-alloc", NULL, "mem_alloc");
+	fixture_do(f, "alloc 3000", answer, sizeof(answer));
+	usable = strtoll(answer, &end, 10);
+	address = strtoull(end, NULL, 16);
+	cr_assert(usable >= 3000 && address, "fixture answered '%s'", answer);
+	fixture_do(f, "drop", NULL, 0);
+	after = ask_int(f->pid, "mem-alloc", NULL, "mem_alloc");
+	cr_assert_eq(after, before + usable);
+
+	r = ask_json(f->pid, "collect", NULL);
+	cr_assert_geq(reply_int(r, "collected"), 1);
+	count = reply_int(r, "collected");
+	json_free(r);
+	/* Found, and kept: SAVEALL frees nothing. */
+	cr_assert_eq(ask_int(f->pid, "mem-alloc", NULL, "mem_alloc"), after);
+
+	r = ask_json(f->pid, "garbage", NULL);
+	cr_assert_eq(reply_int(r, "count"), count);
+	b = garbage_block(r, address);
+	cr_assert(b, "block %#lx is not in the garbage list", (unsigned long)address);
+	cr_assert_eq(reply_int(b, "size"), usable);
+	snprintf(line, sizeof(line), "%s", reply_str(b, "address"));
+	json_free(r);
+	cr_assert_eq(stat_of(f->pid, "garbage_blocks"), count);
+
+	res = gcctl("-p", p, "garbage", NULL);
+	cr_assert_eq(res->status, 0, "%s", res->err);
+	snprintf(answer, sizeof(answer), "count  %lld\n", (long long)count);
+	cr_assert_eq(strncmp(res->out, answer, strlen(answer)), 0, "%s", res->out);
+	cr_assert(strstr(line_of(res->out, "ADDRESS"), "SIZE"), "%s", res->out);
+	cr_assert_eq(sscanf(line_of(res->out, line), "%*s %lld", &size), 1);
+	cr_assert_eq(size, usable, "%s", res->out);
+
+	res = gcctl("-p", p, "garbage", "--free", NULL);
+	cr_assert_eq(res->status, 0, "%s", res->err);
+	snprintf(answer, sizeof(answer), "freed  %lld block%s\n", (long long)count,
+		 count == 1 ? "" : "s");
+	cr_assert_str_eq(res->out, answer);
+	r = ask_json(f->pid, "garbage", NULL);
+	cr_assert_eq(reply_int(r, "count"), 0);
+	cr_assert_eq(json_get(r, "blocks")->count, 0);
+	json_free(r);
+	cr_assert_eq(stat_of(f->pid, "garbage_blocks"), 0);
+	cr_assert_leq(ask_int(f->pid, "mem-alloc", NULL, "mem_alloc"), before);
+	cr_assert_eq(ask_int(f->pid, "garbage", "free", "freed"), 0);
+	expect_failure(gcctl("-p", p, "garbage", "--all", NULL), 2, NULL);
+}
+
+Test(gcctl, stats_after_a_collection)
+{
+	struct fixture *f = start_fixture(NULL);
+	struct json *r, *c;
+	const struct json *st;
+	struct result *res;
+	char expect[64];
+
+	cr_assert_eq(stat_of(f->pid, "collections"), 0);
+	cr_assert_eq(stat_of(f->pid, "pause_last_ns"), 0);
+	fixture_do(f, "alloc 500", NULL, 0);
+	fixture_do(f, "drop", NULL, 0);
+	c = ask_json(f->pid, "collect", NULL);
+	r = ask_json(f->pid, "stats", NULL);
+	st = json_get(r, "stats");
+	cr_assert_geq(reply_int(st, "collections"), 1);
+	cr_assert_gt(reply_int(st, "pause_last_ns"), 0);
+	cr_assert_gt(reply_int(st, "last_root_bytes"), 0);
+	/* The same collection, seen twice. */
+	cr_assert_eq(reply_int(st, "pause_last_ns"), reply_int(c, "pause_ns"));
+	cr_assert_eq(reply_int(st, "last_stop_ns"), reply_int(c, "stop_ns"));
+	cr_assert_eq(reply_int(st, "last_root_bytes"), reply_int(c, "root_bytes"));
+	cr_assert_eq(reply_int(st, "last_collected_blocks"), reply_int(c, "collected"));
+	cr_assert_geq(reply_int(st, "collected_blocks"), 1);
+	cr_assert_geq(reply_int(st, "pause_max_ns"), reply_int(st, "pause_last_ns"));
+	json_free(r);
+
+	res = gcctl("-p", pid_arg(f->pid), "stats", NULL);
+	cr_assert_eq(res->status, 0, "%s", res->err);
+	snprintf(expect, sizeof(expect), " (%lld ns)  ", (long long)reply_int(c, "pause_ns"));
+	cr_assert(strstr(line_of(res->out, "pause_last_ns"), expect), "'%s' lacks '%s'",
+		  line_of(res->out, "pause_last_ns"), expect);
+	cr_assert(strstr(line_of(res->out, "pause_last_ns"), "s ("), "%s", res->out);
+	json_free(c);
+}
+
+Test(gcctl, corpus_collected_from_outside)
+{
+	char corpus[PATH_MAX], plugin[PATH_MAX], set_plugin[PATH_MAX + 16], set_dir[PATH_MAX + 32];
+	char set_lib[PATH_MAX + 16], path[PATH_MAX], line[512], wrong[4096] = "";
+	char *argv[] = { corpus, "external", NULL };
+	char *env[] = { set_dir, set_lib, set_plugin, NULL };
+	struct fixture *f;
+	int leaked = -1, status;
+	struct json *r;
+
+	build_path("tests/fixtures/gc_corpus", corpus, sizeof(corpus));
+	build_path("tests/fixtures/.libs/libgcplugin.so", plugin, sizeof(plugin));
+	snprintf(set_plugin, sizeof(set_plugin), "GC_PLUGIN=%s", plugin);
+	snprintf(set_dir, sizeof(set_dir), "GCSHIM_SOCKET_DIR=%s", sockdir);
+	snprintf(set_lib, sizeof(set_lib), "LD_PRELOAD=%s", lib_path());
+	f = start_program(0, argv, env);
+	cr_assert_eq(sscanf(f->ready, "ready %*d leaked %d", &leaked), 1, "%s", f->ready);
+	cr_assert_gt(leaked, 0);
+	socket_path(path, sizeof(path), sockdir, f->pid);
+	wait_answering(path, f->pid, "gc_corpus");
+
+	r = ask_json(f->pid, "collect", NULL);
+	cr_assert_eq(reply_int(r, "collected"), leaked, "collected %lld of %d leaked blocks",
+		     (long long)reply_int(r, "collected"), leaked);
+	json_free(r);
+
+	/* The fixture now checks, block by block, what was freed. */
+	cr_assert(write(f->to, "go\n", 3) == 3);
+	for (;;) {
+		fixture_line(f, line, sizeof(line));
+		if (!strncmp(line, "leaked ", 7))
+			break;
+		snprintf(wrong + strlen(wrong), sizeof(wrong) - strlen(wrong), "%s\n", line);
+	}
+	cr_assert_eq(waitpid(f->pid, &status, 0), f->pid);
+	f->pid = 0;
+	cr_assert(strstr(line, " wrong 0"), "%s\n%s", wrong, line);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x: %s", status, line);
 }
 
 /* ---- 2. settings round trips --------------------------------------------- */

@@ -229,9 +229,29 @@ static void human_size(char *buf, size_t cap, int64_t v)
 		snprintf(buf, cap, "%.0f%c", d, units[u]);
 }
 
+/* 3215000 -> "3.2 ms": the largest of ns, µs, ms and s that keeps the
+ * number at least 1, with the precision of human_size. */
+static void human_duration(char *buf, size_t cap, int64_t ns)
+{
+	static const char *const units[] = { "ns", "\u00b5s", "ms", "s" };
+	double d = (double)ns;
+	int u = 0;
+
+	while (d >= 999.5 && u < 3) {
+		d /= 1000;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, cap, "%lld ns", (long long)ns);
+	else if (d < 99.95 && (long long)(d * 10 + 0.5) % 10)
+		snprintf(buf, cap, "%.1f %s", d, units[u]);
+	else
+		snprintf(buf, cap, "%.0f %s", d, units[u]);
+}
+
 /* ---- tables -------------------------------------------------------------- */
 
-#define MAX_COLS 3
+#define MAX_COLS 4
 
 /* Rows of text printed in aligned columns, two spaces apart. */
 struct table {
@@ -262,23 +282,40 @@ static void table_add(struct table *t, ...)
 	t->rows++;
 }
 
+/* Columns taken by UTF-8 text: one per character ("µs" is two). */
+static size_t text_width(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+static void pad(size_t n)
+{
+	while (n--)
+		putchar(' ');
+}
+
 static void table_print(struct table *t)
 {
 	size_t width[MAX_COLS] = { 0 };
 
 	for (size_t r = 0; r < t->rows; r++)
 		for (size_t c = 0; c < t->cols; c++)
-			if (t->cell[r][c] && strlen(t->cell[r][c]) > width[c])
-				width[c] = strlen(t->cell[r][c]);
+			if (t->cell[r][c] && text_width(t->cell[r][c]) > width[c])
+				width[c] = text_width(t->cell[r][c]);
 	for (size_t r = 0; r < t->rows; r++) {
 		for (size_t c = 0; c < t->cols; c++) {
 			const char *s = t->cell[r][c] ? t->cell[r][c] : "?";
 			bool last = c + 1 == t->cols;
 
 			if (t->right[c])
-				printf("%*s", (int)width[c], s);
-			else
-				printf("%-*s", last ? 0 : (int)width[c], s);
+				pad(width[c] - text_width(s));
+			fputs(s, stdout);
+			if (!t->right[c] && !last)
+				pad(width[c] - text_width(s));
 			fputs(last ? "\n" : "  ", stdout);
 			free(t->cell[r][c]);
 		}
@@ -299,6 +336,31 @@ static void show_bytes(char *buf, size_t cap, int64_t v)
 	}
 	human_size(h, sizeof(h), v);
 	snprintf(buf, cap, "%s (%lld bytes)", h, (long long)v);
+}
+
+/* "3.2 ms (3215000 ns)"; below 1 µs the exact number alone. */
+static void show_duration(char *buf, size_t cap, int64_t v)
+{
+	char h[32];
+
+	if (v < 1000) {
+		snprintf(buf, cap, "%lld ns", (long long)v);
+		return;
+	}
+	human_duration(h, sizeof(h), v);
+	snprintf(buf, cap, "%s (%lld ns)", h, (long long)v);
+}
+
+/* "1052 blocks (118.4K)": a count of blocks and the bytes they hold. */
+static void show_blocks(char *buf, size_t cap, int64_t blocks, int64_t bytes)
+{
+	char h[32];
+
+	if (bytes < 1024)
+		snprintf(h, sizeof(h), "%lld bytes", (long long)bytes);
+	else
+		human_size(h, sizeof(h), bytes);
+	snprintf(buf, cap, "%lld block%s (%s)", (long long)blocks, blocks == 1 ? "" : "s", h);
 }
 
 static void show_mem_free(char *buf, size_t cap, int64_t v)
@@ -413,11 +475,13 @@ static void print_reply(const struct json *r)
 
 /* ---- talking to the process --------------------------------------------- */
 
-/* The command line of pid, arguments joined by spaces, for a listing. */
+/* The command line of pid, arguments joined by spaces, for a listing.
+ * The program is shown by its name, as ps(1) does: its directory would
+ * fill the column. */
 static void command_line(pid_t pid, char *buf, size_t cap)
 {
 	char path[64];
-	size_t n = 0;
+	size_t n = 0, dir;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
@@ -426,6 +490,11 @@ static void command_line(pid_t pid, char *buf, size_t cap)
 		n = fread(buf, 1, cap - 1, f);
 		fclose(f);
 	}
+	buf[n] = '\0';
+	for (dir = strlen(buf); dir && buf[dir - 1] != '/'; dir--)
+		;
+	memmove(buf, buf + dir, n - dir);
+	n -= dir;
 	while (n && buf[n - 1] == '\0')
 		n--;
 	buf[n] = '\0';
@@ -597,13 +666,134 @@ static int verb_set_threshold(struct ctx *cx, int argc, char **argv)
 	return query(cx, argc, argv);
 }
 
+/* The integer members keys[0..n) of a reply, or an error: the reply is
+ * not what this version of gcctl understands. */
+static bool reply_ints(struct ctx *cx, const struct json *r, const char *const *keys,
+		       int64_t *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!json_int(json_get(r, keys[i]), &out[i]))
+			return fail_with(cx, EXIT_REPLY_ERROR,
+					 "the reply of process %d has no integer \"%s\"",
+					 (int)cx->client.pid, keys[i]), false;
+	return true;
+}
+
 static int verb_collect(struct ctx *cx, int argc, char **argv)
 {
+	enum { GEN, COLLECTED, BYTES, UNCOLLECTABLE, PAUSE, STOP, MARK, SWEEP, ROOTS, HEAP, N };
+	static const char *const keys[N] = {
+		"generation", "collected", "collected_bytes", "uncollectable", "pause_ns",
+		"stop_ns", "mark_ns", "sweep_ns", "root_bytes", "heap_bytes",
+	};
+	struct table t = { .cols = 2 };
+	struct json *r;
+	int64_t v[N];
+	char buf[64];
 	long gen;
 
 	if (argc > 1 && !parse_long(argv[1], 0, 2, &gen))
 		return fail_with(cx, EXIT_USAGE, "invalid generation %s (must be 0, 1 or 2)", argv[1]);
-	return query(cx, argc, argv);
+	r = ask(cx, argc, argv);
+	if (r && reply_ints(cx, r, keys, v, N)) {
+		show_blocks(buf, sizeof(buf), v[COLLECTED], v[BYTES]);
+		table_add(&t, "collected", buf);
+		snprintf(buf, sizeof(buf), "%lld", (long long)v[UNCOLLECTABLE]);
+		table_add(&t, "uncollectable", buf);
+		snprintf(buf, sizeof(buf), "%lld", (long long)v[GEN]);
+		table_add(&t, "generation", buf);
+		for (int i = PAUSE; i <= SWEEP; i++) {
+			human_duration(buf, sizeof(buf), v[i]);
+			table_add(&t, (const char *[]){ "pause", "stop", "mark", "sweep" }[i - PAUSE], buf);
+		}
+		show_bytes(buf, sizeof(buf), v[ROOTS]);
+		table_add(&t, "roots scanned", buf);
+		show_bytes(buf, sizeof(buf), v[HEAP]);
+		table_add(&t, "heap scanned", buf);
+		table_print(&t);
+	}
+	json_free(r);
+	return cx->status;
+}
+
+static int verb_get_stats(struct ctx *cx, int argc, char **argv)
+{
+	static const char *const keys[] = { "collections", "collected", "uncollectable" };
+	struct table t = { .cols = 4, .right = { true, true, true, true } };
+	struct json *r = ask(cx, argc, argv);
+	const struct json *gens = json_get(r, "generations");
+
+	if (r && (!gens || gens->type != JSON_ARRAY))
+		fail_with(cx, EXIT_REPLY_ERROR, "the reply of process %d has no \"generations\" array",
+			  (int)cx->client.pid);
+	else if (r) {
+		table_add(&t, "GENERATION", "COLLECTIONS", "COLLECTED", "UNCOLLECTABLE");
+		for (size_t g = 0; g < gens->count; g++) {
+			char cell[4][24];
+			int64_t v[3];
+
+			if (!reply_ints(cx, &gens->items[g], keys, v, 3))
+				break;
+			snprintf(cell[0], sizeof(cell[0]), "%zu", g);
+			for (int i = 0; i < 3; i++)
+				snprintf(cell[i + 1], sizeof(cell[i + 1]), "%lld", (long long)v[i]);
+			table_add(&t, cell[0], cell[1], cell[2], cell[3]);
+		}
+		if (cx->status == EXIT_OK)
+			table_print(&t);
+	}
+	json_free(r);
+	return cx->status;
+}
+
+/* garbage: the blocks kept by DEBUG_SAVEALL; garbage --free releases them. */
+static int verb_garbage(struct ctx *cx, int argc, char **argv)
+{
+	static const struct json none = { .type = JSON_ARRAY };
+	struct table t = { .cols = 2, .right = { false, true } };
+	char *request[] = { argv[0], "free" };
+	const struct json *blocks;
+	struct json *r;
+	int64_t n;
+
+	if (argc > 1 && strcmp(argv[1], "--free") && strcmp(argv[1], "free"))
+		return fail_with(cx, EXIT_USAGE, "bad argument '%s' for garbage: expected --free",
+				 argv[1]);
+	r = ask(cx, argc, argc > 1 ? request : argv);
+	if (r && argc > 1 && reply_ints(cx, r, (const char *[]){ "freed" }, &n, 1))
+		printf("freed  %lld block%s\n", (long long)n, n == 1 ? "" : "s");
+	else if (r && argc == 1 && reply_ints(cx, r, (const char *[]){ "count" }, &n, 1)) {
+		blocks = json_get(r, "blocks");
+		if (!blocks || blocks->type != JSON_ARRAY)
+			blocks = &none;
+		if ((int64_t)blocks->count < n)
+			printf("count  %lld (the first %zu listed)\n", (long long)n, blocks->count);
+		else
+			printf("count  %lld\n", (long long)n);
+		if (blocks->count)
+			table_add(&t, "ADDRESS", "SIZE");
+		for (size_t i = 0; i < blocks->count; i++) {
+			const struct json *a = json_get(&blocks->items[i], "address");
+			int64_t size;
+			char sz[24];
+
+			if (json_int(json_get(&blocks->items[i], "size"), &size))
+				snprintf(sz, sizeof(sz), "%lld", (long long)size);
+			else
+				snprintf(sz, sizeof(sz), "?");
+			table_add(&t, a && a->type == JSON_STRING ? a->str : "?", sz);
+		}
+		table_print(&t);
+	}
+	json_free(r);
+	return cx->status;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+
+	return n >= k && !strcmp(s + n - k, suffix);
 }
 
 /* Sizes read best as sizes; the names say which fields hold bytes. */
@@ -612,6 +802,8 @@ static bool is_byte_field(const char *name)
 	static const char *const prefixes[] = { "mem_", "peak_", "bytes_", "heap_", "jemalloc_" };
 	static const char *const names[] = { "rss", "threshold" };
 
+	if (ends_with(name, "_bytes") || strstr(name, "_bytes_"))
+		return true;
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(*prefixes); i++)
 		if (!strncmp(name, prefixes[i], strlen(prefixes[i])))
 			return true;
@@ -644,7 +836,9 @@ static int verb_stats(struct ctx *cx, int argc, char **argv)
 			const struct json *v = &stats->items[i];
 			char value[64];
 
-			if (v->type == JSON_INT && v->num >= 0 && is_byte_field(name))
+			if (v->type == JSON_INT && v->num >= 0 && ends_with(name, "_ns"))
+				show_duration(value, sizeof(value), v->num);
+			else if (v->type == JSON_INT && v->num >= 0 && is_byte_field(name))
 				human_size(value, sizeof(value), v->num);
 			else
 				show_value(value, sizeof(value), "", v);
@@ -898,7 +1092,11 @@ static const struct verb verbs[] = {
 	{ "set-debug", "FLAGS", 1, 1, query, false, "set the debug flags (number or names)" },
 	{ "get-debug", "", 0, 0, query, false, "show the debug flags" },
 	{ "stats", "", 0, 0, verb_stats, false, "show all statistics" },
-	{ "collect", "[GEN]", 0, 1, verb_collect, false, "run a collection (GEN: 0, 1 or 2)" },
+	{ "collect", "[GEN]", 0, 1, verb_collect, false,
+	  "collect generations 0 to GEN (0, 1 or 2; default 2)" },
+	{ "get-stats", "", 0, 0, verb_get_stats, false, "collections and blocks found, per generation" },
+	{ "garbage", "[--free]", 0, 1, verb_garbage, false,
+	  "list the blocks kept by saveall, or free them" },
 };
 
 static const size_t n_verbs = sizeof(verbs) / sizeof(*verbs);
