@@ -110,11 +110,11 @@ static int count(const char *hay, const char *needle)
 
 TestSuite(collect, .init = make_dir, .fini = remove_dir, .timeout = 240);
 
-static void corpus(const char *mode)
+static void corpus(const char *mode, const char *extra)
 {
 	static char out[OUT_MAX];
 	char plugin[512];
-	const char *env[] = { plugin, NULL };
+	const char *env[] = { plugin, extra, NULL };
 	char *argv[] = { path_in_build("tests/fixtures/gc_corpus"), (char *)mode, NULL };
 	int rc;
 
@@ -127,12 +127,17 @@ static void corpus(const char *mode)
 
 Test(collect, corpus_reclaims_exactly_the_unreachable_blocks)
 {
-	corpus("reclaim");
+	corpus("reclaim", NULL);
 }
 
 Test(collect, corpus_saveall_finds_them_and_frees_nothing)
 {
-	corpus("saveall");
+	corpus("saveall", NULL);
+}
+
+Test(collect, corpus_with_minimal_roots)
+{
+	corpus("minimal", "GCSHIM_ROOTS=minimal");
 }
 
 static void modes(const char *mode, const char *const env[], int want_rc)
@@ -149,6 +154,11 @@ static void modes(const char *mode, const char *const env[], int want_rc)
 Test(collect, rss_falls_after_a_collection)
 {
 	modes("rss", NULL, 0);
+}
+
+Test(collect, collection_touches_no_unwritten_memory)
+{
+	modes("footprint", NULL, 0);
 }
 
 Test(collect, young_collections_spare_older_generations)
@@ -254,6 +264,26 @@ Test(collect, sort_parallel_reclaim)
 Test(collect, sort_parallel_verify)
 {
 	sort_run("GCSHIM_VERIFY=1");
+}
+
+static void xz_run(const char *verify)
+{
+	char in[256];
+	char *argv[] = { "xz", "-T2", "-c", NULL, NULL };
+
+	write_sort_input(in, sizeof(in));
+	argv[3] = in;
+	same_as_plain(argv, NULL, verify);
+}
+
+Test(collect, xz_two_threads_reclaim)
+{
+	xz_run("GCSHIM_VERIFY=0");
+}
+
+Test(collect, xz_two_threads_verify)
+{
+	xz_run("GCSHIM_VERIFY=1");
 }
 
 static const char *python_script =
