@@ -183,8 +183,11 @@ void watch_close(int i)
 
 bool watch_pending(int i)
 {
-	struct ring *r = &rings[i];
+	struct ring *r;
 
+	if (!rings)
+		return false;
+	r = &rings[i];
 	return atomic_load_explicit(&r->head, memory_order_acquire) !=
 	       atomic_load_explicit(&r->tail, memory_order_relaxed);
 }
