@@ -36,8 +36,9 @@ struct target {
 
 /* Working memory of one query: the shim's own pages (never roots), used
  * while the world is stopped, so filled without allocating. */
-static struct {
-	atomic_flag busy;
+static atomic_flag query_busy = ATOMIC_FLAG_INIT;
+
+static struct insp_state {
 	struct target targets[INSP_MAX_TARGETS];
 	size_t ntargets;
 	uintptr_t lo, hi;                 /* span of the targets */
@@ -47,16 +48,19 @@ static struct {
 	int pagemap;
 	const struct root_desc *root;     /* the root being scanned, or NULL */
 	uintptr_t block, block_size;      /* the block being scanned */
-} iq = { .busy = ATOMIC_FLAG_INIT };
+} *iq;
 
 static void root_each_frozen(void);
 
 bool insp_init(void)
 {
 	insp_frozen_bits = os_map(om.size >> (OM_GRANULE_LG + 3));
-	iq.refs = os_map(INSP_MAX_RESULTS * sizeof(*iq.refs));
-	iq.blocks = os_map(INSP_MAX_RESULTS * sizeof(*iq.blocks));
-	if (!insp_frozen_bits || !iq.refs || !iq.blocks)
+	iq = os_map(sizeof(*iq));
+	if (!iq)
+		return false;
+	iq->refs = os_map(INSP_MAX_RESULTS * sizeof(*iq->refs));
+	iq->blocks = os_map(INSP_MAX_RESULTS * sizeof(*iq->blocks));
+	if (!insp_frozen_bits || !iq->refs || !iq->blocks)
 		return false;
 	roots_add_extra(root_each_frozen);
 	roots_add_described(ROOT_GARBAGE, garbage_each_root);
@@ -66,13 +70,13 @@ bool insp_init(void)
 
 static void query_lock(void)
 {
-	while (atomic_flag_test_and_set_explicit(&iq.busy, memory_order_acquire))
+	while (atomic_flag_test_and_set_explicit(&query_busy, memory_order_acquire))
 		sched_yield();
 }
 
 static void query_unlock(void)
 {
-	atomic_flag_clear_explicit(&iq.busy, memory_order_release);
+	atomic_flag_clear_explicit(&query_busy, memory_order_release);
 }
 
 static size_t heap_words(void)
@@ -144,7 +148,7 @@ static void scan_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shar
 {
 	uint64_t pm[PAGEMAP_BATCH];
 
-	if (!resident_only || iq.pagemap < 0) {
+	if (!resident_only || iq->pagemap < 0) {
 		scan_words(lo, hi, fn);
 		return;
 	}
@@ -154,7 +158,7 @@ static void scan_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shar
 
 		if (n > PAGEMAP_BATCH)
 			n = PAGEMAP_BATCH;
-		got = pread(iq.pagemap, pm, n * sizeof(*pm), (off_t)(page / OS_PAGE * sizeof(*pm)));
+		got = pread(iq->pagemap, pm, n * sizeof(*pm), (off_t)(page / OS_PAGE * sizeof(*pm)));
 		if (got <= 0) {
 			scan_words(page > lo ? page : lo, hi, fn);
 			return;
@@ -206,17 +210,17 @@ static bool with_world_stopped(bool from_ctl, uintptr_t self_sp, void (*work)(co
 	bool ok;
 
 	collect_lock();
-	iq.pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	iq->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	roots_prepare();
-	w.self_sp = self_sp;
+	w.self_sp = self_sp ? self_sp : (uintptr_t)__builtin_frame_address(0);
 	w.self_tp = (uintptr_t)pthread_self();
 	ok = stop_world(&w);
 	if (ok) {
 		work(&w, from_ctl);
 		resume_world(&w);
 	}
-	if (iq.pagemap >= 0)
-		os_close(iq.pagemap);
+	if (iq->pagemap >= 0)
+		os_close(iq->pagemap);
 	collect_unlock();
 	if (!ok)
 		errno = EAGAIN;
@@ -226,39 +230,39 @@ static bool with_world_stopped(bool from_ctl, uintptr_t self_sp, void (*work)(co
 /* Targets: the live blocks containing the given addresses, sorted. */
 static bool set_targets(const uintptr_t *ptrs, size_t n)
 {
-	iq.ntargets = 0;
-	iq.lo = UINTPTR_MAX;
-	iq.hi = 0;
-	for (size_t i = 0; i < n && iq.ntargets < INSP_MAX_TARGETS; i++) {
+	iq->ntargets = 0;
+	iq->lo = UINTPTR_MAX;
+	iq->hi = 0;
+	for (size_t i = 0; i < n && iq->ntargets < INSP_MAX_TARGETS; i++) {
 		uintptr_t start;
 		size_t size, j;
 
 		if (!om_in_heap((void *)ptrs[i]) || !om_find(ptrs[i], &start, &size))
 			continue;
-		for (j = 0; j < iq.ntargets && iq.targets[j].start != start; j++)
+		for (j = 0; j < iq->ntargets && iq->targets[j].start != start; j++)
 			;
-		if (j < iq.ntargets)
+		if (j < iq->ntargets)
 			continue;
-		for (j = iq.ntargets; j > 0 && iq.targets[j - 1].start > start; j--)
-			iq.targets[j] = iq.targets[j - 1];
-		iq.targets[j] = (struct target){ start, size };
-		iq.ntargets++;
-		if (start < iq.lo)
-			iq.lo = start;
-		if (start + size > iq.hi)
-			iq.hi = start + size;
+		for (j = iq->ntargets; j > 0 && iq->targets[j - 1].start > start; j--)
+			iq->targets[j] = iq->targets[j - 1];
+		iq->targets[j] = (struct target){ start, size };
+		iq->ntargets++;
+		if (start < iq->lo)
+			iq->lo = start;
+		if (start + size > iq->hi)
+			iq->hi = start + size;
 	}
-	return iq.ntargets > 0;
+	return iq->ntargets > 0;
 }
 
 /* The target a word points into: its start, inside it, or one past its
  * end when no block starts there (the marker's rule). */
 static const struct target *target_of(uintptr_t v)
 {
-	if (v < iq.lo || v > iq.hi)
+	if (v < iq->lo || v > iq->hi)
 		return NULL;
-	for (size_t i = 0; i < iq.ntargets; i++) {
-		const struct target *t = &iq.targets[i];
+	for (size_t i = 0; i < iq->ntargets; i++) {
+		const struct target *t = &iq->targets[i];
 
 		if (v >= t->start && v < t->start + t->size)
 			return t;
@@ -278,19 +282,19 @@ static void note_referent(uintptr_t where, uintptr_t v)
 	(void)where;
 	if (v - om.base >= om.size || !om_find(v, &start, &size))
 		return;
-	for (size_t i = 0; i < iq.nkept; i++)
-		if (iq.blocks[i].start == (void *)start)
+	for (size_t i = 0; i < iq->nkept; i++)
+		if (iq->blocks[i].start == (void *)start)
 			return;
-	iq.nfound++;
-	if (iq.nkept < INSP_MAX_RESULTS)
-		describe_block(start, size, &iq.blocks[iq.nkept++]);
+	iq->nfound++;
+	if (iq->nkept < INSP_MAX_RESULTS)
+		describe_block(start, size, &iq->blocks[iq->nkept++]);
 }
 
 static void referents_work(const struct world *w, bool from_ctl)
 {
 	(void)w, (void)from_ctl;
-	for (size_t i = 0; i < iq.ntargets; i++)
-		scan_block(iq.targets[i].start, iq.targets[i].size, note_referent);
+	for (size_t i = 0; i < iq->ntargets; i++)
+		scan_block(iq->targets[i].start, iq->targets[i].size, note_referent);
 }
 
 long insp_referents(const uintptr_t *ptrs, size_t n, bool from_ctl, uintptr_t self_sp,
@@ -299,14 +303,14 @@ long insp_referents(const uintptr_t *ptrs, size_t n, bool from_ctl, uintptr_t se
 	long found;
 
 	query_lock();
-	iq.nfound = iq.nkept = 0;
+	iq->nfound = iq->nkept = 0;
 	if (set_targets(ptrs, n) && !with_world_stopped(from_ctl, self_sp, referents_work)) {
 		query_unlock();
 		return -1;
 	}
-	for (size_t i = 0; i < iq.nkept; i++)
-		emit(&iq.blocks[i], arg);
-	found = (long)iq.nfound;
+	for (size_t i = 0; i < iq->nkept; i++)
+		emit(&iq->blocks[i], arg);
+	found = (long)iq->nfound;
 	query_unlock();
 	return found;
 }
@@ -328,31 +332,31 @@ static void note_referrer(uintptr_t where, uintptr_t v)
 
 	if (!t)
 		return;
-	iq.nfound++;
-	if (iq.nkept == INSP_MAX_RESULTS)
+	iq->nfound++;
+	if (iq->nkept == INSP_MAX_RESULTS)
 		return;
-	r = &iq.refs[iq.nkept++];
+	r = &iq->refs[iq->nkept++];
 	memset(r, 0, sizeof(*r));
 	r->where = (void *)where;
 	r->target = (void *)t->start;
-	if (!iq.root) {
+	if (!iq->root) {
 		r->kind = GCSHIM_REF_BLOCK;
-		r->block = r->region_start = (void *)iq.block;
-		r->size = iq.block_size;
-		r->region_end = (void *)(iq.block + iq.block_size);
+		r->block = r->region_start = (void *)iq->block;
+		r->size = iq->block_size;
+		r->region_end = (void *)(iq->block + iq->block_size);
 		return;
 	}
-	r->region_start = (void *)iq.root->map_lo;
-	r->region_end = (void *)iq.root->map_hi;
-	switch (iq.root->kind) {
+	r->region_start = (void *)iq->root->map_lo;
+	r->region_end = (void *)iq->root->map_hi;
+	switch (iq->root->kind) {
 	case ROOT_STACK:
 		r->kind = GCSHIM_REF_STACK;
-		r->tid = iq.root->tid;
+		r->tid = iq->root->tid;
 		break;
 	case ROOT_DATA:
 		r->kind = GCSHIM_REF_DATA;
-		r->offset = where - iq.root->base;
-		copy_path(r->path, sizeof(r->path), iq.root->path, iq.root->path_len);
+		r->offset = where - iq->root->base;
+		copy_path(r->path, sizeof(r->path), iq->root->path, iq->root->path_len);
 		break;
 	case ROOT_EPOLL:
 		r->kind = GCSHIM_REF_EPOLL;
@@ -362,8 +366,8 @@ static void note_referrer(uintptr_t where, uintptr_t v)
 		break;
 	default:
 		r->kind = GCSHIM_REF_MMAP;
-		if (iq.root->path)
-			copy_path(r->path, sizeof(r->path), iq.root->path, iq.root->path_len);
+		if (iq->root->path)
+			copy_path(r->path, sizeof(r->path), iq->root->path, iq->root->path_len);
 		break;
 	}
 }
@@ -371,21 +375,21 @@ static void note_referrer(uintptr_t where, uintptr_t v)
 static void scan_root(const struct root_desc *d, void *arg)
 {
 	(void)arg;
-	iq.root = d;
+	iq->root = d;
 	scan_range(d->lo, d->hi, d->resident_only, d->shared, d->code, note_referrer);
-	iq.root = NULL;
+	iq->root = NULL;
 }
 
 static void scan_heap_block(uintptr_t start, size_t size)
 {
-	iq.block = start;
-	iq.block_size = size;
+	iq->block = start;
+	iq->block_size = size;
 	scan_block(start, size, note_referrer);
 }
 
 static void referrers_work(const struct world *w, bool from_ctl)
 {
-	iq.root = NULL;
+	iq->root = NULL;
 	each_live_block(scan_heap_block);
 	roots_enumerate(w, (enum roots_mode)opt_int(OPT_ROOTS), from_ctl, scan_root, NULL);
 }
@@ -396,14 +400,14 @@ long insp_referrers(const uintptr_t *ptrs, size_t n, bool from_ctl, uintptr_t se
 	long found;
 
 	query_lock();
-	iq.nfound = iq.nkept = 0;
+	iq->nfound = iq->nkept = 0;
 	if (set_targets(ptrs, n) && !with_world_stopped(from_ctl, self_sp, referrers_work)) {
 		query_unlock();
 		return -1;
 	}
-	for (size_t i = 0; i < iq.nkept; i++)
-		emit(&iq.refs[i], arg);
-	found = (long)iq.nfound;
+	for (size_t i = 0; i < iq->nkept; i++)
+		emit(&iq->refs[i], arg);
+	found = (long)iq->nfound;
 	query_unlock();
 	return found;
 }
