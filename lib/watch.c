@@ -34,7 +34,8 @@ struct ring {
 };
 
 static struct ring *rings;
-static int wake_fd = -1;
+/* Made by the first watcher: a process nobody watches has no extra descriptor. */
+static _Atomic int wake_fd = -1;
 static _Atomic int watchers;
 
 static struct {
@@ -48,12 +49,7 @@ static __thread bool in_callback __attribute__((tls_model("initial-exec")));
 bool watch_init(void)
 {
 	rings = os_map(WATCH_RINGS * sizeof(*rings));
-	if (!rings)
-		return false;
-	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (wake_fd >= 0)
-		wake_fd = os_high_fd(wake_fd);
-	return true;
+	return rings != NULL;
 }
 
 /* The parent's watchers are not the child's; nor is its eventfd. */
@@ -64,9 +60,7 @@ void watch_fork_child(void)
 	atomic_store(&watchers, 0);
 	if (wake_fd >= 0) {
 		os_close(wake_fd);
-		wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (wake_fd >= 0)
-			wake_fd = os_high_fd(wake_fd);
+		wake_fd = -1;
 	}
 }
 
@@ -74,6 +68,7 @@ static void publish(const struct event *e)
 {
 	bool any = false;
 	uint64_t one = 1;
+	int fd;
 
 	if (!rings || !atomic_load_explicit(&watchers, memory_order_acquire))
 		return;
@@ -93,8 +88,8 @@ static void publish(const struct event *e)
 		r->ev[head % WATCH_ENTRIES] = *e;
 		atomic_store_explicit(&r->head, head + 1, memory_order_release);
 	}
-	if (any && wake_fd >= 0)
-		while (write(wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+	if (any && (fd = atomic_load(&wake_fd)) >= 0)
+		while (write(fd, &one, sizeof(one)) < 0 && errno == EINTR)
 			;
 }
 
@@ -156,7 +151,7 @@ void watch_clear_fd(void)
 {
 	uint64_t v;
 
-	while (read(wake_fd, &v, sizeof(v)) < 0 && errno == EINTR)
+	while (wake_fd >= 0 && read(wake_fd, &v, sizeof(v)) < 0 && errno == EINTR)
 		;
 }
 
@@ -166,6 +161,12 @@ void watch_open(int i)
 
 	if (!rings || i < 0 || i >= WATCH_RINGS || atomic_load(&r->active))
 		return;
+	if (wake_fd < 0) {
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+		if (fd >= 0)
+			atomic_store(&wake_fd, os_high_fd(fd));
+	}
 	atomic_store(&r->tail, atomic_load(&r->head));
 	atomic_store(&r->dropped, 0);
 	r->dropped_seen = 0;
