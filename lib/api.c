@@ -1,5 +1,6 @@
 /* The public C API of gcshim.h, in-process. */
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "collect.h"
@@ -106,4 +107,131 @@ API int gcshim_get_stats(struct gcshim_stats *st)
 	full.size = size;
 	memcpy(st, &full, size);
 	return 0;
+}
+
+/* ---- inspection ------------------------------------------------------------ */
+
+#include "garbage.h"
+#include "inspect.h"
+#include "objmap.h"
+#include "watch.h"
+
+API int gcshim_is_tracked(const void *p, struct gcshim_block *out)
+{
+	return insp_is_tracked((uintptr_t)p, out);
+}
+
+struct fill {
+	void *out;
+	size_t cap, n;
+};
+
+static void fill_block(const struct gcshim_block *b, void *arg)
+{
+	struct fill *f = arg;
+
+	if (f->n < f->cap)
+		((struct gcshim_block *)f->out)[f->n++] = *b;
+}
+
+static void fill_referrer(const struct gcshim_referrer *r, void *arg)
+{
+	struct fill *f = arg;
+
+	if (f->n < f->cap)
+		((struct gcshim_referrer *)f->out)[f->n++] = *r;
+}
+
+static bool copy_ptrs(void *const *ptrs, size_t n, uintptr_t *to)
+{
+	if ((!ptrs && n) || n > INSP_MAX_TARGETS) {
+		errno = EINVAL;
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		to[i] = (uintptr_t)ptrs[i];
+	return true;
+}
+
+/* The caller's frames are scanned from here up: this function's own
+ * frame and what it calls are not the program's data.  The copy of the
+ * addresses lives in a frame below, and the results in the shim's pages. */
+API long gcshim_get_referents(void *const *ptrs, size_t n, struct gcshim_block *out, size_t cap)
+{
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0), t[INSP_MAX_TARGETS];
+	struct fill f = { out, out ? cap : 0, 0 };
+
+	if (!copy_ptrs(ptrs, n, t))
+		return -1;
+	return insp_referents(t, n, false, sp, fill_block, &f);
+}
+
+API long gcshim_get_referrers(void *const *ptrs, size_t n, struct gcshim_referrer *out,
+			      size_t cap)
+{
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0), t[INSP_MAX_TARGETS];
+	struct fill f = { out, out ? cap : 0, 0 };
+	long found;
+
+	if (!copy_ptrs(ptrs, n, t))
+		return -1;
+	found = insp_referrers(t, n, false, sp, fill_referrer, &f);
+	memset(t, 0, sizeof(t));
+	return found;
+}
+
+API long gcshim_get_objects(int generation, size_t min_size, gcshim_block_fn fn, void *arg)
+{
+	struct gcshim_block b[64];
+	uintptr_t cursor = 0;
+	long calls = 0;
+	size_t n;
+
+	if (!fn || generation < -1 || generation > 2) {
+		errno = EINVAL;
+		return -1;
+	}
+	while ((n = insp_objects(&cursor, generation, min_size, b, 64)))
+		for (size_t i = 0; i < n; i++) {
+			calls++;
+			if (fn(&b[i], arg))
+				return calls;
+		}
+	return calls;
+}
+
+API long gcshim_freeze(void)
+{
+	return insp_freeze();
+}
+
+API long gcshim_unfreeze(void)
+{
+	return insp_unfreeze();
+}
+
+API long gcshim_get_freeze_count(void)
+{
+	return insp_freeze_count();
+}
+
+/* void * and uintptr_t share their representation on every target. */
+API long gcshim_garbage(void **out, size_t cap)
+{
+	if (!out && cap) {
+		errno = EINVAL;
+		return -1;
+	}
+	garbage_list((uintptr_t *)out, cap);
+	return (long)garbage_count();
+}
+
+API int gcshim_callback_add(gcshim_callback_fn fn, void *arg)
+{
+	return watch_callback_add(fn, arg);
+}
+
+API int gcshim_callback_remove(gcshim_callback_fn fn, void *arg)
+{
+	return watch_callback_remove(fn, arg);
 }

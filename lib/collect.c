@@ -14,6 +14,7 @@
 #include "gc.h"
 #include "gcshim.h"
 #include "heap.h"
+#include "inspect.h"
 #include "kroots.h"
 #include "log.h"
 #include "mark.h"
@@ -23,6 +24,7 @@
 #include "roots.h"
 #include "stats.h"
 #include "stop.h"
+#include "watch.h"
 
 #define DEAD_ENTRIES (1u << 26)   /* 512 MiB of address space, committed as used */
 #define PAUSES 1024
@@ -60,6 +62,8 @@ bool collect_init(void)
 	kroots_init();
 	roots_add_extra(garbage_scan_root);
 	roots_add_extra(kroots_scan);
+	if (!insp_init() || !watch_init())   /* inspection, watch */
+		return false;
 	co.ready = true;
 	return true;
 }
@@ -98,7 +102,8 @@ static void sweep_word(size_t w, int gen, struct collection *c, bool count)
 	uint64_t live = atomic_load_explicit(&om.starts[w], memory_order_relaxed);
 	uint64_t m = mark[w], a1 = co.age1[w] & live, a2 = co.age2[w] & live;
 	uint64_t eligible = gen >= 2 ? ~0ULL : gen == 1 ? ~a2 : ~a1;
-	uint64_t dead = live & ~m & eligible, surv = live & m & eligible;
+	uint64_t dead = live & ~m & eligible & ~insp_frozen_word(w);
+	uint64_t surv = live & m & eligible;
 
 	store_if_changed(&mark[w], 0);
 	if (count) {
@@ -263,10 +268,15 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 		errno = ENOSYS;
 		return -1;
 	}
+	if (watch_in_callback()) {
+		errno = EBUSY;   /* from a collection callback: one is under way */
+		return -1;
+	}
 	if (why == GC_MANUAL || why == GC_LIMIT)
 		collect_lock();
 	else if (atomic_flag_test_and_set_explicit(&co.busy, memory_order_acquire))
 		return 0;   /* a collection is under way: it serves this trigger */
+	watch_collection_start(gen);
 	if (debug & GCSHIM_DEBUG_STATS)
 		log_start(gen);
 	save = save || gc_verify || (debug & GCSHIM_DEBUG_SAVEALL);
@@ -279,6 +289,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	mark_release();
 	if (!ok) {
 		co.abandoned++;
+		watch_collection_stop(&c, false);
 		collect_unlock();
 		log_msg("gc: %s; collection abandoned, nothing freed", pagemap < 0 ?
 			"/proc/self/pagemap cannot be read" : !kroots_complete() ?
@@ -296,6 +307,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	account(&c);
 	if (debug & GCSHIM_DEBUG_STATS)
 		log_done(&c);
+	watch_collection_stop(&c, true);
 	collect_unlock();
 	if (out)
 		*out = c;
@@ -382,4 +394,25 @@ void garbage_check_free(void *p, size_t usable)
 		"#%u, was freed by the program", p, usable, number + 1);
 	if (!garbage_count())
 		gc_set_mode(MODE_GARBAGE, false);
+}
+
+/* ---- inspection (lib/inspect.c) --------------------------------------------- */
+
+/* Collections a live block survived, as a generation. */
+int collect_generation(uintptr_t start)
+{
+	uintptr_t g = (start - om.base) >> OM_GRANULE_LG;
+	uint64_t bit = 1ULL << (g & 63);
+
+	if (!co.age1)
+		return 0;
+	return (co.age2[g >> 6] & bit) ? 2 : (co.age1[g >> 6] & bit) ? 1 : 0;
+}
+
+/* Unfrozen blocks go to the oldest generation, as in CPython.  Under the
+ * collector's lock. */
+void collect_make_oldest(size_t word, uint64_t bits)
+{
+	co.age1[word] |= bits;
+	co.age2[word] |= bits;
 }

@@ -37,4 +37,8 @@ void collect_get_gen_stats(struct gen_stats out[3]);
 void collect_fill_stats(struct gcshim_stats *st);
 void garbage_check_free(void *p, size_t usable);
 
+/* inspection */
+int collect_generation(uintptr_t start);
+void collect_make_oldest(size_t word, uint64_t bits);
+
 #endif

@@ -23,6 +23,7 @@
 #include "os.h"
 #include "proto.h"
 #include "stats.h"
+#include "watch.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -33,6 +34,8 @@
 #define ALONE_POLL_MS 20
 #define ALONE_BURST_MS 1000
 #define ALONE_IDLE_MS 1000
+#define FIXED_FDS 3        /* listening socket, exit watch, collection events */
+#define WATCH_SNDBUF 4096  /* a watcher that does not read fills this quickly */
 
 struct client {
 	int fd;
@@ -43,6 +46,7 @@ struct client {
 	char *out;      /* OUT_MAX bytes of ctl.outbuf */
 	size_t outlen, outpos;
 	bool closing;
+	bool watching;  /* its ring is open: events are sent as they come */
 };
 
 static struct {
@@ -151,10 +155,17 @@ static int open_socket(void)
 	return fd;
 }
 
+static int slot_of(const struct client *c)
+{
+	return (int)(c - ctl.clients);
+}
+
 static void drop(struct client *c)
 {
 	char *out = c->out;
 
+	if (c->watching)
+		watch_close(slot_of(c));
 	close(c->fd);
 	memset(c, 0, sizeof(*c));
 	c->out = out;
@@ -221,18 +232,36 @@ static void queue_reply(struct client *c, const char *reply, size_t n)
 	c->outlen += n;
 }
 
+static char reply[REPLY_MAX];
+
+/* A watching connection carries events only: what it sends is ignored.
+ * Its socket buffer is kept small, so that a watcher that stops reading
+ * soon stops taking events, which are then dropped and counted. */
+static void start_watching(struct client *c)
+{
+	int size = WATCH_SNDBUF;
+
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	watch_open(slot_of(c));
+	c->watching = true;
+}
+
 static void handle_lines(struct client *c)
 {
-	static char reply[REPLY_MAX];
 	char *nl;
 
-	while (!c->closing && (nl = memchr(c->in, '\n', c->inlen))) {
+	if (c->watching)
+		c->inlen = 0;
+	while (!c->closing && !c->watching && !c->session.stream.active &&
+	       (nl = memchr(c->in, '\n', c->inlen))) {
 		size_t used = (size_t)(nl - c->in) + 1;
 
 		*nl = '\0';
 		queue_reply(c, reply, proto_handle(&c->session, c->in, reply, sizeof(reply)));
 		memmove(c->in, c->in + used, c->inlen - used);
 		c->inlen -= used;
+		if (c->session.watch && !c->watching)
+			start_watching(c);
 	}
 	if (c->inlen == PROTO_MAX_REQUEST) {
 		const char *msg = "{\"ok\":false,\"error\":\"request longer than 1024 bytes\"}\n";
@@ -274,6 +303,7 @@ static void write_client(struct client *c)
 		return;
 	}
 	c->outpos += (size_t)n;
+	c->deadline = os_now_ns() / 1000000 + CLIENT_TIMEOUT_MS;
 	if (c->outpos == c->outlen) {
 		c->outpos = c->outlen = 0;
 		if (c->closing)
@@ -288,7 +318,8 @@ static int poll_timeout(uint64_t now)
 	uint64_t next = UINT64_MAX;
 
 	for (int i = 0; i < MAX_CLIENTS; i++)
-		if (ctl.clients[i].fd >= 0 && ctl.clients[i].deadline < next)
+		if (ctl.clients[i].fd >= 0 && !ctl.clients[i].watching &&
+		    ctl.clients[i].deadline < next)
 			next = ctl.clients[i].deadline;
 	if (exitwatch_leader_done()) {
 		uint64_t step = now < ctl.burst_until ? ALONE_POLL_MS : ALONE_IDLE_MS;
@@ -317,6 +348,7 @@ static int build_pollset(struct pollfd *pfd, struct client **who)
 
 	pfd[n++] = (struct pollfd){ .fd = ctl.listen_fd, .events = POLLIN };
 	pfd[n++] = (struct pollfd){ .fd = exitwatch_fd(), .events = POLLIN };
+	pfd[n++] = (struct pollfd){ .fd = watch_fd(), .events = POLLIN };
 	for (int i = 0; i < MAX_CLIENTS; i++) {
 		struct client *c = &ctl.clients[i];
 
@@ -329,10 +361,32 @@ static int build_pollset(struct pollfd *pfd, struct client **who)
 	return n;
 }
 
+/* Streamed replies and events go out as the clients take them: the next
+ * part of a stream when the previous one has mostly left, events only
+ * when everything before them has. */
+static void feed_streams(void)
+{
+	for (int i = 0; i < MAX_CLIENTS; i++) {
+		struct client *c = &ctl.clients[i];
+		size_t n;
+
+		if (c->fd < 0 || c->closing)
+			continue;
+		if (c->session.stream.active && c->outlen - c->outpos <= OUT_MAX - REPLY_MAX) {
+			queue_reply(c, reply, proto_stream_next(&c->session, reply, sizeof(reply)));
+			if (!c->session.stream.active)
+				handle_lines(c);
+		}
+		if (c->watching && !c->outlen && watch_pending(i) &&
+		    (n = watch_drain(i, reply, sizeof(reply))))
+			queue_reply(c, reply, n);
+	}
+}
+
 static void serve_once(void)
 {
-	struct pollfd pfd[MAX_CLIENTS + 2];
-	struct client *who[MAX_CLIENTS + 2];
+	struct pollfd pfd[MAX_CLIENTS + FIXED_FDS];
+	struct client *who[MAX_CLIENTS + FIXED_FDS];
 	uint64_t now = os_now_ns() / 1000000;
 	int n = build_pollset(pfd, who);
 
@@ -344,9 +398,11 @@ static void serve_once(void)
 		ctl.burst_until = now + ALONE_BURST_MS;
 	}
 	leave_if_alone();
+	if (pfd[2].revents & POLLIN)
+		watch_clear_fd();
 	if (pfd[0].revents & POLLIN)
 		accept_client();
-	for (int i = 2; i < n; i++) {
+	for (int i = FIXED_FDS; i < n; i++) {
 		struct client *c = who[i];
 
 		if (pfd[i].revents & (POLLERR | POLLHUP | POLLNVAL) && !c->outlen)
@@ -355,11 +411,12 @@ static void serve_once(void)
 			write_client(c);
 		else if (pfd[i].revents & POLLIN)
 			read_client(c);
-		if (c->fd >= 0 && now > c->deadline)
+		if (c->fd >= 0 && now > c->deadline && !c->watching)
 			drop(c);
 		else if (c->fd >= 0 && c->closing && !c->outlen)
 			drop(c);
 	}
+	feed_streams();
 }
 
 static void *serve(void *arg)
@@ -430,6 +487,7 @@ void ctl_fork_child(void)
 	ctl.outbuf = outbuf;
 	ctl.listen_fd = -1;
 	exitwatch_fork_child();
+	watch_fork_child();
 	if (was_running)
 		ctl_start();
 }

@@ -136,3 +136,39 @@ size_t garbage_release(void)
 		n++;
 	}
 }
+
+/* ---- inspection -------------------------------------------------------- */
+
+/* The list's slots as root ranges, world stopped (no lock, as above). */
+void garbage_each_root(root_range_fn fn, void *arg)
+{
+	for (size_t i = 0; i < len; i++)
+		if (list[i].block)
+			fn((uintptr_t)&list[i].block, (uintptr_t)(&list[i].block + 1), arg);
+}
+
+/* Up to cap listed blocks and the first `nbytes` bytes of each (fewer for
+ * smaller blocks: *sizes says how many).  Copied under the lock: a free()
+ * of a listed block takes it off the list first, so nothing copied here
+ * has been freed. */
+size_t garbage_peek(uintptr_t *blocks, size_t *sizes, unsigned char *bytes, size_t nbytes,
+		    size_t cap)
+{
+	size_t n = 0;
+
+	take_lock();
+	for (size_t i = 0; i < len && n < cap; i++) {
+		size_t usable, k;
+
+		if (!list[i].block)
+			continue;
+		usable = om_usable((void *)list[i].block);
+		k = nbytes < usable ? nbytes : usable;
+		blocks[n] = list[i].block;
+		sizes[n] = k;
+		memcpy(bytes + n * nbytes, (const void *)list[i].block, k);
+		n++;
+	}
+	drop_lock();
+	return n;
+}

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "roots.h"
+
 bool garbage_init(void);
 void garbage_add(uintptr_t block, uint32_t collection);
 void garbage_scan_root(void);
@@ -15,5 +17,10 @@ size_t garbage_count(void);
 size_t garbage_list(uintptr_t *out, size_t cap);
 size_t garbage_release(void);
 bool garbage_take(void *p, uint32_t *collection);
+
+/* inspection */
+void garbage_each_root(root_range_fn fn, void *arg);
+size_t garbage_peek(uintptr_t *blocks, size_t *sizes, unsigned char *bytes, size_t nbytes,
+		    size_t cap);
 
 #endif

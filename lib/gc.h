@@ -32,6 +32,7 @@ struct gc_state {
  * written almost never, so on a cache line of its own. */
 #define MODE_LIMITED 1u    /* a heap limit: allocations reserve first */
 #define MODE_GARBAGE 2u    /* the garbage list is not empty */
+#define MODE_FROZEN 4u     /* blocks are frozen: a free clears the bit */
 
 extern struct gc_state gc;
 extern _Atomic unsigned gc_mode;

@@ -131,6 +131,92 @@ int gcshim_get_debug(void);
 /* Fills up to st->size bytes of *st; returns 0, or -1 with errno set. */
 int gcshim_get_stats(struct gcshim_stats *st);
 
+
+/* ---- inspection ----------------------------------------------------------
+ * The heap's blocks and who points to them, freezing, and collection
+ * callbacks (CPython's gc.is_tracked, get_referents, get_referrers,
+ * get_objects, freeze, unfreeze, get_freeze_count, garbage, callbacks). */
+
+/* A live block. */
+struct gcshim_block {
+	void *start;
+	size_t size;          /* usable size */
+	int generation;       /* 0, 1 or 2: collections survived, capped */
+	int frozen;           /* 1 after gcshim_freeze() */
+	const char *site;     /* allocation site when recorded, else NULL */
+};
+
+/* Where a pointer to one of the blocks asked about is kept. */
+enum gcshim_ref_kind {
+	GCSHIM_REF_BLOCK,     /* inside another live block */
+	GCSHIM_REF_STACK,     /* on a thread's stack */
+	GCSHIM_REF_DATA,      /* in the data or bss of a loaded object */
+	GCSHIM_REF_MMAP,      /* in another mapping: brk heap, mmap, shared memory */
+	GCSHIM_REF_EPOLL,     /* data registered with epoll_ctl */
+	GCSHIM_REF_GARBAGE,   /* the garbage list */
+};
+
+struct gcshim_referrer {
+	int kind;             /* enum gcshim_ref_kind */
+	void *where;          /* address of the word holding the pointer */
+	void *target;         /* start of the block pointed into */
+	void *block;          /* GCSHIM_REF_BLOCK: the referring block */
+	size_t size;          /* GCSHIM_REF_BLOCK: its size */
+	int tid;              /* GCSHIM_REF_STACK: the thread */
+	void *region_start;   /* the mapping (or range) holding `where` */
+	void *region_end;
+	size_t offset;        /* GCSHIM_REF_DATA: where - load base of the object */
+	char path[256];       /* GCSHIM_REF_DATA, _MMAP: the object or mapping name */
+};
+
+/* 1 and *out filled when p lies in a live block (its start or inside it),
+ * 0 when not, -1 with errno ENOSYS without the collector.  out may be NULL. */
+int gcshim_is_tracked(const void *p, struct gcshim_block *out);
+
+/* The distinct live blocks the words of the blocks containing ptrs[0..n)
+ * point into.  Fills up to cap of out; returns how many there are (may
+ * exceed cap), or -1 with errno (EAGAIN: a thread would not stop). */
+long gcshim_get_referents(void *const *ptrs, size_t n, struct gcshim_block *out, size_t cap);
+
+/* Every word in a live block or a root that points into a block
+ * containing one of ptrs[0..n).  Same return convention. */
+long gcshim_get_referrers(void *const *ptrs, size_t n, struct gcshim_referrer *out, size_t cap);
+
+/* Calls fn for every live block of GENERATION (-1: any) of at least
+ * MIN_SIZE bytes, until fn returns nonzero.  Returns the number of calls,
+ * or -1 with errno. */
+typedef int (*gcshim_block_fn)(const struct gcshim_block *b, void *arg);
+long gcshim_get_objects(int generation, size_t min_size, gcshim_block_fn fn, void *arg);
+
+/* Every live block is frozen: never collected, still scanned for
+ * pointers.  Returns how many were frozen, or -1. */
+long gcshim_freeze(void);
+/* Frozen blocks become ordinary (oldest generation) again; returns how many. */
+long gcshim_unfreeze(void);
+long gcshim_get_freeze_count(void);
+
+/* The blocks of the garbage list: fills up to cap, returns how many there are. */
+long gcshim_garbage(void **out, size_t cap);
+
+/* Collection callbacks, called in the collecting thread: "start" before
+ * the world stops, "stop" after it resumed and the dead were freed. */
+enum gcshim_phase { GCSHIM_PHASE_START, GCSHIM_PHASE_STOP };
+
+struct gcshim_collection_info {
+	int generation;
+	long collected;       /* stop: unreachable blocks found */
+	long uncollectable;   /* stop: always 0 (no finalizers) */
+	uint64_t pause_ns;    /* stop: time the world was stopped */
+	int ok;               /* stop: 0 when the collection was abandoned */
+};
+
+typedef void (*gcshim_callback_fn)(int phase, const struct gcshim_collection_info *info,
+				   void *arg);
+/* 0, or -1 with errno: ENOSPC (16 at most), EINVAL (NULL fn). */
+int gcshim_callback_add(gcshim_callback_fn fn, void *arg);
+/* 0, or -1 with errno ENOENT when (fn, arg) was not registered. */
+int gcshim_callback_remove(gcshim_callback_fn fn, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

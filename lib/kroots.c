@@ -159,3 +159,13 @@ void kroots_scan(void)
 			mark_range((uintptr_t)&table[i].data, (uintptr_t)(&table[i].data + 1),
 				   false, false);
 }
+
+/* ---- inspection: the registered data words, world stopped ---------------- */
+void kroots_each_root(root_range_fn fn, void *arg)
+{
+	if (!table)
+		return;
+	for (uint32_t i = 0; i < SLOTS; i++)
+		if (table[i].epfd > 0)
+			fn((uintptr_t)&table[i].data, (uintptr_t)(&table[i].data + 1), arg);
+}

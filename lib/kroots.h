@@ -6,8 +6,11 @@
 
 #include <stdbool.h>
 
+#include "roots.h"
+
 void kroots_init(void);
 void kroots_scan(void);
 bool kroots_complete(void);
+void kroots_each_root(root_range_fn fn, void *arg);   /* inspection */
 
 #endif

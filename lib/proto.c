@@ -14,6 +14,7 @@
 #include "log.h"
 #include "options.h"
 #include "stats.h"
+#include "inspect.h"
 
 #define MAX_ARGS 8
 
@@ -288,14 +289,16 @@ static int cmd_get_stats(struct reply *r, char **argv, int argc)
 
 #define GARBAGE_SHOWN 256
 
+static int garbage_hexdump(struct reply *r, const char *arg);
+
 static int cmd_garbage(struct reply *r, char **argv, int argc)
 {
 	uintptr_t blocks[GARBAGE_SHOWN];
 	size_t n;
 
+	if (argc > 1 && strcmp(argv[1], "free"))
+		return garbage_hexdump(r, argv[1]);
 	if (argc > 1) {
-		if (strcmp(argv[1], "free"))
-			return fail(r, "usage: garbage [free]");
 		ok(r);
 		reply_fmt(r, ",\"freed\":%lu", (unsigned long)garbage_release());
 		gc_set_mode(MODE_GARBAGE, garbage_count() != 0);
@@ -308,6 +311,373 @@ static int cmd_garbage(struct reply *r, char **argv, int argc)
 		reply_fmt(r, "%s{\"address\":\"%p\",\"size\":%lu}", i ? "," : "",
 			  (void *)blocks[i], (unsigned long)om_usable((void *)blocks[i]));
 	reply_raw(r, "]", 1);
+	return 0;
+}
+
+/* ---- inspection --------------------------------------------------------- */
+
+#define LIT(r, s) reply_raw(r, s, sizeof(s) - 1)
+#define SHOWN_ROOM 1024   /* an entry is left out when less than this is left */
+
+static struct proto_session *current;   /* the session of the request */
+
+static const char *const ref_kinds[] = { "block", "stack", "data", "mmap", "epoll", "garbage" };
+
+static void hex_bytes(struct reply *r, const unsigned char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		reply_fmt(r, "%c%c", "0123456789abcdef"[b[i] >> 4], "0123456789abcdef"[b[i] & 15]);
+}
+
+#define HEXDUMP_MAX 4096
+
+static int garbage_hexdump(struct reply *r, const char *arg)
+{
+	static uintptr_t blocks[GARBAGE_SHOWN];
+	static size_t sizes[GARBAGE_SHOWN];
+	static unsigned char bytes[GARBAGE_SHOWN * 256];
+	int64_t want;
+	size_t n, shown = 0, each;
+
+	if (!parse_int(arg, &want) || want < 1 || want > 256)
+		return fail(r, "usage: garbage [free|BYTES] (BYTES from 1 to 256)");
+	each = (size_t)want;
+	n = garbage_peek(blocks, sizes, bytes, each, GARBAGE_SHOWN);
+	ok(r);
+	reply_fmt(r, ",\"count\":%lu,\"blocks\":[", (unsigned long)garbage_count());
+	for (; shown < n && r->len + SHOWN_ROOM + 2 * each < r->cap; shown++) {
+		reply_fmt(r, "%s{\"address\":\"%p\",\"size\":%lu,\"hex\":\"", shown ? "," : "",
+			  (void *)blocks[shown], (unsigned long)om_usable((void *)blocks[shown]));
+		hex_bytes(r, bytes + shown * each, sizes[shown]);
+		LIT(r, "\"}");
+	}
+	reply_fmt(r, "],\"shown\":%lu", (unsigned long)shown);
+	/* the shim's data is scanned as roots: leave no address behind */
+	memset(blocks, 0, n * sizeof(*blocks));
+	memset(bytes, 0, n * each);
+	return 0;
+}
+
+/* Addresses: hex (0x optional) or decimal with 0d... no: hex only, as
+ * gcctl and every tool prints them.  Several per argument, split by commas. */
+static bool parse_addr(const char *s, size_t len, uintptr_t *out)
+{
+	uintptr_t v = 0;
+	size_t i = 0;
+
+	if (len > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		i = 2;
+	if (i == len || len - i > 16)
+		return false;
+	for (; i < len; i++) {
+		char c = s[i];
+		unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0') :
+			     c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10) :
+			     c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10) : 16u;
+
+		if (d == 16)
+			return false;
+		v = v << 4 | d;
+	}
+	*out = v;
+	return true;
+}
+
+static int parse_addrs(struct reply *r, char **argv, int argc, uintptr_t *out, size_t *n)
+{
+	*n = 0;
+	for (int i = 1; i < argc; i++) {
+		for (const char *s = argv[i]; *s;) {
+			size_t len = strcspn(s, ",");
+
+			if (*n == INSP_MAX_TARGETS)
+				return fail(r, "too many addresses (at most %d)", INSP_MAX_TARGETS);
+			if (!parse_addr(s, len, &out[*n]))
+				return fail(r, "bad address '%s': expected hexadecimal, like 0x7f12a4c0", argv[i]);
+			(*n)++;
+			s += len;
+			if (*s == ',')
+				s++;
+		}
+	}
+	return 0;
+}
+
+static void block_json(struct reply *r, const struct gcshim_block *b)
+{
+	reply_fmt(r, "\"address\":\"%p\",\"size\":%lu,\"generation\":%d", b->start,
+		  (unsigned long)b->size, b->generation);
+	if (b->frozen)
+		LIT(r, ",\"frozen\":true");
+	if (b->site) {
+		LIT(r, ",\"site\":");
+		reply_str(r, b->site);
+	}
+}
+
+static int cmd_is_tracked(struct reply *r, char **argv, int argc)
+{
+	struct gcshim_block b;
+	uintptr_t p;
+	size_t n;
+
+	if (parse_addrs(r, argv, argc, &p, &n) < 0)
+		return -1;
+	if (n != 1)
+		return fail(r, "usage: is-tracked ADDR");
+	ok(r);
+	if (!insp_is_tracked(p, &b)) {
+		LIT(r, ",\"tracked\":false");
+		return 0;
+	}
+	LIT(r, ",\"tracked\":true,");
+	block_json(r, &b);
+	reply_fmt(r, ",\"offset\":%lu", (unsigned long)(p - (uintptr_t)b.start));
+	return 0;
+}
+
+struct listing {
+	struct reply *r;
+	size_t shown;
+};
+
+static void list_block(const struct gcshim_block *b, void *arg)
+{
+	struct listing *l = arg;
+
+	if (l->r->len + SHOWN_ROOM >= l->r->cap)
+		return;
+	if (l->shown++)
+		LIT(l->r, ",");
+	LIT(l->r, "{");
+	block_json(l->r, b);
+	LIT(l->r, "}");
+}
+
+static void list_referrer(const struct gcshim_referrer *f, void *arg)
+{
+	struct listing *l = arg;
+	struct reply *r = l->r;
+
+	if (r->len + SHOWN_ROOM >= r->cap)
+		return;
+	reply_fmt(r, "%s{\"kind\":\"%s\",\"where\":\"%p\",\"target\":\"%p\"",
+		  l->shown++ ? "," : "", ref_kinds[f->kind], f->where, f->target);
+	switch (f->kind) {
+	case GCSHIM_REF_BLOCK:
+		reply_fmt(r, ",\"block\":\"%p\",\"size\":%lu,\"offset\":%lu", f->block,
+			  (unsigned long)f->size,
+			  (unsigned long)((uintptr_t)f->where - (uintptr_t)f->block));
+		break;
+	case GCSHIM_REF_STACK:
+		reply_fmt(r, ",\"tid\":%d", f->tid);
+		break;
+	case GCSHIM_REF_DATA:
+		LIT(r, ",\"path\":");
+		reply_str(r, f->path);
+		reply_fmt(r, ",\"offset\":%lu", (unsigned long)f->offset);
+		break;
+	case GCSHIM_REF_MMAP:
+		if (f->path[0]) {
+			LIT(r, ",\"path\":");
+			reply_str(r, f->path);
+		}
+		break;
+	}
+	if (f->kind != GCSHIM_REF_BLOCK)
+		reply_fmt(r, ",\"start\":\"%p\",\"end\":\"%p\"", f->region_start, f->region_end);
+	LIT(r, "}");
+}
+
+static int cmd_get_referents(struct reply *r, char **argv, int argc)
+{
+	uintptr_t p[INSP_MAX_TARGETS];
+	struct listing l = { r, 0 };
+	size_t n;
+	long found;
+
+	if (parse_addrs(r, argv, argc, p, &n) < 0)
+		return -1;
+	ok(r);
+	LIT(r, ",\"referents\":[");
+	found = insp_referents(p, n, true, 0, list_block, &l);
+	if (found < 0)
+		return fail(r, "a thread could not be stopped in time");
+	reply_fmt(r, "],\"count\":%ld,\"shown\":%lu", found, (unsigned long)l.shown);
+	return 0;
+}
+
+static int cmd_get_referrers(struct reply *r, char **argv, int argc)
+{
+	uintptr_t p[INSP_MAX_TARGETS];
+	struct listing l = { r, 0 };
+	size_t n;
+	long found;
+
+	if (parse_addrs(r, argv, argc, p, &n) < 0)
+		return -1;
+	ok(r);
+	LIT(r, ",\"referrers\":[");
+	found = insp_referrers(p, n, true, 0, list_referrer, &l);
+	if (found < 0)
+		return fail(r, "a thread could not be stopped in time");
+	reply_fmt(r, "],\"count\":%ld,\"shown\":%lu", found, (unsigned long)l.shown);
+	return 0;
+}
+
+/* Blocks per size class, for --summary: one pass over the side tables. */
+static int objects_summary(struct reply *r, int gen, size_t min_size)
+{
+	static long count[256], bytes[256];
+	struct gcshim_block b[256];
+	uintptr_t cursor = 0;
+	long total = 0, total_bytes = 0;
+	size_t n;
+	bool first = true;
+
+	memset(count, 0, sizeof(count));
+	memset(bytes, 0, sizeof(bytes));
+	while ((n = insp_objects(&cursor, gen, min_size, b, 256)))
+		for (size_t i = 0; i < n; i++) {
+			unsigned c = sc_index(b[i].size) & 255;
+
+			count[c]++;
+			bytes[c] += (long)b[i].size;
+			total++;
+			total_bytes += (long)b[i].size;
+		}
+	ok(r);
+	LIT(r, ",\"done\":true,\"classes\":[");
+	for (unsigned c = 0; c < 256; c++) {
+		if (!count[c])
+			continue;
+		reply_fmt(r, "%s{\"size\":%lu,\"count\":%ld,\"bytes\":%ld}", first ? "" : ",",
+			  (unsigned long)sc_sizes[c], count[c], bytes[c]);
+		first = false;
+	}
+	reply_fmt(r, "],\"count\":%ld,\"bytes\":%ld", total, total_bytes);
+	return 0;
+}
+
+/* One line of a get-objects stream: as many blocks as fit, then "more"
+ * or, with the last ones, "done" and the totals. */
+static void objects_chunk(struct reply *r, struct proto_stream *st)
+{
+	struct gcshim_block b[64];
+	bool first = true;
+
+	ok(r);
+	LIT(r, ",\"objects\":[");
+	for (;;) {
+		size_t n, i;
+
+		if (r->len + 64 * 128 + SHOWN_ROOM >= r->cap) {
+			LIT(r, "],\"more\":true");
+			return;
+		}
+		n = insp_objects(&st->cursor, st->generation, st->min_size, b, 64);
+		if (!n)
+			break;
+		for (i = 0; i < n; i++) {
+			if (!first)
+				LIT(r, ",");
+			LIT(r, "{");
+			first = false;
+			block_json(r, &b[i]);
+			LIT(r, "}");
+			st->count++;
+			st->bytes += (long)b[i].size;
+		}
+	}
+	reply_fmt(r, "],\"done\":true,\"count\":%ld,\"bytes\":%ld", st->count, st->bytes);
+	st->active = false;
+}
+
+static int cmd_get_objects(struct reply *r, char **argv, int argc)
+{
+	struct proto_stream st = { .generation = -1 };
+	bool summary = false;
+	int64_t v;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--summary")) {
+			summary = true;
+		} else if (!strcmp(argv[i], "--generation") && i + 1 < argc) {
+			if (!parse_int(argv[++i], &v) || v < 0 || v > 2)
+				return fail(r, "invalid generation '%s' (must be 0, 1 or 2)", argv[i]);
+			st.generation = (int)v;
+		} else if (!strcmp(argv[i], "--min-size") && i + 1 < argc) {
+			if (!parse_size(argv[++i], &v) || v < 0)
+				return fail(r, "bad size '%s': expected bytes (like 4K)", argv[i]);
+			st.min_size = (size_t)v;
+		} else {
+			return fail(r, "usage: get-objects [--generation G] [--min-size BYTES] [--summary]");
+		}
+	}
+	if (summary)
+		return objects_summary(r, st.generation, st.min_size);
+	st.active = true;
+	objects_chunk(r, &st);
+	current->stream = st;
+	return 0;
+}
+
+size_t proto_stream_next(struct proto_session *s, char *out, size_t cap)
+{
+	struct reply r = { out, cap, 0 };
+
+	if (!s->stream.active)
+		return 0;
+	objects_chunk(&r, &s->stream);
+	reply_raw(&r, "}\n", 2);
+	if (r.len >= cap) {   /* cannot happen: a chunk leaves room */
+		s->stream.active = false;
+		r.len = 0;
+		fail(&r, "reply too large");
+		reply_raw(&r, "\n", 1);
+	}
+	out[r.len < cap ? r.len : cap - 1] = '\0';
+	return r.len;
+}
+
+static int cmd_freeze(struct reply *r, char **argv, int argc)
+{
+	long n;
+
+	(void)argv, (void)argc;
+	n = insp_freeze();
+	ok(r);
+	reply_fmt(r, ",\"frozen\":%ld", n);
+	return 0;
+}
+
+static int cmd_unfreeze(struct reply *r, char **argv, int argc)
+{
+	long n;
+
+	(void)argv, (void)argc;
+	n = insp_unfreeze();
+	ok(r);
+	reply_fmt(r, ",\"unfrozen\":%ld", n);
+	return 0;
+}
+
+static int cmd_get_freeze_count(struct reply *r, char **argv, int argc)
+{
+	(void)argv, (void)argc;
+	ok(r);
+	reply_fmt(r, ",\"freeze_count\":%ld", insp_freeze_count());
+	return 0;
+}
+
+/* The control thread sees the flag and turns the connection into a
+ * stream of events. */
+static int cmd_watch(struct reply *r, char **argv, int argc)
+{
+	(void)argv, (void)argc;
+	current->watch = true;
+	ok(r);
+	LIT(r, ",\"watching\":true");
 	return 0;
 }
 
@@ -334,7 +704,17 @@ static const struct command commands[] = {
 	{ "stats", 0, 0, cmd_stats, "stats" },
 	{ "collect", 0, 1, cmd_collect, "collect [GENERATION]" },
 	{ "get-stats", 0, 0, cmd_get_stats, "get-stats" },
-	{ "garbage", 0, 1, cmd_garbage, "garbage [free]" },
+	{ "garbage", 0, 1, cmd_garbage, "garbage [free|BYTES]" },
+	/* inspection */
+	{ "is-tracked", 1, 1, cmd_is_tracked, "is-tracked ADDR" },
+	{ "get-referents", 1, MAX_ARGS - 1, cmd_get_referents, "get-referents ADDR[,ADDR...]..." },
+	{ "get-referrers", 1, MAX_ARGS - 1, cmd_get_referrers, "get-referrers ADDR[,ADDR...]..." },
+	{ "get-objects", 0, 5, cmd_get_objects,
+	  "get-objects [--generation G] [--min-size BYTES] [--summary]" },
+	{ "freeze", 0, 0, cmd_freeze, "freeze" },
+	{ "unfreeze", 0, 0, cmd_unfreeze, "unfreeze" },
+	{ "get-freeze-count", 0, 0, cmd_get_freeze_count, "get-freeze-count" },
+	{ "watch", 0, 0, cmd_watch, "watch" },
 };
 
 static int split(char *line, char **argv)
@@ -387,6 +767,7 @@ static int dispatch(struct proto_session *s, struct reply *r, char *line)
 	if (argc == 0)
 		return fail(r, "empty request");
 	normalize(argv[0]);
+	current = s;
 	if (!s->greeted && strcmp(argv[0], "hello"))
 		return fail(r, "expected 'hello %d' first", PROTO_VERSION);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++) {

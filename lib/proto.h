@@ -5,12 +5,24 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define PROTO_VERSION 1
 #define PROTO_MAX_REQUEST 1024
 
+/* A reply of several lines (get-objects): where the next line resumes. */
+struct proto_stream {
+	bool active;
+	uintptr_t cursor;
+	int generation;
+	size_t min_size;
+	long count, bytes;
+};
+
 struct proto_session {
 	bool greeted;
+	bool watch;               /* asked for `watch`: the server streams events */
+	struct proto_stream stream;
 };
 
 struct reply {
@@ -19,6 +31,8 @@ struct reply {
 };
 
 size_t proto_handle(struct proto_session *s, char *line, char *out, size_t cap);
+/* The next line of a streamed reply; 0 when the session streams nothing. */
+size_t proto_stream_next(struct proto_session *s, char *out, size_t cap);
 void reply_raw(struct reply *r, const char *s, size_t n);
 void reply_fmt(struct reply *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void reply_str(struct reply *r, const char *s);

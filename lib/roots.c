@@ -17,7 +17,7 @@
 #define MAX_EXTRA 8
 
 struct mapping {
-	uintptr_t start, end;
+	uintptr_t start, end, offset;
 	char perms[5];
 	const char *path;
 };
@@ -29,6 +29,8 @@ static struct {
 	size_t nexcluded;
 	void (*extra[MAX_EXTRA])(void);
 	int nextra;
+	struct { enum root_kind kind; void (*each)(root_range_fn, void *); } described[MAX_EXTRA];
+	int ndescribed;
 } rt;
 
 bool roots_init(void)
@@ -96,6 +98,7 @@ static const char *parse_mapping(const char *s, struct mapping *m)
 	memcpy(m->perms, end + 1, 4);
 	m->perms[4] = '\0';
 	s = end + 6;
+	m->offset = strtoul(s, NULL, 16);
 	for (int field = 0; field < 3 && *s; field++) {   /* offset dev inode */
 		while (*s == ' ')
 			s++;
@@ -222,5 +225,142 @@ bool roots_scan(const struct world *w, enum roots_mode mode)
 	}
 	for (int i = 0; i < rt.nextra; i++)
 		rt.extra[i]();
+	return true;
+}
+
+/* ---- inspection: root ranges with a description ------------------------ */
+
+void roots_add_described(enum root_kind kind, void (*each)(root_range_fn, void *))
+{
+	if (rt.ndescribed < MAX_EXTRA) {
+		rt.described[rt.ndescribed].kind = kind;
+		rt.described[rt.ndescribed].each = each;
+		rt.ndescribed++;
+	}
+}
+
+static size_t path_length(const char *p)
+{
+	size_t n = 0;
+
+	while (p[n] && p[n] != '\n')
+		n++;
+	return n;
+}
+
+/* The thread whose stack pointer lies in [start, end), self included. */
+static pid_t stack_owner(const struct world *w, uintptr_t start, uintptr_t end, bool *self)
+{
+	*self = false;
+	for (size_t i = 0; i < w->n; i++)
+		if (w->threads[i].sp >= start && w->threads[i].sp < end)
+			return w->threads[i].tid;
+	if (w->self_sp >= start && w->self_sp < end) {
+		*self = true;
+		return os_gettid();
+	}
+	return 0;
+}
+
+/* Calls fn for [lo, hi) minus every excluded region, like the scan. */
+static void describe_pieces(struct root_desc *d, uintptr_t lo, uintptr_t hi,
+			    root_desc_fn fn, void *arg)
+{
+	for (size_t i = 0; i < rt.nexcluded && lo < hi; i++) {
+		const struct region *x = &rt.excluded[i];
+
+		if (x->end <= lo || x->start >= hi)
+			continue;
+		if (x->start > lo) {
+			d->lo = lo;
+			d->hi = x->start;
+			fn(d, arg);
+		}
+		lo = x->end > lo ? x->end : lo;
+	}
+	if (lo < hi) {
+		d->lo = lo;
+		d->hi = hi;
+		fn(d, arg);
+	}
+}
+
+struct described_ctx {
+	struct root_desc *d;
+	root_desc_fn fn;
+	void *arg;
+};
+
+static void described_range(uintptr_t lo, uintptr_t hi, void *arg)
+{
+	struct described_ctx *c = arg;
+
+	c->d->lo = c->d->map_lo = lo;
+	c->d->hi = c->d->map_hi = hi;
+	c->fn(c->d, c->arg);
+}
+
+bool roots_enumerate(const struct world *w, enum roots_mode mode, bool skip_self,
+		     root_desc_fn fn, void *arg)
+{
+	struct mapping cur, prev;
+	const char *module = NULL;   /* path of the object mapped last */
+	size_t module_len = 0;
+	uintptr_t base = 0;
+	bool have_prev = false;
+	const char *s;
+
+	if (!read_maps())
+		return false;
+	for (s = rt.buf; *s;) {
+		struct root_desc d = { .kind = ROOT_MMAP };
+		const struct mapping *pv = have_prev ? &prev : NULL;
+		bool self;
+
+		s = parse_mapping(s, &cur);
+		if (*cur.path == '/') {
+			size_t n = path_length(cur.path);
+
+			if (!module || n != module_len || strncmp(module, cur.path, n)) {
+				module = cur.path;
+				module_len = n;
+				base = cur.start - cur.offset;
+			}
+		}
+		if (wanted(mode, w, &cur, pv)) {
+			uintptr_t from = scan_from(w, &cur, pv);
+
+			d.map_lo = cur.start;
+			d.map_hi = cur.end;
+			d.shared = cur.perms[3] == 's';
+			d.code = cur.perms[2] == 'x';
+			d.resident_only = true;
+			d.path = cur.path;
+			d.path_len = path_length(cur.path);
+			if (from != cur.start || path_is(&cur, "[stack]")) {
+				d.kind = ROOT_STACK;
+				d.tid = stack_owner(w, cur.start, cur.end, &self);
+				if (self && skip_self)
+					goto next;
+			} else if (*cur.path == '/' ||
+				   (anonymous(&cur) && pv && pv->end == cur.start && module &&
+				    *pv->path == '/')) {
+				d.kind = ROOT_DATA;
+				d.path = module;
+				d.path_len = module_len;
+				d.base = base;
+			}
+			describe_pieces(&d, from, cur.end, fn, arg);
+		}
+next:
+		prev = cur;
+		have_prev = true;
+	}
+	for (int i = 0; i < rt.ndescribed; i++) {
+		struct root_desc d = { .kind = rt.described[i].kind };
+		struct described_ctx c = { &d, fn, arg };
+
+		rt.described[i].each(described_range, &c);
+	}
 	return true;
 }

@@ -10,15 +10,48 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "regions.h"
 #include "stop.h"
 
 enum roots_mode { ROOTS_ALL, ROOTS_MINIMAL };
 
+/* What a root range is, for inspection (roots_enumerate). */
+enum root_kind {
+	ROOT_STACK,      /* a thread's stack: tid */
+	ROOT_DATA,       /* data or bss of a loaded object: path, offset from its base */
+	ROOT_MMAP,       /* any other mapping (brk heap, anonymous mmap, shared memory) */
+	ROOT_EPOLL,      /* data registered with epoll_ctl */
+	ROOT_GARBAGE,    /* the garbage list */
+	ROOT_FROZEN,     /* never reported: frozen blocks are heap blocks */
+};
+
+struct root_desc {
+	enum root_kind kind;
+	uintptr_t lo, hi;          /* the range to scan */
+	uintptr_t map_lo, map_hi;  /* the whole mapping it belongs to */
+	bool shared, code, resident_only;
+	pid_t tid;                 /* ROOT_STACK */
+	const char *path;          /* ROOT_DATA, ROOT_MMAP: not NUL-terminated */
+	size_t path_len;
+	uintptr_t base;            /* ROOT_DATA: load base of the object */
+};
+
+typedef void (*root_range_fn)(uintptr_t lo, uintptr_t hi, void *arg);
+typedef void (*root_desc_fn)(const struct root_desc *d, void *arg);
+
 bool roots_init(void);
 void roots_prepare(void);
 bool roots_scan(const struct world *w, enum roots_mode mode);
 void roots_add_extra(void (*fn)(void));
+
+/* Inspection: the ranges roots_scan would scan, described, without
+ * marking.  With the world stopped; skip_self leaves out the calling
+ * thread's stack (the control thread holds no program data).  `each`
+ * of a described source calls its fn for every range it holds. */
+void roots_add_described(enum root_kind kind, void (*each)(root_range_fn fn, void *arg));
+bool roots_enumerate(const struct world *w, enum roots_mode mode, bool skip_self,
+		     root_desc_fn fn, void *arg);
 
 #endif

@@ -13,6 +13,7 @@
 #include "collect.h"
 #include "gc.h"
 #include "heap.h"
+#include "inspect.h"
 #include "init.h"
 #include "log.h"
 #include "objmap.h"
@@ -162,6 +163,8 @@ static __attribute__((noinline)) void free_slow(void *p)
 		free_stranger(p);
 		return;
 	}
+	if (gc_mode_now() & MODE_FROZEN)
+		insp_frozen_forget(p);
 	heap_free_sized(p, u);
 	if (gc_mode_now() & MODE_LIMITED)
 		gc_unreserve(u);
@@ -294,6 +297,8 @@ EXPORT void *realloc(void *p, size_t n)
 		return realloc_stranger(p, n);
 	if (unlikely(gc_mode_now() & MODE_GARBAGE))
 		garbage_check_free(p, old);
+	if (unlikely(gc_mode_now() & MODE_FROZEN))
+		insp_frozen_forget(p);
 	if (n > SC_MAX)
 		return fail_enomem();
 	return realloc_live(p, old, n);

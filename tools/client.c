@@ -275,15 +275,15 @@ static bool make_room(struct client *c)
 	return true;
 }
 
-/* Waits at most CLIENT_TIMEOUT_MS in all for one reply line. */
-static enum client_status read_line(struct client *c)
+/* Waits at most timeout_ms in all for one reply line (-1: forever). */
+static enum client_status read_line_within(struct client *c, int timeout_ms)
 {
-	long long deadline = now_ms() + CLIENT_TIMEOUT_MS;
+	long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
 
 	while (!take_line(c)) {
 		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-		long long left = deadline - now_ms();
-		int ready = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+		long long left = deadline < 0 ? -1 : deadline - now_ms();
+		int ready = left > 0 || left == -1 ? poll(&pfd, 1, (int)left) : 0;
 		ssize_t n;
 
 		if (ready < 0 && errno == EINTR)
@@ -305,6 +305,11 @@ static enum client_status read_line(struct client *c)
 		c->inlen += (size_t)n;
 	}
 	return CLIENT_OK;
+}
+
+static enum client_status read_line(struct client *c)
+{
+	return read_line_within(c, CLIENT_TIMEOUT_MS);
 }
 
 static bool is_reply(const struct json *r)
@@ -345,6 +350,23 @@ enum client_status client_request(struct client *c, const char *request, struct 
 		return failure(c, CLIENT_FAILED, "process %d sent a reply without \"ok\"",
 			       (int)c->pid);
 	}
+	return CLIENT_OK;
+}
+
+/* The next line of a streamed reply or of a watch. */
+enum client_status client_next(struct client *c, int timeout_ms, struct json **reply)
+{
+	enum client_status st;
+	char err[128];
+
+	*reply = NULL;
+	st = read_line_within(c, timeout_ms);
+	if (st != CLIENT_OK)
+		return st;
+	*reply = json_parse(c->line, strlen(c->line), err, sizeof(err));
+	if (!*reply)
+		return failure(c, CLIENT_FAILED, "process %d sent a line that is not JSON (%s)",
+			       (int)c->pid, err);
 	return CLIENT_OK;
 }
 

@@ -37,6 +37,10 @@ enum client_status client_open(struct client *c, pid_t pid);
  * process answered with an error: look at "ok". */
 enum client_status client_request(struct client *c, const char *request, struct json **reply);
 
+/* The next line of a reply that goes on (get-objects, watch); timeout_ms
+ * -1 waits for ever. */
+enum client_status client_next(struct client *c, int timeout_ms, struct json **reply);
+
 void client_close(struct client *c);
 
 /* The PIDs of the user's processes with a listening socket, sorted, in an

@@ -746,23 +746,34 @@ static int verb_get_stats(struct ctx *cx, int argc, char **argv)
 	return cx->status;
 }
 
-/* garbage: the blocks kept by DEBUG_SAVEALL; garbage --free releases them. */
+/* garbage: the blocks kept by DEBUG_SAVEALL; --free releases them,
+ * --hexdump N shows the first N bytes of each. */
 static int verb_garbage(struct ctx *cx, int argc, char **argv)
 {
 	static const struct json none = { .type = JSON_ARRAY };
-	struct table t = { .cols = 2, .right = { false, true } };
-	char *request[] = { argv[0], "free" };
+	struct table t = { .cols = 3, .right = { false, true, false } };
+	char *request[] = { argv[0], NULL };
 	const struct json *blocks;
 	struct json *r;
+	bool freeing = argc == 2 && (!strcmp(argv[1], "--free") || !strcmp(argv[1], "free"));
+	long bytes = 0;
 	int64_t n;
 
-	if (argc > 1 && strcmp(argv[1], "--free") && strcmp(argv[1], "free"))
-		return fail_with(cx, EXIT_USAGE, "bad argument '%s' for garbage: expected --free",
-				 argv[1]);
-	r = ask(cx, argc, argc > 1 ? request : argv);
-	if (r && argc > 1 && reply_ints(cx, r, (const char *[]){ "freed" }, &n, 1))
+	if (argc == 3 && !strcmp(argv[1], "--hexdump")) {
+		if (!parse_long(argv[2], 1, 256, &bytes))
+			return fail_with(cx, EXIT_USAGE, "bad argument '%s' for --hexdump: "
+					 "expected a byte count from 1 to 256", argv[2]);
+		request[1] = argv[2];
+	} else if (freeing) {
+		request[1] = "free";
+	} else if (argc != 1) {
+		return fail_with(cx, EXIT_USAGE, "bad argument '%s' for garbage: expected "
+				 "--free or --hexdump N", argv[1]);
+	}
+	r = ask(cx, request[1] ? 2 : 1, request);
+	if (r && freeing && reply_ints(cx, r, (const char *[]){ "freed" }, &n, 1))
 		printf("freed  %lld block%s\n", (long long)n, n == 1 ? "" : "s");
-	else if (r && argc == 1 && reply_ints(cx, r, (const char *[]){ "count" }, &n, 1)) {
+	else if (r && !freeing && reply_ints(cx, r, (const char *[]){ "count" }, &n, 1)) {
 		blocks = json_get(r, "blocks");
 		if (!blocks || blocks->type != JSON_ARRAY)
 			blocks = &none;
@@ -771,9 +782,10 @@ static int verb_garbage(struct ctx *cx, int argc, char **argv)
 		else
 			printf("count  %lld\n", (long long)n);
 		if (blocks->count)
-			table_add(&t, "ADDRESS", "SIZE");
+			table_add(&t, "ADDRESS", "SIZE", bytes ? "BYTES" : "");
 		for (size_t i = 0; i < blocks->count; i++) {
 			const struct json *a = json_get(&blocks->items[i], "address");
+			const struct json *hex = json_get(&blocks->items[i], "hex");
 			int64_t size;
 			char sz[24];
 
@@ -781,7 +793,8 @@ static int verb_garbage(struct ctx *cx, int argc, char **argv)
 				snprintf(sz, sizeof(sz), "%lld", (long long)size);
 			else
 				snprintf(sz, sizeof(sz), "?");
-			table_add(&t, a && a->type == JSON_STRING ? a->str : "?", sz);
+			table_add(&t, a && a->type == JSON_STRING ? a->str : "?", sz,
+				  hex && hex->type == JSON_STRING ? hex->str : "");
 		}
 		table_print(&t);
 	}
@@ -888,6 +901,277 @@ static int verb_ps(struct ctx *cx, int argc, char **argv)
 	table_print(&t);
 	free(pids);
 	return EXIT_OK;
+}
+
+/* ---- inspection -------------------------------------------------------------- */
+
+static const char *str_of(const struct json *obj, const char *key)
+{
+	const struct json *v = json_get(obj, key);
+
+	return v && v->type == JSON_STRING ? v->str : "?";
+}
+
+static long long int_of(const struct json *obj, const char *key)
+{
+	int64_t v = 0;
+
+	json_int(json_get(obj, key), &v);
+	return (long long)v;
+}
+
+static bool true_of(const struct json *obj, const char *key)
+{
+	const struct json *v = json_get(obj, key);
+
+	return v && v->type == JSON_TRUE;
+}
+
+static int verb_is_tracked(struct ctx *cx, int argc, char **argv)
+{
+	struct json *r = ask(cx, argc, argv);
+
+	if (!r)
+		return cx->status;
+	if (!true_of(r, "tracked"))
+		printf("%s: not in a live block\n", argv[1]);
+	else
+		printf("%s: in the block at %s, %lld bytes, offset %lld, generation %lld%s%s%s\n",
+		       argv[1], str_of(r, "address"), int_of(r, "size"), int_of(r, "offset"),
+		       int_of(r, "generation"), true_of(r, "frozen") ? ", frozen" : "",
+		       json_get(r, "site") ? ", allocated at " : "",
+		       json_get(r, "site") ? str_of(r, "site") : "");
+	json_free(r);
+	return cx->status;
+}
+
+static void print_block_row(struct table *t, const struct json *b)
+{
+	char size[32], gen[32];
+
+	snprintf(size, sizeof(size), "%lld", int_of(b, "size"));
+	snprintf(gen, sizeof(gen), "%lld%s", int_of(b, "generation"),
+		 true_of(b, "frozen") ? " frozen" : "");
+	table_add(t, str_of(b, "address"), size, gen);
+}
+
+static void print_count_line(const struct json *r, const char *what)
+{
+	long long count = int_of(r, "count"), shown = int_of(r, "shown");
+
+	if (count > shown)
+		printf("%lld %s, %lld shown\n", count, what, shown);
+	else
+		printf("%lld %s\n", count, what);
+}
+
+static int verb_get_referents(struct ctx *cx, int argc, char **argv)
+{
+	struct json *r = ask(cx, argc, argv);
+	const struct json *list = json_get(r, "referents");
+	struct table t = { .cols = 3, .right = { false, true, false } };
+
+	if (!r)
+		return cx->status;
+	table_add(&t, "ADDRESS", "SIZE", "GENERATION");
+	for (size_t i = 0; list && i < list->count; i++)
+		print_block_row(&t, &list->items[i]);
+	if (list && list->count)
+		table_print(&t);
+	else
+		free(t.cell);
+	print_count_line(r, "referents");
+	json_free(r);
+	return cx->status;
+}
+
+/* "stack of thread 1234", "data of /usr/lib/libfoo.so+0x4020", ... */
+static void describe_referrer(char *buf, size_t cap, const struct json *f)
+{
+	const char *kind = str_of(f, "kind");
+
+	if (!strcmp(kind, "block"))
+		snprintf(buf, cap, "block %s (%lld bytes) at offset %lld", str_of(f, "block"),
+			 int_of(f, "size"), int_of(f, "offset"));
+	else if (!strcmp(kind, "stack"))
+		snprintf(buf, cap, "stack of thread %lld", int_of(f, "tid"));
+	else if (!strcmp(kind, "data"))
+		snprintf(buf, cap, "data of %s+0x%llx", str_of(f, "path"), int_of(f, "offset"));
+	else if (!strcmp(kind, "mmap"))
+		snprintf(buf, cap, "mapping %s-%s%s%s", str_of(f, "start"), str_of(f, "end"),
+			 json_get(f, "path") ? " " : "", json_get(f, "path") ? str_of(f, "path") : "");
+	else if (!strcmp(kind, "epoll"))
+		snprintf(buf, cap, "epoll registration data");
+	else if (!strcmp(kind, "garbage"))
+		snprintf(buf, cap, "the garbage list");
+	else
+		snprintf(buf, cap, "%s", kind);
+}
+
+static int verb_get_referrers(struct ctx *cx, int argc, char **argv)
+{
+	struct json *r = ask(cx, argc, argv);
+	const struct json *list = json_get(r, "referrers");
+	struct table t = { .cols = 3 };
+
+	if (!r)
+		return cx->status;
+	table_add(&t, "TARGET", "WHERE", "REFERRER");
+	for (size_t i = 0; list && i < list->count; i++) {
+		char what[512];
+
+		describe_referrer(what, sizeof(what), &list->items[i]);
+		table_add(&t, str_of(&list->items[i], "target"), str_of(&list->items[i], "where"),
+			  what);
+	}
+	if (list && list->count)
+		table_print(&t);
+	else
+		free(t.cell);
+	print_count_line(r, "referrers");
+	json_free(r);
+	return cx->status;
+}
+
+static int get_objects_summary(struct json *r)
+{
+	const struct json *classes = json_get(r, "classes");
+	struct table t = { .cols = 3, .right = { true, true, true } };
+	char total[32];
+
+	table_add(&t, "SIZE", "BLOCKS", "BYTES");
+	for (size_t i = 0; classes && i < classes->count; i++) {
+		char size[32], count[32], bytes[32];
+		const struct json *c = &classes->items[i];
+
+		snprintf(size, sizeof(size), "%lld", int_of(c, "size"));
+		snprintf(count, sizeof(count), "%lld", int_of(c, "count"));
+		human_size(bytes, sizeof(bytes), int_of(c, "bytes"));
+		table_add(&t, size, count, bytes);
+	}
+	table_print(&t);
+	human_size(total, sizeof(total), int_of(r, "bytes"));
+	printf("%lld blocks, %s\n", int_of(r, "count"), total);
+	return EXIT_OK;
+}
+
+/* The first line of a reply that goes on: parsed even with --json,
+ * which prints it as it is. */
+static struct json *ask_first(struct ctx *cx, int argc, char **argv)
+{
+	bool json = cx->json;
+	struct json *r;
+
+	cx->json = false;
+	r = ask(cx, argc, argv);
+	cx->json = json;
+	if (r && json)
+		puts(cx->client.line);
+	return r;
+}
+
+/* A streamed reply: lines until one says "done" (or fails). */
+static int verb_get_objects(struct ctx *cx, int argc, char **argv)
+{
+	struct json *r;
+	struct table t = { .cols = 3, .right = { false, true, false } };
+	bool header = false;
+
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--summary") && strcmp(argv[i], "--generation") &&
+		    strcmp(argv[i], "--min-size") && (i == 1 || (strcmp(argv[i - 1], "--generation") &&
+							     strcmp(argv[i - 1], "--min-size"))))
+			return fail_with(cx, EXIT_USAGE, "bad argument '%s' for get-objects", argv[i]);
+	r = ask_first(cx, argc, argv);
+	if (!r)
+		return cx->status;
+	if (json_get(r, "classes")) {
+		if (!cx->json)
+			get_objects_summary(r);
+		json_free(r);
+		return cx->status;
+	}
+	for (;;) {
+		const struct json *list;
+		struct json *line = r;
+		bool done;
+
+		r = NULL;
+		if (json_get(line, "ok") && json_get(line, "ok")->type != JSON_TRUE) {
+			if (!cx->json)
+				complain("%s", reply_error(line));
+			json_free(line);
+			cx->status = EXIT_REPLY_ERROR;
+			break;
+		}
+		list = json_get(line, "objects");
+		if (!cx->json) {
+			if (!header)
+				table_add(&t, "ADDRESS", "SIZE", "GENERATION");
+			header = true;
+			for (size_t i = 0; list && i < list->count; i++)
+				print_block_row(&t, &list->items[i]);
+		}
+		done = true_of(line, "done");
+		if (done && !cx->json) {
+			table_print(&t);
+			printf("%lld blocks, %lld bytes\n", int_of(line, "count"), int_of(line, "bytes"));
+		}
+		json_free(line);
+		if (done)
+			break;
+		if (client_next(&cx->client, CLIENT_TIMEOUT_MS, &r) != CLIENT_OK)
+			return fail_with(cx, EXIT_UNREACHABLE, "%s", cx->client.error);
+		if (cx->json)
+			puts(cx->client.line);
+	}
+	return cx->status;
+}
+
+/* Events until interrupted, or --count N collections. */
+static int verb_watch(struct ctx *cx, int argc, char **argv)
+{
+	char *req[1] = { argv[0] };
+	long limit = -1, seen = 0;
+	struct json *r;
+
+	if (argc == 3 && !strcmp(argv[1], "--count")) {
+		if (!parse_long(argv[2], 1, LONG_MAX, &limit))
+			return fail_with(cx, EXIT_USAGE, "bad argument '%s' for --count", argv[2]);
+	} else if (argc != 1) {
+		return fail_with(cx, EXIT_USAGE, "usage: gcctl watch [--count N]");
+	}
+	r = ask_first(cx, 1, req);
+	if (!r)
+		return cx->status;
+	if (!cx->json)
+		printf("watching process %d\n", (int)cx->client.pid);
+	json_free(r);
+	fflush(stdout);
+	while (limit < 0 || seen < limit) {
+		const char *event;
+
+		if (client_next(&cx->client, -1, &r) != CLIENT_OK)
+			return fail_with(cx, EXIT_UNREACHABLE, "%s", cx->client.error);
+		event = str_of(r, "event");
+		if (cx->json)
+			puts(cx->client.line);
+		else if (!strcmp(event, "start"))
+			printf("start  generation %lld\n", int_of(r, "generation"));
+		else
+			printf("stop   generation %lld: %lld collected (%lld bytes), %lld uncollectable, "
+			       "pause %.3f ms%s\n", int_of(r, "generation"), int_of(r, "collected"),
+			       int_of(r, "collected_bytes"), int_of(r, "uncollectable"),
+			       (double)int_of(r, "pause_ns") / 1e6,
+			       true_of(r, "completed") ? "" : " (abandoned)");
+		if (!cx->json && int_of(r, "dropped"))
+			printf("       (%lld events dropped so far)\n", int_of(r, "dropped"));
+		if (!strcmp(event, "stop"))
+			seen++;
+		json_free(r);
+		fflush(stdout);
+	}
+	return cx->status;
 }
 
 /* ---- gcctl run ------------------------------------------------------------ */
@@ -1095,8 +1379,21 @@ static const struct verb verbs[] = {
 	{ "collect", "[GEN]", 0, 1, verb_collect, false,
 	  "collect generations 0 to GEN (0, 1 or 2; default 2)" },
 	{ "get-stats", "", 0, 0, verb_get_stats, false, "collections and blocks found, per generation" },
-	{ "garbage", "[--free]", 0, 1, verb_garbage, false,
-	  "list the blocks kept by saveall, or free them" },
+	{ "garbage", "[--free | --hexdump N]", 0, 2, verb_garbage, false,
+	  "list the blocks kept by saveall (with their first N bytes), or free them" },
+	/* inspection */
+	{ "is-tracked", "ADDR", 1, 1, verb_is_tracked, false, "whether ADDR lies in a live block" },
+	{ "get-referents", "ADDR...", 1, 7, verb_get_referents, false,
+	  "the blocks the blocks at ADDR point to" },
+	{ "get-referrers", "ADDR...", 1, 7, verb_get_referrers, false,
+	  "the blocks and roots that point to the blocks at ADDR" },
+	{ "get-objects", "[--generation G] [--min-size N] [--summary]", 0, 5, verb_get_objects,
+	  false, "list the live blocks" },
+	{ "freeze", "", 0, 0, query, false, "leave every live block out of collections" },
+	{ "unfreeze", "", 0, 0, query, false, "make frozen blocks collectable again" },
+	{ "get-freeze-count", "", 0, 0, query, false, "how many blocks are frozen" },
+	{ "watch", "[--count N]", 0, 2, verb_watch, false,
+	  "show collections as they happen" },
 };
 
 static const size_t n_verbs = sizeof(verbs) / sizeof(*verbs);
