@@ -20,10 +20,6 @@
 #include "roots.h"
 #include "stop.h"
 
-#define PAGEMAP_BATCH 512
-#define PM_PRESENT (1ULL << 63)
-#define PM_SWAPPED (1ULL << 62)
-#define PM_FILE (1ULL << 61)
 #define SCAN_CHECK_PAGES (64 * 1024)
 
 uint64_t *insp_frozen_bits;
@@ -142,39 +138,31 @@ static void scan_bytes(uintptr_t lo, uintptr_t hi, word_fn fn)
 	}
 }
 
+struct run_scan {
+	bool code;
+	word_fn fn;
+};
+
+static void scan_run(uintptr_t a, uintptr_t b, void *arg)
+{
+	const struct run_scan *rs = arg;
+
+	if (rs->code)
+		scan_bytes(a, b, rs->fn);
+	else
+		scan_words(a, b, rs->fn);
+}
+
 /* As the marker reads memory: only pages the program wrote. */
 static void scan_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared, bool code,
 		       word_fn fn)
 {
-	uint64_t pm[PAGEMAP_BATCH];
+	struct run_scan rs = { code, fn };
 
-	if (!resident_only || iq->pagemap < 0) {
+	if (!resident_only || iq->pagemap < 0)
 		scan_words(lo, hi, fn);
-		return;
-	}
-	for (uintptr_t page = lo & ~(OS_PAGE - 1); page < hi;) {
-		size_t n = (hi - page + OS_PAGE - 1) / OS_PAGE;
-		ssize_t got;
-
-		if (n > PAGEMAP_BATCH)
-			n = PAGEMAP_BATCH;
-		got = pread(iq->pagemap, pm, n * sizeof(*pm), (off_t)(page / OS_PAGE * sizeof(*pm)));
-		if (got <= 0) {
-			scan_words(page > lo ? page : lo, hi, fn);
-			return;
-		}
-		n = (size_t)got / sizeof(*pm);
-		for (size_t i = 0; i < n; i++, page += OS_PAGE) {
-			bool wanted = shared ? (pm[i] & (PM_PRESENT | PM_SWAPPED)) :
-				((pm[i] & PM_SWAPPED) || ((pm[i] & PM_PRESENT) && !(pm[i] & PM_FILE)));
-			uintptr_t a = page > lo ? page : lo, b = page + OS_PAGE < hi ? page + OS_PAGE : hi;
-
-			if (wanted && code)
-				scan_bytes(a, b, fn);
-			else if (wanted)
-				scan_words(a, b, fn);
-		}
-	}
+	else
+		os_written_runs(iq->pagemap, lo, hi, shared, scan_run, &rs);
 }
 
 static void scan_block(uintptr_t start, size_t size, word_fn fn)

@@ -10,10 +10,6 @@
 #include "os.h"
 
 #define STACK_ENTRIES (1u << 24)   /* 256 MiB of address space, committed as used */
-#define PAGEMAP_BATCH 512
-#define PM_PRESENT (1ULL << 63)
-#define PM_SWAPPED (1ULL << 62)
-#define PM_FILE (1ULL << 61)
 #define SCAN_CHECK_PAGES (64 * 1024)
 
 struct entry {
@@ -138,36 +134,18 @@ static void scan_bytes(uintptr_t lo, uintptr_t hi)
 	}
 }
 
-/* Scans [lo, hi) page run by page run, reading only the pages that hold
- * data the program wrote: private anonymous pages (present or swapped),
- * or for shared memory any present page. */
+static void scan_run(uintptr_t a, uintptr_t b, void *arg)
+{
+	(void)arg;
+	if (mk.code)
+		scan_bytes(a, b);
+	else
+		scan_words(a, b);
+}
+
 static void scan_resident(uintptr_t lo, uintptr_t hi, bool shared)
 {
-	uint64_t pm[PAGEMAP_BATCH];
-
-	for (uintptr_t page = lo & ~(OS_PAGE - 1); page < hi;) {
-		size_t n = (hi - page + OS_PAGE - 1) / OS_PAGE;
-		ssize_t got;
-
-		if (n > PAGEMAP_BATCH)
-			n = PAGEMAP_BATCH;
-		got = pread(mk.pagemap_fd, pm, n * sizeof(*pm), (off_t)(page / OS_PAGE * sizeof(*pm)));
-		if (got <= 0) {
-			scan_words(page > lo ? page : lo, hi);
-			return;
-		}
-		n = (size_t)got / sizeof(*pm);
-		for (size_t i = 0; i < n; i++, page += OS_PAGE) {
-			bool wanted = shared ? (pm[i] & (PM_PRESENT | PM_SWAPPED)) :
-				((pm[i] & PM_SWAPPED) || ((pm[i] & PM_PRESENT) && !(pm[i] & PM_FILE)));
-			uintptr_t a = page > lo ? page : lo, b = page + OS_PAGE < hi ? page + OS_PAGE : hi;
-
-			if (wanted && mk.code)
-				scan_bytes(a, b);
-			else if (wanted)
-				scan_words(a, b);
-		}
-	}
+	os_written_runs(mk.pagemap_fd, lo, hi, shared, scan_run, NULL);
 }
 
 void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared)

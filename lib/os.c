@@ -151,6 +151,44 @@ size_t os_ncpus(void)
 	return 1;
 }
 
+#define PAGEMAP_BATCH 512
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAPPED (1ULL << 62)
+#define PM_FILE (1ULL << 61)
+
+/* Calls fn on each part of [lo, hi) that lies in a page the program
+ * wrote: a private anonymous page, present or swapped out, or, in shared
+ * memory, any present page.  Pages never written hold no pointers, and
+ * reading them would bring them into memory (or fault past a file's end).
+ * Without /proc/self/pagemap the whole range is passed on. */
+void os_written_runs(int pagemap, uintptr_t lo, uintptr_t hi, bool shared,
+		     void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg)
+{
+	uint64_t pm[PAGEMAP_BATCH];
+
+	for (uintptr_t page = lo & ~(OS_PAGE - 1); page < hi;) {
+		size_t n = (hi - page + OS_PAGE - 1) / OS_PAGE;
+		ssize_t got;
+
+		if (n > PAGEMAP_BATCH)
+			n = PAGEMAP_BATCH;
+		got = pagemap < 0 ? -1 : pread(pagemap, pm, n * sizeof(*pm),
+					      (off_t)(page / OS_PAGE * sizeof(*pm)));
+		if (got <= 0) {
+			fn(page > lo ? page : lo, hi, arg);
+			return;
+		}
+		n = (size_t)got / sizeof(*pm);
+		for (size_t i = 0; i < n; i++, page += OS_PAGE) {
+			bool written = shared ? (pm[i] & (PM_PRESENT | PM_SWAPPED)) :
+				((pm[i] & PM_SWAPPED) || ((pm[i] & PM_PRESENT) && !(pm[i] & PM_FILE)));
+
+			if (written)
+				fn(page > lo ? page : lo, page + OS_PAGE < hi ? page + OS_PAGE : hi, arg);
+		}
+	}
+}
+
 /* Copies what is readable of [src, src+n): the kernel reports a fault as a
  * short count instead of a signal, so an unknown pointer is safe to read. */
 ssize_t os_copy_from_self(void *dst, const void *src, size_t n)

@@ -24,5 +24,7 @@ size_t os_read_small(const char *path, char *buf, size_t cap);
 int os_high_fd(int fd);
 int os_close(int fd);
 ssize_t os_copy_from_self(void *dst, const void *src, size_t n);
+void os_written_runs(int pagemap, uintptr_t lo, uintptr_t hi, bool shared,
+		     void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg);
 
 #endif

@@ -489,22 +489,35 @@ static void list_referrer(const struct gcshim_referrer *f, void *arg)
 	LIT(r, "}");
 }
 
+/* get-referents and get-referrers share their reply: a list under key,
+ * how many were found and how many are shown. */
+static int related_begin(struct reply *r, char **argv, int argc, const char *key,
+			 uintptr_t *p, size_t *n)
+{
+	if (parse_addrs(r, argv, argc, p, n) < 0)
+		return -1;
+	ok(r);
+	reply_fmt(r, ",\"%s\":[", key);
+	return 0;
+}
+
+static int related_end(struct reply *r, long found, const struct listing *l)
+{
+	if (found < 0)
+		return fail(r, "a thread could not be stopped in time");
+	reply_fmt(r, "],\"count\":%ld,\"shown\":%lu", found, (unsigned long)l->shown);
+	return 0;
+}
+
 static int cmd_get_referents(struct reply *r, char **argv, int argc)
 {
 	uintptr_t p[INSP_MAX_TARGETS];
 	struct listing l = { r, 0 };
 	size_t n;
-	long found;
 
-	if (parse_addrs(r, argv, argc, p, &n) < 0)
+	if (related_begin(r, argv, argc, "referents", p, &n) < 0)
 		return -1;
-	ok(r);
-	LIT(r, ",\"referents\":[");
-	found = insp_referents(p, n, true, 0, list_block, &l);
-	if (found < 0)
-		return fail(r, "a thread could not be stopped in time");
-	reply_fmt(r, "],\"count\":%ld,\"shown\":%lu", found, (unsigned long)l.shown);
-	return 0;
+	return related_end(r, insp_referents(p, n, true, 0, list_block, &l), &l);
 }
 
 static int cmd_get_referrers(struct reply *r, char **argv, int argc)
@@ -512,17 +525,10 @@ static int cmd_get_referrers(struct reply *r, char **argv, int argc)
 	uintptr_t p[INSP_MAX_TARGETS];
 	struct listing l = { r, 0 };
 	size_t n;
-	long found;
 
-	if (parse_addrs(r, argv, argc, p, &n) < 0)
+	if (related_begin(r, argv, argc, "referrers", p, &n) < 0)
 		return -1;
-	ok(r);
-	LIT(r, ",\"referrers\":[");
-	found = insp_referrers(p, n, true, 0, list_referrer, &l);
-	if (found < 0)
-		return fail(r, "a thread could not be stopped in time");
-	reply_fmt(r, "],\"count\":%ld,\"shown\":%lu", found, (unsigned long)l.shown);
-	return 0;
+	return related_end(r, insp_referrers(p, n, true, 0, list_referrer, &l), &l);
 }
 
 /* Blocks per size class, for --summary: one pass over the side tables. */
