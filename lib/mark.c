@@ -198,7 +198,7 @@ static void rescan_marked(void)
 
 /* Depth first, the block pushed last is scanned next, too soon for its
  * prefetch to land: the one a few entries down is fetched meanwhile. */
-#define PREFETCH_DEPTH 4
+#define PREFETCH_DEPTH 16
 
 void mark_drain(void)
 {
