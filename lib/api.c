@@ -5,6 +5,7 @@
 #include "collect.h"
 #include "gc.h"
 #include "gcshim.h"
+#include "sites.h"
 #include "stats.h"
 
 #define API __attribute__((visibility("default")))
@@ -105,5 +106,24 @@ API int gcshim_get_stats(struct gcshim_stats *st)
 	stats_read(&full);
 	full.size = size;
 	memcpy(st, &full, size);
+	return 0;
+}
+
+/* Allocation sites and leak reports. */
+API int gcshim_pin(void *ptr)
+{
+	if (!sites_pin(ptr, true)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+API int gcshim_unpin(void *ptr)
+{
+	if (!sites_pin(ptr, false)) {
+		errno = EINVAL;
+		return -1;
+	}
 	return 0;
 }

@@ -21,6 +21,7 @@
 #include "options.h"
 #include "os.h"
 #include "roots.h"
+#include "sites.h"
 #include "stats.h"
 #include "stop.h"
 
@@ -92,7 +93,7 @@ static void store_if_changed(uint64_t *w, uint64_t v)
 /* One word of the bitmaps: 64 granules.  Unmarked live blocks of the
  * collected generations are dead; marked ones of those generations move
  * up one generation.  Mark bits are cleared for the next collection. */
-static void sweep_word(size_t w, int gen, struct collection *c, bool count)
+static void sweep_word(size_t w, int gen, struct collection *c, bool count, bool dry)
 {
 	uint64_t *mark = mark_bits();
 	uint64_t live = atomic_load_explicit(&om.starts[w], memory_order_relaxed);
@@ -101,6 +102,14 @@ static void sweep_word(size_t w, int gen, struct collection *c, bool count)
 	uint64_t dead = live & ~m & eligible, surv = live & m & eligible;
 
 	store_if_changed(&mark[w], 0);
+	if (dry) {   /* a leak check: the ages stay as they are */
+		for (; dead; dead &= dead - 1) {
+			uintptr_t g = (w << 6) + (uintptr_t)__builtin_ctzll(dead);
+
+			note_dead(om.base + (g << OM_GRANULE_LG));
+		}
+		return;
+	}
 	if (count) {
 		c->objects[0] += __builtin_popcountll(live & ~a1);
 		c->objects[1] += __builtin_popcountll(a1 & ~a2);
@@ -109,34 +118,47 @@ static void sweep_word(size_t w, int gen, struct collection *c, bool count)
 	store_if_changed(&co.age2[w], (a2 | (surv & a1)) & ~dead);
 	store_if_changed(&co.age1[w], (a1 | surv) & ~dead);
 	while (dead) {
-		uintptr_t g = (w << 6) + (uintptr_t)__builtin_ctzll(dead);
+		unsigned b = (unsigned)__builtin_ctzll(dead);
+		uintptr_t g = (w << 6) + b;
 
 		dead &= dead - 1;
-		note_dead(om.base + (g << OM_GRANULE_LG));
+		/* the block's generation rides in the low bits of its address */
+		note_dead((om.base + (g << OM_GRANULE_LG)) |
+			  ((a2 >> b) & 1 ? 2 : (a1 >> b) & 1));
 	}
 }
 
 /* Counting blocks per generation is only for DEBUG_STATS's summary. */
-static void find_dead(int gen, struct collection *c, bool count)
+static void find_dead(int gen, struct collection *c, bool count, bool dry)
 {
 	size_t words = (heap_top() - om.base) >> (OM_GRANULE_LG + 6);
 
 	co.ndead = 0;
 	for (size_t w = 0; w < words; w++)
-		sweep_word(w, gen, c, count);
+		sweep_word(w, gen, c, count, dry);
 }
 
-static void log_block(const char *what, uintptr_t p, size_t size)
+#define LOG_FRAMES 12
+
+/* One line per block: address, size, generation, allocation site (raw
+ * return addresses, innermost first) and the first bytes. */
+static void log_block(const char *what, uintptr_t p, size_t size, int gen)
 {
 	const unsigned char *b = (const unsigned char *)p;
-	char hex[3 * 16 + 1];
+	const uintptr_t *f = NULL;
+	size_t depth = sites_frames(sites_of(p), &f), len = 0;
+	char hex[3 * 16 + 1], site[LOG_FRAMES * 20 + 16];
 	size_t n = size < 16 ? size : 16;
 
 	for (size_t i = 0; i < n; i++)
 		fmt_s(hex + 3 * i, 4, "%c%c ", "0123456789abcdef"[b[i] >> 4],
 		      "0123456789abcdef"[b[i] & 15]);
 	hex[3 * n] = '\0';
-	log_msg("gc: %s %p size %zu: %s", what, (void *)p, size, hex);
+	if (!depth)
+		fmt_s(site, sizeof(site), "unknown");
+	for (size_t i = 0; i < depth && i < LOG_FRAMES; i++)
+		len += fmt_s(site + len, sizeof(site) - len, "%s%p", i ? " " : "", (void *)f[i]);
+	log_msg("gc: %s %p size %zu gen %d site %s: %s", what, (void *)p, size, gen, site, hex);
 }
 
 /* After the world resumed: free the dead blocks, or keep them. */
@@ -145,15 +167,24 @@ static void reclaim(struct collection *c, bool save)
 	int debug = atomic_load(&gc.debug);
 
 	for (size_t i = 0; i < co.ndead; i++) {
-		uintptr_t p = co.dead[i];
+		uintptr_t p = co.dead[i] & ~(uintptr_t)7;
+		int gen = (int)(co.dead[i] & 3);
 		size_t size = om_usable((void *)p);
 
 		if (!size)
 			continue;   /* freed meanwhile through a disguised pointer */
+		if (sites_pinned(p)) {   /* gcshim_pin: uncollectable, kept */
+			c->uncollectable++;
+			if (debug & GCSHIM_DEBUG_UNCOLLECTABLE)
+				log_block("uncollectable", p, size, gen);
+			garbage_add(p, co.number);
+			gc_set_mode(MODE_GARBAGE, true);
+			continue;
+		}
 		c->collected++;
 		c->collected_bytes += (int64_t)size;
 		if (debug & GCSHIM_DEBUG_COLLECTABLE)
-			log_block("collectable", p, size);
+			log_block("collectable", p, size, gen);
 		if (save) {
 			garbage_add(p, co.number);
 			gc_set_mode(MODE_GARBAGE, true);
@@ -218,7 +249,7 @@ static int open_pagemap(void)
 
 /* The stopped-world part: nothing here allocates or takes a lock that
  * another thread may hold. */
-static bool stopped_phase(int gen, struct collection *c, int pagemap, bool count)
+static bool stopped_phase(int gen, struct collection *c, int pagemap, bool count, bool dry)
 {
 	struct world w;
 	struct mark_stats ms;
@@ -239,7 +270,7 @@ static bool stopped_phase(int gen, struct collection *c, int pagemap, bool count
 	}
 	mark_finish(&ms);
 	c->mark_ns = os_now_ns() - t1;
-	find_dead(gen, c, count);
+	find_dead(gen, c, count, dry);
 	resume_world(&w);
 	c->stop_ns = w.stop_ns;
 	c->pause_ns = os_now_ns() - t0;
@@ -273,7 +304,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	pagemap = open_pagemap();
 	roots_prepare();
 	ok = pagemap >= 0 && kroots_complete() &&
-	     stopped_phase(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS);
+	     stopped_phase(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS, false);
 	if (pagemap >= 0)
 		os_close(pagemap);
 	mark_release();
@@ -300,6 +331,37 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	if (out)
 		*out = c;
 	return c.collected;
+}
+
+/* A leak check: a full collection that frees nothing and leaves every
+ * block's generation as it was.  fn sees the unreachable blocks after
+ * the world resumed, while no other collection can run. */
+long gc_find_leaks(void (*fn)(const uintptr_t *dead, size_t n, void *arg), void *arg)
+{
+	struct collection c = { .generation = 2 };
+	int pagemap;
+	bool ok;
+
+	if (!co.ready || stop_in_handler()) {
+		errno = ENOSYS;
+		return -1;
+	}
+	collect_lock();
+	pagemap = open_pagemap();
+	roots_prepare();
+	ok = pagemap >= 0 && kroots_complete() && stopped_phase(2, &c, pagemap, false, true);
+	if (pagemap >= 0)
+		os_close(pagemap);
+	mark_release();
+	if (!ok) {
+		collect_unlock();
+		errno = EAGAIN;
+		return -1;
+	}
+	fn(co.dead, co.ndead, arg);
+	os_purge(co.dead, co.ndead * sizeof(*co.dead) + OS_PAGE, true);
+	collect_unlock();
+	return (long)co.ndead;
 }
 
 /* The generation CPython would collect: the oldest whose count exceeds

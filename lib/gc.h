@@ -32,6 +32,9 @@ struct gc_state {
  * written almost never, so on a cache line of its own. */
 #define MODE_LIMITED 1u    /* a heap limit: allocations reserve first */
 #define MODE_GARBAGE 2u    /* the garbage list is not empty */
+/* allocation sites and pins (sites.c) */
+#define MODE_SITES 4u      /* backtraces: allocations call sites_alloc */
+#define MODE_PINNED 8u     /* blocks were pinned: frees clear their pin */
 
 extern struct gc_state gc;
 extern _Atomic unsigned gc_mode;

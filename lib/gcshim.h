@@ -131,6 +131,14 @@ int gcshim_get_debug(void);
 /* Fills up to st->size bytes of *st; returns 0, or -1 with errno set. */
 int gcshim_get_stats(struct gcshim_stats *st);
 
+/* Pinning (allocation sites and leak reports): the collector never frees
+ * a pinned block.  When found unreachable it is counted as uncollectable
+ * and kept in the garbage list; leak reports leave it out.  PTR must be
+ * the start of a live block; free() and realloc() drop the pin.  Return
+ * 0, or -1 with errno EINVAL. */
+int gcshim_pin(void *ptr);
+int gcshim_unpin(void *ptr);
+
 #ifdef __cplusplus
 }
 #endif

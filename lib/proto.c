@@ -9,6 +9,7 @@
 #include "collect.h"
 #include "garbage.h"
 #include "gc.h"
+#include "leaks.h"
 #include "objmap.h"
 #include "gcshim.h"
 #include "log.h"
@@ -311,6 +312,19 @@ static int cmd_garbage(struct reply *r, char **argv, int argc)
 	return 0;
 }
 
+/* ---- allocation sites and leak reports ---- */
+
+static int cmd_leaks(struct reply *r, char **argv, int argc)
+{
+	(void)argv, (void)argc;
+	ok(r);
+	if (leaks_json(r) < 0)
+		return fail(r, "leak check failed: %s", errno == EAGAIN ?
+			    "a thread could not be stopped in time" :
+			    "the collector is not available in this process");
+	return 0;
+}
+
 struct command {
 	const char *name;
 	int min_args, max_args;
@@ -335,6 +349,8 @@ static const struct command commands[] = {
 	{ "collect", 0, 1, cmd_collect, "collect [GENERATION]" },
 	{ "get-stats", 0, 0, cmd_get_stats, "get-stats" },
 	{ "garbage", 0, 1, cmd_garbage, "garbage [free]" },
+	/* allocation sites and leak reports */
+	{ "leaks", 0, 0, cmd_leaks, "leaks" },
 };
 
 static int split(char *line, char **argv)
