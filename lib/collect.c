@@ -43,6 +43,7 @@ static struct {
 	uint64_t total_pause_ns, total_root_bytes, total_heap_bytes;
 	int64_t total_collected, total_collected_bytes, abandoned;
 	enum roots_mode roots;
+	bool dry;                    /* a leak check: nothing changes */
 } co = { .busy = ATOMIC_FLAG_INIT };
 
 bool collect_init(void)
@@ -93,7 +94,7 @@ static void store_if_changed(uint64_t *w, uint64_t v)
 /* One word of the bitmaps: 64 granules.  Unmarked live blocks of the
  * collected generations are dead; marked ones of those generations move
  * up one generation.  Mark bits are cleared for the next collection. */
-static void sweep_word(size_t w, int gen, struct collection *c, bool count, bool dry)
+static void sweep_word(size_t w, int gen, struct collection *c, bool count)
 {
 	uint64_t *mark = mark_bits();
 	uint64_t live = atomic_load_explicit(&om.starts[w], memory_order_relaxed);
@@ -102,7 +103,7 @@ static void sweep_word(size_t w, int gen, struct collection *c, bool count, bool
 	uint64_t dead = live & ~m & eligible, surv = live & m & eligible;
 
 	store_if_changed(&mark[w], 0);
-	if (dry) {   /* a leak check: the ages stay as they are */
+	if (co.dry) {   /* a leak check: the ages stay as they are */
 		for (; dead; dead &= dead - 1) {
 			uintptr_t g = (w << 6) + (uintptr_t)__builtin_ctzll(dead);
 
@@ -129,13 +130,13 @@ static void sweep_word(size_t w, int gen, struct collection *c, bool count, bool
 }
 
 /* Counting blocks per generation is only for DEBUG_STATS's summary. */
-static void find_dead(int gen, struct collection *c, bool count, bool dry)
+static void find_dead(int gen, struct collection *c, bool count)
 {
 	size_t words = (heap_top() - om.base) >> (OM_GRANULE_LG + 6);
 
 	co.ndead = 0;
 	for (size_t w = 0; w < words; w++)
-		sweep_word(w, gen, c, count, dry);
+		sweep_word(w, gen, c, count);
 }
 
 #define LOG_FRAMES 12
@@ -248,8 +249,11 @@ static int open_pagemap(void)
 }
 
 /* The stopped-world part: nothing here allocates or takes a lock that
- * another thread may hold. */
-static bool stopped_phase(int gen, struct collection *c, int pagemap, bool count, bool dry)
+ * another thread may hold.  Inlined into both callers: as a frame of its
+ * own it leaves slots of earlier calls unwritten in the collecting
+ * thread's scanned stack, and a stale pointer there keeps a block alive. */
+static inline __attribute__((always_inline)) bool
+stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 {
 	struct world w;
 	struct mark_stats ms;
@@ -270,7 +274,7 @@ static bool stopped_phase(int gen, struct collection *c, int pagemap, bool count
 	}
 	mark_finish(&ms);
 	c->mark_ns = os_now_ns() - t1;
-	find_dead(gen, c, count, dry);
+	find_dead(gen, c, count);
 	resume_world(&w);
 	c->stop_ns = w.stop_ns;
 	c->pause_ns = os_now_ns() - t0;
@@ -304,7 +308,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	pagemap = open_pagemap();
 	roots_prepare();
 	ok = pagemap >= 0 && kroots_complete() &&
-	     stopped_phase(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS, false);
+	     stopped_phase(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS);
 	if (pagemap >= 0)
 		os_close(pagemap);
 	mark_release();
@@ -349,7 +353,9 @@ long gc_find_leaks(void (*fn)(const uintptr_t *dead, size_t n, void *arg), void 
 	collect_lock();
 	pagemap = open_pagemap();
 	roots_prepare();
-	ok = pagemap >= 0 && kroots_complete() && stopped_phase(2, &c, pagemap, false, true);
+	co.dry = true;
+	ok = pagemap >= 0 && kroots_complete() && stopped_phase(2, &c, pagemap, false);
+	co.dry = false;
 	if (pagemap >= 0)
 		os_close(pagemap);
 	mark_release();

@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
+#include "config.h"
 #include "sites.h"
 
+#include <dlfcn.h>
 #include <link.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -35,6 +37,12 @@ static struct {
 	uintptr_t code_lo[MAX_CODE], code_hi[MAX_CODE];
 	int ncode;
 } st;
+
+/* libunwind, opened RTLD_LOCAL when backtraces are on (see configure). */
+static int (*backtrace_fn)(void **, int);
+
+#define NAME_OF_(x) #x
+#define NAME_OF(x) NAME_OF_(x)
 
 static __thread int capturing;
 static __thread uint32_t countdown;
@@ -74,6 +82,29 @@ static bool own_code(uintptr_t pc)
 	return false;
 }
 
+static bool open_libunwind(void)
+{
+	void *h = dlopen(LIBUNWIND_SONAME, RTLD_NOW | RTLD_LOCAL);
+	int (*policy)(unw_addr_space_t, unw_caching_policy_t);
+	unw_addr_space_t *space;
+
+	if (!h) {
+		log_msg("allocation sites: cannot load %s; backtraces are off", LIBUNWIND_SONAME);
+		return false;
+	}
+	*(void **)&backtrace_fn = dlsym(h, "unw_backtrace");
+	*(void **)&policy = dlsym(h, NAME_OF(unw_set_caching_policy));
+	space = dlsym(h, NAME_OF(unw_local_addr_space));
+	if (!backtrace_fn) {
+		log_msg("allocation sites: %s has no unw_backtrace; backtraces are off",
+			LIBUNWIND_SONAME);
+		return false;
+	}
+	if (policy && space)
+		policy(*space, UNW_CACHE_PER_THREAD);
+	return true;
+}
+
 void sites_init(void)
 {
 	int64_t depth = opt_int(OPT_BACKTRACE);
@@ -82,7 +113,7 @@ void sites_init(void)
 
 	if (depth < 0)   /* unset: on for exit reports, off otherwise */
 		depth = report && !strcmp(report, "exit") ? 16 : 0;
-	if (depth == 0)
+	if (depth == 0 || !open_libunwind())
 		return;
 	st.slots = os_map(SITE_SLOTS * sizeof(*st.slots));
 	st.pool = os_map(POOL_WORDS * sizeof(*st.pool));
@@ -93,9 +124,8 @@ void sites_init(void)
 	}
 	dl_iterate_phdr(find_own_code, (void *)(uintptr_t)sites_init);
 	/* libunwind does its one-time set-up here, outside malloc. */
-	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 	capturing = 1;
-	unw_backtrace(warm, 4);
+	backtrace_fn(warm, 4);
 	capturing = 0;
 	st.sample = (uint32_t)opt_int(OPT_BACKTRACE_SAMPLE);
 	st.depth = (int)depth;
@@ -179,7 +209,7 @@ static void record(void *p)
 	uint32_t id;
 
 	capturing = 1;
-	got = unw_backtrace(raw, st.depth + EXTRA_FRAMES);
+	got = backtrace_fn(raw, st.depth + EXTRA_FRAMES);
 	capturing = 0;
 	while (skip < got && own_code((uintptr_t)raw[skip]))
 		skip++;
