@@ -13,6 +13,11 @@
 #   BENCH_GCSHIM_ENV  extra NAME=VALUE words for the gcshim runs (optional)
 #   BENCH_THRESHOLD   GCSHIM_THRESHOLD of the collecting column  (default 64M)
 #   BENCH_RESULTS     where the table is also written  (BENCH_DIR/results.txt)
+#   BENCH_SITES       1: the allocation-site configuration instead: plain
+#                     jemalloc, gcshim, gcshim recording the stack of every
+#                     allocation at depths 8 and 16 (GCSHIM_BACKTRACE), and
+#                     heaptrack (BENCH_HEAPTRACK, default: heaptrack in PATH),
+#                     with heaptrack/gcshim-bt16 against its target (>= 3)
 set -euo pipefail
 
 : "${GCSHIM_LIB:?GCSHIM_LIB must name libgcshim.so}"
@@ -47,6 +52,22 @@ CONFIGS=(
 BASELINE=jemalloc
 CANDIDATES="gcshim gcshim-$THRESHOLD"
 
+# Allocation sites: words without '=' in a configuration are a command
+# that runs the workload (heaptrack records into BENCH_DIR/heaptrack.*).
+SITES=${BENCH_SITES:-0}
+HEAPTRACK=${BENCH_HEAPTRACK:-$(command -v heaptrack || true)}
+TARGET_HEAPTRACK=3
+if [[ $SITES == 1 ]]; then
+	CONFIGS=(
+		"jemalloc|LD_PRELOAD=$JEMALLOC_SO"
+		"gcshim|LD_PRELOAD=$GCSHIM_LIB ${BENCH_GCSHIM_ENV:-}"
+		"gcshim-bt8|LD_PRELOAD=$GCSHIM_LIB ${BENCH_GCSHIM_ENV:-} GCSHIM_BACKTRACE=8"
+		"gcshim-bt16|LD_PRELOAD=$GCSHIM_LIB ${BENCH_GCSHIM_ENV:-} GCSHIM_BACKTRACE=16"
+		"heaptrack|$HEAPTRACK -o $BENCH_DIR/heaptrack.bench"
+	)
+	CANDIDATES="gcshim gcshim-bt8 gcshim-bt16 heaptrack"
+fi
+
 # Targets for the candidate against the baseline.
 TARGET_GEOMEAN=1.05
 TARGET_MAX_TIME=1.15
@@ -64,6 +85,7 @@ check_inputs() {
 	done
 	[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS must be a positive integer"
 	[[ $THRESHOLD =~ ^[0-9]+[KkMmGg]?$ ]] || die "BENCH_THRESHOLD must be a size such as 64M"
+	[[ $SITES != 1 || -x $HEAPTRACK ]] || die "heaptrack not found (set BENCH_HEAPTRACK)"
 	for c in $BASELINE $CANDIDATES; do
 		[[ " $(config_names)" == *" $c "* ]] ||
 			die "BASELINE and CANDIDATES must name configurations"
@@ -74,10 +96,17 @@ declare -A TIMES RSS
 
 # One measured run; appends its wall time and MaxRSS to the samples.
 run_one() {
-	local label=$1 config=$3 name=${3%%|*} env argv out
-	read -ra env <<<"${config#*|}"
+	local label=$1 config=$3 name=${3%%|*} words env=() prefix=() argv out w
+	read -ra words <<<"${config#*|}"
+	for w in "${words[@]}"; do
+		if [[ $w == *=* && ${#prefix[@]} -eq 0 ]]; then env+=("$w"); else prefix+=("$w"); fi
+	done
 	read -ra argv <<<"$2"
-	out=$("$MEASURE" "${env[@]}" "$WORKLOAD" "${argv[@]}") ||
+	if ((${#prefix[@]})); then   # heaptrack talks on stderr
+		out=$("$MEASURE" "${env[@]}" "${prefix[@]}" "$WORKLOAD" "${argv[@]}" 2>/dev/null)
+	else
+		out=$("$MEASURE" "${env[@]}" "$WORKLOAD" "${argv[@]}")
+	fi ||
 		die "$label failed under $name"
 	TIMES[$label|$name]+="${out% *} "
 	RSS[$label|$name]+="${out#* } "
@@ -125,7 +154,8 @@ medians() {
 # bash has no floating point.
 print_table() {
 	medians | awk -v names="$(config_names)" -v base="$BASELINE" -v cands="$CANDIDATES" \
-		-v tg="$TARGET_GEOMEAN" -v tm="$TARGET_MAX_TIME" -v tr="$TARGET_MAX_RSS" '
+		-v tg="$TARGET_GEOMEAN" -v tm="$TARGET_MAX_TIME" -v tr="$TARGET_MAX_RSS" \
+		-v sites="$([[ $SITES == 1 ]] && echo 1 || echo 0)" -v th="$TARGET_HEAPTRACK" '
 	function verdict(v, t) { return v <= t ? "met" : "NOT met" }
 	function width(s) { return length(s) > 10 ? length(s) : 10 }
 	# One table: column offset 1 for times, 1 + n for MaxRSS.
@@ -146,6 +176,8 @@ print_table() {
 		m = split(cands, cand, " ")
 		for (i = 1; i <= n; i++) {
 			if (name[i] == base) b = i
+			if (name[i] == "heaptrack") ht = i
+			if (name[i] == "gcshim-bt16") bt16 = i
 			for (k = 1; k <= m; k++)
 				if (name[i] == cand[k]) c[k] = i
 		}
@@ -172,6 +204,16 @@ print_table() {
 		printf "\n"
 		table("MiB", n, 1024, ".1f")
 		printf "\n"
+		if (sites) {
+			for (r = 1; r <= rows; r++) {
+				v = val[r, ht] / val[r, bt16]
+				hl += log(v)
+				if (!mn || v < mn) { mn = v; mnw = label[r] }
+			}
+			printf "heaptrack/gcshim-bt16 time geomean %.2f, min %.2f %s (target >= %s: %s)\n",
+				exp(hl / rows), mn, mnw, th, (mn >= th ? "met" : "NOT met")
+			exit
+		}
 		for (k = 1; k <= m; k++) {
 			g = exp(logsum[k] / rows)
 			printf "%s time geomean %.3f (overhead %+.1f%%; target <= %s: %s), max time %.3f %s (target <= %s: %s), max RSS %.3f %s (target <= %s: %s)\n",
@@ -190,7 +232,12 @@ main() {
 	{
 		echo "allocation workloads: medians of $ROUNDS rounds; time in seconds, MaxRSS in MiB"
 		echo "gcshim: LD_PRELOAD ${BENCH_GCSHIM_ENV:-(defaults: no automatic collection)}"
-		echo "gcshim-$THRESHOLD: the same plus GCSHIM_THRESHOLD=$THRESHOLD (a full collection every $THRESHOLD allocated)"
+		if [[ $SITES == 1 ]]; then
+			echo "gcshim-bt8, gcshim-bt16: the same plus GCSHIM_BACKTRACE=8 or 16 (every allocation's stack recorded)"
+			echo "heaptrack: $HEAPTRACK -o FILE, its analysis included (wall time of the whole run)"
+		else
+			echo "gcshim-$THRESHOLD: the same plus GCSHIM_THRESHOLD=$THRESHOLD (a full collection every $THRESHOLD allocated)"
+		fi
 		print_table
 	} | tee "$RESULTS"
 }

@@ -6,6 +6,7 @@
 #include "collect.h"
 #include "gc.h"
 #include "gcshim.h"
+#include "sites.h"
 #include "stats.h"
 
 #define API __attribute__((visibility("default")))
@@ -234,4 +235,23 @@ API int gcshim_callback_add(gcshim_callback_fn fn, void *arg)
 API int gcshim_callback_remove(gcshim_callback_fn fn, void *arg)
 {
 	return watch_callback_remove(fn, arg);
+}
+
+/* Allocation sites and leak reports. */
+API int gcshim_pin(void *ptr)
+{
+	if (!sites_pin(ptr, true)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+API int gcshim_unpin(void *ptr)
+{
+	if (!sites_pin(ptr, false)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
 }

@@ -22,6 +22,7 @@
 #include "options.h"
 #include "os.h"
 #include "roots.h"
+#include "sites.h"
 #include "stats.h"
 #include "stop.h"
 #include "watch.h"
@@ -44,6 +45,7 @@ static struct {
 	uint64_t total_pause_ns, total_root_bytes, total_heap_bytes;
 	int64_t total_collected, total_collected_bytes, abandoned;
 	enum roots_mode roots;
+	bool dry;                    /* a leak check: nothing changes */
 } co = { .busy = ATOMIC_FLAG_INIT };
 
 bool collect_init(void)
@@ -106,6 +108,14 @@ static void sweep_word(size_t w, int gen, struct collection *c, bool count)
 	uint64_t surv = live & m & eligible;
 
 	store_if_changed(&mark[w], 0);
+	if (co.dry) {   /* a leak check: the ages stay as they are */
+		for (; dead; dead &= dead - 1) {
+			uintptr_t g = (w << 6) + (uintptr_t)__builtin_ctzll(dead);
+
+			note_dead(om.base + (g << OM_GRANULE_LG));
+		}
+		return;
+	}
 	if (count) {
 		c->objects[0] += __builtin_popcountll(live & ~a1);
 		c->objects[1] += __builtin_popcountll(a1 & ~a2);
@@ -114,10 +124,13 @@ static void sweep_word(size_t w, int gen, struct collection *c, bool count)
 	store_if_changed(&co.age2[w], (a2 | (surv & a1)) & ~dead);
 	store_if_changed(&co.age1[w], (a1 | surv) & ~dead);
 	while (dead) {
-		uintptr_t g = (w << 6) + (uintptr_t)__builtin_ctzll(dead);
+		unsigned b = (unsigned)__builtin_ctzll(dead);
+		uintptr_t g = (w << 6) + b;
 
 		dead &= dead - 1;
-		note_dead(om.base + (g << OM_GRANULE_LG));
+		/* the block's generation rides in the low bits of its address */
+		note_dead((om.base + (g << OM_GRANULE_LG)) |
+			  ((a2 >> b) & 1 ? 2 : (a1 >> b) & 1));
 	}
 }
 
@@ -131,17 +144,27 @@ static void find_dead(int gen, struct collection *c, bool count)
 		sweep_word(w, gen, c, count);
 }
 
-static void log_block(const char *what, uintptr_t p, size_t size)
+#define LOG_FRAMES 12
+
+/* One line per block: address, size, generation, allocation site (raw
+ * return addresses, innermost first) and the first bytes. */
+static void log_block(const char *what, uintptr_t p, size_t size, int gen)
 {
 	const unsigned char *b = (const unsigned char *)p;
-	char hex[3 * 16 + 1];
+	const uintptr_t *f = NULL;
+	size_t depth = sites_frames(sites_of(p), &f), len = 0;
+	char hex[3 * 16 + 1], site[LOG_FRAMES * 20 + 16];
 	size_t n = size < 16 ? size : 16;
 
 	for (size_t i = 0; i < n; i++)
 		fmt_s(hex + 3 * i, 4, "%c%c ", "0123456789abcdef"[b[i] >> 4],
 		      "0123456789abcdef"[b[i] & 15]);
 	hex[3 * n] = '\0';
-	log_msg("gc: %s %p size %zu: %s", what, (void *)p, size, hex);
+	if (!depth)
+		fmt_s(site, sizeof(site), "unknown");
+	for (size_t i = 0; i < depth && i < LOG_FRAMES; i++)
+		len += fmt_s(site + len, sizeof(site) - len, "%s%p", i ? " " : "", (void *)f[i]);
+	log_msg("gc: %s %p size %zu gen %d site %s: %s", what, (void *)p, size, gen, site, hex);
 }
 
 /* After the world resumed: free the dead blocks, or keep them. */
@@ -150,15 +173,24 @@ static void reclaim(struct collection *c, bool save)
 	int debug = atomic_load(&gc.debug);
 
 	for (size_t i = 0; i < co.ndead; i++) {
-		uintptr_t p = co.dead[i];
+		uintptr_t p = co.dead[i] & ~(uintptr_t)7;
+		int gen = (int)(co.dead[i] & 3);
 		size_t size = om_usable((void *)p);
 
 		if (!size)
 			continue;   /* freed meanwhile through a disguised pointer */
+		if (sites_pinned(p)) {   /* gcshim_pin: uncollectable, kept */
+			c->uncollectable++;
+			if (debug & GCSHIM_DEBUG_UNCOLLECTABLE)
+				log_block("uncollectable", p, size, gen);
+			garbage_add(p, co.number);
+			gc_set_mode(MODE_GARBAGE, true);
+			continue;
+		}
 		c->collected++;
 		c->collected_bytes += (int64_t)size;
 		if (debug & GCSHIM_DEBUG_COLLECTABLE)
-			log_block("collectable", p, size);
+			log_block("collectable", p, size, gen);
 		if (save) {
 			garbage_add(p, co.number);
 			gc_set_mode(MODE_GARBAGE, true);
@@ -222,8 +254,11 @@ static int open_pagemap(void)
 }
 
 /* The stopped-world part: nothing here allocates or takes a lock that
- * another thread may hold. */
-static bool stopped_phase(int gen, struct collection *c, int pagemap, bool count)
+ * another thread may hold.  Inlined into both callers: as a frame of its
+ * own it leaves slots of earlier calls unwritten in the collecting
+ * thread's scanned stack, and a stale pointer there keeps a block alive. */
+static inline __attribute__((always_inline)) bool
+stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 {
 	struct world w;
 	struct mark_stats ms;
@@ -312,6 +347,39 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	if (out)
 		*out = c;
 	return c.collected;
+}
+
+/* A leak check: a full collection that frees nothing and leaves every
+ * block's generation as it was.  fn sees the unreachable blocks after
+ * the world resumed, while no other collection can run. */
+long gc_find_leaks(void (*fn)(const uintptr_t *dead, size_t n, void *arg), void *arg)
+{
+	struct collection c = { .generation = 2 };
+	int pagemap;
+	bool ok;
+
+	if (!co.ready || stop_in_handler()) {
+		errno = ENOSYS;
+		return -1;
+	}
+	collect_lock();
+	pagemap = open_pagemap();
+	roots_prepare();
+	co.dry = true;
+	ok = pagemap >= 0 && kroots_complete() && stopped_phase(2, &c, pagemap, false);
+	co.dry = false;
+	if (pagemap >= 0)
+		os_close(pagemap);
+	mark_release();
+	if (!ok) {
+		collect_unlock();
+		errno = EAGAIN;
+		return -1;
+	}
+	fn(co.dead, co.ndead, arg);
+	os_purge(co.dead, co.ndead * sizeof(*co.dead) + OS_PAGE, true);
+	collect_unlock();
+	return (long)co.ndead;
 }
 
 /* The generation CPython would collect: the oldest whose count exceeds

@@ -31,6 +31,7 @@ extern bool gc_verify;
 bool collect_init(void);
 long gc_collect(int generation, enum gc_reason why, bool save, struct collection *out);
 void gc_collect_auto(enum gc_reason why);
+long gc_find_leaks(void (*fn)(const uintptr_t *dead, size_t n, void *arg), void *arg);
 void collect_lock(void);
 void collect_unlock(void);
 void collect_get_gen_stats(struct gen_stats out[3]);

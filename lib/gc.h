@@ -33,6 +33,9 @@ struct gc_state {
 #define MODE_LIMITED 1u    /* a heap limit: allocations reserve first */
 #define MODE_GARBAGE 2u    /* the garbage list is not empty */
 #define MODE_FROZEN 4u     /* blocks are frozen: a free clears the bit */
+/* allocation sites and pins (sites.c) */
+#define MODE_SITES 8u      /* backtraces: allocations call sites_alloc */
+#define MODE_PINNED 16u    /* blocks were pinned: frees clear their pin */
 
 extern struct gc_state gc;
 extern _Atomic unsigned gc_mode;

@@ -217,6 +217,14 @@ int gcshim_callback_add(gcshim_callback_fn fn, void *arg);
 /* 0, or -1 with errno ENOENT when (fn, arg) was not registered. */
 int gcshim_callback_remove(gcshim_callback_fn fn, void *arg);
 
+/* Pinning (allocation sites and leak reports): the collector never frees
+ * a pinned block.  When found unreachable it is counted as uncollectable
+ * and kept in the garbage list; leak reports leave it out.  PTR must be
+ * the start of a live block; free() and realloc() drop the pin.  Return
+ * 0, or -1 with errno EINVAL. */
+int gcshim_pin(void *ptr);
+int gcshim_unpin(void *ptr);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,9 +10,11 @@
 #include "ctl.h"
 #include "gc.h"
 #include "heap.h"
+#include "leaks.h"
 #include "log.h"
 #include "options.h"
 #include "sigguard.h"
+#include "sites.h"
 #include "thread.h"
 
 extern char **environ;
@@ -97,11 +99,14 @@ __attribute__((constructor(101))) static void shim_start(int argc, char **argv,
 	gc_init();
 	if (!collect_init())
 		log_msg("the collector could not start; allocation works, collections do not");
+	leaks_init();
+	sites_init();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	ctl_start();
 }
 
 __attribute__((destructor)) static void shim_stop(void)
 {
+	leaks_at_exit();
 	ctl_stop();
 }

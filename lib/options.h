@@ -38,7 +38,21 @@ enum opt_kind { OPT_BOOL, OPT_SIZE, OPT_SIZE_OR_OFF, OPT_INT, OPT_FLAGS,
 	X(ROOTS, OPT_ROOTSET, 0, 0, 1, "all",                                   \
 	  "root set: all (every writable mapping) or minimal")               \
 	X(VERIFY, OPT_BOOL, 0, 0, 1, "0",                                     \
-	  "keep unreachable blocks and report frees of them (false garbage)")
+	  "keep unreachable blocks and report frees of them (false garbage)") \
+	GCSHIM_SITE_OPTIONS(X)
+
+/* Allocation sites and leak reports (sites.c, leaks.c). */
+#define GCSHIM_SITE_OPTIONS(X)                                                \
+	X(BACKTRACE, OPT_INT, -1, -1, 64, "0 (16 with GCSHIM_REPORT=exit)",   \
+	  "frames recorded per sampled allocation, 0 = no backtraces")        \
+	X(BACKTRACE_SAMPLE, OPT_INT, 1, 1, INT32_MAX, "1",                    \
+	  "record the stack of one allocation in N, per thread")              \
+	X(REPORT, OPT_PATH, 0, 0, 0, "(none)",                                \
+	  "exit: report leaked blocks by allocation site at exit")            \
+	X(REPORT_FILE, OPT_PATH, 0, 0, 0, "stderr",                           \
+	  "file that receives the exit report")                               \
+	X(REPORT_EXITCODE, OPT_INT, 23, 0, 255, "23",                         \
+	  "exit status when the exit report found leaks, 0 = unchanged")
 
 enum opt_id {
 #define OPT_ENUM(id, ...) OPT_##id,

@@ -9,6 +9,7 @@
 #include "collect.h"
 #include "garbage.h"
 #include "gc.h"
+#include "leaks.h"
 #include "objmap.h"
 #include "gcshim.h"
 #include "log.h"
@@ -687,6 +688,19 @@ static int cmd_watch(struct reply *r, char **argv, int argc)
 	return 0;
 }
 
+/* ---- allocation sites and leak reports ---- */
+
+static int cmd_leaks(struct reply *r, char **argv, int argc)
+{
+	(void)argv, (void)argc;
+	ok(r);
+	if (leaks_json(r) < 0)
+		return fail(r, "leak check failed: %s", errno == EAGAIN ?
+			    "a thread could not be stopped in time" :
+			    "the collector is not available in this process");
+	return 0;
+}
+
 struct command {
 	const char *name;
 	int min_args, max_args;
@@ -721,6 +735,8 @@ static const struct command commands[] = {
 	{ "unfreeze", 0, 0, cmd_unfreeze, "unfreeze" },
 	{ "get-freeze-count", 0, 0, cmd_get_freeze_count, "get-freeze-count" },
 	{ "watch", 0, 0, cmd_watch, "watch" },
+	/* allocation sites and leak reports */
+	{ "leaks", 0, 0, cmd_leaks, "leaks" },
 };
 
 static int split(char *line, char **argv)

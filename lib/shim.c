@@ -19,6 +19,7 @@
 #include "objmap.h"
 #include "os.h"
 #include "shim.h"
+#include "sites.h"
 #include "stats.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -86,6 +87,8 @@ static void *alloc_slow(size_t n, size_t align, bool zero)
 		return fail_enomem();
 	}
 	om_insert(p, u);
+	if (unlikely(gc_mode_now() & MODE_SITES))
+		sites_alloc(p);
 	gc_account_alloc(t, u);
 	return p;
 }
@@ -104,16 +107,19 @@ static __attribute__((noinline)) void *alloc_rescue(void *p, size_t n, bool zero
 static inline __attribute__((always_inline)) void *alloc_fast(size_t n, bool zero)
 {
 	struct thread_rec *t = thread_self;
+	unsigned mode = gc_mode_now();
 	struct sc_entry e;
 	void *p;
 
-	if (unlikely(!t || gc_mode_now() & MODE_LIMITED || n > SC_TABLE_MAX))
+	if (unlikely(!t || mode & MODE_LIMITED || n > SC_TABLE_MAX))
 		return alloc_slow(n, 0, zero);
 	e = sc_lookup(n);
 	p = zero ? gsje_calloc(1, n) : gsje_malloc(n);
 	if (unlikely(!om_in_heap(p)))
 		return alloc_rescue(p, n, zero);
 	om_insert_small(p, e.index);
+	if (unlikely(mode & MODE_SITES))
+		sites_alloc(p);
 	gc_account_alloc(t, e.size);
 	return p;
 }
@@ -158,6 +164,8 @@ static __attribute__((noinline)) void free_slow(void *p)
 
 	if (gc_mode_now() & MODE_GARBAGE)
 		garbage_check_free(p, om_usable(p));
+	if ((gc_mode_now() & (MODE_SITES | MODE_PINNED)) && om_usable(p))
+		sites_forget(p);
 	u = om_remove(p);
 	if (unlikely(!u)) {
 		free_stranger(p);

@@ -24,6 +24,7 @@
 #include "client.h"
 #include "gcshim.h"
 #include "json.h"
+#include "symbolize.h"
 
 enum exit_code {
 	EXIT_OK = 0,
@@ -1174,6 +1175,66 @@ static int verb_watch(struct ctx *cx, int argc, char **argv)
 	return cx->status;
 }
 
+/* ---- allocation sites and leak reports ------------------------------------ */
+
+static int64_t member_int(const struct json *o, const char *key)
+{
+	int64_t v = 0;
+
+	json_int(json_get(o, key), &v);
+	return v;
+}
+
+/* The reply of "leaks" as LeakSanitizer shapes its report. */
+static int verb_leaks(struct ctx *cx, int argc, char **argv)
+{
+	struct json *r = ask(cx, argc, argv);
+	const struct json *sites = json_get(r, "sites");
+	struct symbolizer *sym;
+	int64_t bytes, blocks;
+
+	if (!r)
+		return cx->status;
+	if (!sites || sites->type != JSON_ARRAY) {
+		json_free(r);
+		return fail_with(cx, EXIT_REPLY_ERROR, "the reply of process %d has no \"sites\" array",
+				 (int)cx->client.pid);
+	}
+	bytes = member_int(r, "direct_bytes") + member_int(r, "indirect_bytes");
+	blocks = member_int(r, "direct_blocks") + member_int(r, "indirect_blocks");
+	sym = symbolizer_open(cx->client.pid);
+	if (blocks)
+		printf("=================================================================\n"
+		       "==%d==gcshim: detected memory leaks\n", (int)cx->client.pid);
+	for (size_t i = 0; i < sites->count; i++) {
+		const struct json *site = &sites->items[i], *kind = json_get(site, "kind");
+		const struct json *frames = json_get(site, "frames");
+		bool indirect = kind && kind->type == JSON_STRING && !strcmp(kind->str, "indirect");
+
+		printf("\n%s leak of %lld byte(s) in %lld object(s) allocated from:\n",
+		       indirect ? "Indirect" : "Direct", (long long)member_int(site, "bytes"),
+		       (long long)member_int(site, "count"));
+		if (!frames || frames->type != JSON_ARRAY || !frames->count)
+			printf("    <unknown: no backtrace recorded (GCSHIM_BACKTRACE=0, or not sampled)>\n");
+		for (size_t f = 0; frames && frames->type == JSON_ARRAY && f < frames->count; f++) {
+			const struct json *a = &frames->items[f];
+			uintptr_t pc = a->type == JSON_STRING ? (uintptr_t)strtoull(a->str, NULL, 16) : 0;
+			char where[1024];
+
+			symbolize(sym, pc, where, sizeof(where));
+			printf("    #%zu 0x%lx%s%s\n", f, (unsigned long)pc, *where ? " " : "", where);
+		}
+	}
+	if (json_get(r, "truncated") && json_get(r, "truncated")->type == JSON_TRUE)
+		printf("\n(only the largest %zu of %lld sites fit in the reply)\n", sites->count,
+		       (long long)member_int(r, "groups"));
+	printf("%sSUMMARY: gcshim: %lld byte(s) leaked in %lld allocation(s).\n", blocks ? "\n" : "",
+	       (long long)bytes, (long long)blocks);
+	symbolizer_close(sym);
+	json_free(r);
+	return cx->status;
+}
+
 /* ---- gcctl run ------------------------------------------------------------ */
 
 static const struct run_option run_options[] = {
@@ -1195,6 +1256,9 @@ static const struct run_option run_options[] = {
 	  "write the library's messages to FILE" },
 	{ "socket-dir", "DIR", "GCSHIM_SOCKET_DIR", NULL, NULL, NULL, true,
 	  "put the control socket in DIR" },
+	/* allocation sites and leak reports */
+	{ "report", NULL, "GCSHIM_REPORT", "exit", NULL, NULL, false,
+	  "report leaked blocks by allocation site at exit" },
 };
 
 #define N_RUN_OPTIONS (sizeof(run_options) / sizeof(*run_options))
@@ -1394,6 +1458,8 @@ static const struct verb verbs[] = {
 	{ "get-freeze-count", "", 0, 0, query, false, "how many blocks are frozen" },
 	{ "watch", "[--count N]", 0, 2, verb_watch, false,
 	  "show collections as they happen" },
+	/* allocation sites and leak reports */
+	{ "leaks", "", 0, 0, verb_leaks, false, "report unreachable blocks by allocation site" },
 };
 
 static const size_t n_verbs = sizeof(verbs) / sizeof(*verbs);

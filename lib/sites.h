@@ -1,0 +1,40 @@
+/* Allocation sites: the call stack of an allocation, captured with
+ * libunwind when GCSHIM_BACKTRACE is set (for one allocation in
+ * GCSHIM_BACKTRACE_SAMPLE), stored once per distinct stack in a table of
+ * its own mappings, and remembered per block in a side table indexed by
+ * the block's heap granule.  Also the pin bits of gcshim_pin().
+ *
+ * Nothing here calls malloc or takes a lock: the stack table is filled
+ * with compare-and-swap, the side tables are written by the thread that
+ * owns the block. */
+#ifndef GCSHIM_SITES_H
+#define GCSHIM_SITES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SITES_MAX_DEPTH 64
+
+/* Set up from the options, in the constructor (libunwind is warmed up
+ * there, so that its own first-time work is not done inside malloc). */
+void sites_init(void);
+
+/* After a sampled allocation of the block at p (MODE_SITES is set). */
+void sites_alloc(void *p);
+
+/* Before the block at p is released (MODE_SITES or MODE_PINNED is set). */
+void sites_forget(void *p);
+
+/* The site of the block at p: 0 when none was recorded. */
+uint32_t sites_of(uintptr_t p);
+
+/* The frames of a site (return addresses, innermost first). */
+size_t sites_frames(uint32_t site, const uintptr_t **frames);
+
+int sites_depth(void);
+
+bool sites_pin(void *p, bool on);
+bool sites_pinned(uintptr_t p);
+
+#endif

@@ -1,0 +1,373 @@
+/* Allocation sites and leak reports: the exit report against the
+ * corpus's ground truth, function and file:line of -g fixtures, the
+ * report options, gcctl leaks on a live process, pins. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define OUT_MAX (1 << 20)
+
+static char dir[64], logpath[128], errpath[128];
+static char out[OUT_MAX];
+
+static void make_dir(void)
+{
+	strcpy(dir, "/tmp/gcshim-sites-XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(logpath, sizeof(logpath), "%s/shim.log", dir);
+	snprintf(errpath, sizeof(errpath), "%s/stderr", dir);
+}
+
+static void remove_dir(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	system(cmd);
+}
+
+TestSuite(sites, .init = make_dir, .fini = remove_dir, .timeout = 120);
+
+static const char *env_or(const char *name, const char *fallback)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : fallback;
+}
+
+static char *build_path(const char *rel)
+{
+	static char buf[8][512];
+	static int next;
+	char *p = buf[next++ % 8];
+
+	snprintf(p, 512, "%s/%s", env_or("top_builddir", "."), rel);
+	return p;
+}
+
+static char *read_file(const char *path)
+{
+	static char buf[4][OUT_MAX];
+	static int next;
+	char *b = buf[next++ % 4];
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(b, 1, OUT_MAX - 1, f) : 0;
+
+	if (f)
+		fclose(f);
+	b[n] = '\0';
+	return b;
+}
+
+/* Starts argv under the shim with extra environment entries; stdout into
+ * a pipe (returned in *outfd), stderr into errpath, stdin from a pipe
+ * (returned in *infd) or /dev/null. */
+static pid_t start(char *const argv[], const char *const env[], int *outfd, int *infd)
+{
+	int o[2], i[2];
+	pid_t pid;
+
+	cr_assert_eq(pipe(o), 0);
+	cr_assert_eq(pipe(i), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		int err = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (infd)
+			dup2(i[0], 0);
+		else
+			dup2(open("/dev/null", O_RDONLY), 0);
+		dup2(o[1], 1);
+		dup2(err, 2);
+		close(o[0]);
+		close(i[1]);
+		setenv("LD_PRELOAD", env_or("GCSHIM_LIB", ".libs/libgcshim.so"), 1);
+		setenv("GCSHIM_SOCKET", "0", 1);
+		setenv("GCSHIM_LOG", logpath, 1);
+		for (int k = 0; env && env[k]; k++)
+			putenv((char *)env[k]);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(o[1]);
+	close(i[0]);
+	*outfd = o[0];
+	if (infd)
+		*infd = i[1];
+	else
+		close(i[1]);
+	return pid;
+}
+
+static int finish(pid_t pid, int outfd)
+{
+	size_t len = 0;
+	ssize_t n;
+	int status;
+
+	while ((n = read(outfd, out + len, OUT_MAX - 1 - len)) > 0)
+		len += (size_t)n;
+	out[len] = '\0';
+	close(outfd);
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int run(char *const argv[], const char *const env[])
+{
+	int fd;
+	pid_t pid = start(argv, env, &fd, NULL);
+
+	return finish(pid, fd);
+}
+
+static int run_leaky(const char *mode, const char *const env[])
+{
+	char *argv[] = { build_path("tests/fixtures/site_leaky"), (char *)mode, NULL };
+
+	return run(argv, env);
+}
+
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/* Every "site FUNC FILE:LINE" line of the fixture's output has a frame
+ * "in FUNC .../FILE:LINE" in the report. */
+static void expect_sites_named(const char *report)
+{
+	int sites = 0;
+
+	for (const char *p = out; (p = strstr(p, "site ")); p++) {
+		char func[64], where[256], frame[400];
+		const char *base;
+
+		if (p != out && p[-1] != '\n')
+			continue;
+		cr_assert_eq(sscanf(p, "site %63s %255s", func, where), 2);
+		base = strrchr(where, '/') ? strrchr(where, '/') + 1 : where;
+		snprintf(frame, sizeof(frame), " in %s ", func);
+		cr_expect(strstr(report, frame), "no frame in %s:\n%s", func, report);
+		snprintf(frame, sizeof(frame), "/%s\n", base);
+		cr_expect(strstr(report, frame), "no frame at %s:\n%s", base, report);
+		sites++;
+	}
+	cr_expect_gt(sites, 0, "the fixture printed no sites:\n%s", out);
+}
+
+/* Sums "KIND leak of N byte(s) in M object(s)" over the report. */
+static void sum_kind(const char *report, const char *kind, long *bytes, long *blocks)
+{
+	char pat[64];
+	size_t n;
+
+	snprintf(pat, sizeof(pat), "%s leak of ", kind);
+	n = strlen(pat);
+	*bytes = *blocks = 0;
+	for (const char *p = report; (p = strstr(p, pat)); p += n) {
+		long b, m;
+
+		if (p != report && p[-1] != '\n')
+			continue;
+		cr_assert_eq(sscanf(p + n, "%ld byte(s) in %ld object(s)", &b, &m), 2, "%.200s", p);
+		*bytes += b;
+		*blocks += m;
+	}
+}
+
+Test(sites, exit_report_names_functions_and_lines)
+{
+	const char *env[] = { "GCSHIM_REPORT=exit", NULL };
+	int rc = run_leaky("exit", env);
+	char *err = read_file(errpath);
+
+	cr_expect_eq(rc, 23, "status %d:\n%s", rc, err);
+	cr_expect(strstr(err, "gcshim: detected memory leaks"), "%s", err);
+	expect_sites_named(err);
+	/* leak_alpha: 3 x 200 (usable 224); leak_beta: a head and 7 below it */
+	cr_expect(strstr(err, "Direct leak of 672 byte(s) in 3 object(s) allocated from:\n"
+			 "    #0 "), "%s", err);
+	cr_expect(strstr(err, "Indirect leak of 336 byte(s) in 7 object(s)"), "%s", err);
+	cr_expect(strstr(err, "Direct leak of 48 byte(s) in 1 object(s)"), "%s", err);
+	cr_expect(strstr(err, "SUMMARY: gcshim: 1056 byte(s) leaked in 11 allocation(s).\n"),
+		  "%s", err);
+}
+
+Test(sites, corpus_report_matches_the_ground_truth)
+{
+	char plugin[512];
+	const char *env[] = { plugin, "GCSHIM_REPORT=exit", NULL };
+	char *argv[] = { build_path("tests/fixtures/gc_corpus"), "report", NULL };
+	long want[4], got[4];
+	const char *e;
+	char *err;
+	int rc;
+
+	snprintf(plugin, sizeof(plugin), "GC_PLUGIN=%s",
+		 build_path("tests/fixtures/.libs/libgcplugin.so"));
+	rc = run(argv, env);
+	err = read_file(errpath);
+	cr_expect_eq(rc, 23, "status %d:\n%s\n%s", rc, out, err);
+	e = strstr(out, "expect ");
+	cr_assert_not_null(e, "%s", out);
+	cr_assert_eq(sscanf(e, "expect direct %ld %ld indirect %ld %ld", &want[0], &want[1],
+			    &want[2], &want[3]), 4);
+	sum_kind(err, "Direct", &got[1], &got[0]);
+	sum_kind(err, "Indirect", &got[3], &got[2]);
+	cr_expect_eq(got[0], want[0], "direct blocks %ld, want %ld\n%s", got[0], want[0], err);
+	cr_expect_eq(got[1], want[1], "direct bytes %ld, want %ld", got[1], want[1]);
+	cr_expect_eq(got[2], want[2], "indirect blocks %ld, want %ld\n%s", got[2], want[2], err);
+	cr_expect_eq(got[3], want[3], "indirect bytes %ld, want %ld", got[3], want[3]);
+	cr_expect_gt(want[0], 0);
+	cr_expect_gt(want[2], 0);
+}
+
+Test(sites, exit_code_option)
+{
+	const char *keep[] = { "GCSHIM_REPORT=exit", "GCSHIM_REPORT_EXITCODE=0", NULL };
+	const char *mine[] = { "GCSHIM_REPORT=exit", "GCSHIM_REPORT_EXITCODE=42", NULL };
+	const char *none[] = { "GCSHIM_REPORT_EXITCODE=42", NULL };
+	int rc;
+
+	rc = run_leaky("exit", keep);
+	cr_expect_eq(rc, 0, "EXITCODE=0: status %d", rc);
+	cr_expect(strstr(read_file(errpath), "SUMMARY: gcshim:"), "%s", read_file(errpath));
+	cr_expect_eq(run_leaky("exit", mine), 42);
+	cr_expect_eq(run_leaky("clean", mine), 0, "no leaks: the program's status");
+	cr_expect_eq(count(read_file(errpath), "leak"), 0, "%s", read_file(errpath));
+	cr_expect_eq(run_leaky("exit", none), 0, "no report asked for");
+	cr_expect_eq(count(read_file(errpath), "leak"), 0, "%s", read_file(errpath));
+}
+
+Test(sites, report_file)
+{
+	char file[160], var[200];
+	const char *env[] = { "GCSHIM_REPORT=exit", var, NULL };
+	char *report;
+
+	snprintf(file, sizeof(file), "%s/report.txt", dir);
+	snprintf(var, sizeof(var), "GCSHIM_REPORT_FILE=%s", file);
+	cr_expect_eq(run_leaky("exit", env), 23);
+	report = read_file(file);
+	cr_expect(strstr(report, "SUMMARY: gcshim: 1056 byte(s) leaked in 11 allocation(s)."),
+		  "%s", report);
+	expect_sites_named(report);
+	cr_expect_eq(count(read_file(errpath), "leak"), 0, "%s", read_file(errpath));
+}
+
+Test(sites, sampling_records_one_allocation_in_n)
+{
+	const char *env[] = { "GCSHIM_REPORT=exit", "GCSHIM_BACKTRACE=8",
+			      "GCSHIM_BACKTRACE_SAMPLE=4", NULL };
+	char *err;
+
+	cr_expect_eq(run_leaky("sample", env), 23);
+	err = read_file(errpath);
+	/* 100 in a row from one line: 25 recorded, 75 without a site */
+	cr_expect(strstr(err, "Direct leak of 2000 byte(s) in 25 object(s) allocated from:\n"
+			 "    #0 "), "%s", err);
+	cr_expect(strstr(err, " in leak_sampled "), "%s", err);
+	cr_expect(strstr(err, "<unknown: no backtrace recorded"), "%s", err);
+}
+
+Test(sites, backtraces_off_reports_unknown_sites)
+{
+	const char *env[] = { "GCSHIM_REPORT=exit", "GCSHIM_BACKTRACE=0", NULL };
+	char *err;
+
+	cr_expect_eq(run_leaky("exit", env), 23);
+	err = read_file(errpath);
+	cr_expect(strstr(err, "SUMMARY: gcshim: 1056 byte(s) leaked in 11 allocation(s)."), "%s", err);
+	cr_expect_eq(count(err, "    #0 "), 0, "%s", err);
+}
+
+Test(sites, gcctl_leaks_on_a_live_process)
+{
+	static char report[OUT_MAX];
+	char sockdir[128], var[160], cmd[512];
+	const char *env[] = { "GCSHIM_SOCKET=1", var, "GCSHIM_BACKTRACE=16", NULL };
+	char *argv[] = { build_path("tests/fixtures/site_leaky"), "live", NULL };
+	int fd, in, pid, got = 0;
+	char line[64];
+	FILE *f, *p;
+	size_t n;
+
+	snprintf(sockdir, sizeof(sockdir), "%s/sock", dir);
+	snprintf(var, sizeof(var), "GCSHIM_SOCKET_DIR=%s", sockdir);
+	pid = start(argv, env, &fd, &in);
+	f = fdopen(dup(fd), "r");
+	while (fgets(line, sizeof(line), f) && !(got = sscanf(line, "ready %d", &pid) == 1))
+		;
+	fclose(f);
+	cr_assert(got, "the fixture did not start");
+	snprintf(cmd, sizeof(cmd), "GCSHIM_SOCKET_DIR=%s %s -p %d leaks", sockdir,
+		 build_path("gcctl"), pid);
+	p = popen(cmd, "r");
+	n = fread(report, 1, OUT_MAX - 1, p);
+	report[n] = '\0';
+	cr_expect_eq(pclose(p), 0, "%s", report);
+	cr_expect(strstr(report, "Direct leak of 672 byte(s) in 3 object(s)"), "%s", report);
+	cr_expect(strstr(report, "Indirect leak of 336 byte(s) in 7 object(s)"), "%s", report);
+	cr_expect(strstr(report, " in leak_alpha "), "%s", report);
+	cr_expect(strstr(report, "site_leaky.c:"), "%s", report);
+	cr_expect(strstr(report, "SUMMARY: gcshim: 1056 byte(s) leaked in 11 allocation(s)."),
+		  "%s", report);
+	snprintf(cmd, sizeof(cmd), "GCSHIM_SOCKET_DIR=%s %s -p %d --json leaks", sockdir,
+		 build_path("gcctl"), pid);
+	p = popen(cmd, "r");
+	n = fread(report, 1, OUT_MAX - 1, p);
+	report[n] = '\0';
+	pclose(p);
+	cr_expect(strstr(report, "\"direct_blocks\":4,\"direct_bytes\":720,"
+			 "\"indirect_blocks\":7,\"indirect_bytes\":336"), "%s", report);
+	cr_expect(strstr(report, "\"frames\":[\"0x"), "%s", report);
+	/* nothing was freed: the same answer twice, and the blocks still live */
+	snprintf(cmd, sizeof(cmd), "GCSHIM_SOCKET_DIR=%s %s -p %d --json stats", sockdir,
+		 build_path("gcctl"), pid);
+	p = popen(cmd, "r");
+	n = fread(report, 1, OUT_MAX - 1, p);
+	report[n] = '\0';
+	pclose(p);
+	cr_expect(strstr(report, "\"collected_blocks\":0,"), "%s", report);
+	cr_expect_eq(write(in, "go\n", 3), 3);
+	close(in);
+	cr_expect_eq(finish(pid, fd), 0);
+}
+
+Test(sites, pinned_blocks_are_uncollectable)
+{
+	const char *env[] = { "GCSHIM_DEBUG=uncollectable,collectable", "GCSHIM_BACKTRACE=8", NULL };
+	char *log;
+	int rc = run_leaky("pin", env);
+
+	log = read_file(logpath);
+	cr_expect_eq(rc, 0, "status %d:\n%s\n%s", rc, out, log);
+	cr_expect_eq(count(out, "FAILED"), 0, "%s", out);
+	cr_expect_eq(count(log, "gc: uncollectable "), 1, "%s", log);
+	cr_expect(strstr(log, "size 320 gen 0 site 0x"), "%s", log);
+	cr_expect_geq(count(log, "gc: collectable "), 1, "%s", log);
+}
+
+Test(sites, debug_log_shows_generation_and_site)
+{
+	const char *env[] = { "GCSHIM_DEBUG=collectable", "GCSHIM_BACKTRACE=4", NULL };
+	char *log;
+
+	cr_expect_eq(run_leaky("pin", env), 0, "%s", out);
+	log = read_file(logpath);
+	cr_expect(strstr(log, "gc: collectable 0x"), "%s", log);
+	cr_expect(strstr(log, " gen 0 site 0x"), "%s", log);
+	cr_expect_eq(count(log, "gc: uncollectable"), 0, "flag not set:\n%s", log);
+}
