@@ -238,6 +238,16 @@ API int gcshim_callback_remove(gcshim_callback_fn fn, void *arg)
 }
 
 /* Allocation sites and leak reports. */
+API size_t gcshim_site_frames(uint32_t site, void **frames, size_t cap)
+{
+	const uintptr_t *f;
+	size_t n = site ? sites_frames(site, &f) : 0;
+
+	for (size_t i = 0; i < n && i < cap; i++)
+		frames[i] = (void *)f[i];
+	return n;
+}
+
 API int gcshim_pin(void *ptr)
 {
 	if (!sites_pin(ptr, true)) {

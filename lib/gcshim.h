@@ -143,7 +143,7 @@ struct gcshim_block {
 	size_t size;          /* usable size */
 	int generation;       /* 0, 1 or 2: collections survived, capped */
 	int frozen;           /* 1 after gcshim_freeze() */
-	const char *site;     /* allocation site when recorded, else NULL */
+	uint32_t site;        /* allocation site when recorded, else 0 */
 };
 
 /* Where a pointer to one of the blocks asked about is kept. */
@@ -223,6 +223,11 @@ int gcshim_callback_remove(gcshim_callback_fn fn, void *arg);
  * the start of a live block; free() and realloc() drop the pin.  Return
  * 0, or -1 with errno EINVAL. */
 int gcshim_pin(void *ptr);
+
+/* The return addresses of allocation site SITE (struct gcshim_block's
+ * site), innermost first: at most CAP of them into FRAMES; returns how
+ * many the site has, 0 for none. */
+size_t gcshim_site_frames(uint32_t site, void **frames, size_t cap);
 int gcshim_unpin(void *ptr);
 
 #ifdef __cplusplus

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "inspect.h"
+#include "sites.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -80,13 +81,6 @@ static size_t heap_words(void)
 	return (heap_top() - om.base) >> (OM_GRANULE_LG + 6);
 }
 
-/* Allocation site of a block: answered once sites are recorded. */
-static const char *insp_site_of(uintptr_t start)
-{
-	(void)start;
-	return NULL;
-}
-
 static bool frozen_at(uintptr_t start)
 {
 	uintptr_t g = (start - om.base) >> OM_GRANULE_LG;
@@ -100,7 +94,7 @@ static void describe_block(uintptr_t start, size_t size, struct gcshim_block *ou
 	out->size = size;
 	out->generation = collect_generation(start);
 	out->frozen = frozen_at(start);
-	out->site = insp_site_of(start);
+	out->site = sites_of(start);
 }
 
 int insp_is_tracked(uintptr_t p, struct gcshim_block *out)

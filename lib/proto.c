@@ -14,6 +14,7 @@
 #include "gcshim.h"
 #include "log.h"
 #include "options.h"
+#include "sites.h"
 #include "stats.h"
 #include "inspect.h"
 
@@ -411,8 +412,13 @@ static void block_json(struct reply *r, const struct gcshim_block *b)
 	if (b->frozen)
 		LIT(r, ",\"frozen\":true");
 	if (b->site) {
-		LIT(r, ",\"site\":");
-		reply_str(r, b->site);
+		const uintptr_t *frames;
+		size_t n = sites_frames(b->site, &frames);
+
+		LIT(r, ",\"site\":[");
+		for (size_t i = 0; i < n; i++)
+			reply_fmt(r, "%s\"%p\"", i ? "," : "", (void *)frames[i]);
+		LIT(r, "]");
 	}
 }
 

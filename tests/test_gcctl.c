@@ -1534,3 +1534,23 @@ Test(json, malformed)
 	memset(deep, '[', sizeof(deep));
 	rejects(deep, sizeof(deep));
 }
+
+/* With backtraces on, is-tracked names where the block was allocated:
+ * the fixture's do_alloc, in its own source file. */
+Test(gcctl, is_tracked_names_the_allocation_site)
+{
+	char *env[] = { "GCSHIM_BACKTRACE=8", NULL };
+	struct fixture *f = start_fixture(env);
+	char answer[64], pid[16], *address;
+	struct result *res;
+
+	fixture_do(f, "alloc 1000", answer, sizeof(answer));
+	address = strchr(answer, ' ');
+	cr_assert(address, "no address in '%s'", answer);
+	snprintf(pid, sizeof(pid), "%d", (int)f->pid);
+	res = gcctl("-p", pid, "is-tracked", address + 1, NULL);
+	cr_assert_eq(res->status, 0, "%s", res->err);
+	cr_expect(strstr(res->out, "allocated from:"), "%s", res->out);
+	cr_expect(strstr(res->out, "in do_alloc ") && strstr(res->out, "gcctl_mp.c:"), "%s",
+		  res->out);
+}

@@ -928,20 +928,42 @@ static bool true_of(const struct json *obj, const char *key)
 	return v && v->type == JSON_TRUE;
 }
 
+/* The frames of an allocation site as LeakSanitizer prints them:
+ * "#N 0xPC in func file:line". */
+static void print_frames(struct symbolizer *sym, const struct json *frames)
+{
+	for (size_t f = 0; frames && frames->type == JSON_ARRAY && f < frames->count; f++) {
+		const struct json *a = &frames->items[f];
+		uintptr_t pc = a->type == JSON_STRING ? (uintptr_t)strtoull(a->str, NULL, 16) : 0;
+		char where[1024];
+
+		symbolize(sym, pc, where, sizeof(where));
+		printf("    #%zu 0x%lx%s%s\n", f, (unsigned long)pc, *where ? " " : "", where);
+	}
+}
+
+/* is-tracked: the block and, when recorded, where it was allocated. */
 static int verb_is_tracked(struct ctx *cx, int argc, char **argv)
 {
 	struct json *r = ask(cx, argc, argv);
+	const struct json *site;
 
 	if (!r)
 		return cx->status;
 	if (!true_of(r, "tracked"))
 		printf("%s: not in a live block\n", argv[1]);
 	else
-		printf("%s: in the block at %s, %lld bytes, offset %lld, generation %lld%s%s%s\n",
+		printf("%s: in the block at %s, %lld bytes, offset %lld, generation %lld%s\n",
 		       argv[1], str_of(r, "address"), int_of(r, "size"), int_of(r, "offset"),
-		       int_of(r, "generation"), true_of(r, "frozen") ? ", frozen" : "",
-		       json_get(r, "site") ? ", allocated at " : "",
-		       json_get(r, "site") ? str_of(r, "site") : "");
+		       int_of(r, "generation"), true_of(r, "frozen") ? ", frozen" : "");
+	site = json_get(r, "site");
+	if (!cx->json && site && site->type == JSON_ARRAY && site->count) {
+		struct symbolizer *sym = symbolizer_open(cx->client.pid);
+
+		printf("allocated from:\n");
+		print_frames(sym, site);
+		symbolizer_close(sym);
+	}
 	json_free(r);
 	return cx->status;
 }
@@ -1216,14 +1238,7 @@ static int verb_leaks(struct ctx *cx, int argc, char **argv)
 		       (long long)member_int(site, "count"));
 		if (!frames || frames->type != JSON_ARRAY || !frames->count)
 			printf("    <unknown: no backtrace recorded (GCSHIM_BACKTRACE=0, or not sampled)>\n");
-		for (size_t f = 0; frames && frames->type == JSON_ARRAY && f < frames->count; f++) {
-			const struct json *a = &frames->items[f];
-			uintptr_t pc = a->type == JSON_STRING ? (uintptr_t)strtoull(a->str, NULL, 16) : 0;
-			char where[1024];
-
-			symbolize(sym, pc, where, sizeof(where));
-			printf("    #%zu 0x%lx%s%s\n", f, (unsigned long)pc, *where ? " " : "", where);
-		}
+		print_frames(sym, frames);
 	}
 	if (json_get(r, "truncated") && json_get(r, "truncated")->type == JSON_TRUE)
 		printf("\n(only the largest %zu of %lld sites fit in the reply)\n", sites->count,
