@@ -539,9 +539,68 @@ static int cmd_get_referrers(struct reply *r, char **argv, int argc)
 }
 
 /* Blocks per size class, for --summary: one pass over the side tables. */
+#define SUMMARY_SITES 4096   /* distinct sites counted; more go under site 0 */
+#define SUMMARY_SHOWN 32     /* sites listed, largest first */
+
+struct site_total {
+	uint32_t site;
+	long count, bytes;
+};
+
+/* Open addressing on the site number; the table is the control thread's. */
+static struct site_total *site_slot(struct site_total *t, uint32_t site)
+{
+	for (uint32_t i = site * 2654435761u % SUMMARY_SITES, n = 0; n < SUMMARY_SITES;
+	     i = (i + 1) % SUMMARY_SITES, n++)
+		if (t[i].site == site || !t[i].count)
+			return &t[i];
+	return NULL;
+}
+
+static void add_site(struct site_total *t, const struct gcshim_block *b)
+{
+	struct site_total *s = site_slot(t, b->site);
+
+	if (!s)
+		s = site_slot(t, 0);
+	if (!s)
+		return;
+	s->site = s->count ? s->site : b->site;
+	s->count++;
+	s->bytes += (long)b->size;
+}
+
+/* The largest sites by bytes, with their frames. */
+static void list_sites(struct reply *r, struct site_total *t)
+{
+	LIT(r, ",\"sites\":[");
+	for (int shown = 0; shown < SUMMARY_SHOWN; shown++) {
+		struct site_total *best = NULL;
+		const uintptr_t *frames;
+		size_t n;
+
+		for (size_t i = 0; i < SUMMARY_SITES; i++)
+			if (t[i].count && (!best || t[i].bytes > best->bytes))
+				best = &t[i];
+		if (!best)
+			break;
+		n = best->site ? sites_frames(best->site, &frames) : 0;
+		reply_fmt(r, "%s{\"count\":%ld,\"bytes\":%ld,\"frames\":[", shown ? "," : "",
+			  best->count, best->bytes);
+		for (size_t f = 0; f < n; f++)
+			reply_fmt(r, "%s\"%p\"", f ? "," : "", (void *)frames[f]);
+		LIT(r, "]}");
+		best->count = 0;
+	}
+	LIT(r, "]");
+}
+
+/* Blocks per size class and per allocation site: one pass over the side
+ * tables.  Blocks allocated without a recorded site share one group. */
 static int objects_summary(struct reply *r, int gen, size_t min_size)
 {
 	static long count[256], bytes[256];
+	static struct site_total sites[SUMMARY_SITES];
 	struct gcshim_block b[256];
 	uintptr_t cursor = 0;
 	long total = 0, total_bytes = 0;
@@ -550,12 +609,14 @@ static int objects_summary(struct reply *r, int gen, size_t min_size)
 
 	memset(count, 0, sizeof(count));
 	memset(bytes, 0, sizeof(bytes));
+	memset(sites, 0, sizeof(sites));
 	while ((n = insp_objects(&cursor, gen, min_size, b, 256)))
 		for (size_t i = 0; i < n; i++) {
 			unsigned c = sc_index(b[i].size) & 255;
 
 			count[c]++;
 			bytes[c] += (long)b[i].size;
+			add_site(sites, &b[i]);
 			total++;
 			total_bytes += (long)b[i].size;
 		}
@@ -568,7 +629,9 @@ static int objects_summary(struct reply *r, int gen, size_t min_size)
 			  (unsigned long)sc_sizes[c], count[c], bytes[c]);
 		first = false;
 	}
-	reply_fmt(r, "],\"count\":%ld,\"bytes\":%ld", total, total_bytes);
+	LIT(r, "]");
+	list_sites(r, sites);
+	reply_fmt(r, ",\"count\":%ld,\"bytes\":%ld", total, total_bytes);
 	return 0;
 }
 

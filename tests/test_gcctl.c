@@ -1554,3 +1554,22 @@ Test(gcctl, is_tracked_names_the_allocation_site)
 	cr_expect(strstr(res->out, "in do_alloc ") && strstr(res->out, "gcctl_mp.c:"), "%s",
 		  res->out);
 }
+
+/* get-objects --summary groups blocks by allocation site too: the
+ * fixture's do_alloc leads with the blocks it made. */
+Test(gcctl, objects_summary_groups_by_site)
+{
+	char *env[] = { "GCSHIM_BACKTRACE=8", NULL };
+	struct fixture *f = start_fixture(env);
+	char pid[16];
+	struct result *res;
+
+	for (int i = 0; i < 20; i++)
+		fixture_do(f, "alloc 100000", NULL, 0);
+	snprintf(pid, sizeof(pid), "%d", (int)f->pid);
+	res = gcctl("-p", pid, "get-objects", "--summary", NULL);
+	cr_assert_eq(res->status, 0, "%s", res->err);
+	cr_expect(strstr(res->out, "allocated from:\n    #0 ") &&
+		  strstr(strstr(res->out, "allocated from:"), "in do_alloc "),
+		  "the largest site is not do_alloc:\n%s", res->out);
+}

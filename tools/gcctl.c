@@ -1056,10 +1056,13 @@ static int verb_get_referrers(struct ctx *cx, int argc, char **argv)
 	return cx->status;
 }
 
-static int get_objects_summary(struct json *r)
+/* get-objects --summary: blocks per size class, then per allocation site
+ * (largest first, frames named as in leaks). */
+static int get_objects_summary(struct ctx *cx, struct json *r)
 {
-	const struct json *classes = json_get(r, "classes");
+	const struct json *classes = json_get(r, "classes"), *sites = json_get(r, "sites");
 	struct table t = { .cols = 3, .right = { true, true, true } };
+	struct symbolizer *sym = NULL;
 	char total[32];
 
 	table_add(&t, "SIZE", "BLOCKS", "BYTES");
@@ -1073,8 +1076,22 @@ static int get_objects_summary(struct json *r)
 		table_add(&t, size, count, bytes);
 	}
 	table_print(&t);
+	for (size_t i = 0; sites && sites->type == JSON_ARRAY && i < sites->count; i++) {
+		const struct json *s = &sites->items[i], *frames = json_get(s, "frames");
+		char bytes[32];
+
+		if (!sym)
+			sym = symbolizer_open(cx->client.pid);
+		human_size(bytes, sizeof(bytes), int_of(s, "bytes"));
+		printf("\n%lld blocks, %s, allocated from:\n", int_of(s, "count"), bytes);
+		if (!frames || frames->type != JSON_ARRAY || !frames->count)
+			printf("    <no backtrace recorded>\n");
+		else
+			print_frames(sym, frames);
+	}
+	symbolizer_close(sym);
 	human_size(total, sizeof(total), int_of(r, "bytes"));
-	printf("%lld blocks, %s\n", int_of(r, "count"), total);
+	printf("%s%lld blocks, %s\n", sites && sites->count ? "\n" : "", int_of(r, "count"), total);
 	return EXIT_OK;
 }
 
@@ -1110,7 +1127,7 @@ static int verb_get_objects(struct ctx *cx, int argc, char **argv)
 		return cx->status;
 	if (json_get(r, "classes")) {
 		if (!cx->json)
-			get_objects_summary(r);
+			get_objects_summary(cx, r);
 		json_free(r);
 		return cx->status;
 	}
