@@ -27,6 +27,7 @@
 
 #include "gcshim.h"
 #include "json.h"
+#include "support.h"
 
 #define WAIT_MS 10000
 #define MAX_PROCS 8
@@ -119,14 +120,6 @@ static void teardown(void)
 
 TestSuite(gcctl, .init = setup, .fini = teardown, .timeout = 30);
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(int ms)
 {
 	poll(NULL, 0, ms);
@@ -178,33 +171,9 @@ static void exec_child(uid_t uid, char *const *env, char *const *argv)
 	_exit(127);
 }
 
-static bool read_line_fd(int fd, char *buf, size_t *len, size_t cap, char *line, size_t lcap)
-{
-	long long deadline = now_ms() + WAIT_MS;
-	char *nl;
-
-	while (!(nl = memchr(buf, '\n', *len))) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		ssize_t n;
-
-		if (*len == cap || now_ms() >= deadline ||
-		    poll(&pfd, 1, (int)(deadline - now_ms())) <= 0)
-			return false;
-		n = read(fd, buf + *len, cap - *len);
-		if (n <= 0)
-			return false;
-		*len += (size_t)n;
-	}
-	*nl = '\0';
-	snprintf(line, lcap, "%s", buf);
-	*len -= (size_t)(nl + 1 - buf);
-	memmove(buf, nl + 1, *len);
-	return true;
-}
-
 static void fixture_line(struct fixture *f, char *line, size_t cap)
 {
-	cr_assert(read_line_fd(f->from, f->buf, &f->len, sizeof(f->buf), line, cap),
+	cr_assert(read_line_fd(f->from, f->buf, &f->len, sizeof(f->buf), line, cap, WAIT_MS),
 		  "fixture %d did not answer", (int)f->pid);
 }
 
@@ -294,7 +263,7 @@ static struct json *conn_ask(struct conn *c, const char *request, size_t len)
 
 	conn_send(c, request, len);
 	conn_send(c, "\n", 1);
-	cr_assert(read_line_fd(c->fd, c->buf, &c->len, sizeof(c->buf), line, sizeof(line)),
+	cr_assert(read_line_fd(c->fd, c->buf, &c->len, sizeof(c->buf), line, sizeof(line), WAIT_MS),
 		  "no reply to a raw request");
 	r = json_parse(line, strlen(line), err, sizeof(err));
 	cr_assert(r, "reply '%s' is not JSON: %s", line, err);
@@ -1000,7 +969,7 @@ static void connect_as_nobody(const char *path, const char *expect)
 		fd = try_connect(path);
 		if (fd < 0)
 			_exit(2);
-		if (!read_line_fd(fd, buf, &len, sizeof(buf), line, sizeof(line)))
+		if (!read_line_fd(fd, buf, &len, sizeof(buf), line, sizeof(line), WAIT_MS))
 			_exit(3);
 		_exit(strcmp(line, expect) ? 4 : 0);
 	}
@@ -1140,7 +1109,7 @@ Test(gcctl, junk_requests_get_errors)
 	longline[5000] = '\n';
 	conn_send(&c, longline, 5001);
 	free(longline);
-	cr_assert(read_line_fd(c.fd, c.buf, &len, sizeof(c.buf), line, sizeof(line)));
+	cr_assert(read_line_fd(c.fd, c.buf, &len, sizeof(c.buf), line, sizeof(line), WAIT_MS));
 	cr_assert(strstr(line, "\"ok\":false") && strstr(line, "longer"), "%s", line);
 	do
 		n = read(c.fd, line, sizeof(line));

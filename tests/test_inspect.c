@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "json.h"
+#include "support.h"
 
 #define WAIT_MS 20000
 
@@ -38,39 +39,6 @@ static struct {
 	unsigned long global_off;
 	int tid;
 } shape;
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static bool read_line_fd(int fd, char *buf, size_t *len, size_t cap, char *line, size_t lcap,
-			 int timeout_ms)
-{
-	long long deadline = now_ms() + timeout_ms;
-	char *nl;
-
-	while (!(nl = memchr(buf, '\n', *len))) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		ssize_t n;
-
-		if (*len == cap || now_ms() >= deadline ||
-		    poll(&pfd, 1, (int)(deadline - now_ms())) <= 0)
-			return false;
-		n = read(fd, buf + *len, cap - *len);
-		if (n <= 0)
-			return false;
-		*len += (size_t)n;
-	}
-	*nl = '\0';
-	snprintf(line, lcap, "%s", buf);
-	*len -= (size_t)(nl + 1 - buf);
-	memmove(buf, nl + 1, *len);
-	return true;
-}
 
 static void child_line(char *line, size_t cap)
 {
