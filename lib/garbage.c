@@ -41,6 +41,17 @@ static void drop_lock(void)
 	atomic_flag_clear_explicit(&lock, memory_order_release);
 }
 
+/* Held across fork, so that the child never inherits it taken. */
+void garbage_lock(void)
+{
+	take_lock();
+}
+
+void garbage_unlock(void)
+{
+	drop_lock();
+}
+
 static uintptr_t granule(uintptr_t p)
 {
 	return (p - om.base) >> OM_GRANULE_LG;

@@ -22,5 +22,7 @@ bool garbage_take(void *p, uint32_t *collection);
 void garbage_each_root(root_range_fn fn, void *arg);
 size_t garbage_peek(uintptr_t *blocks, size_t *sizes, unsigned char *bytes, size_t nbytes,
 		    size_t cap);
+void garbage_lock(void);
+void garbage_unlock(void);
 
 #endif

@@ -8,14 +8,19 @@
 
 #include "collect.h"
 #include "ctl.h"
+#include "garbage.h"
 #include "gc.h"
 #include "heap.h"
+#include "inspect.h"
+#include "kroots.h"
 #include "leaks.h"
 #include "log.h"
 #include "options.h"
+#include "regions.h"
 #include "sigguard.h"
 #include "sites.h"
 #include "thread.h"
+#include "watch.h"
 
 extern char **environ;
 
@@ -62,16 +67,24 @@ bool shim_heap_ready(void)
 }
 
 /* No collection may be half done in a child, nor a lock of ours held by
- * a thread that does not exist there. */
+ * a thread that does not exist there.  The leaf locks are held across
+ * the fork; the registry of our mappings is taken inside jemalloc's own
+ * locks, after our prepare handler, so in the child it is only reset. */
 static void fork_prepare(void)
 {
 	collect_lock();
 	heap_lock();
 	thread_lock();
+	garbage_lock();
+	kroots_lock();
+	watch_lock();
 }
 
 static void fork_parent(void)
 {
+	watch_unlock();
+	kroots_unlock();
+	garbage_unlock();
 	thread_unlock();
 	heap_unlock();
 	collect_unlock();
@@ -79,6 +92,12 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	watch_unlock();
+	kroots_unlock();
+	garbage_unlock();
+	regions_unlock();
+	insp_fork_child();
+	leaks_fork_child();
 	thread_unlock();
 	heap_unlock();
 	collect_unlock();

@@ -76,6 +76,12 @@ static void query_unlock(void)
 	atomic_flag_clear_explicit(&query_busy, memory_order_release);
 }
 
+/* A query of a thread that does not exist in a forked child is over. */
+void insp_fork_child(void)
+{
+	query_unlock();
+}
+
 static size_t heap_words(void)
 {
 	return (heap_top() - om.base) >> (OM_GRANULE_LG + 6);

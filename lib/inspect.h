@@ -54,5 +54,6 @@ static inline uint64_t insp_frozen_word(size_t w)
 
 /* free() of a block while frozen bits exist (MODE_FROZEN). */
 void insp_frozen_forget(void *p);
+void insp_fork_child(void);
 
 #endif

@@ -51,6 +51,17 @@ static void give(void)
 	atomic_flag_clear_explicit(&lock, memory_order_release);
 }
 
+/* Held across fork, so that the child never inherits it taken. */
+void kroots_lock(void)
+{
+	take();
+}
+
+void kroots_unlock(void)
+{
+	give();
+}
+
 static uint32_t hash(int epfd, int fd)
 {
 	return ((uint32_t)epfd * 2654435761u ^ (uint32_t)fd * 40503u) & (SLOTS - 1);

@@ -12,5 +12,7 @@ void kroots_init(void);
 void kroots_scan(void);
 bool kroots_complete(void);
 void kroots_each_root(root_range_fn fn, void *arg);   /* inspection */
+void kroots_lock(void);
+void kroots_unlock(void);
 
 #endif

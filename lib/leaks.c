@@ -187,6 +187,12 @@ static void give(void)
 	atomic_flag_clear_explicit(&lk.busy, memory_order_release);
 }
 
+/* A leak check of a thread that does not exist in a forked child is over. */
+void leaks_fork_child(void)
+{
+	give();
+}
+
 /* ---- the leaks request -------------------------------------------------- */
 
 int leaks_json(struct reply *r)

@@ -17,5 +17,6 @@ void leaks_at_exit(void);
 /* The leaks request: JSON members after "ok"; -1 when the collection
  * failed (errno set). */
 int leaks_json(struct reply *r);
+void leaks_fork_child(void);
 
 #endif

@@ -45,7 +45,7 @@ static int log_target(void)
 	opened = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	opened = opened < 0 ? LOG_DROP : os_high_fd(opened);
 	if (!atomic_compare_exchange_strong(&log_fd, &expected, opened) && opened >= 0)
-		close(opened);   /* another thread got there first */
+		os_close(opened);   /* another thread got there first */
 	fd = atomic_load(&log_fd);
 	return fd == LOG_STDERR ? 2 : fd;
 }

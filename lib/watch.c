@@ -93,6 +93,18 @@ static void publish(const struct event *e)
 			;
 }
 
+/* Held across fork, so that the child never inherits it taken. */
+void watch_lock(void)
+{
+	while (atomic_flag_test_and_set_explicit(&cbs.lock, memory_order_acquire))
+		;
+}
+
+void watch_unlock(void)
+{
+	atomic_flag_clear_explicit(&cbs.lock, memory_order_release);
+}
+
 /* A snapshot of the registrations, called without any lock held. */
 static void run_callbacks(int phase, const struct gcshim_collection_info *info)
 {

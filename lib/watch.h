@@ -34,5 +34,7 @@ size_t watch_drain(int ring, char *buf, size_t cap);
 
 int watch_callback_add(gcshim_callback_fn fn, void *arg);
 int watch_callback_remove(gcshim_callback_fn fn, void *arg);
+void watch_lock(void);
+void watch_unlock(void);
 
 #endif
