@@ -70,26 +70,38 @@ static inline void gc_unreserve(size_t usable)
 	atomic_fetch_sub_explicit(&gc.live, (int64_t)usable, memory_order_relaxed);
 }
 
-/* The fast path's bookkeeping: two counters, one compare, a rare publish. */
-static inline void gc_account_alloc(struct thread_rec *t, size_t u)
+/* The fast path's bookkeeping: two counters and a compare.  True when
+ * the thread is due to publish (gc_publish), which the caller does off its
+ * fast path so that path stays a leaf. */
+static inline bool gc_count_alloc(struct thread_rec *t, size_t u)
 {
 	int64_t n = atomic_load_explicit(&t->allocations, memory_order_relaxed) + 1;
 	int64_t b = atomic_load_explicit(&t->bytes_allocated, memory_order_relaxed) + (int64_t)u;
 
 	atomic_store_explicit(&t->allocations, n, memory_order_relaxed);
 	atomic_store_explicit(&t->bytes_allocated, b, memory_order_relaxed);
-	if (__builtin_expect(b >= t->next_alloc_bytes || n >= t->next_alloc_count, 0))
-		gc_publish(t);
+	return __builtin_expect(b >= t->next_alloc_bytes || n >= t->next_alloc_count, 0);
 }
 
-static inline void gc_account_free(struct thread_rec *t, size_t u)
+static inline bool gc_count_free(struct thread_rec *t, size_t u)
 {
 	int64_t n = atomic_load_explicit(&t->frees, memory_order_relaxed) + 1;
 	int64_t b = atomic_load_explicit(&t->bytes_freed, memory_order_relaxed) + (int64_t)u;
 
 	atomic_store_explicit(&t->frees, n, memory_order_relaxed);
 	atomic_store_explicit(&t->bytes_freed, b, memory_order_relaxed);
-	if (__builtin_expect(b >= t->next_free_bytes || n >= t->next_free_count, 0))
+	return __builtin_expect(b >= t->next_free_bytes || n >= t->next_free_count, 0);
+}
+
+static inline void gc_account_alloc(struct thread_rec *t, size_t u)
+{
+	if (gc_count_alloc(t, u))
+		gc_publish(t);
+}
+
+static inline void gc_account_free(struct thread_rec *t, size_t u)
+{
+	if (gc_count_free(t, u))
 		gc_publish(t);
 }
 

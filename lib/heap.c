@@ -5,9 +5,11 @@
 #include <jemalloc/jemalloc.h>
 #include <stdatomic.h>
 
+#include "bcache.h"
 #include "log.h"
 #include "objmap.h"
 #include "os.h"
+#include "thread.h"
 
 /* jemalloc's API under the names the build gave it (lib/jemalloc.syms). */
 void gsje_free(void *);
@@ -130,6 +132,7 @@ bool heap_init(size_t reserve, unsigned want_arenas)
 		log_msg("cannot map the object map");
 		return false;
 	}
+	bcache_init();
 	range_top = (uintptr_t)base;
 	range_end = (uintptr_t)base + reserve;
 	narenas = want_arenas ? want_arenas : 4 * (unsigned)os_ncpus();
@@ -279,8 +282,11 @@ void heap_read_stats(struct heap_stats *st)
 /* Hands free memory back to the system now instead of after decay. */
 void heap_release_memory(void)
 {
+	struct thread_rec *t = thread_self;
 	char name[64];
 
+	if (t)
+		bcache_drain(&t->cache);
 	gsje_mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
 	fmt_s(name, sizeof(name), "arena.%u.purge", (unsigned)MALLCTL_ARENAS_ALL);
 	gsje_mallctl(name, NULL, NULL, NULL, 0);

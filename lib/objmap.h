@@ -127,25 +127,53 @@ static inline size_t om_usable(const void *p)
 	return om_is_start(off) ? om_size_at(off) : 0;
 }
 
-/* Unregisters the live block at p and returns its usable size; 0 when no
- * live block starts at p (a double or invalid free).  The bit is cleared
+/* Clears the start bit of the block at heap offset off; false when no
+ * live block started there (a double or invalid free).  The bit is cleared
  * atomically, so of two racing frees exactly one wins. */
-static inline size_t om_remove(void *p)
+static inline bool om_clear_start(uintptr_t off)
 {
-	uintptr_t off = (uintptr_t)p - om.base;
 	uintptr_t g = off >> OM_GRANULE_LG;
 	uint64_t bit = 1ULL << (g & 63);
-	size_t usable;
 
 	if (off & ((1UL << OM_GRANULE_LG) - 1))
+		return false;
+	return atomic_fetch_and_explicit(&om.starts[g >> 6], ~bit,
+					 memory_order_acq_rel) & bit;
+}
+
+/* Class index + 1 of the blocks starting in the page of off. */
+static inline unsigned om_class_at(uintptr_t off)
+{
+	return atomic_load_explicit(&om.pages[off >> OM_PAGE_LG], memory_order_relaxed);
+}
+
+/* A large block's further pages, once its start bit is clear. */
+static inline void om_forget_large(uintptr_t off, unsigned v)
+{
+	if (v > sc_index(SC_SMALL_MAX) + 1)
+		om_clear_cont(off, 0, sc_sizes[v - 1]);
+}
+
+/* Unregisters the live block at p and returns its class index + 1; 0 when
+ * no live block starts at p. */
+static inline unsigned om_remove_class(void *p)
+{
+	uintptr_t off = (uintptr_t)p - om.base;
+	unsigned v;
+
+	if (!om_clear_start(off))
 		return 0;
-	if (!(atomic_fetch_and_explicit(&om.starts[g >> 6], ~bit,
-					memory_order_acq_rel) & bit))
-		return 0;
-	usable = om_size_at(off);
-	if (usable > SC_SMALL_MAX)
-		om_clear_cont(off, 0, usable);
-	return usable;
+	v = om_class_at(off);
+	om_forget_large(off, v);
+	return v;
+}
+
+/* The same, answering the usable size. */
+static inline size_t om_remove(void *p)
+{
+	unsigned v = om_remove_class(p);
+
+	return v ? sc_sizes[v - 1] : 0;
 }
 
 /* A live block changed size in place (large realloc). */

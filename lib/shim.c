@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bcache.h"
 #include "boot.h"
 #include "collect.h"
 #include "gc.h"
@@ -102,8 +103,47 @@ static __attribute__((noinline)) void *alloc_rescue(void *p, size_t n, bool zero
 	return alloc_slow(n, 0, zero);
 }
 
+/* The end of every small allocation that is not a plain cache hit:
+ * register, record the site, account. */
+static void *alloc_finish(struct thread_rec *t, void *p, struct sc_entry e)
+{
+	om_insert_small(p, e.index);
+	if (unlikely(gc_mode_now() & MODE_SITES))
+		sites_alloc(p);
+	gc_account_alloc(t, e.size);
+	return p;
+}
+
+/* The thread's cache has no block of this class: jemalloc's turn. */
+static __attribute__((noinline)) void *alloc_from_heap(struct thread_rec *t, size_t n,
+						      bool zero, struct sc_entry e)
+{
+	void *p = zero ? gsje_calloc(1, n) : gsje_malloc(n);
+
+	if (unlikely(!om_in_heap(p)))
+		return alloc_rescue(p, n, zero);
+	return alloc_finish(t, p, e);
+}
+
+/* A cache hit that records its site. */
+static __attribute__((noinline)) void *alloc_cached_sited(struct thread_rec *t, void *p,
+							 size_t n, bool zero, struct sc_entry e)
+{
+	alloc_finish(t, p, e);
+	return zero ? memset(p, 0, n) : p;
+}
+
+/* A cache hit, registered and counted, after which the thread publishes. */
+static __attribute__((noinline)) void *alloc_cached_publish(struct thread_rec *t, void *p,
+							   size_t n, bool zero)
+{
+	gc_publish(t);
+	return zero ? memset(p, 0, n) : p;
+}
+
 /* The common case: a thread already set up, no heap limit, a small block
- * from jemalloc's thread cache inside the reserved range. */
+ * the thread freed before.  Every call it makes is a tail call, so it
+ * runs without a stack frame. */
 static inline __attribute__((always_inline)) void *alloc_fast(size_t n, bool zero)
 {
 	struct thread_rec *t = thread_self;
@@ -114,14 +154,15 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t n, bool zer
 	if (unlikely(!t || mode & MODE_LIMITED || n > SC_TABLE_MAX))
 		return alloc_slow(n, 0, zero);
 	e = sc_lookup(n);
-	p = zero ? gsje_calloc(1, n) : gsje_malloc(n);
-	if (unlikely(!om_in_heap(p)))
-		return alloc_rescue(p, n, zero);
-	om_insert_small(p, e.index);
+	p = bcache_pop(&t->cache, e.index);
+	if (unlikely(!p))
+		return alloc_from_heap(t, n, zero, e);
 	if (unlikely(mode & MODE_SITES))
-		sites_alloc(p);
-	gc_account_alloc(t, e.size);
-	return p;
+		return alloc_cached_sited(t, p, n, zero, e);
+	om_insert_small(p, e.index);
+	if (unlikely(gc_count_alloc(t, e.size)))
+		return alloc_cached_publish(t, p, n, zero);
+	return zero ? memset(p, 0, n) : p;
 }
 
 EXPORT void *malloc(size_t n)
@@ -181,28 +222,60 @@ static __attribute__((noinline)) void free_slow(void *p)
 		gc_account_free(t, u);
 }
 
-/* jemalloc's free path does not touch errno; nor does this one. */
+/* free(NULL), and pointers outside the heap. */
+static __attribute__((noinline)) void free_outside(void *p)
+{
+	if (p)
+		free_stranger(p);
+}
+
+/* A start bit cleared by free's fast path, for a block the thread cache
+ * does not take: a large one, or a class whose slots are full. */
+static __attribute__((noinline)) void free_uncached(struct thread_rec *t, void *p, unsigned v)
+{
+	uintptr_t off = (uintptr_t)p - om.base;
+	size_t u = sc_sizes[v - 1];
+
+	if (v <= BC_CLASSES) {
+		bcache_push(&t->cache, v - 1, p);
+	} else {
+		om_forget_large(off, v);
+		heap_free_sized(p, u);
+	}
+	gc_account_free(t, u);
+}
+
+/* The common case: a live small block of this process freed by a thread
+ * that is set up, with no mode asking for more; it goes to the thread's
+ * cache.  As in malloc, every call is a tail call.  jemalloc's free path
+ * does not touch errno; nor does this one. */
 EXPORT void free(void *p)
 {
 	struct thread_rec *t = thread_self;
-	size_t u;
+	uintptr_t off = (uintptr_t)p - om.base;
+	unsigned v, idx;
 
-	if (unlikely(!om_in_heap(p))) {
-		if (p)
-			free_stranger(p);
+	if (unlikely(off >= om.size)) {
+		free_outside(p);
 		return;
 	}
 	if (unlikely(gc_mode_now() || !t)) {
 		free_slow(p);
 		return;
 	}
-	u = om_remove(p);
-	if (unlikely(!u)) {
+	if (unlikely(!om_clear_start(off))) {
 		free_stranger(p);
 		return;
 	}
-	heap_free_sized(p, u);
-	gc_account_free(t, u);
+	v = om_class_at(off);
+	idx = v - 1;
+	if (unlikely(idx >= BC_CLASSES || bcache_full(&t->cache, idx))) {
+		free_uncached(t, p, v);
+		return;
+	}
+	bcache_put(&t->cache, idx, p);
+	if (unlikely(gc_count_free(t, sc_sizes[idx])))
+		gc_publish(t);
 }
 
 /* realloc of a block that is not ours: the new block receives as many of

@@ -16,6 +16,8 @@ static pthread_key_t exit_key;
 static bool have_key;
 static atomic_flag pool_lock = ATOMIC_FLAG_INIT;
 
+#define POOL_BYTES (256 * 1024)
+
 void thread_lock(void)
 {
 	while (atomic_flag_test_and_set_explicit(&pool_lock, memory_order_acquire))
@@ -37,8 +39,8 @@ static struct thread_rec *new_record(void)
 
 	thread_lock();
 	if (pool_left == 0) {
-		pool = os_map(64 * 1024);
-		pool_left = pool ? 64 * 1024 / sizeof(*r) : 0;
+		pool = os_map(POOL_BYTES);
+		pool_left = pool ? POOL_BYTES / sizeof(*r) : 0;
 	}
 	if (pool_left) {
 		r = pool++;
@@ -76,6 +78,7 @@ static void thread_detach(void *arg)
 
 	if (thread_self != r)
 		return;
+	bcache_drain(&r->cache);
 	gc_publish(r);
 	thread_self = NULL;
 	atomic_store(&r->tid, 0);

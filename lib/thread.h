@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "bcache.h"
+
 #define THREAD_COUNTERS(X) X(allocations) X(frees) X(reallocs) \
 	X(bytes_allocated) X(bytes_freed)
 
@@ -26,6 +28,7 @@ struct thread_rec {
 	_Atomic int in_use;
 	_Atomic pid_t tid;
 	struct thread_rec *next;
+	struct bcache cache;     /* owner-only */
 } __attribute__((aligned(128)));
 
 struct thread_totals {
