@@ -1,34 +1,126 @@
 #include "bcache.h"
 
-#include <string.h>
+#include <sys/auxv.h>
 
 #include "heap.h"
+#include "objmap.h"
+#include "os.h"
+#include "thread.h"
 
 #define BC_BUDGET (32 * 1024)
 #define BC_MIN_SLOTS 8
+#define DEPOT_SLOTS (2 * BC_SLOTS)
+
+/* Blocks on their way from threads that free more of a class than they
+ * allocate to threads that allocate more than they free (a producer and
+ * a consumer): half a thread cache moves in one copy, and jemalloc is not
+ * involved.  A depot is only ever tried, never waited for: a thread that
+ * finds it busy goes to jemalloc instead, so no thread can block another
+ * here, whether it was stopped by the collector, interrupted by a signal
+ * or left behind by fork.
+ *
+ * Blocks move between a depot and a cache by being claimed by the
+ * receiver before the giver lets go: stopped at any point, every cached
+ * block is counted by one holder or both. */
+struct depot {
+	atomic_flag busy;
+	_Atomic unsigned count;
+	void *slot[DEPOT_SLOTS];
+} __attribute__((aligned(64)));
 
 uint8_t bc_limit[BC_CLASSES];
+uint64_t bc_key;
+static struct depot depot[BC_CLASSES];
+
+/* Blocks whose start bits bcache_hide() cleared. */
+static struct {
+	uintptr_t *list;
+	size_t n, bytes;
+} hidden;
 
 void bcache_init(void)
 {
+	const uint64_t *random = (const uint64_t *)getauxval(AT_RANDOM);
+
 	for (unsigned i = 0; i < BC_CLASSES; i++) {
 		size_t n = BC_BUDGET / sc_sizes[i];
 
-		bc_limit[i] = (uint8_t)(n < BC_MIN_SLOTS ? BC_MIN_SLOTS :
-					n > BC_SLOTS ? BC_SLOTS : n);
+		n = n < BC_MIN_SLOTS ? BC_MIN_SLOTS : n > BC_SLOTS ? BC_SLOTS : n;
+		bc_limit[i] = (uint8_t)(n & ~(size_t)1);
 	}
+	/* Odd, so never mistaken for a pointer to a block. */
+	bc_key = (random ? random[1] : (uint64_t)os_now_ns() * 0x9e3779b97f4a7c15ULL) | 1;
 }
 
-/* A full class gives its older half back to jemalloc and keeps the blocks
- * freed last, whose lines are the likeliest still in the CPU cache. */
+static bool depot_enter(struct depot *d)
+{
+	return !atomic_flag_test_and_set_explicit(&d->busy, memory_order_acquire);
+}
+
+static void depot_leave(struct depot *d)
+{
+	atomic_flag_clear_explicit(&d->busy, memory_order_release);
+}
+
+static bool depot_put(unsigned idx, void **s, unsigned n)
+{
+	struct depot *d = &depot[idx];
+	unsigned have;
+	bool ok;
+
+	if (!depot_enter(d))
+		return false;
+	have = atomic_load_explicit(&d->count, memory_order_relaxed);
+	ok = have + n <= 2u * bc_limit[idx];
+	if (ok) {
+		memcpy(d->slot + have, s, n * sizeof(*s));
+		atomic_store_explicit(&d->count, have + n, memory_order_relaxed);
+	}
+	depot_leave(d);
+	return ok;
+}
+
+/* Refills an empty class of the cache from the depot; false if the depot
+ * had nothing for it (or was busy). */
+bool bcache_refill(struct bcache *c, unsigned idx)
+{
+	struct depot *d = &depot[idx];
+	unsigned have, take;
+
+	if (!atomic_load_explicit(&d->count, memory_order_relaxed) || !depot_enter(d))
+		return false;
+	have = atomic_load_explicit(&d->count, memory_order_relaxed);
+	take = have < bc_limit[idx] / 2u ? have : bc_limit[idx] / 2u;
+	memcpy(c->slot[idx], d->slot + have - take, take * sizeof(void *));
+	c->count[idx] = (uint8_t)take;
+	atomic_signal_fence(memory_order_seq_cst);
+	atomic_store_explicit(&d->count, have - take, memory_order_relaxed);
+	depot_leave(d);
+	return take != 0;
+}
+
+/* Unregisters a cached block and gives it back to jemalloc. */
+static void release_block(void *p, unsigned idx)
+{
+	if (om_remove(p))
+		heap_free_sized(p, sc_sizes[idx]);
+}
+
+/* A full class gives its older half away, to the depot if it has room,
+ * else to jemalloc, and keeps the blocks freed last, whose lines are the
+ * likeliest still in the CPU cache.  The limit is even, so the halves
+ * do not overlap and the move never has a block in no slot at all. */
 void bcache_overflow(struct bcache *c, unsigned idx)
 {
 	unsigned n = c->count[idx], half = n / 2;
 	void **s = c->slot[idx];
 
-	for (unsigned i = 0; i < half; i++)
-		heap_free_sized(s[i], sc_sizes[idx]);
-	memmove(s, s + half, (n - half) * sizeof(*s));
+	if (!depot_put(idx, s, half)) {
+		for (unsigned i = 0; i < half; i++)
+			release_block(s[i], idx);
+	}
+	memcpy(s, s + half, (n - half) * sizeof(*s));
+	atomic_signal_fence(memory_order_seq_cst);
 	c->count[idx] = (uint8_t)(n - half);
 }
 
@@ -36,7 +128,139 @@ void bcache_drain(struct bcache *c)
 {
 	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
 		for (unsigned i = 0; i < c->count[idx]; i++)
-			heap_free_sized(c->slot[idx][i], sc_sizes[idx]);
+			release_block(c->slot[idx][i], idx);
 		c->count[idx] = 0;
 	}
+}
+
+/* What the depots hold goes back to jemalloc (a trim).  A busy depot is
+ * left for the next trim. */
+void bcache_drain_depots(void)
+{
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
+		struct depot *d = &depot[idx];
+		unsigned have;
+
+		if (!depot_enter(d))
+			continue;
+		have = atomic_load_explicit(&d->count, memory_order_relaxed);
+		for (unsigned i = 0; i < have; i++)
+			release_block(d->slot[i], idx);
+		atomic_store_explicit(&d->count, 0, memory_order_relaxed);
+		depot_leave(d);
+	}
+}
+
+/* The thread that held a depot at fork does not exist in the child. */
+void bcache_fork_child(void)
+{
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
+		depot_leave(&depot[idx]);
+}
+
+static bool slots_hold(void *const *s, unsigned n, const void *p)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (s[i] == p)
+			return true;
+	return false;
+}
+
+static bool cache_holds(const struct bcache *c, unsigned idx, const void *p)
+{
+	return atomic_load_explicit(&c->freeing, memory_order_relaxed) == p ||
+	       slots_hold(c->slot[idx], c->count[idx], p);
+}
+
+/* Whether the registered block at p is in a cache or a depot, i.e. free.
+ * Only a block that carries the key is searched for; one whose program
+ * stored the key there itself is found in no cache and counts as live. */
+bool bcache_holds(const void *p)
+{
+	uintptr_t off = (uintptr_t)p - om.base;
+	unsigned v = om_class_at(off), idx = v - 1;
+	struct thread_rec *self = thread_self;
+
+	if (idx >= BC_CLASSES || !bcache_marked(p))
+		return false;
+	if (self && cache_holds(&self->cache, idx, p))
+		return true;
+	if (slots_hold(depot[idx].slot, atomic_load(&depot[idx].count), p))
+		return true;
+	for (struct thread_rec *r = thread_first(); r; r = r->next)
+		if (r != self && cache_holds(&r->cache, idx, p))
+			return true;
+	return false;
+}
+
+/* ---- hiding cached blocks from a stopped world ------------------------------ */
+
+static void hide_block(void *p)
+{
+	uintptr_t off = (uintptr_t)p - om.base, g = off >> OM_GRANULE_LG;
+	uint64_t bit = 1ULL << (g & 63);
+
+	if (off >= om.size || (off & ((1UL << OM_GRANULE_LG) - 1)))
+		return;
+	if (atomic_fetch_and_explicit(&om.starts[g >> 6], ~bit, memory_order_relaxed) & bit)
+		hidden.list[hidden.n++] = (uintptr_t)p;
+}
+
+static size_t cached_upper_bound(void)
+{
+	size_t n = 0;
+
+	for (struct thread_rec *r = thread_first(); r; r = r->next) {
+		n++;   /* freeing */
+		for (unsigned idx = 0; idx < BC_CLASSES; idx++)
+			n += r->cache.count[idx];
+	}
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
+		n += atomic_load_explicit(&depot[idx].count, memory_order_relaxed);
+	return n;
+}
+
+/* With every other thread stopped: clears the start bits of the blocks in
+ * caches and depots, so the object map shows live blocks only.  False if
+ * there was no memory to remember them in (nothing was hidden). */
+bool bcache_hide(void)
+{
+	size_t bound = cached_upper_bound();
+
+	hidden.n = 0;
+	hidden.bytes = (bound + 1) * sizeof(uintptr_t);
+	hidden.list = os_map(hidden.bytes);
+	if (!hidden.list)
+		return false;
+	for (struct thread_rec *r = thread_first(); r; r = r->next) {
+		void *f = atomic_load_explicit(&r->cache.freeing, memory_order_relaxed);
+
+		if (f)
+			hide_block(f);
+		for (unsigned idx = 0; idx < BC_CLASSES; idx++)
+			for (unsigned i = 0; i < r->cache.count[idx]; i++)
+				hide_block(r->cache.slot[idx][i]);
+	}
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
+		unsigned have = atomic_load_explicit(&depot[idx].count, memory_order_relaxed);
+
+		for (unsigned i = 0; i < have; i++)
+			hide_block(depot[idx].slot[i]);
+	}
+	return true;
+}
+
+/* Before the world resumes: the hidden blocks are registered again. */
+void bcache_unhide(void)
+{
+	for (size_t i = 0; i < hidden.n; i++) {
+		uintptr_t g = (hidden.list[i] - om.base) >> OM_GRANULE_LG;
+
+		atomic_fetch_or_explicit(&om.starts[g >> 6], 1ULL << (g & 63),
+					 memory_order_relaxed);
+	}
+	if (hidden.list)
+		os_unmap(hidden.list, hidden.bytes);
+	hidden.list = NULL;
+	hidden.n = 0;
 }

@@ -1,19 +1,27 @@
 /* The block cache: each thread keeps a few free blocks of every small
  * class in front of jemalloc.  A block freed by the thread and asked for
- * again soon after costs a push and a pop instead of a round trip through
- * jemalloc's own thread cache, which is where most of the shim's work
- * used to add to jemalloc's.
+ * again soon after costs a push and a pop, with no atomic instruction and
+ * no visit to jemalloc.
  *
- * A cached block is free as far as the program and the collector know
- * (its start bit is clear) and allocated as far as jemalloc knows.  Only
- * the owning thread touches its cache; a thread that ends, or trims, hands
- * its cached blocks back to jemalloc. */
+ * A cached block stays registered in the object map (its start bit is
+ * set) and allocated as far as jemalloc knows; it is free as far as the
+ * program knows.  So whatever reads the object map with the world stopped
+ * first hides the cached blocks (bcache_hide), and the few readers that
+ * run alongside the program ask bcache_holds().  A cached block carries
+ * bc_key in its first word, which is how a second free of it is noticed.
+ *
+ * Only the owning thread touches its cache; a thread that ends, or trims,
+ * hands its cached blocks back to jemalloc.  Between the caches, one depot
+ * per class carries blocks from threads that free to threads that
+ * allocate. */
 #ifndef GCSHIM_BCACHE_H
 #define GCSHIM_BCACHE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "sizeclass.h"
 
@@ -23,17 +31,35 @@
 #define BC_SLOTS 64
 
 struct bcache {
+	/* The block being pushed: a thread stopped halfway through free()
+	 * has it in neither the program's hands nor, yet, in the slots. */
+	_Atomic(void *) freeing;
 	uint8_t count[BC_CLASSES];
 	void *slot[BC_CLASSES][BC_SLOTS];
 };
 
-/* Slots in use per class: fewer for bigger blocks, so that the memory a
- * thread keeps cached stays around 32 KiB a class at most. */
+/* Slots in use per class, always even: fewer for bigger blocks, so that
+ * the memory a thread keeps cached stays around 32 KiB a class at most. */
 extern uint8_t bc_limit[BC_CLASSES];
+extern uint64_t bc_key;
 
 void bcache_init(void);
 void bcache_overflow(struct bcache *c, unsigned idx);
+bool bcache_refill(struct bcache *c, unsigned idx);
 void bcache_drain(struct bcache *c);
+void bcache_drain_depots(void);
+void bcache_fork_child(void);
+bool bcache_holds(const void *p);
+bool bcache_hide(void);
+void bcache_unhide(void);
+
+static inline bool bcache_marked(const void *p)
+{
+	uint64_t w;
+
+	memcpy(&w, p, sizeof(w));
+	return w == bc_key;
+}
 
 static inline void *bcache_pop(struct bcache *c, unsigned idx)
 {
@@ -42,10 +68,11 @@ static inline void *bcache_pop(struct bcache *c, unsigned idx)
 
 	if (__builtin_expect(n == 0, 0))
 		return NULL;
-	c->count[idx] = (uint8_t)--n;
-	p = c->slot[idx][n];
+	p = c->slot[idx][n - 1];
 	if (!p)
 		__builtin_unreachable();   /* only blocks are pushed */
+	c->count[idx] = (uint8_t)(n - 1);
+	memset(p, 0, sizeof(uint64_t));   /* bc_key: no longer cached */
 	return p;
 }
 
@@ -54,13 +81,19 @@ static inline bool bcache_full(const struct bcache *c, unsigned idx)
 	return c->count[idx] >= bc_limit[idx];
 }
 
-/* Only when !bcache_full(). */
+/* Only when !bcache_full().  The stores are ordered for a collector that
+ * may stop the thread between any two of them. */
 static inline void bcache_put(struct bcache *c, unsigned idx, void *p)
 {
 	unsigned n = c->count[idx];
 
+	atomic_store_explicit(&c->freeing, p, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	memcpy(p, &bc_key, sizeof(bc_key));
 	c->slot[idx][n] = p;
 	c->count[idx] = (uint8_t)(n + 1);
+	atomic_signal_fence(memory_order_seq_cst);
+	atomic_store_explicit(&c->freeing, NULL, memory_order_relaxed);
 }
 
 static inline void bcache_push(struct bcache *c, unsigned idx, void *p)

@@ -287,6 +287,7 @@ void heap_release_memory(void)
 
 	if (t)
 		bcache_drain(&t->cache);
+	bcache_drain_depots();
 	gsje_mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
 	fmt_s(name, sizeof(name), "arena.%u.purge", (unsigned)MALLCTL_ARENAS_ALL);
 	gsje_mallctl(name, NULL, NULL, NULL, 0);

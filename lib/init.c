@@ -102,6 +102,7 @@ static void fork_child(void)
 	heap_unlock();
 	collect_unlock();
 	thread_fork_child();
+	bcache_fork_child();
 	ctl_fork_child();
 }
 

@@ -147,33 +147,19 @@ static inline unsigned om_class_at(uintptr_t off)
 	return atomic_load_explicit(&om.pages[off >> OM_PAGE_LG], memory_order_relaxed);
 }
 
-/* A large block's further pages, once its start bit is clear. */
-static inline void om_forget_large(uintptr_t off, unsigned v)
-{
-	if (v > sc_index(SC_SMALL_MAX) + 1)
-		om_clear_cont(off, 0, sc_sizes[v - 1]);
-}
-
-/* Unregisters the live block at p and returns its class index + 1; 0 when
- * no live block starts at p. */
-static inline unsigned om_remove_class(void *p)
+/* Unregisters the live block at p and returns its usable size; 0 when no
+ * live block starts at p.  A large block's further pages are cleared. */
+static inline size_t om_remove(void *p)
 {
 	uintptr_t off = (uintptr_t)p - om.base;
-	unsigned v;
+	size_t usable;
 
 	if (!om_clear_start(off))
 		return 0;
-	v = om_class_at(off);
-	om_forget_large(off, v);
-	return v;
-}
-
-/* The same, answering the usable size. */
-static inline size_t om_remove(void *p)
-{
-	unsigned v = om_remove_class(p);
-
-	return v ? sc_sizes[v - 1] : 0;
+	usable = sc_sizes[om_class_at(off) - 1];
+	if (usable > SC_SMALL_MAX)
+		om_clear_cont(off, 0, usable);
+	return usable;
 }
 
 /* A live block changed size in place (large realloc). */

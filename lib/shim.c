@@ -103,47 +103,50 @@ static __attribute__((noinline)) void *alloc_rescue(void *p, size_t n, bool zero
 	return alloc_slow(n, 0, zero);
 }
 
-/* The end of every small allocation that is not a plain cache hit:
- * register, record the site, account. */
+/* The end of every small allocation that is not a plain cache hit: the
+ * site, the accounting. */
 static void *alloc_finish(struct thread_rec *t, void *p, struct sc_entry e)
 {
-	om_insert_small(p, e.index);
 	if (unlikely(gc_mode_now() & MODE_SITES))
 		sites_alloc(p);
 	gc_account_alloc(t, e.size);
 	return p;
 }
 
-/* The thread's cache has no block of this class: jemalloc's turn. */
-static __attribute__((noinline)) void *alloc_from_heap(struct thread_rec *t, size_t n,
-						      bool zero, struct sc_entry e)
+/* The thread's cache has no block of this class: the depot's turn, then
+ * jemalloc's.  The thread and class are looked up again rather than kept
+ * across the call, which would cost the fast path a stack frame. */
+static __attribute__((noinline)) void *alloc_refill(size_t n, bool zero)
 {
-	void *p = zero ? gsje_calloc(1, n) : gsje_malloc(n);
+	struct thread_rec *t = thread_self;
+	struct sc_entry e = sc_lookup(n);
+	void *p;
 
+	if (bcache_refill(&t->cache, e.index)) {
+		p = alloc_finish(t, bcache_pop(&t->cache, e.index), e);
+		return zero ? memset(p, 0, n) : p;
+	}
+	p = zero ? gsje_calloc(1, n) : gsje_malloc(n);
 	if (unlikely(!om_in_heap(p)))
 		return alloc_rescue(p, n, zero);
-	return alloc_finish(t, p, e);
+	om_insert_small(p, e.index);
+	return alloc_finish(thread_self, p, sc_lookup(n));
 }
 
-/* A cache hit that records its site. */
-static __attribute__((noinline)) void *alloc_cached_sited(struct thread_rec *t, void *p,
-							 size_t n, bool zero, struct sc_entry e)
+/* A cache hit that records its site, or after which the thread
+ * publishes. */
+static __attribute__((noinline)) void *alloc_cached_slow(struct thread_rec *t, void *p,
+							size_t n, bool zero)
 {
-	alloc_finish(t, p, e);
-	return zero ? memset(p, 0, n) : p;
-}
-
-/* A cache hit, registered and counted, after which the thread publishes. */
-static __attribute__((noinline)) void *alloc_cached_publish(struct thread_rec *t, void *p,
-							   size_t n, bool zero)
-{
+	if (gc_mode_now() & MODE_SITES)
+		sites_alloc(p);
 	gc_publish(t);
 	return zero ? memset(p, 0, n) : p;
 }
 
 /* The common case: a thread already set up, no heap limit, a small block
- * the thread freed before.  Every call it makes is a tail call, so it
- * runs without a stack frame. */
+ * the thread freed before (still registered in the object map).  Every
+ * call it makes is a tail call, so it runs without a stack frame. */
 static inline __attribute__((always_inline)) void *alloc_fast(size_t n, bool zero)
 {
 	struct thread_rec *t = thread_self;
@@ -156,12 +159,9 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t n, bool zer
 	e = sc_lookup(n);
 	p = bcache_pop(&t->cache, e.index);
 	if (unlikely(!p))
-		return alloc_from_heap(t, n, zero, e);
-	if (unlikely(mode & MODE_SITES))
-		return alloc_cached_sited(t, p, n, zero, e);
-	om_insert_small(p, e.index);
-	if (unlikely(gc_count_alloc(t, e.size)))
-		return alloc_cached_publish(t, p, n, zero);
+		return alloc_refill(n, zero);
+	if (unlikely(gc_count_alloc(t, e.size) || (mode & MODE_SITES)))
+		return alloc_cached_slow(t, p, n, zero);
 	return zero ? memset(p, 0, n) : p;
 }
 
@@ -177,6 +177,15 @@ EXPORT void *calloc(size_t n, size_t m)
 	if (unlikely(__builtin_mul_overflow(n, m, &total)))
 		return fail_enomem();
 	return alloc_fast(total, true);
+}
+
+/* Usable size of the live block at p, a heap address; 0 if no block
+ * starts there or the one that does is free in a cache. */
+static size_t live_usable(void *p)
+{
+	size_t u = om_usable(p);
+
+	return u && bcache_holds(p) ? 0 : u;
 }
 
 /* Pointers the shim never handed out are left alone: counted, reported
@@ -203,6 +212,10 @@ static __attribute__((noinline)) void free_slow(void *p)
 	struct thread_rec *t;
 	size_t u;
 
+	if (!live_usable(p)) {
+		free_stranger(p);
+		return;
+	}
 	if (gc_mode_now() & MODE_GARBAGE)
 		garbage_check_free(p, om_usable(p));
 	if ((gc_mode_now() & (MODE_SITES | MODE_PINNED)) && om_usable(p))
@@ -229,31 +242,40 @@ static __attribute__((noinline)) void free_outside(void *p)
 		free_stranger(p);
 }
 
-/* A start bit cleared by free's fast path, for a block the thread cache
- * does not take: a large one, or a class whose slots are full. */
-static __attribute__((noinline)) void free_uncached(struct thread_rec *t, void *p, unsigned v)
+/* A large block, unregistered and given back to jemalloc at once. */
+static __attribute__((noinline)) void free_large(struct thread_rec *t, void *p)
 {
-	uintptr_t off = (uintptr_t)p - om.base;
-	size_t u = sc_sizes[v - 1];
+	size_t u = om_remove(p);
 
-	if (v <= BC_CLASSES) {
-		bcache_push(&t->cache, v - 1, p);
-	} else {
-		om_forget_large(off, v);
-		heap_free_sized(p, u);
+	if (unlikely(!u)) {
+		free_stranger(p);
+		return;
 	}
+	heap_free_sized(p, u);
 	gc_account_free(t, u);
+}
+
+/* A small block whose class is full, or that carries the cache's key:
+ * perhaps it is in a cache already (a double free). */
+static __attribute__((noinline)) void free_to_cache(struct thread_rec *t, void *p, unsigned idx)
+{
+	if (bcache_marked(p) && bcache_holds(p)) {
+		free_stranger(p);
+		return;
+	}
+	bcache_push(&t->cache, idx, p);
+	gc_account_free(t, sc_sizes[idx]);
 }
 
 /* The common case: a live small block of this process freed by a thread
  * that is set up, with no mode asking for more; it goes to the thread's
- * cache.  As in malloc, every call is a tail call.  jemalloc's free path
- * does not touch errno; nor does this one. */
+ * cache and stays registered.  As in malloc, every call is a tail call.
+ * jemalloc's free path does not touch errno; nor does this one. */
 EXPORT void free(void *p)
 {
 	struct thread_rec *t = thread_self;
 	uintptr_t off = (uintptr_t)p - om.base;
-	unsigned v, idx;
+	unsigned idx;
 
 	if (unlikely(off >= om.size)) {
 		free_outside(p);
@@ -263,14 +285,17 @@ EXPORT void free(void *p)
 		free_slow(p);
 		return;
 	}
-	if (unlikely(!om_clear_start(off))) {
+	if (unlikely(!om_is_start(off))) {
 		free_stranger(p);
 		return;
 	}
-	v = om_class_at(off);
-	idx = v - 1;
-	if (unlikely(idx >= BC_CLASSES || bcache_full(&t->cache, idx))) {
-		free_uncached(t, p, v);
+	idx = om_class_at(off) - 1;
+	if (unlikely(idx >= BC_CLASSES)) {
+		free_large(t, p);
+		return;
+	}
+	if (unlikely(bcache_marked(p) || bcache_full(&t->cache, idx))) {
+		free_to_cache(t, p, idx);
 		return;
 	}
 	bcache_put(&t->cache, idx, p);
@@ -373,7 +398,7 @@ EXPORT void *realloc(void *p, size_t n)
 		free(p);
 		return NULL;
 	}
-	old = om_in_heap(p) ? om_usable(p) : 0;
+	old = om_in_heap(p) ? live_usable(p) : 0;
 	if (unlikely(!old))
 		return realloc_stranger(p, n);
 	if (unlikely(gc_mode_now() & MODE_GARBAGE))
@@ -463,7 +488,7 @@ EXPORT size_t malloc_usable_size(void *p)
 		return 0;
 	if (boot_owns(p))
 		return boot_size(p);
-	u = om_in_heap(p) ? om_usable(p) : 0;
+	u = om_in_heap(p) ? live_usable(p) : 0;
 	if (unlikely(!u)) {
 		stat_inc(EV_foreign_sizes);
 		log_once(w_usable, "malloc_usable_size(%p): not a live block of "

@@ -13,6 +13,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "bcache.h"
 #include "log.h"
 #include "os.h"
 #include "sigguard.h"
@@ -224,6 +225,7 @@ bool stop_world(struct world *w)
 		ok = added > 0 && wait_acks(seq, deadline);
 	w->threads = slots;
 	w->n = atomic_load(&nslots);
+	ok = ok && bcache_hide();
 	w->stop_ns = os_now_ns() - t0;
 	if (!ok)
 		resume_world(w);
@@ -233,6 +235,7 @@ bool stop_world(struct world *w)
 void resume_world(struct world *w)
 {
 	(void)w;
+	bcache_unhide();
 	atomic_store(&resume_seq, atomic_load(&stop_seq));
 	futex(&resume_seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL);
 }

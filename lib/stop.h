@@ -28,6 +28,8 @@ struct world {
 
 bool stop_init(int sig, int timeout_ms);
 int stop_signal(void);
+/* While the world is stopped, blocks in the threads' caches are hidden
+ * from the object map (bcache.h): it shows live blocks only. */
 bool stop_world(struct world *w);
 void resume_world(struct world *w);
 bool stop_in_handler(void);

@@ -107,6 +107,12 @@ struct thread_rec *thread_attach(void)
 	return r;
 }
 
+/* Every record ever made, in use or not, through ->next. */
+struct thread_rec *thread_first(void)
+{
+	return atomic_load(&registry);
+}
+
 void thread_sum(struct thread_totals *t)
 {
 	memset(t, 0, sizeof(*t));

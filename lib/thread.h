@@ -44,6 +44,7 @@ extern __thread struct thread_rec *thread_self
 struct thread_rec *thread_attach(void);
 void thread_registry_init(void);
 void thread_sum(struct thread_totals *t);
+struct thread_rec *thread_first(void);
 void thread_fork_child(void);
 void thread_lock(void);
 void thread_unlock(void);
