@@ -25,23 +25,23 @@
 struct depot {
 	atomic_flag busy;
 	_Atomic unsigned count;
+	uint64_t hid[DEPOT_SLOTS / 64];   /* as in struct bcache */
 	void *slot[DEPOT_SLOTS];
 } __attribute__((aligned(64)));
 
 uint8_t bc_limit[BC_CLASSES];
 uint64_t bc_key;
-static struct depot depot[BC_CLASSES];
+/* Mapped by os_map(), like the thread records that hold the caches: the
+ * collector does not take the stale addresses in their slots for roots. */
+static struct depot *depot;
 
-/* Blocks whose start bits bcache_hide() cleared. */
-static struct {
-	uintptr_t *list;
-	size_t n, bytes;
-} hidden;
-
-void bcache_init(void)
+bool bcache_init(void)
 {
 	const uint64_t *random = (const uint64_t *)getauxval(AT_RANDOM);
 
+	depot = os_map(BC_CLASSES * sizeof(*depot));
+	if (!depot)
+		return false;
 	for (unsigned i = 0; i < BC_CLASSES; i++) {
 		size_t n = BC_BUDGET / sc_sizes[i];
 
@@ -50,6 +50,7 @@ void bcache_init(void)
 	}
 	/* Odd, so never mistaken for a pointer to a block. */
 	bc_key = (random ? random[1] : (uint64_t)os_now_ns() * 0x9e3779b97f4a7c15ULL) | 1;
+	return true;
 }
 
 static bool depot_enter(struct depot *d)
@@ -193,74 +194,75 @@ bool bcache_holds(const void *p)
 	return false;
 }
 
-/* ---- hiding cached blocks from a stopped world ------------------------------ */
+/* ---- hiding cached blocks from a stopped world ------------------------------
+ *
+ * The caches do not change while the world is stopped, so the slots a hide
+ * cleared are the slots an unhide sets again; which ones is remembered in
+ * the caches themselves, memory the collector does not scan or allocate.
+ * A slot whose bit was already clear (a block on its way back to jemalloc)
+ * is left so. */
 
-static void hide_block(void *p)
+static bool hide_block(void *p)
 {
 	uintptr_t off = (uintptr_t)p - om.base, g = off >> OM_GRANULE_LG;
 	uint64_t bit = 1ULL << (g & 63);
 
 	if (off >= om.size || (off & ((1UL << OM_GRANULE_LG) - 1)))
-		return;
-	if (atomic_fetch_and_explicit(&om.starts[g >> 6], ~bit, memory_order_relaxed) & bit)
-		hidden.list[hidden.n++] = (uintptr_t)p;
+		return false;
+	return atomic_fetch_and_explicit(&om.starts[g >> 6], ~bit, memory_order_relaxed) & bit;
 }
 
-static size_t cached_upper_bound(void)
+static void unhide_block(void *p)
 {
-	size_t n = 0;
+	uintptr_t g = ((uintptr_t)p - om.base) >> OM_GRANULE_LG;
 
-	for (struct thread_rec *r = thread_first(); r; r = r->next) {
-		n++;   /* freeing */
-		for (unsigned idx = 0; idx < BC_CLASSES; idx++)
-			n += r->cache.count[idx];
+	atomic_fetch_or_explicit(&om.starts[g >> 6], 1ULL << (g & 63), memory_order_relaxed);
+}
+
+static void hide_slots(void *const *s, unsigned n, uint64_t *hid)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (hide_block(s[i]))
+			hid[i / 64] |= 1ULL << (i % 64);
+}
+
+static void unhide_slots(void *const *s, unsigned n, uint64_t *hid)
+{
+	for (unsigned w = 0; w < (n + 63) / 64; w++) {
+		for (uint64_t m = hid[w]; m; m &= m - 1)
+			unhide_block(s[w * 64 + (unsigned)__builtin_ctzll(m)]);
+		hid[w] = 0;
 	}
-	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
-		n += atomic_load_explicit(&depot[idx].count, memory_order_relaxed);
-	return n;
 }
 
 /* With every other thread stopped: clears the start bits of the blocks in
- * caches and depots, so the object map shows live blocks only.  False if
- * there was no memory to remember them in (nothing was hidden). */
-bool bcache_hide(void)
+ * caches and depots, so that the object map shows live blocks only. */
+void bcache_hide(void)
 {
-	size_t bound = cached_upper_bound();
-
-	hidden.n = 0;
-	hidden.bytes = (bound + 1) * sizeof(uintptr_t);
-	hidden.list = os_map(hidden.bytes);
-	if (!hidden.list)
-		return false;
 	for (struct thread_rec *r = thread_first(); r; r = r->next) {
-		void *f = atomic_load_explicit(&r->cache.freeing, memory_order_relaxed);
+		struct bcache *c = &r->cache;
+		void *f = atomic_load_explicit(&c->freeing, memory_order_relaxed);
 
-		if (f)
-			hide_block(f);
+		c->hid_freeing = f && hide_block(f);
 		for (unsigned idx = 0; idx < BC_CLASSES; idx++)
-			for (unsigned i = 0; i < r->cache.count[idx]; i++)
-				hide_block(r->cache.slot[idx][i]);
+			hide_slots(c->slot[idx], c->count[idx], &c->hid[idx]);
 	}
-	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
-		unsigned have = atomic_load_explicit(&depot[idx].count, memory_order_relaxed);
-
-		for (unsigned i = 0; i < have; i++)
-			hide_block(depot[idx].slot[i]);
-	}
-	return true;
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
+		hide_slots(depot[idx].slot, atomic_load(&depot[idx].count), depot[idx].hid);
 }
 
 /* Before the world resumes: the hidden blocks are registered again. */
 void bcache_unhide(void)
 {
-	for (size_t i = 0; i < hidden.n; i++) {
-		uintptr_t g = (hidden.list[i] - om.base) >> OM_GRANULE_LG;
+	for (struct thread_rec *r = thread_first(); r; r = r->next) {
+		struct bcache *c = &r->cache;
 
-		atomic_fetch_or_explicit(&om.starts[g >> 6], 1ULL << (g & 63),
-					 memory_order_relaxed);
+		if (c->hid_freeing)
+			unhide_block(atomic_load_explicit(&c->freeing, memory_order_relaxed));
+		c->hid_freeing = false;
+		for (unsigned idx = 0; idx < BC_CLASSES; idx++)
+			unhide_slots(c->slot[idx], c->count[idx], &c->hid[idx]);
 	}
-	if (hidden.list)
-		os_unmap(hidden.list, hidden.bytes);
-	hidden.list = NULL;
-	hidden.n = 0;
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
+		unhide_slots(depot[idx].slot, atomic_load(&depot[idx].count), depot[idx].hid);
 }

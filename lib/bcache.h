@@ -35,6 +35,9 @@ struct bcache {
 	 * has it in neither the program's hands nor, yet, in the slots. */
 	_Atomic(void *) freeing;
 	uint8_t count[BC_CLASSES];
+	/* Slots whose start bits bcache_hide() cleared (collector only). */
+	bool hid_freeing;
+	uint64_t hid[BC_CLASSES];
 	void *slot[BC_CLASSES][BC_SLOTS];
 };
 
@@ -43,14 +46,14 @@ struct bcache {
 extern uint8_t bc_limit[BC_CLASSES];
 extern uint64_t bc_key;
 
-void bcache_init(void);
+bool bcache_init(void);
 void bcache_overflow(struct bcache *c, unsigned idx);
 bool bcache_refill(struct bcache *c, unsigned idx);
 void bcache_drain(struct bcache *c);
 void bcache_drain_depots(void);
 void bcache_fork_child(void);
 bool bcache_holds(const void *p);
-bool bcache_hide(void);
+void bcache_hide(void);
 void bcache_unhide(void);
 
 static inline bool bcache_marked(const void *p)

@@ -132,7 +132,10 @@ bool heap_init(size_t reserve, unsigned want_arenas)
 		log_msg("cannot map the object map");
 		return false;
 	}
-	bcache_init();
+	if (!bcache_init()) {
+		log_msg("cannot map the block cache's depots");
+		return false;
+	}
 	range_top = (uintptr_t)base;
 	range_end = (uintptr_t)base + reserve;
 	narenas = want_arenas ? want_arenas : 4 * (unsigned)os_ncpus();

@@ -225,7 +225,8 @@ bool stop_world(struct world *w)
 		ok = added > 0 && wait_acks(seq, deadline);
 	w->threads = slots;
 	w->n = atomic_load(&nslots);
-	ok = ok && bcache_hide();
+	if (ok)
+		bcache_hide();
 	w->stop_ns = os_now_ns() - t0;
 	if (!ok)
 		resume_world(w);

@@ -1,0 +1,123 @@
+/* Unit tests of lib/bcache.[ch]: the per-thread cache of free small blocks
+ * and the depots between threads, on the live heap of this program (the
+ * shim linked in is its allocator). */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bcache.h"
+#include "objmap.h"
+#include "thread.h"
+
+/* A freed block waits in the cache: registered, yet free to everyone who
+ * asks, and the next allocation of its class takes it back, cleared of the
+ * cache's key. */
+Test(bcache, freed_block_is_cached_then_reused)
+{
+	char *p = malloc(48), *q;
+
+	cr_assert_not_null(p);
+	memset(p, 0x5a, 48);
+	free(p);
+	cr_expect(bcache_holds(p), "a freed block is in the thread's cache");
+	cr_expect_neq(om_usable(p), 0, "and still registered in the object map");
+	cr_expect_eq(malloc_usable_size(p), 0, "but not a live block");
+	q = malloc(40);
+	cr_expect_eq(q, p, "the same class reuses the last block freed");
+	cr_expect(!bcache_holds(q), "a reused block is live");
+	cr_expect(!bcache_marked(q), "and carries no key");
+	free(q);
+}
+
+/* A second free of a cached block is refused: were it pushed again, two
+ * later allocations would share one block. */
+Test(bcache, double_free_is_caught)
+{
+	char *p = malloc(100), *a, *b;
+
+	cr_assert_not_null(p);
+	free(p);
+	free(p);
+	a = malloc(100);
+	b = malloc(100);
+	cr_expect_neq(a, b, "a double free handed one block out twice");
+	cr_expect(a == p || b == p);
+	free(a);
+	free(b);
+}
+
+/* Data that happens to equal the key is no double free. */
+Test(bcache, key_in_live_data_is_not_a_double_free)
+{
+	uint64_t *p = malloc(64);
+
+	cr_assert_not_null(p);
+	p[0] = bc_key;
+	free(p);
+	cr_expect(bcache_holds(p), "the block was freed all the same");
+	cr_expect_eq(malloc(64), (void *)p);
+	free(p);
+}
+
+/* Past its limit a class gives half away; every block freed is then free
+ * (hidden from a stopped world) and each comes back exactly once. */
+Test(bcache, overflow_keeps_every_block_once)
+{
+	enum { N = 300 };
+	void *b[N], *again[N];
+
+	for (int i = 0; i < N; i++)
+		cr_assert_not_null(b[i] = malloc(32));
+	for (int i = 0; i < N; i++)
+		free(b[i]);
+	bcache_hide();
+	size_t still = 0;
+
+	for (int i = 0; i < N; i++)
+		still += om_usable(b[i]) != 0;
+	bcache_unhide();
+	cr_expect_eq(still, 0, "%zu freed blocks look live with the caches hidden", still);
+	for (int i = 0; i < N; i++)
+		cr_assert_not_null(again[i] = malloc(32));
+	for (int i = 0; i < N; i++)
+		for (int j = i + 1; j < N; j++)
+			cr_assert_neq(again[i], again[j], "block %d handed out twice", i);
+	for (int i = 0; i < N; i++)
+		free(again[i]);
+}
+
+/* A consumer's surplus reaches a producer through the depot. */
+#define HANDOVER 256
+static void *given[HANDOVER];
+
+static void *consumer(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < HANDOVER; i++)
+		free(given[i]);
+	return NULL;
+}
+
+Test(bcache, depot_carries_blocks_between_threads)
+{
+	pthread_t t;
+	int reused = 0;
+
+	for (int i = 0; i < HANDOVER; i++)
+		cr_assert_not_null(given[i] = malloc(200));
+	/* the consumer frees all and exits: what overflowed its cache waits in
+	 * the depot, the rest went back to jemalloc with the thread */
+	cr_assert_eq(pthread_create(&t, NULL, consumer, NULL), 0);
+	pthread_join(t, NULL);
+	for (int i = 0; i < HANDOVER; i++) {
+		void *p = malloc(200);
+
+		for (int j = 0; j < HANDOVER; j++)
+			reused += p == given[j];
+	}
+	cr_expect_gt(reused, 0, "no block of the consumer's reached this thread");
+}
