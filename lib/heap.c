@@ -120,6 +120,18 @@ static extent_hooks_t hooks = {
 	ext_purge_lazy, ext_purge_forced, ext_split, ext_merge,
 };
 
+/* jemalloc alone wants four arenas a CPU to keep threads off each other's
+ * locks.  In front of it here, the thread caches and depots (bcache.h)
+ * take all but a few percent of the traffic, while every arena more lets
+ * blocks wander between arenas through the caches and grows the heap: one
+ * arena for every four CPUs. */
+static unsigned default_arenas(void)
+{
+	unsigned n = (unsigned)os_ncpus() / 4;
+
+	return n ? n : 1;
+}
+
 bool heap_init(size_t reserve, unsigned want_arenas)
 {
 	void *base = os_reserve(&reserve);
@@ -138,7 +150,7 @@ bool heap_init(size_t reserve, unsigned want_arenas)
 	}
 	range_top = (uintptr_t)base;
 	range_end = (uintptr_t)base + reserve;
-	narenas = want_arenas ? want_arenas : 4 * (unsigned)os_ncpus();
+	narenas = want_arenas ? want_arenas : default_arenas();
 	if (narenas > MAX_ARENAS)
 		narenas = MAX_ARENAS;
 	return true;

@@ -29,7 +29,7 @@ enum opt_kind { OPT_BOOL, OPT_SIZE, OPT_SIZE_OR_OFF, OPT_INT, OPT_FLAGS,
 	  "directory of the control socket")                                   \
 	X(HEAP_RESERVE, OPT_SIZE, 256LL << 30, 64LL << 20, 1LL << 46, "256G", \
 	  "address space reserved for the heap")                              \
-	X(ARENAS, OPT_INT, 0, 0, 256, "0 (4 per CPU)",                        \
+	X(ARENAS, OPT_INT, 0, 0, 256, "0 (1 per 4 CPUs)",                     \
 	  "number of allocation arenas")                                      \
 	X(SIGNAL, OPT_SIGNO, 61, 1, 64, "SIGRTMAX-3 (61)",                         \
 	  "signal that stops threads for a collection")                      \

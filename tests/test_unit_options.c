@@ -374,7 +374,7 @@ Test(options_load, bad_values_keep_default_and_log_once, .init = make_log, .fini
 	check_bad("GCSHIM_ENABLE", "maybe", "1", OPT_ENABLE, 1);
 	check_bad("GCSHIM_HEAP_LIMIT", "12X", "0 (no limit)", OPT_HEAP_LIMIT, 0);
 	check_bad("GCSHIM_DEBUG", "bogus", "0", OPT_DEBUG, 0);
-	check_bad("GCSHIM_ARENAS", "257", "0 (4 per CPU)", OPT_ARENAS, 0);
+	check_bad("GCSHIM_ARENAS", "257", "0 (1 per 4 CPUs)", OPT_ARENAS, 0);
 	check_bad("GCSHIM_HEAP_RESERVE", "1M", "256G", OPT_HEAP_RESERVE, 256LL << 30);
 	check_bad("GCSHIM_SOCKET", "2", "1", OPT_SOCKET, 1);
 	check_bad("GCSHIM_GEN_THRESHOLD", "1,2,3,4", "0,10,10", OPT_GEN_THRESHOLD, 0);
