@@ -194,6 +194,25 @@ bool bcache_holds(const void *p)
 	return false;
 }
 
+/* Calls fn for every block in a cache or depot, while the owners run: a
+ * block may be taken meanwhile, so fn must be harmless on a live one. */
+void bcache_each(void (*fn)(void *p))
+{
+	for (struct thread_rec *r = thread_first(); r; r = r->next)
+		for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
+			unsigned n = r->cache.count[idx];
+
+			for (unsigned i = 0; i < n && i < BC_SLOTS; i++)
+				fn(r->cache.slot[idx][i]);
+		}
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
+		unsigned n = atomic_load(&depot[idx].count);
+
+		for (unsigned i = 0; i < n && i < DEPOT_SLOTS; i++)
+			fn(depot[idx].slot[i]);
+	}
+}
+
 /* ---- hiding cached blocks from a stopped world ------------------------------
  *
  * The caches do not change while the world is stopped, so the slots a hide

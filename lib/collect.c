@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "bcache.h"
 #include "garbage.h"
 #include "gc.h"
 #include "gcshim.h"
@@ -177,7 +178,7 @@ static void reclaim(struct collection *c, bool save)
 		int gen = (int)(co.dead[i] & 3);
 		size_t size = om_usable((void *)p);
 
-		if (!size)
+		if (!size || bcache_holds((void *)p))
 			continue;   /* freed meanwhile through a disguised pointer */
 		if (sites_pinned(p)) {   /* gcshim_pin: uncollectable, kept */
 			c->uncollectable++;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bcache.h"
 #include "collect.h"
 #include "garbage.h"
 #include "gc.h"
@@ -108,7 +109,7 @@ int insp_is_tracked(uintptr_t p, struct gcshim_block *out)
 	uintptr_t start;
 	size_t size;
 
-	if (!om_in_heap((void *)p) || !om_find(p, &start, &size))
+	if (!om_in_heap((void *)p) || !om_find(p, &start, &size) || bcache_holds((void *)start))
 		return 0;
 	if (out)
 		describe_block(start, size, out);
@@ -422,7 +423,7 @@ size_t insp_objects(uintptr_t *cursor, int generation, size_t min_size,
 			size_t size = om_size_at(g << OM_GRANULE_LG);
 
 			g++;
-			if (!size || size < min_size)
+			if (!size || size < min_size || bcache_holds((void *)start))
 				continue;
 			describe_block(start, size, &out[n]);
 			if (generation >= 0 && out[n].generation != generation)
@@ -465,6 +466,9 @@ long insp_freeze(void)
 			atomic_fetch_or_explicit((_Atomic uint64_t *)&insp_frozen_bits[w], live,
 						 memory_order_relaxed);
 	}
+	/* Cached blocks are registered but free.  None is added while this
+	 * runs: with MODE_FROZEN set, free() bypasses the caches. */
+	bcache_each(insp_frozen_forget);
 	collect_unlock();
 	n = insp_freeze_count();
 	return n;

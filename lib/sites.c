@@ -10,6 +10,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include "bcache.h"
 #include "gc.h"
 #include "log.h"
 #include "objmap.h"
@@ -281,7 +282,7 @@ bool sites_pin(void *p, bool on)
 	_Atomic uint64_t *pins = atomic_load(&st.pins);
 	uintptr_t g;
 
-	if (!om_in_heap(p) || !om_usable(p))
+	if (!om_in_heap(p) || !om_usable(p) || bcache_holds(p))
 		return false;
 	if (!pins) {
 		_Atomic uint64_t *fresh = os_map(om.size >> (OM_GRANULE_LG + 3)), *none = NULL;

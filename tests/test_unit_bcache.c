@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "bcache.h"
+#include "gcshim.h"
 #include "objmap.h"
 #include "thread.h"
 
@@ -120,4 +121,55 @@ Test(bcache, depot_carries_blocks_between_threads)
 			reused += p == given[j];
 	}
 	cr_expect_gt(reused, 0, "no block of the consumer's reached this thread");
+}
+
+/* What the program freed is gone from every view of the heap, though the
+ * block waits in the cache. */
+static int find_block(const struct gcshim_block *b, void *arg)
+{
+	void **want = arg;
+
+	if (b->start == *want)
+		*want = NULL;
+	return 0;
+}
+
+Test(bcache, freed_block_is_not_an_object)
+{
+	void *p = malloc(72), *seek;
+	struct gcshim_block b;
+
+	cr_assert_not_null(p);
+	cr_expect_eq(gcshim_is_tracked(p, &b), 1);
+	seek = p;
+	cr_assert_geq(gcshim_get_objects(-1, 0, find_block, &seek), 0);
+	cr_expect_null(seek, "a live block is listed");
+	free(p);
+	cr_assert(bcache_holds(p));
+	cr_expect_eq(gcshim_is_tracked(p, NULL), 0, "a freed block is still tracked");
+	seek = p;
+	cr_assert_geq(gcshim_get_objects(-1, 0, find_block, &seek), 0);
+	cr_expect_eq(seek, p, "a freed block is listed among the objects");
+}
+
+/* Freezing takes the live blocks only: a cached block handed out after
+ * the freeze is a new object, not a frozen one. */
+Test(bcache, freeze_skips_cached_blocks)
+{
+	void *live = malloc(24), *gone = malloc(24), *again;
+	struct gcshim_block b;
+
+	cr_assert(live && gone);
+	free(gone);
+	cr_assert(bcache_holds(gone));
+	cr_assert_geq(gcshim_freeze(), 1);
+	cr_expect_eq(gcshim_is_tracked(live, &b), 1);
+	cr_expect_eq(b.frozen, 1);
+	again = malloc(24);
+	cr_expect_eq(again, gone, "the cached block is reused");
+	cr_expect_eq(gcshim_is_tracked(again, &b), 1);
+	cr_expect_eq(b.frozen, 0, "a block allocated after the freeze is frozen");
+	gcshim_unfreeze();
+	free(live);
+	free(again);
 }
