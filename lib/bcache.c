@@ -213,6 +213,19 @@ void bcache_each(void (*fn)(void *p))
 	}
 }
 
+/* Bytes of the blocks in caches and depots, read while their owners run. */
+size_t bcache_bytes(void)
+{
+	size_t n = 0;
+
+	for (struct thread_rec *r = thread_first(); r; r = r->next)
+		for (unsigned idx = 0; idx < BC_CLASSES; idx++)
+			n += r->cache.count[idx] * sc_sizes[idx];
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
+		n += atomic_load(&depot[idx].count) * sc_sizes[idx];
+	return n;
+}
+
 /* ---- hiding cached blocks from a stopped world ------------------------------
  *
  * The caches do not change while the world is stopped, so the slots a hide

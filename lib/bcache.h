@@ -54,6 +54,7 @@ void bcache_drain_depots(void);
 void bcache_fork_child(void);
 bool bcache_holds(const void *p);
 void bcache_each(void (*fn)(void *p));
+size_t bcache_bytes(void);
 void bcache_hide(void);
 void bcache_unhide(void);
 

@@ -89,7 +89,8 @@ extern "C" {
 	X(last_collected_blocks, "unreachable blocks, last collection")     \
 	X(last_collected_bytes, "unreachable bytes, last collection")       \
 	X(root_bytes_scanned, "bytes of roots scanned, in total")          \
-	X(heap_bytes_scanned, "bytes of heap blocks scanned, in total")
+	X(heap_bytes_scanned, "bytes of heap blocks scanned, in total")     \
+	X(cached_bytes, "freed small blocks kept by thread caches for reuse")
 
 struct gcshim_stats {
 	uint32_t size;    /* set by the caller: sizeof(struct gcshim_stats) */

@@ -1,5 +1,6 @@
 #include "stats.h"
 
+#include "bcache.h"
 #include "collect.h"
 #include "gc.h"
 #include "heap.h"
@@ -9,7 +10,7 @@
 
 _Atomic int64_t stat_events[EV_COUNT];
 
-#define STATS_VERSION 1
+#define STATS_VERSION 2
 
 static int64_t ev(enum stat_event e)
 {
@@ -65,6 +66,7 @@ void stats_read(struct gcshim_stats *st)
 	st->jemalloc_mapped = hs.mapped;
 	st->jemalloc_metadata = hs.metadata;
 	st->rss = (int64_t)os_rss();
+	st->cached_bytes = (int64_t)bcache_bytes();
 	collect_fill_stats(st);
 	st->false_garbage = ev(EV_false_garbage);
 	st->ctl_connections = ev(EV_ctl_connections);

@@ -173,3 +173,29 @@ Test(bcache, freeze_skips_cached_blocks)
 	free(live);
 	free(again);
 }
+
+static int64_t cached_bytes(void)
+{
+	struct gcshim_stats st = { .size = sizeof(st) };
+
+	cr_assert_eq(gcshim_get_stats(&st), 0);
+	return st.cached_bytes;
+}
+
+/* The statistics say how much freed memory the caches keep. */
+Test(bcache, cached_bytes_follow_the_cache)
+{
+	void *p = malloc(1000);
+	int64_t before, after_free, after_reuse;
+
+	cr_assert_not_null(p);
+	before = cached_bytes();
+	free(p);
+	after_free = cached_bytes();
+	cr_assert_eq(malloc(1000), p);
+	after_reuse = cached_bytes();
+	cr_expect_eq(after_free - before, 1024, "freeing a 1024-byte block cached %ld bytes",
+		     (long)(after_free - before));
+	cr_expect_eq(after_reuse, before);
+	free(p);
+}
