@@ -214,6 +214,26 @@ Test(collect, threads_and_forks_in_verify_mode)
 	forkstress("GCSHIM_VERIFY=1");
 }
 
+static void handoff(const char *verify)
+{
+	const char *env[] = { "GCSHIM_THRESHOLD=1M", "GCSHIM_DEBUG=stats", verify, NULL };
+	char *log;
+
+	modes("handoff", env, 0);
+	log = read_log();
+	cr_expect_eq(count(log, "false garbage"), 0, "%.2000s", log);
+}
+
+Test(collect, blocks_handed_between_threads_under_collections)
+{
+	handoff("GCSHIM_VERIFY=0");
+}
+
+Test(collect, blocks_handed_between_threads_in_verify_mode)
+{
+	handoff("GCSHIM_VERIFY=1");
+}
+
 /* A real program, once plain and once collecting every megabyte: same
  * output, collections did run, and (in verify mode) none was wrong. */
 static void same_as_plain(char *const argv[], const char *in_path, const char *verify)
