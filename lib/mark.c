@@ -196,18 +196,29 @@ static void rescan_marked(void)
 	}
 }
 
-/* Depth first, the block pushed last is scanned next, too soon for its
- * prefetch to land: the one a few entries down is fetched meanwhile. */
-#define PREFETCH_DEPTH 16
+/* Depth first, the block pushed last would be scanned next, long before
+ * its lines could arrive.  So blocks pass from the stack through a small
+ * queue: each is prefetched as it enters and scanned as it leaves, the
+ * queue's length later. */
+#define PREFETCH_QUEUE 16
 
 void mark_drain(void)
 {
-	while (mk.top) {
-		struct entry e = mk.stack[--mk.top];
+	struct entry q[PREFETCH_QUEUE];
+	unsigned head = 0, n = 0;
 
-		if (mk.top >= PREFETCH_DEPTH)
-			__builtin_prefetch((const void *)mk.stack[mk.top - PREFETCH_DEPTH].start);
-		scan_block(e.start, e.size);
+	for (;;) {
+		while (n < PREFETCH_QUEUE && mk.top) {
+			struct entry e = mk.stack[--mk.top];
+
+			__builtin_prefetch((const void *)e.start);
+			q[(head + n++) % PREFETCH_QUEUE] = e;
+		}
+		if (!n)
+			return;
+		scan_block(q[head].start, q[head].size);
+		head = (head + 1) % PREFETCH_QUEUE;
+		n--;
 	}
 }
 
