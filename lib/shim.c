@@ -130,17 +130,18 @@ static __attribute__((noinline)) void *alloc_refill(size_t n, bool zero)
 	if (unlikely(!om_in_heap(p)))
 		return alloc_rescue(p, n, zero);
 	om_insert_small(p, e.index);
-	return alloc_finish(thread_self, p, sc_lookup(n));
+	return alloc_finish(t, p, e);
 }
 
-/* A cache hit that records its site, or after which the thread
- * publishes. */
+/* A cache hit that records its site, or after which the thread is due to
+ * publish. */
 static __attribute__((noinline)) void *alloc_cached_slow(struct thread_rec *t, void *p,
-							size_t n, bool zero)
+							size_t n, bool zero, bool due)
 {
 	if (gc_mode_now() & MODE_SITES)
 		sites_alloc(p);
-	gc_publish(t);
+	if (due)
+		gc_publish(t);
 	return zero ? memset(p, 0, n) : p;
 }
 
@@ -153,6 +154,7 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t n, bool zer
 	unsigned mode = gc_mode_now();
 	struct sc_entry e;
 	void *p;
+	bool due;
 
 	if (unlikely(!t || mode & MODE_LIMITED || n > SC_TABLE_MAX))
 		return alloc_slow(n, 0, zero);
@@ -160,8 +162,9 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t n, bool zer
 	p = bcache_pop(&t->cache, e.index);
 	if (unlikely(!p))
 		return alloc_refill(n, zero);
-	if (unlikely(gc_count_alloc(t, e.size) || (mode & MODE_SITES)))
-		return alloc_cached_slow(t, p, n, zero);
+	due = gc_count_alloc(t, e.size);
+	if (unlikely(due || (mode & MODE_SITES)))
+		return alloc_cached_slow(t, p, n, zero, due);
 	return zero ? memset(p, 0, n) : p;
 }
 
