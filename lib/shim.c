@@ -258,14 +258,17 @@ static __attribute__((noinline)) void free_large(struct thread_rec *t, void *p)
 	gc_account_free(t, u);
 }
 
-/* A small block whose class is full, or that carries the cache's key:
- * perhaps it is in a cache already (a double free). */
+/* A small block whose class is full, that carries the cache's key
+ * (perhaps it is in a cache already: a double free), or whose site or pin
+ * is to be forgotten. */
 static __attribute__((noinline)) void free_to_cache(struct thread_rec *t, void *p, unsigned idx)
 {
 	if (bcache_marked(p) && bcache_holds(p)) {
 		free_stranger(p);
 		return;
 	}
+	if (gc_mode_now() & MODE_CACHED_SLOW)
+		sites_forget(p);
 	bcache_push(&t->cache, idx, p);
 	gc_account_free(t, sc_sizes[idx]);
 }
@@ -278,13 +281,13 @@ EXPORT void free(void *p)
 {
 	struct thread_rec *t = thread_self;
 	uintptr_t off = (uintptr_t)p - om.base;
-	unsigned idx;
+	unsigned mode = gc_mode_now(), idx;
 
 	if (unlikely(off >= om.size)) {
 		free_outside(p);
 		return;
 	}
-	if (unlikely(gc_mode_now() || !t)) {
+	if (unlikely((mode & ~MODE_CACHED_SLOW) || !t)) {
 		free_slow(p);
 		return;
 	}
@@ -294,10 +297,13 @@ EXPORT void free(void *p)
 	}
 	idx = om_class_at(off) - 1;
 	if (unlikely(idx >= BC_CLASSES)) {
-		free_large(t, p);
+		if (mode)
+			free_slow(p);
+		else
+			free_large(t, p);
 		return;
 	}
-	if (unlikely(bcache_marked(p) || bcache_full(&t->cache, idx))) {
+	if (unlikely(bcache_marked(p) || bcache_full(&t->cache, idx) || mode)) {
 		free_to_cache(t, p, idx);
 		return;
 	}

@@ -12,6 +12,7 @@
 #include "bcache.h"
 #include "gcshim.h"
 #include "objmap.h"
+#include "sites.h"
 #include "thread.h"
 
 /* A freed block waits in the cache: registered, yet free to everyone who
@@ -198,4 +199,21 @@ Test(bcache, cached_bytes_follow_the_cache)
 		     (long)(after_free - before));
 	cr_expect_eq(after_reuse, before);
 	free(p);
+}
+
+/* Once a block was pinned, frees take a slower step that forgets pins,
+ * and still go to the cache: a block reused is not pinned. */
+Test(bcache, pin_is_forgotten_by_a_cached_free)
+{
+	void *p = malloc(40), *q = malloc(40);
+
+	cr_assert(p && q);
+	cr_assert_eq(gcshim_pin(p), 0);
+	cr_assert(sites_pinned((uintptr_t)p));
+	free(p);
+	cr_expect(bcache_holds(p), "the freed block went to the cache");
+	cr_expect(!sites_pinned((uintptr_t)p), "its pin outlived it");
+	free(q);
+	free(q);   /* caught as a double free in this mode too */
+	cr_expect_neq(malloc(40), malloc(40));
 }
