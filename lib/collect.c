@@ -47,6 +47,7 @@ static struct {
 	int64_t total_collected, total_collected_bytes, abandoned;
 	enum roots_mode roots;
 	bool dry;                    /* a leak check: nothing changes */
+	bool unregister;             /* dead blocks leave the object map at once */
 } co = { .busy = ATOMIC_FLAG_INIT };
 
 bool collect_init(void)
@@ -82,12 +83,18 @@ void collect_unlock(void)
 	atomic_flag_clear_explicit(&co.busy, memory_order_release);
 }
 
+/* In a dead block's entry, with its generation: the block was taken out
+ * of the object map while the world was stopped. */
+#define DEAD_UNREGISTERED 4
+
 /* A fixed reservation, filled while the world is stopped.  Beyond it,
  * dead blocks stay for the next collection. */
-static void note_dead(uintptr_t block)
+static bool note_dead(uintptr_t block)
 {
-	if (co.ndead < co.dead_cap)
-		co.dead[co.ndead++] = block;
+	if (co.ndead == co.dead_cap)
+		return false;
+	co.dead[co.ndead++] = block;
+	return true;
 }
 
 static void store_if_changed(uint64_t *w, uint64_t v)
@@ -106,7 +113,7 @@ static void sweep_word(size_t w, int gen, struct collection *c, bool count)
 	uint64_t m = mark[w], a1 = co.age1[w] & live, a2 = co.age2[w] & live;
 	uint64_t eligible = gen >= 2 ? ~0ULL : gen == 1 ? ~a2 : ~a1;
 	uint64_t dead = live & ~m & eligible & ~insp_frozen_word(w);
-	uint64_t surv = live & m & eligible;
+	uint64_t surv = live & m & eligible, gone = 0;
 
 	store_if_changed(&mark[w], 0);
 	if (co.dry) {   /* a leak check: the ages stay as they are */
@@ -124,15 +131,22 @@ static void sweep_word(size_t w, int gen, struct collection *c, bool count)
 	}
 	store_if_changed(&co.age2[w], (a2 | (surv & a1)) & ~dead);
 	store_if_changed(&co.age1[w], (a1 | surv) & ~dead);
-	while (dead) {
+	for (; dead; dead &= dead - 1) {
 		unsigned b = (unsigned)__builtin_ctzll(dead);
-		uintptr_t g = (w << 6) + b;
+		uintptr_t g = (w << 6) + b, p = om.base + (g << OM_GRANULE_LG);
 
-		dead &= dead - 1;
 		/* the block's generation rides in the low bits of its address */
-		note_dead((om.base + (g << OM_GRANULE_LG)) |
-			  ((a2 >> b) & 1 ? 2 : (a1 >> b) & 1));
+		if (!note_dead(p | ((a2 >> b) & 1 ? 2 : (a1 >> b) & 1)))
+			break;
+		if (co.unregister && !sites_pinned(p)) {
+			co.dead[co.ndead - 1] |= DEAD_UNREGISTERED;
+			gone |= 1ULL << b;
+		}
 	}
+	/* one store for the word, not an atomic operation a block: nothing
+	 * else changes the map while the world is stopped */
+	if (gone)
+		atomic_store_explicit(&om.starts[w], live & ~gone, memory_order_relaxed);
 }
 
 /* Counting blocks per generation is only for DEBUG_STATS's summary. */
@@ -168,22 +182,24 @@ static void log_block(const char *what, uintptr_t p, size_t size, int gen)
 	log_msg("gc: %s %p size %zu gen %d site %s: %s", what, (void *)p, size, gen, site, hex);
 }
 
-#define RECLAIM_PREFETCH 16
-
-/* A dead block goes straight back to jemalloc, not through free() and
- * the thread cache, unless a mode asks free() for more (the garbage list,
- * sites, a heap limit...).  Counted as the collecting thread's free. */
+/* A dead block, unregistered while the world was stopped, goes straight
+ * back to jemalloc; it was neither frozen, pinned nor in the garbage list,
+ * or it would not be dead.  Counted as the collecting thread's free. */
 static void release(uintptr_t p, size_t size, struct thread_rec *t)
 {
-	if (gc_mode_now() || !t) {
-		free((void *)p);
-		return;
-	}
-	if (!om_remove((void *)p))
-		return;
+	unsigned mode = gc_mode_now();
+
+	if (size > SC_SMALL_MAX)
+		om_clear_cont(p - om.base, 0, size);
+	if (mode & MODE_SITES)
+		sites_forget((void *)p);
 	heap_free_sized((void *)p, size);
-	tc_add(&t->frees, 1);
-	tc_add(&t->bytes_freed, (int64_t)size);
+	if (mode & MODE_LIMITED)
+		gc_unreserve(size);
+	if (t) {
+		tc_add(&t->frees, 1);
+		tc_add(&t->bytes_freed, (int64_t)size);
+	}
 }
 
 /* After the world resumed: free the dead blocks, or keep them. */
@@ -195,15 +211,14 @@ static void reclaim(struct collection *c, bool save)
 	for (size_t i = 0; i < co.ndead; i++) {
 		uintptr_t p = co.dead[i] & ~(uintptr_t)7;
 		int gen = (int)(co.dead[i] & 3);
-		size_t size = om_usable((void *)p);
+		bool ours = co.dead[i] & DEAD_UNREGISTERED;
+		size_t size = ours ? om_size_at(p - om.base) : om_usable((void *)p);
 
-		/* bcache_holds() reads the first word of each */
-		if (i + RECLAIM_PREFETCH < co.ndead)
-			__builtin_prefetch((const void *)(co.dead[i + RECLAIM_PREFETCH] & ~(uintptr_t)7));
-
-		if (!size || bcache_holds((void *)p))
-			continue;   /* freed meanwhile through a disguised pointer */
-		if (sites_pinned(p)) {   /* gcshim_pin: uncollectable, kept */
+		/* A block left registered may have been freed since, through a
+		 * disguised pointer: then it waits in a cache, or is gone. */
+		if (!ours && (!size || bcache_holds((void *)p)))
+			continue;
+		if (!ours && sites_pinned(p)) {   /* gcshim_pin: uncollectable, kept */
 			c->uncollectable++;
 			if (debug & GCSHIM_DEBUG_UNCOLLECTABLE)
 				log_block("uncollectable", p, size, gen);
@@ -218,8 +233,10 @@ static void reclaim(struct collection *c, bool save)
 		if (save) {
 			garbage_add(p, co.number);
 			gc_set_mode(MODE_GARBAGE, true);
-		} else {
+		} else if (ours) {
 			release(p, size, t);
+		} else {
+			free((void *)p);   /* unpinned since */
 		}
 	}
 	if (t)
@@ -343,8 +360,10 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	save = save || gc_verify || (debug & GCSHIM_DEBUG_SAVEALL);
 	pagemap = open_pagemap();
 	roots_prepare();
+	co.unregister = !save;
 	ok = pagemap >= 0 && kroots_complete() &&
 	     stopped_phase(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS);
+	co.unregister = false;
 	if (pagemap >= 0)
 		os_close(pagemap);
 	mark_release();
