@@ -33,8 +33,10 @@ static struct {
 	struct site *slots;
 	uintptr_t *pool;
 	_Atomic size_t pool_top;
-	_Atomic uint32_t *of_block;         /* one per heap granule: site index + 1 */
-	_Atomic uint64_t *recorded;         /* one bit per heap granule: of_block is valid */
+	/* One per heap granule: the site index + 1 of the block starting
+	 * there, 0 for none.  Only the block's owner writes its entry: plain
+	 * stores, no atomic operation on the allocation path. */
+	_Atomic uint32_t *of_block;
 	_Atomic(_Atomic uint64_t *) pins;   /* one bit per heap granule */
 	uintptr_t code_lo[MAX_CODE], code_hi[MAX_CODE];
 	int ncode;
@@ -120,8 +122,7 @@ void sites_init(void)
 	st.slots = os_map(SITE_SLOTS * sizeof(*st.slots));
 	st.pool = os_map(POOL_WORDS * sizeof(*st.pool));
 	st.of_block = os_map((om.size >> OM_GRANULE_LG) * sizeof(*st.of_block));
-	st.recorded = os_map(om.size >> (OM_GRANULE_LG + 3));
-	if (!st.slots || !st.pool || !st.of_block || !st.recorded) {
+	if (!st.slots || !st.pool || !st.of_block) {
 		log_msg("allocation sites: no memory for the tables; backtraces are off");
 		return;
 	}
@@ -221,12 +222,9 @@ static void record(void *p)
 	if (n == 0)
 		return;
 	id = intern(f, n);
-	if (id) {
-		uintptr_t g = ((uintptr_t)p - om.base) >> OM_GRANULE_LG;
-
-		atomic_store_explicit(&st.of_block[g], id, memory_order_relaxed);
-		atomic_fetch_or_explicit(&st.recorded[g >> 6], 1ULL << (g & 63), memory_order_release);
-	}
+	if (id)
+		atomic_store_explicit(&st.of_block[((uintptr_t)p - om.base) >> OM_GRANULE_LG], id,
+				      memory_order_release);
 }
 
 /* Every sample-th allocation of each thread; none from inside libunwind
@@ -248,9 +246,10 @@ void sites_forget(void *p)
 	uintptr_t g = ((uintptr_t)p - om.base) >> OM_GRANULE_LG;
 	_Atomic uint64_t *pins = atomic_load_explicit(&st.pins, memory_order_acquire);
 
-	/* the bitmap is 32 times denser than the table: only it is touched */
-	if (st.recorded && (atomic_load_explicit(&st.recorded[g >> 6], memory_order_relaxed) >> (g & 63)) & 1)
-		atomic_fetch_and_explicit(&st.recorded[g >> 6], ~(1ULL << (g & 63)), memory_order_relaxed);
+	/* written only when set: entries of blocks never sampled stay
+	 * untouched pages */
+	if (st.of_block && atomic_load_explicit(&st.of_block[g], memory_order_relaxed))
+		atomic_store_explicit(&st.of_block[g], 0, memory_order_relaxed);
 	if (pins && (atomic_load_explicit(&pins[g >> 6], memory_order_relaxed) >> (g & 63)) & 1)
 		atomic_fetch_and_explicit(&pins[g >> 6], ~(1ULL << (g & 63)), memory_order_relaxed);
 }
@@ -259,10 +258,9 @@ uint32_t sites_of(uintptr_t p)
 {
 	uintptr_t g = (p - om.base) >> OM_GRANULE_LG;
 
-	if (!st.recorded || !om_in_heap((void *)p) ||
-	    !((atomic_load_explicit(&st.recorded[g >> 6], memory_order_acquire) >> (g & 63)) & 1))
+	if (!st.of_block || !om_in_heap((void *)p))
 		return 0;
-	return atomic_load_explicit(&st.of_block[g], memory_order_relaxed);
+	return atomic_load_explicit(&st.of_block[g], memory_order_acquire);
 }
 
 size_t sites_frames(uint32_t site, const uintptr_t **frames)
