@@ -100,11 +100,22 @@ bool bcache_refill(struct bcache *c, unsigned idx)
 	return take != 0;
 }
 
-/* Unregisters a cached block and gives it back to jemalloc. */
-static void release_block(void *p, unsigned idx)
+/* Blocks leave a cache for jemalloc in three steps, each safe to stop
+ * after: they are unregistered (a hidden block is only one still
+ * registered), the cache lets go of them, and only then does jemalloc get
+ * them back, when no cache names them any more: were jemalloc to hand one
+ * to another thread first, hiding the stale slot would hide a live block. */
+static void unregister(void *const *s, unsigned n, void **out, unsigned *nout)
 {
-	if (om_remove(p))
-		heap_free_sized(p, sc_sizes[idx]);
+	for (unsigned i = 0; i < n; i++)
+		if (om_remove(s[i]))
+			out[(*nout)++] = s[i];
+}
+
+static void release(void *const *out, unsigned n, unsigned idx)
+{
+	for (unsigned i = 0; i < n; i++)
+		heap_free_sized(out[i], sc_sizes[idx]);
 }
 
 /* A full class gives its older half away, to the depot if it has room,
@@ -113,24 +124,28 @@ static void release_block(void *p, unsigned idx)
  * do not overlap and the move never has a block in no slot at all. */
 void bcache_overflow(struct bcache *c, unsigned idx)
 {
-	unsigned n = c->count[idx], half = n / 2;
-	void **s = c->slot[idx];
+	unsigned n = c->count[idx], half = n / 2, nout = 0;
+	void **s = c->slot[idx], *out[BC_SLOTS / 2];
 
-	if (!depot_put(idx, s, half)) {
-		for (unsigned i = 0; i < half; i++)
-			release_block(s[i], idx);
-	}
+	if (!depot_put(idx, s, half))
+		unregister(s, half, out, &nout);
 	memcpy(s, s + half, (n - half) * sizeof(*s));
 	atomic_signal_fence(memory_order_seq_cst);
 	c->count[idx] = (uint8_t)(n - half);
+	atomic_signal_fence(memory_order_seq_cst);
+	release(out, nout, idx);
 }
 
 void bcache_drain(struct bcache *c)
 {
 	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
-		for (unsigned i = 0; i < c->count[idx]; i++)
-			release_block(c->slot[idx][i], idx);
+		void *out[BC_SLOTS];
+		unsigned nout = 0;
+
+		unregister(c->slot[idx], c->count[idx], out, &nout);
 		c->count[idx] = 0;
+		atomic_signal_fence(memory_order_seq_cst);
+		release(out, nout, idx);
 	}
 }
 
@@ -140,15 +155,16 @@ void bcache_drain_depots(void)
 {
 	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
 		struct depot *d = &depot[idx];
-		unsigned have;
+		void *out[DEPOT_SLOTS];
+		unsigned nout = 0;
 
 		if (!depot_enter(d))
 			continue;
-		have = atomic_load_explicit(&d->count, memory_order_relaxed);
-		for (unsigned i = 0; i < have; i++)
-			release_block(d->slot[i], idx);
+		unregister(d->slot, atomic_load_explicit(&d->count, memory_order_relaxed),
+			   out, &nout);
 		atomic_store_explicit(&d->count, 0, memory_order_relaxed);
 		depot_leave(d);
+		release(out, nout, idx);
 	}
 }
 
