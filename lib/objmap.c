@@ -11,7 +11,7 @@ void sc_init(void)
 	for (unsigned i = 0; i < 256; i++)
 		sc_sizes[i] = i <= sc_index(SC_MAX) ? sc_size(i) : 0;
 	for (size_t i = 0; i <= SC_TABLE_MAX / 8; i++) {
-		size_t u = sc_usable(i ? i * 8 : 1);
+		size_t u = sc_usable(sc_request(i * 8));
 
 		sc_table[i] = (struct sc_entry){ (uint16_t)u, (uint8_t)sc_index(u) };
 	}

@@ -59,7 +59,7 @@ static void *heap_make(size_t n, size_t align, bool zero, size_t *u)
 static void *alloc_slow(size_t n, size_t align, bool zero)
 {
 	struct thread_rec *t = thread_or_init();
-	size_t u = align ? 0 : sc_usable(n);
+	size_t u = 0;
 	bool reserved = false;
 	void *p;
 
@@ -69,6 +69,10 @@ static void *alloc_slow(size_t n, size_t align, bool zero)
 	}
 	if (n > SC_MAX)
 		return fail_enomem();
+	if (!align) {
+		n = sc_request(n);
+		u = sc_usable(n);
+	}
 	if (gc_limited()) {
 		size_t need = align ? heap_usable_for(n, align) : u;
 
@@ -126,7 +130,7 @@ static __attribute__((noinline)) void *alloc_refill(size_t n, bool zero)
 		p = alloc_finish(t, bcache_pop(&t->cache, e.index), e);
 		return zero ? memset(p, 0, n) : p;
 	}
-	p = zero ? gsje_calloc(1, n) : gsje_malloc(n);
+	p = zero ? gsje_calloc(1, e.size) : gsje_malloc(e.size);
 	if (unlikely(!om_in_heap(p)))
 		return alloc_rescue(p, n, zero);
 	om_insert_small(p, e.index);
@@ -376,7 +380,7 @@ static bool resize_in_place(struct thread_rec *t, void *p, size_t old, size_t n,
 static void *realloc_live(void *p, size_t old, size_t n)
 {
 	struct thread_rec *t = thread_or_init();
-	size_t want = sc_usable(n);
+	size_t want = sc_usable(sc_request(n));
 	void *q;
 
 	if (unlikely(!t))

@@ -18,7 +18,8 @@ static inline unsigned sc_lg_floor(size_t x)
 #define SC_TABLE_MAX 4096
 
 /* Classes of requests up to SC_TABLE_MAX by (n + 7) / 8: one load on the
- * fast path instead of the arithmetic below.  Filled by sc_init(). */
+ * fast path instead of the arithmetic below, sc_request() included.
+ * Filled by sc_init(). */
 struct sc_entry {
 	uint16_t size;
 	uint8_t index;
@@ -39,6 +40,18 @@ static inline size_t sc_usable(size_t n)
 		return (n + 15) & ~(size_t)15;
 	delta = (size_t)1 << (sc_lg_floor(n - 1) - 2);
 	return (n + delta - 1) & ~(delta - 1);
+}
+
+/* The shim asks jemalloc for at least 9 bytes, so its smallest block is
+ * 16 bytes, not 8.  A C++ array of a type with a destructor starts with an
+ * 8-byte count: new T[0] is a block of 8 bytes whose only pointer, the
+ * array, points just past its end, where in a slab the next block starts.
+ * In a 16-byte block that pointer is inside, and keeps it alive. */
+#define SC_MIN_REQUEST 9
+
+static inline size_t sc_request(size_t n)
+{
+	return n < SC_MIN_REQUEST ? SC_MIN_REQUEST : n;
 }
 
 /* Class index of a usable size: 0 for 8, 1..8 up to 128, then 4 a group. */

@@ -151,6 +151,30 @@ static void modes(const char *mode, const char *const env[], int want_rc)
 		cr_expect_eq(count(out, "FAILED"), 0, "%s", out);
 }
 
+/* new T[0]: a block held only by a pointer just past its end, where the
+ * next block starts, in verify mode and freeing. */
+static void cookie(const char *verify)
+{
+	static char out[OUT_MAX];
+	const char *env[] = { verify, NULL };
+	char *argv[] = { path_in_build("tests/fixtures/gc_cookie"), NULL };
+	int rc = run(argv, env, true, NULL, out, sizeof(out));
+
+	cr_expect_eq(rc, 0, "gc_cookie exited %d:\n%s", rc, out);
+	cr_expect(strstr(out, "next block right behind the count: yes"),
+		  "the layout the test needs did not happen:\n%s", out);
+}
+
+Test(collect, empty_cxx_array_kept_in_verify_mode)
+{
+	cookie("GCSHIM_VERIFY=1");
+}
+
+Test(collect, empty_cxx_array_kept_when_freeing)
+{
+	cookie("GCSHIM_VERIFY=0");
+}
+
 Test(collect, rss_falls_after_a_collection)
 {
 	modes("rss", NULL, 0);

@@ -66,7 +66,7 @@ Test(accounting, malloc_free_exact)
 		c = snap();
 
 		cr_assert_not_null(p);
-		cr_expect_eq(u, sc_usable(n), "malloc(%zu): usable %zu", n, u);
+		cr_expect_eq(u, sc_usable(sc_request(n)), "malloc(%zu): usable %zu", n, u);
 		cr_expect_eq(m1 - m0, (int64_t)u, "malloc(%zu): mem_alloc rose by %lld, usable %zu",
 			     n, (long long)(m1 - m0), u);
 		cr_expect_eq(m2, m0, "free after malloc(%zu): mem_alloc %+lld", n,
@@ -185,7 +185,7 @@ Test(accounting, realloc_grow_and_shrink)
 		for (size_t k = 0; k < (from < to ? from : to); k++)
 			intact &= q[k] == 0x5c;
 		cr_expect(intact, "realloc %zu -> %zu lost contents", from, to);
-		cr_expect_eq(u1, sc_usable(to));
+		cr_expect_eq(u1, sc_usable(sc_request(to)));
 		cr_expect_eq(m1 - m0, (int64_t)u1 - (int64_t)u0,
 			     "realloc %zu -> %zu: mem_alloc %+lld, usable %zu -> %zu", from, to,
 			     (long long)(m1 - m0), u0, u1);
@@ -652,7 +652,7 @@ Test(threads, cross_thread_frees_balance)
 	int64_t bytes = 0;
 	for (int id = 0; id < NTHREADS; id++)
 		for (int i = 0; i < PER_THREAD; i++)
-			bytes += (int64_t)sc_usable((size_t)(i % 700) * 8 + (i % 97 == 0 ? 40000 : 1));
+			bytes += (int64_t)sc_usable(sc_request((size_t)(i % 700) * 8 + (i % 97 == 0 ? 40000 : 1)));
 
 	cr_expect_eq(mid.allocations - a.allocations, NTHREADS * PER_THREAD);
 	cr_expect_eq(mid.live_blocks - a.live_blocks, NTHREADS * PER_THREAD);

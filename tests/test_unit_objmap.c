@@ -77,8 +77,8 @@ Test(objmap_live, usable_and_interior_pointers)
 		u = om_usable(p);
 		cr_expect_eq(u, malloc_usable_size(p), "%s: om_usable %zu, malloc_usable_size %zu",
 			     what, u, malloc_usable_size(p));
-		cr_expect_eq(u, sc_usable(n), "%s: om_usable %zu, sc_usable %zu", what, u,
-			     sc_usable(n));
+		cr_expect_eq(u, sc_usable(sc_request(n)), "%s: om_usable %zu, sc_usable %zu", what, u,
+			     sc_usable(sc_request(n)));
 		cr_expect_eq(u, gsje_sallocx(p, 0), "%s: om_usable %zu, jemalloc says %zu", what,
 			     u, gsje_sallocx(p, 0));
 		memset(p, 0xab, u); /* the whole usable size is ours */
@@ -121,7 +121,7 @@ Test(objmap_live, slab_neighbours)
 	for (size_t j = 0; j < sizeof(nsz) / sizeof(*nsz); j++) {
 		enum { N = 64 };
 		char *b[N];
-		size_t u = sc_usable(nsz[j]);
+		size_t u = sc_usable(sc_request(nsz[j]));
 		char what[48];
 
 		for (int i = 0; i < N; i++)
