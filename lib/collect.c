@@ -184,17 +184,14 @@ static void log_block(const char *what, uintptr_t p, size_t size, int gen)
 
 /* A dead block, unregistered while the world was stopped, goes straight
  * back to jemalloc; it was neither frozen, pinned nor in the garbage list,
- * or it would not be dead.  Counted as the collecting thread's free. */
+ * or it would not be dead, and its site entry is overwritten by the next
+ * block there.  Counted as the collecting thread's free. */
 static void release(uintptr_t p, size_t size, struct thread_rec *t)
 {
-	unsigned mode = gc_mode_now();
-
 	if (size > SC_SMALL_MAX)
 		om_clear_cont(p - om.base, 0, size);
-	if (mode & MODE_SITES)
-		sites_forget((void *)p);
 	heap_free_sized((void *)p, size);
-	if (mode & MODE_LIMITED)
+	if (gc_limited())
 		gc_unreserve(size);
 	if (t) {
 		tc_add(&t->frees, 1);

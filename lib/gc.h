@@ -36,9 +36,11 @@ struct gc_state {
 /* allocation sites and pins (sites.c) */
 #define MODE_SITES 8u      /* backtraces: allocations call sites_alloc */
 #define MODE_PINNED 16u    /* blocks were pinned: frees clear their pin */
-/* The modes under which free() still keeps small blocks in the thread's
- * cache, after clearing their site and pin. */
-#define MODE_CACHED_SLOW (MODE_SITES | MODE_PINNED)
+/* What free() does under each mode: nothing more for sites (the next
+ * block at an address overwrites its site entry); for pins, a slower step
+ * before the thread cache; for the rest, the slow path. */
+#define MODE_FREE_FAST MODE_SITES
+#define MODE_FREE_CACHED MODE_PINNED
 
 extern struct gc_state gc;
 extern _Atomic unsigned gc_mode;

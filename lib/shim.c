@@ -225,8 +225,8 @@ static __attribute__((noinline)) void free_slow(void *p)
 	}
 	if (gc_mode_now() & MODE_GARBAGE)
 		garbage_check_free(p, om_usable(p));
-	if ((gc_mode_now() & (MODE_SITES | MODE_PINNED)) && om_usable(p))
-		sites_forget(p);
+	if (gc_mode_now() & MODE_PINNED)
+		sites_unpin_freed(p);
 	u = om_remove(p);
 	if (unlikely(!u)) {
 		free_stranger(p);
@@ -263,16 +263,16 @@ static __attribute__((noinline)) void free_large(struct thread_rec *t, void *p)
 }
 
 /* A small block whose class is full, that carries the cache's key
- * (perhaps it is in a cache already: a double free), or whose site or pin
- * is to be forgotten. */
+ * (perhaps it is in a cache already: a double free), or whose pin is to
+ * be dropped. */
 static __attribute__((noinline)) void free_to_cache(struct thread_rec *t, void *p, unsigned idx)
 {
 	if (bcache_marked(p) && bcache_holds(p)) {
 		free_stranger(p);
 		return;
 	}
-	if (gc_mode_now() & MODE_CACHED_SLOW)
-		sites_forget(p);
+	if (gc_mode_now() & MODE_FREE_CACHED)
+		sites_unpin_freed(p);
 	bcache_push(&t->cache, idx, p);
 	gc_account_free(t, sc_sizes[idx]);
 }
@@ -291,7 +291,8 @@ EXPORT void free(void *p)
 		free_outside(p);
 		return;
 	}
-	if (unlikely((mode & ~MODE_CACHED_SLOW) || !t)) {
+	mode &= ~MODE_FREE_FAST;
+	if (unlikely((mode & ~MODE_FREE_CACHED) || !t)) {
 		free_slow(p);
 		return;
 	}

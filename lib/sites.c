@@ -205,6 +205,18 @@ static uint32_t intern(const uintptr_t *f, int n)
 	return 0;
 }
 
+/* Every allocation sets its block's entry: the site, or 0 when it is not
+ * sampled, so a freed block's entry needs no clearing on the free path
+ * (the next block there overwrites it).  An entry already 0 is not
+ * written: pages of blocks never sampled stay untouched. */
+static void no_site(void *p)
+{
+	_Atomic uint32_t *e = &st.of_block[((uintptr_t)p - om.base) >> OM_GRANULE_LG];
+
+	if (atomic_load_explicit(e, memory_order_relaxed))
+		atomic_store_explicit(e, 0, memory_order_relaxed);
+}
+
 static void record(void *p)
 {
 	void *raw[SITES_MAX_DEPTH + EXTRA_FRAMES];
@@ -219,37 +231,35 @@ static void record(void *p)
 		skip++;
 	for (; skip + n < got && n < st.depth; n++)
 		f[n] = (uintptr_t)raw[skip + n];
-	if (n == 0)
+	if (n == 0) {
+		no_site(p);
 		return;
+	}
 	id = intern(f, n);
-	if (id)
-		atomic_store_explicit(&st.of_block[((uintptr_t)p - om.base) >> OM_GRANULE_LG], id,
-				      memory_order_release);
+	atomic_store_explicit(&st.of_block[((uintptr_t)p - om.base) >> OM_GRANULE_LG], id,
+			      memory_order_release);
 }
 
 /* Every sample-th allocation of each thread; none from inside libunwind
  * (which may allocate) or from a signal handler that interrupted it. */
 void sites_alloc(void *p)
 {
-	if (!st.depth || capturing)
+	if (!st.depth)
 		return;
-	if (countdown > 1) {
-		countdown--;
+	if (capturing || countdown > 1) {
+		countdown -= !capturing;
+		no_site(p);
 		return;
 	}
 	countdown = st.sample;
 	record(p);
 }
 
-void sites_forget(void *p)
+void sites_unpin_freed(void *p)
 {
 	uintptr_t g = ((uintptr_t)p - om.base) >> OM_GRANULE_LG;
 	_Atomic uint64_t *pins = atomic_load_explicit(&st.pins, memory_order_acquire);
 
-	/* written only when set: entries of blocks never sampled stay
-	 * untouched pages */
-	if (st.of_block && atomic_load_explicit(&st.of_block[g], memory_order_relaxed))
-		atomic_store_explicit(&st.of_block[g], 0, memory_order_relaxed);
 	if (pins && (atomic_load_explicit(&pins[g >> 6], memory_order_relaxed) >> (g & 63)) & 1)
 		atomic_fetch_and_explicit(&pins[g >> 6], ~(1ULL << (g & 63)), memory_order_relaxed);
 }

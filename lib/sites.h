@@ -23,8 +23,9 @@ void sites_init(void);
 /* After a sampled allocation of the block at p (MODE_SITES is set). */
 void sites_alloc(void *p);
 
-/* Before the block at p is released (MODE_SITES or MODE_PINNED is set). */
-void sites_forget(void *p);
+/* Before the block at p is released, once blocks were pinned
+ * (MODE_PINNED): its pin goes. */
+void sites_unpin_freed(void *p);
 
 /* The site of the block at p: 0 when none was recorded. */
 uint32_t sites_of(uintptr_t p);
