@@ -210,23 +210,53 @@ bool bcache_holds(const void *p)
 	return false;
 }
 
-/* Calls fn for every block in a cache or depot, while the owners run: a
- * block may be taken meanwhile, so fn must be harmless on a live one. */
-void bcache_each(void (*fn)(void *p))
+/* Calls fn on every array of cached blocks, each thread's classes and then
+ * the depots, with its index, its count and its hidden-slot mask.  Counts
+ * read while their owners run are never above the arrays' sizes. */
+typedef void slots_fn(void **s, unsigned n, uint64_t *hid, unsigned idx, void *arg);
+
+static void each_array(slots_fn *fn, void *arg)
 {
 	for (struct thread_rec *r = thread_first(); r; r = r->next)
 		for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
 			unsigned n = r->cache.count[idx];
 
-			for (unsigned i = 0; i < n && i < BC_SLOTS; i++)
-				fn(r->cache.slot[idx][i]);
+			fn(r->cache.slot[idx], n < BC_SLOTS ? n : BC_SLOTS, &r->cache.hid[idx],
+			   idx, arg);
 		}
 	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
-		unsigned n = atomic_load(&depot[idx].count);
+		unsigned n = atomic_load_explicit(&depot[idx].count, memory_order_relaxed);
 
-		for (unsigned i = 0; i < n && i < DEPOT_SLOTS; i++)
-			fn(depot[idx].slot[i]);
+		fn(depot[idx].slot, n < DEPOT_SLOTS ? n : DEPOT_SLOTS, depot[idx].hid, idx, arg);
 	}
+}
+
+struct each_block {
+	void (*fn)(void *p);
+};
+
+static void call_each(void **s, unsigned n, uint64_t *hid, unsigned idx, void *arg)
+{
+	const struct each_block *e = arg;
+
+	(void)hid, (void)idx;
+	for (unsigned i = 0; i < n; i++)
+		e->fn(s[i]);
+}
+
+/* Calls fn for every block in a cache or depot, while the owners run: a
+ * block may be taken meanwhile, so fn must be harmless on a live one. */
+void bcache_each(void (*fn)(void *p))
+{
+	struct each_block e = { fn };
+
+	each_array(call_each, &e);
+}
+
+static void add_bytes(void **s, unsigned n, uint64_t *hid, unsigned idx, void *arg)
+{
+	(void)s, (void)hid;
+	*(size_t *)arg += n * sc_sizes[idx];
 }
 
 /* Bytes of the blocks in caches and depots, read while their owners run. */
@@ -234,11 +264,7 @@ size_t bcache_bytes(void)
 {
 	size_t n = 0;
 
-	for (struct thread_rec *r = thread_first(); r; r = r->next)
-		for (unsigned idx = 0; idx < BC_CLASSES; idx++)
-			n += r->cache.count[idx] * sc_sizes[idx];
-	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
-		n += atomic_load(&depot[idx].count) * sc_sizes[idx];
+	each_array(add_bytes, &n);
 	return n;
 }
 
@@ -252,30 +278,27 @@ size_t bcache_bytes(void)
 
 static bool hide_block(void *p)
 {
-	uintptr_t off = (uintptr_t)p - om.base, g = off >> OM_GRANULE_LG;
-	uint64_t bit = 1ULL << (g & 63);
+	uintptr_t off = (uintptr_t)p - om.base;
 
-	if (off >= om.size || (off & ((1UL << OM_GRANULE_LG) - 1)))
-		return false;
-	return atomic_fetch_and_explicit(&om.starts[g >> 6], ~bit, memory_order_relaxed) & bit;
+	return off < om.size && om_clear_start(off);
 }
 
 static void unhide_block(void *p)
 {
-	uintptr_t g = ((uintptr_t)p - om.base) >> OM_GRANULE_LG;
-
-	atomic_fetch_or_explicit(&om.starts[g >> 6], 1ULL << (g & 63), memory_order_relaxed);
+	om_set_start((uintptr_t)p - om.base);
 }
 
-static void hide_slots(void *const *s, unsigned n, uint64_t *hid)
+static void hide_slots(void **s, unsigned n, uint64_t *hid, unsigned idx, void *arg)
 {
+	(void)idx, (void)arg;
 	for (unsigned i = 0; i < n; i++)
 		if (hide_block(s[i]))
 			hid[i / 64] |= 1ULL << (i % 64);
 }
 
-static void unhide_slots(void *const *s, unsigned n, uint64_t *hid)
+static void unhide_slots(void **s, unsigned n, uint64_t *hid, unsigned idx, void *arg)
 {
+	(void)idx, (void)arg;
 	for (unsigned w = 0; w < (n + 63) / 64; w++) {
 		for (uint64_t m = hid[w]; m; m &= m - 1)
 			unhide_block(s[w * 64 + (unsigned)__builtin_ctzll(m)]);
@@ -288,29 +311,20 @@ static void unhide_slots(void *const *s, unsigned n, uint64_t *hid)
 void bcache_hide(void)
 {
 	for (struct thread_rec *r = thread_first(); r; r = r->next) {
-		struct bcache *c = &r->cache;
-		void *f = atomic_load_explicit(&c->freeing, memory_order_relaxed);
+		void *f = atomic_load_explicit(&r->cache.freeing, memory_order_relaxed);
 
-		c->hid_freeing = f && hide_block(f);
-		for (unsigned idx = 0; idx < BC_CLASSES; idx++)
-			hide_slots(c->slot[idx], c->count[idx], &c->hid[idx]);
+		r->cache.hid_freeing = f && hide_block(f);
 	}
-	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
-		hide_slots(depot[idx].slot, atomic_load(&depot[idx].count), depot[idx].hid);
+	each_array(hide_slots, NULL);
 }
 
 /* Before the world resumes: the hidden blocks are registered again. */
 void bcache_unhide(void)
 {
 	for (struct thread_rec *r = thread_first(); r; r = r->next) {
-		struct bcache *c = &r->cache;
-
-		if (c->hid_freeing)
-			unhide_block(atomic_load_explicit(&c->freeing, memory_order_relaxed));
-		c->hid_freeing = false;
-		for (unsigned idx = 0; idx < BC_CLASSES; idx++)
-			unhide_slots(c->slot[idx], c->count[idx], &c->hid[idx]);
+		if (r->cache.hid_freeing)
+			unhide_block(atomic_load_explicit(&r->cache.freeing, memory_order_relaxed));
+		r->cache.hid_freeing = false;
 	}
-	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
-		unhide_slots(depot[idx].slot, atomic_load(&depot[idx].count), depot[idx].hid);
+	each_array(unhide_slots, NULL);
 }

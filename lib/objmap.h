@@ -72,16 +72,23 @@ static inline void om_clear_cont(uintptr_t off, size_t from, size_t usable)
 		atomic_store_explicit(&om.pages[q], 0, memory_order_relaxed);
 }
 
+/* Sets the start bit of the block at heap offset off. */
+static inline void om_set_start(uintptr_t off)
+{
+	uintptr_t g = off >> OM_GRANULE_LG;
+
+	atomic_fetch_or_explicit(&om.starts[g >> 6], 1ULL << (g & 63),
+				 memory_order_release);
+}
+
 /* Pages first, then the start bit: a block is never visible with the size
  * of whatever used its page before. */
 static inline void om_insert_idx(void *p, size_t usable, unsigned idx)
 {
 	uintptr_t off = (uintptr_t)p - om.base;
-	uintptr_t g = off >> OM_GRANULE_LG;
 
 	om_set_pages_idx(off, usable, idx);
-	atomic_fetch_or_explicit(&om.starts[g >> 6], 1ULL << (g & 63),
-				 memory_order_release);
+	om_set_start(off);
 }
 
 static inline size_t om_size_at(uintptr_t off)
@@ -105,13 +112,11 @@ static inline bool om_is_start(uintptr_t off)
 static inline void om_insert_small(void *p, unsigned idx)
 {
 	uintptr_t off = (uintptr_t)p - om.base;
-	uintptr_t g = off >> OM_GRANULE_LG;
 	_Atomic uint32_t *pe = &om.pages[off >> OM_PAGE_LG];
 
 	if (atomic_load_explicit(pe, memory_order_relaxed) != idx + 1)
 		atomic_store_explicit(pe, idx + 1, memory_order_relaxed);
-	atomic_fetch_or_explicit(&om.starts[g >> 6], 1ULL << (g & 63),
-				 memory_order_release);
+	om_set_start(off);
 }
 
 static inline void om_insert(void *p, size_t usable)

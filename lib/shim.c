@@ -267,7 +267,7 @@ static __attribute__((noinline)) void free_large(struct thread_rec *t, void *p)
  * be dropped. */
 static __attribute__((noinline)) void free_to_cache(struct thread_rec *t, void *p, unsigned idx)
 {
-	if (bcache_marked(p) && bcache_holds(p)) {
+	if (bcache_holds(p)) {
 		free_stranger(p);
 		return;
 	}
