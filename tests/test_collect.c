@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "support.h"
+
 #define OUT_MAX (1 << 20)
 
 static char dir[64];
@@ -29,23 +31,6 @@ static void remove_dir(void)
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	system(cmd);
-}
-
-static const char *env_or(const char *name, const char *fallback)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? v : fallback;
-}
-
-static char *path_in_build(const char *rel)
-{
-	static char buf[8][512];
-	static int next;
-	char *p = buf[next++ % 8];
-
-	snprintf(p, 512, "%s/%s", env_or("top_builddir", "."), rel);
-	return p;
 }
 
 /* Runs argv with the shim preloaded (unless preload is false) and extra
@@ -115,11 +100,11 @@ static void corpus(const char *mode, const char *extra)
 	static char out[OUT_MAX];
 	char plugin[512];
 	const char *env[] = { plugin, extra, NULL };
-	char *argv[] = { path_in_build("tests/fixtures/gc_corpus"), (char *)mode, NULL };
+	char *argv[] = { build_path("tests/fixtures/gc_corpus"), (char *)mode, NULL };
 	int rc;
 
 	snprintf(plugin, sizeof(plugin), "GC_PLUGIN=%s",
-		 path_in_build("tests/fixtures/.libs/libgcplugin.so"));
+		 build_path("tests/fixtures/.libs/libgcplugin.so"));
 	rc = run(argv, env, true, NULL, out, sizeof(out));
 	cr_expect_eq(rc, 0, "gc_corpus %s:\n%s", mode, out);
 	cr_expect(strstr(out, "wrong 0"), "%s", out);
@@ -143,7 +128,7 @@ Test(collect, corpus_with_minimal_roots)
 static void modes(const char *mode, const char *const env[], int want_rc)
 {
 	static char out[OUT_MAX];
-	char *argv[] = { path_in_build("tests/fixtures/gc_modes"), (char *)mode, NULL };
+	char *argv[] = { build_path("tests/fixtures/gc_modes"), (char *)mode, NULL };
 	int rc = run(argv, env, true, NULL, out, sizeof(out));
 
 	cr_expect_eq(rc, want_rc, "gc_modes %s exited %d:\n%s", mode, rc, out);
@@ -157,7 +142,7 @@ static void cookie(const char *verify)
 {
 	static char out[OUT_MAX];
 	const char *env[] = { verify, NULL };
-	char *argv[] = { path_in_build("tests/fixtures/gc_cookie"), NULL };
+	char *argv[] = { build_path("tests/fixtures/gc_cookie"), NULL };
 	int rc = run(argv, env, true, NULL, out, sizeof(out));
 
 	cr_expect_eq(rc, 0, "gc_cookie exited %d:\n%s", rc, out);
@@ -217,12 +202,14 @@ Test(collect, disabled_collector_fails_at_the_limit)
 	modes("limit", env, 1);
 }
 
-static void forkstress(const char *verify)
+/* A gc_modes mode under a collection every megabyte: many collections,
+ * none of them wrong. */
+static void under_collections(const char *mode, const char *verify)
 {
 	const char *env[] = { "GCSHIM_THRESHOLD=1M", "GCSHIM_DEBUG=stats", verify, NULL };
 	char *log;
 
-	modes("forkstress", env, 0);
+	modes(mode, env, 0);
 	log = read_log();
 	cr_expect_gt(count(log, "gc: collecting generation"), 10, "%.2000s", log);
 	cr_expect_eq(count(log, "false garbage"), 0, "%.2000s", log);
@@ -230,32 +217,22 @@ static void forkstress(const char *verify)
 
 Test(collect, threads_and_forks_under_collections_every_megabyte)
 {
-	forkstress("GCSHIM_VERIFY=0");
+	under_collections("forkstress", "GCSHIM_VERIFY=0");
 }
 
 Test(collect, threads_and_forks_in_verify_mode)
 {
-	forkstress("GCSHIM_VERIFY=1");
-}
-
-static void handoff(const char *verify)
-{
-	const char *env[] = { "GCSHIM_THRESHOLD=1M", "GCSHIM_DEBUG=stats", verify, NULL };
-	char *log;
-
-	modes("handoff", env, 0);
-	log = read_log();
-	cr_expect_eq(count(log, "false garbage"), 0, "%.2000s", log);
+	under_collections("forkstress", "GCSHIM_VERIFY=1");
 }
 
 Test(collect, blocks_handed_between_threads_under_collections)
 {
-	handoff("GCSHIM_VERIFY=0");
+	under_collections("handoff", "GCSHIM_VERIFY=0");
 }
 
 Test(collect, blocks_handed_between_threads_in_verify_mode)
 {
-	handoff("GCSHIM_VERIFY=1");
+	under_collections("handoff", "GCSHIM_VERIFY=1");
 }
 
 /* A real program, once plain and once collecting every megabyte: same

@@ -56,14 +56,6 @@ static int n_strays;
 
 /* ---- set-up ------------------------------------------------------------ */
 
-static const char *build_path(const char *rel, char *buf, size_t cap)
-{
-	const char *top = getenv("top_builddir");
-
-	snprintf(buf, cap, "%s/%s", top && *top ? top : ".", rel);
-	return buf;
-}
-
 static const char *lib_path(void)
 {
 	const char *lib = getenv("GCSHIM_LIB");
@@ -211,16 +203,12 @@ static struct fixture *start_program(uid_t uid, char *const *argv, char *const *
 
 static char *fixture_path(void)
 {
-	static char path[PATH_MAX];
-
-	return (char *)build_path("tests/fixtures/gcctl_mp", path, sizeof(path));
+	return build_path("tests/fixtures/gcctl_mp");
 }
 
 static char *gcctl_path(void)
 {
-	static char path[PATH_MAX];
-
-	return (char *)build_path("gcctl", path, sizeof(path));
+	return build_path("gcctl");
 }
 
 static void socket_path(char *buf, size_t cap, const char *dir, pid_t pid)
@@ -749,7 +737,9 @@ Test(gcctl, stats_after_a_collection)
 
 Test(gcctl, corpus_collected_from_outside)
 {
-	char corpus[PATH_MAX], plugin[PATH_MAX], set_plugin[PATH_MAX + 16], set_dir[PATH_MAX + 32];
+	char *corpus = build_path("tests/fixtures/gc_corpus");
+	char *plugin = build_path("tests/fixtures/.libs/libgcplugin.so");
+	char set_plugin[PATH_MAX + 16], set_dir[PATH_MAX + 32];
 	char set_lib[PATH_MAX + 16], path[PATH_MAX], line[512], wrong[4096] = "";
 	char *argv[] = { corpus, "external", NULL };
 	char *env[] = { set_dir, set_lib, set_plugin, NULL };
@@ -757,8 +747,6 @@ Test(gcctl, corpus_collected_from_outside)
 	int leaked = -1, status;
 	struct json *r;
 
-	build_path("tests/fixtures/gc_corpus", corpus, sizeof(corpus));
-	build_path("tests/fixtures/.libs/libgcplugin.so", plugin, sizeof(plugin));
 	snprintf(set_plugin, sizeof(set_plugin), "GC_PLUGIN=%s", plugin);
 	snprintf(set_dir, sizeof(set_dir), "GCSHIM_SOCKET_DIR=%s", sockdir);
 	snprintf(set_lib, sizeof(set_lib), "LD_PRELOAD=%s", lib_path());

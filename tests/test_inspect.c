@@ -63,17 +63,6 @@ static char *tell(const char *fmt, ...)
 	return line;
 }
 
-static const char *build(const char *rel)
-{
-	static char buf[4][512];
-	static int next;
-	const char *top = getenv("top_builddir");
-	char *p = buf[next++ % 4];
-
-	snprintf(p, 512, "%s/%s", top && *top ? top : ".", rel);
-	return p;
-}
-
 static void start(void)
 {
 	int in[2], out[2];
@@ -93,7 +82,7 @@ static void start(void)
 		setenv("LD_PRELOAD", getenv("GCSHIM_LIB"), 1);
 		setenv("GCSHIM_SOCKET_DIR", sockdir, 1);
 		setenv("GCSHIM_GEN_THRESHOLD", "0", 1);   /* collections only when asked */
-		execl(build("tests/fixtures/insp_heap"), "insp_heap", (char *)NULL);
+		execl(build_path("tests/fixtures/insp_heap"), "insp_heap", (char *)NULL);
 		_exit(127);
 	}
 	close(in[0]);

@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "support.h"
+
 #define OUT_MAX (1 << 20)
 
 static char dir[64], logpath[128], errpath[128];
@@ -33,23 +35,6 @@ static void remove_dir(void)
 }
 
 TestSuite(sites, .init = make_dir, .fini = remove_dir, .timeout = 120);
-
-static const char *env_or(const char *name, const char *fallback)
-{
-	const char *v = getenv(name);
-
-	return v && *v ? v : fallback;
-}
-
-static char *build_path(const char *rel)
-{
-	static char buf[8][512];
-	static int next;
-	char *p = buf[next++ % 8];
-
-	snprintf(p, 512, "%s/%s", env_or("top_builddir", "."), rel);
-	return p;
-}
 
 static char *read_file(const char *path)
 {
@@ -293,16 +278,31 @@ Test(sites, backtraces_off_reports_unknown_sites)
 	cr_expect_eq(count(err, "    #0 "), 0, "%s", err);
 }
 
+/* gcctl's output for VERB on process pid, into out; its exit status. */
+static int gcctl_out(const char *sockdir, int pid, const char *verb, char *out)
+{
+	char cmd[512];
+	FILE *p;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "GCSHIM_SOCKET_DIR=%s %s -p %d %s", sockdir,
+		 build_path("gcctl"), pid, verb);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(out, 1, OUT_MAX - 1, p);
+	out[n] = '\0';
+	return pclose(p);
+}
+
 Test(sites, gcctl_leaks_on_a_live_process)
 {
 	static char report[OUT_MAX];
-	char sockdir[128], var[160], cmd[512];
+	char sockdir[128], var[160];
 	const char *env[] = { "GCSHIM_SOCKET=1", var, "GCSHIM_BACKTRACE=16", NULL };
 	char *argv[] = { build_path("tests/fixtures/site_leaky"), "live", NULL };
 	int fd, in, pid, got = 0;
 	char line[64];
-	FILE *f, *p;
-	size_t n;
+	FILE *f;
 
 	snprintf(sockdir, sizeof(sockdir), "%s/sock", dir);
 	snprintf(var, sizeof(var), "GCSHIM_SOCKET_DIR=%s", sockdir);
@@ -312,34 +312,19 @@ Test(sites, gcctl_leaks_on_a_live_process)
 		;
 	fclose(f);
 	cr_assert(got, "the fixture did not start");
-	snprintf(cmd, sizeof(cmd), "GCSHIM_SOCKET_DIR=%s %s -p %d leaks", sockdir,
-		 build_path("gcctl"), pid);
-	p = popen(cmd, "r");
-	n = fread(report, 1, OUT_MAX - 1, p);
-	report[n] = '\0';
-	cr_expect_eq(pclose(p), 0, "%s", report);
+	cr_expect_eq(gcctl_out(sockdir, pid, "leaks", report), 0, "%s", report);
 	cr_expect(strstr(report, "Direct leak of 672 byte(s) in 3 object(s)"), "%s", report);
 	cr_expect(strstr(report, "Indirect leak of 336 byte(s) in 7 object(s)"), "%s", report);
 	cr_expect(strstr(report, " in leak_alpha "), "%s", report);
 	cr_expect(strstr(report, "site_leaky.c:"), "%s", report);
 	cr_expect(strstr(report, "SUMMARY: gcshim: 1056 byte(s) leaked in 11 allocation(s)."),
 		  "%s", report);
-	snprintf(cmd, sizeof(cmd), "GCSHIM_SOCKET_DIR=%s %s -p %d --json leaks", sockdir,
-		 build_path("gcctl"), pid);
-	p = popen(cmd, "r");
-	n = fread(report, 1, OUT_MAX - 1, p);
-	report[n] = '\0';
-	pclose(p);
+	gcctl_out(sockdir, pid, "--json leaks", report);
 	cr_expect(strstr(report, "\"direct_blocks\":4,\"direct_bytes\":720,"
 			 "\"indirect_blocks\":7,\"indirect_bytes\":336"), "%s", report);
 	cr_expect(strstr(report, "\"frames\":[\"0x"), "%s", report);
 	/* nothing was freed: the same answer twice, and the blocks still live */
-	snprintf(cmd, sizeof(cmd), "GCSHIM_SOCKET_DIR=%s %s -p %d --json stats", sockdir,
-		 build_path("gcctl"), pid);
-	p = popen(cmd, "r");
-	n = fread(report, 1, OUT_MAX - 1, p);
-	report[n] = '\0';
-	pclose(p);
+	gcctl_out(sockdir, pid, "--json stats", report);
 	cr_expect(strstr(report, "\"collected_blocks\":0,"), "%s", report);
 	cr_expect_eq(write(in, "go\n", 3), 3);
 	close(in);
