@@ -8,7 +8,9 @@
 #include <malloc.h>
 #include <stdlib.h>
 
+#include "gc.h"
 #include "shim.h"
+#include "sites.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -43,11 +45,13 @@ static void throw_bad_alloc(void)
 	abort();
 }
 
+static void *new_attempt(size_t n, size_t align);
+
 /* The standard's loop: ask the new-handler for memory until it gives up. */
 static void *new_impl(size_t n, size_t align, int nothrow)
 {
 	for (;;) {
-		void *p = align ? shim_memalign(align, n) : malloc(n);
+		void *p = new_attempt(n, align);
 		new_handler h;
 
 		if (p)
@@ -62,14 +66,40 @@ static void *new_impl(size_t n, size_t align, int nothrow)
 	}
 }
 
-EXPORT void *_Znwm(size_t n) { return new_impl(n, 0, 0); }
-EXPORT void *_Znam(size_t n) { return new_impl(n, 0, 0); }
-EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *t) { (void)t; return new_impl(n, 0, 1); }
-EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *t) { (void)t; return new_impl(n, 0, 1); }
-EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a) { return new_impl(n, a, 0); }
-EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a) { return new_impl(n, a, 0); }
-EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) { (void)t; return new_impl(n, a, 1); }
-EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) { (void)t; return new_impl(n, a, 1); }
+static void *new_attempt(size_t n, size_t align)
+{
+	return align ? shim_memalign(align, n) : malloc(n);
+}
+
+/* With allocation sites on, the first attempt is made between
+ * sites_enter and sites_leave (see alloc_sited in shim.c); the standard's
+ * loop, which may throw, runs after. */
+static __attribute__((noinline)) void *new_sited(size_t n, size_t align, int nothrow)
+{
+	struct site_caller prev;
+	void *p;
+
+	sites_enter(&prev, __builtin_return_address(0), __builtin_frame_address(0));
+	p = new_attempt(n, align);
+	sites_leave(&prev);
+	return p ? p : new_impl(n, align, nothrow);
+}
+
+static inline __attribute__((always_inline)) void *new_entry(size_t n, size_t align, int nothrow)
+{
+	if (__builtin_expect(gc_mode_now() & MODE_SITES, 0))
+		return new_sited(n, align, nothrow);
+	return new_impl(n, align, nothrow);
+}
+
+EXPORT void *_Znwm(size_t n) { return new_entry(n, 0, 0); }
+EXPORT void *_Znam(size_t n) { return new_entry(n, 0, 0); }
+EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *t) { (void)t; return new_entry(n, 0, 1); }
+EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *t) { (void)t; return new_entry(n, 0, 1); }
+EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a) { return new_entry(n, a, 0); }
+EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a) { return new_entry(n, a, 0); }
+EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) { (void)t; return new_entry(n, a, 1); }
+EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *t) { (void)t; return new_entry(n, a, 1); }
 
 /* Sized and aligned deletes all free the same way: the object map knows
  * every block's size, and a wrong size from the caller must not matter. */

@@ -90,7 +90,8 @@ extern "C" {
 	X(last_collected_bytes, "unreachable bytes, last collection")       \
 	X(root_bytes_scanned, "bytes of roots scanned, in total")          \
 	X(heap_bytes_scanned, "bytes of heap blocks scanned, in total")     \
-	X(cached_bytes, "freed small blocks kept by thread caches for reuse")
+	X(cached_bytes, "freed small blocks kept by thread caches for reuse") \
+	X(stack_unwinds, "allocation stacks unwound, the others found in a memo")
 
 struct gcshim_stats {
 	uint32_t size;    /* set by the caller: sizeof(struct gcshim_stats) */

@@ -149,19 +149,27 @@ static __attribute__((noinline)) void *alloc_cached_slow(struct thread_rec *t, v
 	return zero ? memset(p, 0, n) : p;
 }
 
+static void *alloc_sited(size_t n, bool zero);
+
 /* The common case: a thread already set up, no heap limit, a small block
  * the thread freed before (still registered in the object map).  Every
- * call it makes is a tail call, so it runs without a stack frame. */
-static inline __attribute__((always_inline)) void *alloc_fast(size_t n, bool zero)
+ * call it makes is a tail call, so it runs without a stack frame.  With
+ * allocation sites on, the program's call goes through alloc_sited first
+ * (sited: already there). */
+static inline __attribute__((always_inline)) void *alloc_fast(size_t n, bool zero, bool sited)
 {
 	struct thread_rec *t = thread_self;
 	unsigned mode = gc_mode_now();
+	unsigned divert = MODE_LIMITED | (sited ? 0 : MODE_SITES);
 	struct sc_entry e;
 	void *p;
 	bool due;
 
-	if (unlikely(!t || mode & MODE_LIMITED || n > SC_TABLE_MAX))
+	if (unlikely(!t || mode & divert || n > SC_TABLE_MAX)) {
+		if (!sited && mode & MODE_SITES)
+			return alloc_sited(n, zero);
 		return alloc_slow(n, 0, zero);
+	}
 	e = sc_lookup(n);
 	p = bcache_pop(&t->cache, e.index);
 	if (unlikely(!p))
@@ -172,9 +180,22 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t n, bool zer
 	return zero ? memset(p, 0, n) : p;
 }
 
+/* Reached from malloc and calloc by tail calls: the return address is
+ * the program's, which the allocation site's memo is keyed by. */
+static __attribute__((noinline)) void *alloc_sited(size_t n, bool zero)
+{
+	struct site_caller prev;
+	void *p;
+
+	sites_enter(&prev, __builtin_return_address(0), __builtin_frame_address(0));
+	p = alloc_fast(n, zero, true);
+	sites_leave(&prev);
+	return p;
+}
+
 EXPORT void *malloc(size_t n)
 {
-	return alloc_fast(n, false);
+	return alloc_fast(n, false, false);
 }
 
 EXPORT void *calloc(size_t n, size_t m)
@@ -183,7 +204,7 @@ EXPORT void *calloc(size_t n, size_t m)
 
 	if (unlikely(__builtin_mul_overflow(n, m, &total)))
 		return fail_enomem();
-	return alloc_fast(total, true);
+	return alloc_fast(total, true, false);
 }
 
 /* Usable size of the live block at p, a heap address; 0 if no block

@@ -16,6 +16,9 @@
 #include "objmap.h"
 #include "options.h"
 #include "os.h"
+#include "stackmemo.h"
+#include "stats.h"
+#include "thread.h"
 
 #define SITE_SLOTS (1u << 18)             /* distinct stacks */
 #define POOL_WORDS (1ul << 23)            /* frames of all stacks: 64 MiB */
@@ -50,6 +53,10 @@ static int (*backtrace_fn)(void **, int);
 
 static __thread int capturing;
 static __thread uint32_t countdown;
+/* The program's call into the shim, while the allocation it asked for is
+ * made (sites_enter .. sites_leave); sp 0 when not known. */
+static __thread struct site_caller caller __attribute__((tls_model("initial-exec")));
+static bool memo_on;
 
 static int find_own_code(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -86,7 +93,7 @@ static bool own_code(uintptr_t pc)
 	return false;
 }
 
-static bool open_libunwind(void)
+static void *open_libunwind(void)
 {
 	void *h = dlopen(LIBUNWIND_SONAME, RTLD_NOW | RTLD_LOCAL);
 	int (*policy)(unw_addr_space_t, unw_caching_policy_t);
@@ -94,7 +101,7 @@ static bool open_libunwind(void)
 
 	if (!h) {
 		log_msg("allocation sites: cannot load %s; backtraces are off", LIBUNWIND_SONAME);
-		return false;
+		return NULL;
 	}
 	*(void **)&backtrace_fn = dlsym(h, "unw_backtrace");
 	*(void **)&policy = dlsym(h, NAME_OF(unw_set_caching_policy));
@@ -102,22 +109,22 @@ static bool open_libunwind(void)
 	if (!backtrace_fn) {
 		log_msg("allocation sites: %s has no unw_backtrace; backtraces are off",
 			LIBUNWIND_SONAME);
-		return false;
+		return NULL;
 	}
 	if (policy && space)
 		policy(*space, UNW_CACHE_PER_THREAD);
-	return true;
+	return h;
 }
 
 void sites_init(void)
 {
 	int64_t depth = opt_int(OPT_BACKTRACE);
 	const char *report = opt_str(OPT_REPORT);
-	void *warm[4];
+	void *warm[4], *h;
 
 	if (depth < 0)   /* unset: on for exit reports, off otherwise */
 		depth = report && !strcmp(report, "exit") ? 16 : 0;
-	if (depth == 0 || !open_libunwind())
+	if (depth == 0 || !(h = open_libunwind()))
 		return;
 	st.slots = os_map(SITE_SLOTS * sizeof(*st.slots));
 	st.pool = os_map(POOL_WORDS * sizeof(*st.pool));
@@ -127,6 +134,7 @@ void sites_init(void)
 		return;
 	}
 	dl_iterate_phdr(find_own_code, (void *)(uintptr_t)sites_init);
+	memo_on = memo_init(h, (int)depth);
 	/* libunwind does its one-time set-up here, outside malloc. */
 	capturing = 1;
 	backtrace_fn(warm, 4);
@@ -217,6 +225,13 @@ static void no_site(void *p)
 		atomic_store_explicit(e, 0, memory_order_relaxed);
 }
 
+static void set_site(void *p, uint32_t id)
+{
+	atomic_store_explicit(&st.of_block[((uintptr_t)p - om.base) >> OM_GRANULE_LG], id,
+			      memory_order_release);
+}
+
+/* Unwinds the stack (capturing is set, cleared before returning). */
 static void record(void *p)
 {
 	void *raw[SITES_MAX_DEPTH + EXTRA_FRAMES];
@@ -224,26 +239,30 @@ static void record(void *p)
 	int got, skip = 0, n = 0;
 	uint32_t id;
 
-	capturing = 1;
+	stat_inc(EV_stack_unwinds);
 	got = backtrace_fn(raw, st.depth + EXTRA_FRAMES);
-	capturing = 0;
 	while (skip < got && own_code((uintptr_t)raw[skip]))
 		skip++;
 	for (; skip + n < got && n < st.depth; n++)
 		f[n] = (uintptr_t)raw[skip + n];
 	if (n == 0) {
+		capturing = 0;
 		no_site(p);
 		return;
 	}
 	id = intern(f, n);
-	atomic_store_explicit(&st.of_block[((uintptr_t)p - om.base) >> OM_GRANULE_LG], id,
-			      memory_order_release);
+	if (memo_on && caller.sp && f[0] == caller.ra)
+		memo_add(thread_self, caller.sp, f, n, id);
+	capturing = 0;
+	set_site(p, id);
 }
 
 /* Every sample-th allocation of each thread; none from inside libunwind
  * (which may allocate) or from a signal handler that interrupted it. */
 void sites_alloc(void *p)
 {
+	uint32_t id;
+
 	if (!st.depth)
 		return;
 	if (capturing || countdown > 1) {
@@ -252,7 +271,31 @@ void sites_alloc(void *p)
 		return;
 	}
 	countdown = st.sample;
+	capturing = 1;
+	if (memo_on && caller.sp && (id = memo_find(thread_self, caller.ra, caller.sp))) {
+		capturing = 0;
+		set_site(p, id);
+		return;
+	}
 	record(p);
+}
+
+/* Called on entry by a function the program called: with ra its return
+ * address and fp its frame address, the program's stack pointer is fp +
+ * 16.  That holds only if every call from the exported function on was a
+ * tail call, which the return address tells: it must be the program's. */
+void sites_enter(struct site_caller *prev, void *ra, void *fp)
+{
+	*prev = caller;
+	if (!memo_on || own_code((uintptr_t)ra) || ((void **)fp)[1] != ra)
+		return;
+	caller.ra = (uintptr_t)ra;
+	caller.sp = (uintptr_t)fp + 16;
+}
+
+void sites_leave(const struct site_caller *prev)
+{
+	caller = *prev;
 }
 
 void sites_unpin_freed(void *p)

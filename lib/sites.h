@@ -20,6 +20,19 @@
  * there, so that its own first-time work is not done inside malloc). */
 void sites_init(void);
 
+/* Where the program called the shim: its return address and stack
+ * pointer, the key of the thread's memo of stacks (stackmemo.h). */
+struct site_caller {
+	uintptr_t ra, sp;
+};
+
+/* Around an allocation the program asked for, from a function entered by
+ * tail calls only from the exported one (ra and fp: its
+ * __builtin_return_address(0) and __builtin_frame_address(0)); prev keeps
+ * the caller of an allocation this one interrupted (a signal handler). */
+void sites_enter(struct site_caller *prev, void *ra, void *fp);
+void sites_leave(const struct site_caller *prev);
+
 /* After a sampled allocation of the block at p (MODE_SITES is set). */
 void sites_alloc(void *p);
 

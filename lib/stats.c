@@ -10,7 +10,7 @@
 
 _Atomic int64_t stat_events[EV_COUNT];
 
-#define STATS_VERSION 2
+#define STATS_VERSION 3
 
 static int64_t ev(enum stat_event e)
 {
@@ -67,6 +67,7 @@ void stats_read(struct gcshim_stats *st)
 	st->jemalloc_metadata = hs.metadata;
 	st->rss = (int64_t)os_rss();
 	st->cached_bytes = (int64_t)bcache_bytes();
+	st->stack_unwinds = ev(EV_stack_unwinds);
 	collect_fill_stats(st);
 	st->false_garbage = ev(EV_false_garbage);
 	st->ctl_connections = ev(EV_ctl_connections);

@@ -29,6 +29,8 @@ struct thread_rec {
 	_Atomic pid_t tid;
 	struct thread_rec *next;
 	struct bcache cache;     /* owner-only */
+	void *site_memo;         /* owner-only: stackmemo.c's, kept for the next thread */
+	unsigned site_memo_next;
 } __attribute__((aligned(128)));
 
 struct thread_totals {

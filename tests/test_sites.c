@@ -252,6 +252,56 @@ Test(sites, report_file)
 	cr_expect_eq(count(read_file(errpath), "leak"), 0, "%s", read_file(errpath));
 }
 
+/* The objects of the one group of the report whose stack runs through
+ * func; -1 if no group or several do. */
+static long objects_through(const char *report, const char *func)
+{
+	char frame[80];
+	const char *at, *head = NULL;
+	long bytes, objects;
+
+	snprintf(frame, sizeof(frame), " in %s ", func);
+	at = strstr(report, frame);
+	if (!at || count(report, frame) != 1)
+		return -1;
+	for (const char *p = report; (p = strstr(p, " leak of ")) && p < at; p++)
+		head = p;
+	if (!head || sscanf(head, " leak of %ld byte(s) in %ld object(s)", &bytes, &objects) != 2)
+		return -1;
+	return objects;
+}
+
+/* Stacks found again in the memo are the stacks the blocks came from:
+ * two paths that reach malloc with the same return address and stack
+ * pointer are told apart, and a frame of varying size is unwound each
+ * time. */
+Test(sites, memoized_stacks_tell_paths_apart)
+{
+	const char *env[] = { "GCSHIM_REPORT=exit", NULL };
+	char *argv[] = { build_path("tests/fixtures/site_twins"), NULL };
+	long ab = -1, vla = -1;
+	const char *e;
+	char *err;
+	int rc;
+
+	rc = run(argv, env);
+	err = read_file(errpath);
+	cr_assert_eq(rc, 23, "status %d:\n%s\n%s", rc, out, err);
+	/* conservative: the last block of a path may still be named by a
+	 * dead stack slot; a mixed-up stack would move hundreds */
+	for (int k = 0; k < 3; k++) {
+		const char *path = (const char *[]){ "path_a", "path_b", "path_vla" }[k];
+		long n = objects_through(err, path);
+
+		cr_expect(n >= 1998 && n <= 2000, "%s: %ld objects\n%s", path, n, err);
+	}
+	e = strstr(out, "unwinds ab ");
+	cr_assert(e && sscanf(e, "unwinds ab %ld\nunwinds vla %ld", &ab, &vla) == 2, "%s", out);
+	/* 4000 allocations from two stacks: a few unwinds, the rest memoized */
+	cr_expect(ab >= 2 && ab < 40, "%ld unwinds for the paths a and b", ab);
+	cr_expect_eq(vla, 2000, "%ld unwinds through the variable frame", vla);
+}
+
 Test(sites, sampling_records_one_allocation_in_n)
 {
 	const char *env[] = { "GCSHIM_REPORT=exit", "GCSHIM_BACKTRACE=8",
