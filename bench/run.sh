@@ -35,6 +35,7 @@ WORKLOADS=(
 	"realloc|realloc"
 	"larson-2t|larson 2"
 	"larson-4t|larson 4"
+	"deep|deep"
 )
 
 THRESHOLD=${BENCH_THRESHOLD:-64M}

@@ -4,6 +4,7 @@
  *   workload xthread            producer allocates, consumer frees
  *   workload realloc            buffers grown step by step, then freed
  *   workload larson [THREADS]   server-style slots with hand-overs
+ *   workload deep               churn from 8 to 31 calls down a recursion
  *
  * Every run is deterministic in the work it does (each thread has its own
  * seeded PRNG) and prints only a checksum of the bytes it read back, so
@@ -339,9 +340,53 @@ static uint64_t run_larson(int threads)
 
 /* --- main ----------------------------------------------------------------- */
 
+/* --- deep ----------------------------------------------------------------- */
+
+#define DEEP_SLOTS 4096
+#define DEEP_OPS 10000000UL
+
+/* The churn of a program whose allocations happen far down its stack, as
+ * in a parser or an interpreter: each step descends a random depth, then
+ * replaces one object.  What a backtrace costs grows with the depth. */
+static __attribute__((noinline)) uint64_t deep_step(unsigned char **slot, uint64_t *seed,
+						    int level)
+{
+	size_t k, n;
+	uint64_t sum = 0;
+
+	if (level > 0) {
+		sum = deep_step(slot, seed, level - 1);
+		/* opaque to the compiler, which would turn the recursion into
+		 * a loop */
+		__asm__ volatile("" : "+r"(sum));
+		return sum + 1;
+	}
+	k = rnd(seed) % DEEP_SLOTS;
+	n = rnd_range(seed, 8, 256);
+	if (slot[k]) {
+		sum = sample(slot[k]);
+		free(slot[k]);
+	}
+	slot[k] = xmalloc(n);
+	touch(slot[k], n);
+	return sum;
+}
+
+static uint64_t run_deep(void)
+{
+	static unsigned char *slot[DEEP_SLOTS];
+	uint64_t seed = 3, sum = 0;
+
+	for (unsigned long i = 0; i < DEEP_OPS; i++)
+		sum += deep_step(slot, &seed, 8 + (int)(rnd(&seed) % 24));
+	for (size_t k = 0; k < DEEP_SLOTS; k++)
+		free(slot[k]);
+	return sum;
+}
+
 static int usage(void)
 {
-	fprintf(stderr, "usage: workload churn|xthread|realloc|larson [THREADS]\n");
+	fprintf(stderr, "usage: workload churn|xthread|realloc|larson [THREADS]|deep\n");
 	return 2;
 }
 
@@ -356,6 +401,8 @@ int main(int argc, char **argv)
 		sum = run_xthread();
 	else if (!strcmp(name, "realloc"))
 		sum = run_realloc();
+	else if (!strcmp(name, "deep"))
+		sum = run_deep();
 	else if (!strcmp(name, "larson")) {
 		int threads = argc > 2 ? atoi(argv[2]) : 2;
 

@@ -17,8 +17,8 @@
 #define MEMO_SLOTS 256            /* stacks remembered per thread */
 #define MEMO_WAYS 4
 #define LEARN_FRAMES (SITES_MAX_DEPTH + 16)
-/* Bigger frames are not memoized: a slot is read only where a frame of
- * a known size must be. */
+/* Bigger frames are not memoized: this bounds how far past a frame a read
+ * could go, were a frame of varying size ever taken for a fixed one. */
 #define MAX_FRAME (1u << 20)
 #define VARIABLE UINT32_MAX
 
@@ -52,12 +52,16 @@ static struct {
 	int (*is_signal_frame)(unw_cursor_t *);
 } mm;
 
+#if defined(__x86_64__)
+#define FRAME_POINTER UNW_X86_64_RBP
+#endif
+
 #define NAME_OF_(x) #x
 #define NAME_OF(x) NAME_OF_(x)
 
 bool memo_init(void *h, int depth)
 {
-#if defined(__x86_64__)
+#ifdef FRAME_POINTER
 	*(void **)&mm.getcontext = dlsym(h, NAME_OF(unw_tdep_getcontext));
 	*(void **)&mm.init_local = dlsym(h, NAME_OF(unw_init_local));
 	*(void **)&mm.step = dlsym(h, NAME_OF(unw_step));
@@ -139,6 +143,7 @@ static uint32_t classify(unw_word_t sp, unw_word_t next, unw_word_t rbp, bool si
 
 /* One slow walk over this thread's stack with libunwind's cursor, which
  * tells each frame's stack pointer: every frame's size is learned. */
+#ifdef FRAME_POINTER
 static void learn_stack(void)
 {
 	unw_context_t uc;
@@ -148,7 +153,7 @@ static void learn_stack(void)
 
 	if (mm.getcontext(&uc) < 0 || mm.init_local(&c, &uc) < 0 ||
 	    mm.get_reg(&c, UNW_REG_IP, &ip) < 0 || mm.get_reg(&c, UNW_REG_SP, &sp) < 0 ||
-	    mm.get_reg(&c, UNW_X86_64_RBP, &rbp) < 0)
+	    mm.get_reg(&c, FRAME_POINTER, &rbp) < 0)
 		return;
 	for (int i = 0; i < LEARN_FRAMES; i++) {
 		bool signal = mm.is_signal_frame(&c) > 0;
@@ -161,10 +166,15 @@ static void learn_stack(void)
 			learn(ip, classify(sp, next, rbp, signal));
 		after_signal = signal;
 		sp = next;
-		if (mm.get_reg(&c, UNW_REG_IP, &ip) < 0 || mm.get_reg(&c, UNW_X86_64_RBP, &rbp) < 0)
+		if (mm.get_reg(&c, UNW_REG_IP, &ip) < 0 || mm.get_reg(&c, FRAME_POINTER, &rbp) < 0)
 			return;
 	}
 }
+#else
+static void learn_stack(void)
+{
+}
+#endif
 
 /* A thread's memo: MEMO_SLOTS entries of mm.stride bytes in sets of
  * MEMO_WAYS, mapped at its first use and kept with the thread's record.

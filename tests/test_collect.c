@@ -204,9 +204,9 @@ Test(collect, disabled_collector_fails_at_the_limit)
 
 /* A gc_modes mode under a collection every megabyte: many collections,
  * none of them wrong. */
-static void under_collections(const char *mode, const char *verify)
+static void under_collections(const char *mode, const char *extra)
 {
-	const char *env[] = { "GCSHIM_THRESHOLD=1M", "GCSHIM_DEBUG=stats", verify, NULL };
+	const char *env[] = { "GCSHIM_THRESHOLD=1M", "GCSHIM_DEBUG=stats", extra, NULL };
 	char *log;
 
 	modes(mode, env, 0);
@@ -235,12 +235,25 @@ Test(collect, blocks_handed_between_threads_in_verify_mode)
 	under_collections("handoff", "GCSHIM_VERIFY=1");
 }
 
-/* A real program, once plain and once collecting every megabyte: same
- * output, collections did run, and (in verify mode) none was wrong. */
-static void same_as_plain(char *const argv[], const char *in_path, const char *verify)
+/* Stacks recorded (and memoized) in every thread while collections stop
+ * them and forks copy them. */
+Test(collect, threads_and_forks_with_backtraces)
+{
+	under_collections("forkstress", "GCSHIM_BACKTRACE=16");
+}
+
+Test(collect, blocks_handed_between_threads_with_backtraces)
+{
+	under_collections("handoff", "GCSHIM_BACKTRACE=16");
+}
+
+/* A real program, once plain and once collecting every megabyte with one
+ * more setting (extra: the mode, backtraces): same output, collections did
+ * run, and (in verify mode) none was wrong. */
+static void same_as_plain(char *const argv[], const char *in_path, const char *extra)
 {
 	static char plain[OUT_MAX], shim[OUT_MAX];
-	const char *env[] = { "GCSHIM_THRESHOLD=1M", "GCSHIM_DEBUG=stats", verify, NULL };
+	const char *env[] = { "GCSHIM_THRESHOLD=1M", "GCSHIM_DEBUG=stats", extra, NULL };
 	int rc_plain = run(argv, NULL, false, in_path, plain, sizeof(plain));
 	int rc_shim = run(argv, env, true, in_path, shim, sizeof(shim));
 	char *log = read_log();
@@ -267,14 +280,14 @@ static void write_sort_input(char *path, size_t cap)
 	fclose(f);
 }
 
-static void sort_run(const char *verify)
+static void sort_run(const char *extra)
 {
 	char in[256];
 	char *argv[] = { "sort", "--parallel=2", "-S", "64M", NULL, NULL };
 
 	write_sort_input(in, sizeof(in));
 	argv[4] = in;
-	same_as_plain(argv, NULL, verify);
+	same_as_plain(argv, NULL, extra);
 }
 
 Test(collect, sort_parallel_reclaim)
@@ -285,6 +298,11 @@ Test(collect, sort_parallel_reclaim)
 Test(collect, sort_parallel_verify)
 {
 	sort_run("GCSHIM_VERIFY=1");
+}
+
+Test(collect, sort_parallel_with_backtraces)
+{
+	sort_run("GCSHIM_BACKTRACE=16");
 }
 
 static void xz_run(const char *verify)
@@ -376,11 +394,11 @@ static const char *python_script =
 	"[t.join() for t in ts]\n"
 	"print(sorted(res), len(got), out)\n";
 
-static void python_run(const char *verify)
+static void python_run(const char *extra)
 {
 	char *argv[] = { "python3", "-c", (char *)python_script, NULL };
 
-	same_as_plain(argv, NULL, verify);
+	same_as_plain(argv, NULL, extra);
 }
 
 Test(collect, python_threads_json_sockets_reclaim)
@@ -391,6 +409,11 @@ Test(collect, python_threads_json_sockets_reclaim)
 Test(collect, python_threads_json_sockets_verify)
 {
 	python_run("GCSHIM_VERIFY=1");
+}
+
+Test(collect, python_threads_json_sockets_with_backtraces)
+{
+	python_run("GCSHIM_BACKTRACE=16");
 }
 
 /* Python's own test suite, where it is installed (Debian's
