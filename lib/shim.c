@@ -175,7 +175,7 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t n, bool zer
 	if (unlikely(!p))
 		return alloc_refill(n, zero);
 	due = gc_count_alloc(t, e.size);
-	if (unlikely(due || (mode & MODE_SITES)))
+	if (unlikely(due || (sited && mode & MODE_SITES)))
 		return alloc_cached_slow(t, p, n, zero, due);
 	return zero ? memset(p, 0, n) : p;
 }
