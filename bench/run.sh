@@ -17,7 +17,8 @@
 #                     jemalloc, gcshim, gcshim recording the stack of every
 #                     allocation at depths 8 and 16 (GCSHIM_BACKTRACE), and
 #                     heaptrack (BENCH_HEAPTRACK, default: heaptrack in PATH),
-#                     with heaptrack/gcshim-bt16 against its target (>= 3)
+#                     with heaptrack/gcshim-bt16 against its target (>= 3),
+#                     and the deep workload added
 set -euo pipefail
 
 : "${GCSHIM_LIB:?GCSHIM_LIB must name libgcshim.so}"
@@ -35,7 +36,6 @@ WORKLOADS=(
 	"realloc|realloc"
 	"larson-2t|larson 2"
 	"larson-4t|larson 4"
-	"deep|deep"
 )
 
 THRESHOLD=${BENCH_THRESHOLD:-64M}
@@ -56,6 +56,8 @@ CANDIDATES="gcshim gcshim-$THRESHOLD"
 # Allocation sites: words without '=' in a configuration are a command
 # that runs the workload (heaptrack records into BENCH_DIR/heaptrack.*).
 SITES=${BENCH_SITES:-0}
+# where backtraces are timed, one more: allocations far down the stack
+[[ $SITES != 1 ]] || WORKLOADS+=("deep|deep")
 HEAPTRACK=${BENCH_HEAPTRACK:-$(command -v heaptrack || true)}
 TARGET_HEAPTRACK=3
 if [[ $SITES == 1 ]]; then
