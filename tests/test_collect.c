@@ -317,7 +317,8 @@ static void xz_run(const char *verify)
 
 /* The JVM: dozens of threads, G1 garbage collections and an empty array
  * (new T[0]) made in each of them, held by a pointer past its only 8
- * bytes. */
+ * bytes.  In verify mode only: its JIT keeps some pointers inside machine
+ * code, where no conservative scan sees them (gcshim(7), LIMITATIONS). */
 static void write_java(char *path, size_t cap)
 {
 	FILE *f;
@@ -354,11 +355,6 @@ static void java_run(const char *verify, int compilations)
 	for (int i = 0; i < compilations; i++)
 		same_as_plain(javac, NULL, verify);
 	same_as_plain(java, NULL, verify);
-}
-
-Test(collect, javac_and_java_reclaim)
-{
-	java_run("GCSHIM_VERIFY=0", 1);
 }
 
 Test(collect, javac_and_java_verify)
