@@ -315,53 +315,6 @@ static void xz_run(const char *verify)
 	same_as_plain(argv, NULL, verify);
 }
 
-/* The JVM: dozens of threads, G1 garbage collections and an empty array
- * (new T[0]) made in each of them, held by a pointer past its only 8
- * bytes.  In verify mode only: its JIT keeps some pointers inside machine
- * code, where no conservative scan sees them (gcshim(7), LIMITATIONS). */
-static void write_java(char *path, size_t cap)
-{
-	FILE *f;
-
-	snprintf(path, cap, "%s/Words.java", dir);
-	f = fopen(path, "w");
-	cr_assert_not_null(f);
-	fputs("import java.util.*;\n"
-	      "public class Words {\n"
-	      "  public static void main(String[] a) throws Exception {\n"
-	      "    Map<String, Integer> m = new TreeMap<>();\n"
-	      "    Thread[] t = new Thread[4];\n"
-	      "    for (int k = 0; k < t.length; k++) {\n"
-	      "      final int s = k;\n"
-	      "      t[k] = new Thread(() -> { StringBuilder b = new StringBuilder();\n"
-	      "        for (int i = 0; i < 200000; i++) b.append(i * s % 7);\n"
-	      "        synchronized (m) { m.put(\"t\" + s, b.length()); } });\n"
-	      "      t[k].start();\n"
-	      "    }\n"
-	      "    for (Thread x : t) x.join();\n"
-	      "    System.out.println(m);\n"
-	      "  }\n"
-	      "}\n", f);
-	fclose(f);
-}
-
-static void java_run(const char *verify, int compilations)
-{
-	char src[256];
-	char *javac[] = { "javac", "-d", dir, src, NULL };
-	char *java[] = { "java", "-cp", dir, "Words", NULL };
-
-	write_java(src, sizeof(src));
-	for (int i = 0; i < compilations; i++)
-		same_as_plain(javac, NULL, verify);
-	same_as_plain(java, NULL, verify);
-}
-
-Test(collect, javac_and_java_verify)
-{
-	java_run("GCSHIM_VERIFY=1", 3);
-}
-
 Test(collect, xz_two_threads_reclaim)
 {
 	xz_run("GCSHIM_VERIFY=0");
