@@ -45,7 +45,10 @@ static void throw_bad_alloc(void)
 	abort();
 }
 
-static void *new_attempt(size_t n, size_t align);
+static void *new_attempt(size_t n, size_t align)
+{
+	return align ? shim_memalign(align, n) : malloc(n);
+}
 
 /* The standard's loop: ask the new-handler for memory until it gives up. */
 static void *new_impl(size_t n, size_t align, int nothrow)
@@ -64,11 +67,6 @@ static void *new_impl(size_t n, size_t align, int nothrow)
 		}
 		h();
 	}
-}
-
-static void *new_attempt(size_t n, size_t align)
-{
-	return align ? shim_memalign(align, n) : malloc(n);
 }
 
 /* With allocation sites on, the first attempt is made between

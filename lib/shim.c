@@ -93,7 +93,7 @@ static void *alloc_slow(size_t n, size_t align, bool zero)
 	}
 	om_insert(p, u);
 	if (unlikely(gc_mode_now() & MODE_SITES))
-		sites_alloc(p);
+		sites_alloc(t, p);
 	gc_account_alloc(t, u);
 	return p;
 }
@@ -112,7 +112,7 @@ static __attribute__((noinline)) void *alloc_rescue(void *p, size_t n, bool zero
 static void *alloc_finish(struct thread_rec *t, void *p, struct sc_entry e)
 {
 	if (unlikely(gc_mode_now() & MODE_SITES))
-		sites_alloc(p);
+		sites_alloc(t, p);
 	gc_account_alloc(t, e.size);
 	return p;
 }
@@ -143,7 +143,7 @@ static __attribute__((noinline)) void *alloc_cached_slow(struct thread_rec *t, v
 							size_t n, bool zero, bool due)
 {
 	if (gc_mode_now() & MODE_SITES)
-		sites_alloc(p);
+		sites_alloc(t, p);
 	if (due)
 		gc_publish(t);
 	return zero ? memset(p, 0, n) : p;

@@ -18,7 +18,6 @@
 #include "os.h"
 #include "stackmemo.h"
 #include "stats.h"
-#include "thread.h"
 
 #define SITE_SLOTS (1u << 18)             /* distinct stacks */
 #define POOL_WORDS (1ul << 23)            /* frames of all stacks: 64 MiB */
@@ -47,9 +46,6 @@ static struct {
 
 /* libunwind, opened RTLD_LOCAL when backtraces are on (see configure). */
 static int (*backtrace_fn)(void **, int);
-
-#define NAME_OF_(x) #x
-#define NAME_OF(x) NAME_OF_(x)
 
 static __thread int capturing;
 static __thread uint32_t countdown;
@@ -104,8 +100,8 @@ static void *open_libunwind(void)
 		return NULL;
 	}
 	*(void **)&backtrace_fn = dlsym(h, "unw_backtrace");
-	*(void **)&policy = dlsym(h, NAME_OF(unw_set_caching_policy));
-	space = dlsym(h, NAME_OF(unw_local_addr_space));
+	*(void **)&policy = dlsym(h, UNW_SYMBOL(unw_set_caching_policy));
+	space = dlsym(h, UNW_SYMBOL(unw_local_addr_space));
 	if (!backtrace_fn) {
 		log_msg("allocation sites: %s has no unw_backtrace; backtraces are off",
 			LIBUNWIND_SONAME);
@@ -213,26 +209,28 @@ static uint32_t intern(const uintptr_t *f, int n)
 	return 0;
 }
 
+/* The side-table entry of the block at heap address p. */
+static _Atomic uint32_t *site_entry(uintptr_t p)
+{
+	return &st.of_block[(p - om.base) >> OM_GRANULE_LG];
+}
+
 /* Every allocation sets its block's entry: the site, or 0 when it is not
  * sampled, so a freed block's entry needs no clearing on the free path
  * (the next block there overwrites it).  An entry already 0 is not
  * written: pages of blocks never sampled stay untouched. */
 static void no_site(void *p)
 {
-	_Atomic uint32_t *e = &st.of_block[((uintptr_t)p - om.base) >> OM_GRANULE_LG];
+	_Atomic uint32_t *e = site_entry((uintptr_t)p);
 
 	if (atomic_load_explicit(e, memory_order_relaxed))
 		atomic_store_explicit(e, 0, memory_order_relaxed);
 }
 
-static void set_site(void *p, uint32_t id)
-{
-	atomic_store_explicit(&st.of_block[((uintptr_t)p - om.base) >> OM_GRANULE_LG], id,
-			      memory_order_release);
-}
-
-/* Unwinds the stack (capturing is set, cleared before returning). */
-static void record(void *p)
+/* The site of the stack unwound now, remembered in t's memo when the
+ * program's call is known; 0 when no frame is left or the tables are
+ * full. */
+static uint32_t unwind(struct thread_rec *t)
 {
 	void *raw[SITES_MAX_DEPTH + EXTRA_FRAMES];
 	uintptr_t f[SITES_MAX_DEPTH];
@@ -245,23 +243,19 @@ static void record(void *p)
 		skip++;
 	for (; skip + n < got && n < st.depth; n++)
 		f[n] = (uintptr_t)raw[skip + n];
-	if (n == 0) {
-		capturing = 0;
-		no_site(p);
-		return;
-	}
+	if (n == 0)
+		return 0;
 	id = intern(f, n);
 	if (memo_on && caller.sp && f[0] == caller.ra)
-		memo_add(thread_self, caller.sp, f, n, id);
-	capturing = 0;
-	set_site(p, id);
+		memo_add(t, caller.sp, f, n, id);
+	return id;
 }
 
 /* Every sample-th allocation of each thread; none from inside libunwind
  * (which may allocate) or from a signal handler that interrupted it. */
-void sites_alloc(void *p)
+void sites_alloc(struct thread_rec *t, void *p)
 {
-	uint32_t id;
+	uint32_t id = 0;
 
 	if (!st.depth)
 		return;
@@ -272,12 +266,12 @@ void sites_alloc(void *p)
 	}
 	countdown = st.sample;
 	capturing = 1;
-	if (memo_on && caller.sp && (id = memo_find(thread_self, caller.ra, caller.sp))) {
-		capturing = 0;
-		set_site(p, id);
-		return;
-	}
-	record(p);
+	if (memo_on && caller.sp)
+		id = memo_find(t, caller.ra, caller.sp);
+	if (!id)
+		id = unwind(t);
+	capturing = 0;
+	atomic_store_explicit(site_entry((uintptr_t)p), id, memory_order_release);
 }
 
 /* Called on entry by a function the program called: with ra its return
@@ -309,11 +303,9 @@ void sites_unpin_freed(void *p)
 
 uint32_t sites_of(uintptr_t p)
 {
-	uintptr_t g = (p - om.base) >> OM_GRANULE_LG;
-
 	if (!st.of_block || !om_in_heap((void *)p))
 		return 0;
-	return atomic_load_explicit(&st.of_block[g], memory_order_acquire);
+	return atomic_load_explicit(site_entry(p), memory_order_acquire);
 }
 
 size_t sites_frames(uint32_t site, const uintptr_t **frames)

@@ -16,6 +16,11 @@
 
 #define SITES_MAX_DEPTH 64
 
+/* The symbol of a libunwind function, for dlsym: libunwind.h's macros
+ * give each name its architecture's prefix. */
+#define UNW_SYMBOL_(x) #x
+#define UNW_SYMBOL(x) UNW_SYMBOL_(x)
+
 /* Set up from the options, in the constructor (libunwind is warmed up
  * there, so that its own first-time work is not done inside malloc). */
 void sites_init(void);
@@ -33,8 +38,11 @@ struct site_caller {
 void sites_enter(struct site_caller *prev, void *ra, void *fp);
 void sites_leave(const struct site_caller *prev);
 
-/* After a sampled allocation of the block at p (MODE_SITES is set). */
-void sites_alloc(void *p);
+struct thread_rec;
+
+/* After an allocation of the block at p by thread t (MODE_SITES is set):
+ * its site, when the allocation is sampled. */
+void sites_alloc(struct thread_rec *t, void *p);
 
 /* Before the block at p is released, once blocks were pinned
  * (MODE_PINNED): its pin goes. */

@@ -41,7 +41,6 @@ struct memo_entry {
 };
 
 static struct {
-	bool on;
 	_Atomic bool full;         /* the size table has no room left */
 	size_t stride;             /* bytes per memo entry */
 	struct frame_size *sizes;
@@ -56,24 +55,20 @@ static struct {
 #define FRAME_POINTER UNW_X86_64_RBP
 #endif
 
-#define NAME_OF_(x) #x
-#define NAME_OF(x) NAME_OF_(x)
-
 bool memo_init(void *h, int depth)
 {
 #ifdef FRAME_POINTER
-	*(void **)&mm.getcontext = dlsym(h, NAME_OF(unw_tdep_getcontext));
-	*(void **)&mm.init_local = dlsym(h, NAME_OF(unw_init_local));
-	*(void **)&mm.step = dlsym(h, NAME_OF(unw_step));
-	*(void **)&mm.get_reg = dlsym(h, NAME_OF(unw_get_reg));
-	*(void **)&mm.is_signal_frame = dlsym(h, NAME_OF(unw_is_signal_frame));
+	*(void **)&mm.getcontext = dlsym(h, UNW_SYMBOL(unw_tdep_getcontext));
+	*(void **)&mm.init_local = dlsym(h, UNW_SYMBOL(unw_init_local));
+	*(void **)&mm.step = dlsym(h, UNW_SYMBOL(unw_step));
+	*(void **)&mm.get_reg = dlsym(h, UNW_SYMBOL(unw_get_reg));
+	*(void **)&mm.is_signal_frame = dlsym(h, UNW_SYMBOL(unw_is_signal_frame));
 	if (!mm.getcontext || !mm.init_local || !mm.step || !mm.get_reg || !mm.is_signal_frame)
 		return false;
 	mm.sizes = os_map(SIZE_SLOTS * sizeof(*mm.sizes));
 	if (!mm.sizes)
 		return false;
 	mm.stride = (offsetof(struct memo_entry, off) + (size_t)depth * sizeof(uint32_t) + 7) & ~(size_t)7;
-	mm.on = true;
 	return true;
 #else
 	(void)h, (void)depth;
@@ -260,7 +255,7 @@ void memo_add(struct thread_rec *t, uintptr_t sp, const uintptr_t *f, int n, uin
 	unsigned char *m;
 	uintptr_t s = sp;
 
-	if (!mm.on || !t || n < 1 || !id || !sizes_of(f, n, size))
+	if (n < 1 || !id || !sizes_of(f, n, size))
 		return;
 	for (int j = 0; j + 1 < n; j++) {
 		s += size[j];

@@ -30,7 +30,7 @@ bool memo_init(void *libunwind, int depth);
  * thread's stack; 0 otherwise. */
 uint32_t memo_find(struct thread_rec *t, uintptr_t ra, uintptr_t sp);
 
-/* Remember frames f[0..n-1] (f[0] the return address of the frame whose
+/* After memo_init succeeded: remember frames f[0..n-1] (f[0] the return address of the frame whose
  * stack pointer is sp) as site id, if every frame size is known. */
 void memo_add(struct thread_rec *t, uintptr_t sp, const uintptr_t *f, int n, uint32_t id);
 
