@@ -9,7 +9,7 @@
 #include "collect.h"
 #include "ctl.h"
 #include "garbage.h"
-#include "gc.h"
+#include "account.h"
 #include "heap.h"
 #include "inspect.h"
 #include "kroots.h"

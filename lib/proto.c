@@ -8,7 +8,7 @@
 
 #include "collect.h"
 #include "garbage.h"
-#include "gc.h"
+#include "account.h"
 #include "leaks.h"
 #include "objmap.h"
 #include "gcshim.h"

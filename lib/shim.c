@@ -12,7 +12,7 @@
 #include "bcache.h"
 #include "boot.h"
 #include "collect.h"
-#include "gc.h"
+#include "account.h"
 #include "heap.h"
 #include "inspect.h"
 #include "init.h"

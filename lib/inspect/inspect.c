@@ -12,7 +12,7 @@
 #include "bcache.h"
 #include "collect.h"
 #include "garbage.h"
-#include "gc.h"
+#include "account.h"
 #include "heap.h"
 #include "kroots.h"
 #include "mark.h"

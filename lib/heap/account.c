@@ -1,4 +1,4 @@
-#include "gc.h"
+#include "account.h"
 
 #include <errno.h>
 

@@ -12,7 +12,7 @@
 
 #include "bcache.h"
 #include "garbage.h"
-#include "gc.h"
+#include "account.h"
 #include "gcshim.h"
 #include "heap.h"
 #include "inspect.h"

@@ -2,7 +2,7 @@
 
 #include "bcache.h"
 #include "collect.h"
-#include "gc.h"
+#include "account.h"
 #include "heap.h"
 #include "log.h"
 #include "os.h"

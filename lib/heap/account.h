@@ -1,8 +1,8 @@
 /* The gc module's state: settings (enable, thresholds, debug, limit), the
  * global view of allocation built from per-thread deltas, and the points
  * where an automatic collection is due. */
-#ifndef GCSHIM_GC_H
-#define GCSHIM_GC_H
+#ifndef GCSHIM_ACCOUNT_H
+#define GCSHIM_ACCOUNT_H
 
 #include <stdatomic.h>
 #include <stdbool.h>

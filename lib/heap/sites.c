@@ -11,7 +11,7 @@
 #include <libunwind.h>
 
 #include "bcache.h"
-#include "gc.h"
+#include "account.h"
 #include "log.h"
 #include "objmap.h"
 #include "options.h"

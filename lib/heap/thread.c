@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "gc.h"
+#include "account.h"
 #include "heap.h"
 #include "os.h"
 
