@@ -18,9 +18,9 @@
 #include "options.h"
 #include "os.h"
 #include "sites.h"
+#include "spin.h"
 
 #define GROUP_SLOTS (1u << 20)
-#define REPLY_RESERVE 2048   /* room kept for the closing members */
 
 struct group {
 	uint32_t key;        /* site << 1 | indirect, + 1; 0 = empty slot */
@@ -178,13 +178,12 @@ static bool find(void)
 
 static void take(void)
 {
-	while (atomic_flag_test_and_set_explicit(&lk.busy, memory_order_acquire))
-		;
+	spin_lock(&lk.busy);
 }
 
 static void give(void)
 {
-	atomic_flag_clear_explicit(&lk.busy, memory_order_release);
+	spin_unlock(&lk.busy);
 }
 
 /* A leak check of a thread that does not exist in a forked child is over. */
@@ -193,11 +192,11 @@ void leaks_fork_child(void)
 	give();
 }
 
-/* ---- the leaks request -------------------------------------------------- */
+/* ---- a report for a caller ----------------------------------------------- */
 
-int leaks_json(struct reply *r)
+int leaks_report(const struct leak_sink *sink)
 {
-	size_t shown = 0;
+	struct leak_totals t;
 
 	take();
 	if (!find()) {
@@ -207,25 +206,17 @@ int leaks_json(struct reply *r)
 		errno = e ? e : ENOMEM;
 		return -1;
 	}
-	reply_fmt(r, ",\"pid\":%d,\"backtrace\":%d,\"direct_blocks\":%ld,\"direct_bytes\":%ld,"
-		  "\"indirect_blocks\":%ld,\"indirect_bytes\":%ld,\"sites\":[", (int)getpid(),
-		  sites_depth(), (long)lk.sum.count[0], (long)lk.sum.bytes[0],
-		  (long)lk.sum.count[1], (long)lk.sum.bytes[1]);
-	for (; shown < lk.sum.ngroups && r->len + REPLY_RESERVE < r->cap; shown++) {
-		const struct group *g = &lk.slots[lk.order[shown]];
-		uint32_t site = (g->key - 1) >> 1;
-		const uintptr_t *f = NULL;
-		size_t depth = sites_frames(site, &f);
+	t = (struct leak_totals){ { lk.sum.count[0], lk.sum.count[1] },
+				  { lk.sum.bytes[0], lk.sum.bytes[1] }, lk.sum.ngroups };
+	sink->totals(&t, sink->arg);
+	for (size_t i = 0; i < lk.sum.ngroups; i++) {
+		const struct group *g = &lk.slots[lk.order[i]];
+		struct leak_group lg = { .indirect = (g->key - 1) & 1, .site = (g->key - 1) >> 1,
+					 .bytes = g->bytes, .count = g->count };
 
-		reply_fmt(r, "%s{\"kind\":\"%s\",\"bytes\":%ld,\"count\":%ld,\"frames\":[",
-			  shown ? "," : "", (g->key - 1) & 1 ? "indirect" : "direct",
-			  (long)g->bytes, (long)g->count);
-		for (size_t i = 0; i < depth; i++)
-			reply_fmt(r, "%s\"%p\"", i ? "," : "", (void *)f[i]);
-		reply_raw(r, "]}", 2);
+		if (!sink->group(&lg, sink->arg))
+			break;
 	}
-	reply_fmt(r, "],\"groups\":%lu,\"truncated\":%s", (unsigned long)lk.sum.ngroups,
-		  shown < lk.sum.ngroups ? "true" : "false");
 	give();
 	return 0;
 }
@@ -367,7 +358,7 @@ static void write_report(struct out *o)
 	flush(o);
 }
 
-void leaks_at_exit(void)
+int leaks_at_exit(void)
 {
 	static struct out o;
 	const char *path = opt_str(OPT_REPORT_FILE);
@@ -375,13 +366,13 @@ void leaks_at_exit(void)
 	bool leaked;
 
 	if (!lk.at_exit)
-		return;
+		return 0;
 	lk.at_exit = false;   /* once, also if a destructor calls exit() */
 	take();
 	if (!find()) {
 		give();
 		log_msg("exit report: the final collection failed; no report");
-		return;
+		return 0;
 	}
 	leaked = lk.sum.count[0] + lk.sum.count[1] > 0;
 	if (leaked) {
@@ -396,8 +387,5 @@ void leaks_at_exit(void)
 			os_close(o.fd);
 	}
 	give();
-	if (leaked && code) {
-		fflush(NULL);
-		_exit(code);
-	}
+	return leaked ? code : 0;
 }

@@ -5,18 +5,39 @@
 #ifndef GCSHIM_LEAKS_H
 #define GCSHIM_LEAKS_H
 
-#include "proto.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* The GCSHIM_REPORT option, read in the constructor. */
 void leaks_init(void);
 
-/* From the library's destructor: the report, then _exit with
- * GCSHIM_REPORT_EXITCODE when something leaked. */
-void leaks_at_exit(void);
+/* From the library's destructor: the report; returns the status the
+ * process is to exit with (GCSHIM_REPORT_EXITCODE when something leaked),
+ * or 0 to exit as it meant to. */
+int leaks_at_exit(void);
 
-/* The leaks request: JSON members after "ok"; -1 when the collection
- * failed (errno set). */
-int leaks_json(struct reply *r);
+/* A leak check for a caller that formats it: the totals, then each group,
+ * largest first, until group() returns false.  [0] direct, [1] indirect.
+ * -1 with errno when the collection failed. */
+struct leak_totals {
+	int64_t count[2], bytes[2];
+	size_t ngroups;
+};
+
+struct leak_group {
+	bool indirect;
+	uint32_t site;
+	int64_t bytes, count;
+};
+
+struct leak_sink {
+	void (*totals)(const struct leak_totals *t, void *arg);
+	bool (*group)(const struct leak_group *g, void *arg);
+	void *arg;
+};
+
+int leaks_report(const struct leak_sink *sink);
 void leaks_fork_child(void);
 
 #endif
