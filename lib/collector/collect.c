@@ -157,11 +157,15 @@ static void sweep_word(size_t w, int gen, struct collection *c, bool count)
 /* Counting blocks per generation is only for DEBUG_STATS's summary. */
 static void find_dead(int gen, struct collection *c, bool count)
 {
-	size_t words = (heap_top() - om.base) >> (OM_GRANULE_LG + 6);
+	size_t pages = (heap_top() - om.base) >> OM_PAGE_LG;
 
 	co.ndead = 0;
-	for (size_t w = 0; w < words; w++)
-		sweep_word(w, gen, c, count);
+	for (size_t pg = 0; pg < pages; pg++) {
+		if (!om_page_has_starts(pg))
+			continue;   /* no start bit, so no mark bit either */
+		for (size_t w = pg * OM_WORDS_PER_PAGE; w < (pg + 1) * OM_WORDS_PER_PAGE; w++)
+			sweep_word(w, gen, c, count);
+	}
 }
 
 #define LOG_FRAMES 12
