@@ -91,7 +91,13 @@ extern "C" {
 	X(root_bytes_scanned, "bytes of roots scanned, in total")          \
 	X(heap_bytes_scanned, "bytes of heap blocks scanned, in total")     \
 	X(cached_bytes, "freed small blocks kept by thread caches for reuse") \
-	X(stack_unwinds, "allocation stacks unwound, the others found in a memo")
+	X(stack_unwinds, "allocation stacks unwound, the others found in a memo") \
+	X(growth, "growth trigger: percent over the last live heap, -1 when off") \
+	X(growth_target, "mem_alloc at which the growth trigger fires, -1 when off") \
+	X(growth_triggers, "times the heap outgrew its growth target")      \
+	X(markers, "threads that marked, last collection")                  \
+	X(last_roots_ns, "time scanning roots, last collection")            \
+	X(sweep_pending_bytes, "bytes found dead, not yet given back to the allocator")
 
 struct gcshim_stats {
 	uint32_t size;    /* set by the caller: sizeof(struct gcshim_stats) */

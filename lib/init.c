@@ -21,6 +21,7 @@
 #include "regions.h"
 #include "sigguard.h"
 #include "sites.h"
+#include "sweep.h"
 #include "thread.h"
 #include "watch.h"
 
@@ -98,6 +99,7 @@ bool shim_heap_ready(void)
 static void fork_prepare(void)
 {
 	collect_lock();
+	sweep_finish();   /* no block is half given back in the child */
 	heap_lock();
 	thread_lock();
 	garbage_lock();
@@ -123,6 +125,7 @@ static void fork_child(void)
 	regions_unlock();
 	insp_fork_child();
 	leaks_fork_child();
+	sweep_fork_child();
 	thread_unlock();
 	heap_unlock();
 	collect_unlock();

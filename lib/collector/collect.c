@@ -19,6 +19,7 @@
 #include "kroots.h"
 #include "log.h"
 #include "mark.h"
+#include "markers.h"
 #include "objmap.h"
 #include "options.h"
 #include "os.h"
@@ -28,6 +29,7 @@
 #include "events.h"
 #include "spin.h"
 #include "stop.h"
+#include "sweep.h"
 #include "watch.h"
 
 #define DEAD_ENTRIES (1u << 26)   /* 512 MiB of address space, committed as used */
@@ -69,6 +71,7 @@ bool collect_init(void)
 	    !garbage_init() || !stop_init((int)opt_int(OPT_SIGNAL), (int)opt_int(OPT_STOP_TIMEOUT)))
 		return false;
 	kroots_init();
+	sweep_init();
 	gc_register_collector(collect_auto, collect_for_room);
 	roots_add_extra(garbage_scan_root);
 	roots_add_extra(kroots_scan);
@@ -191,11 +194,16 @@ static void log_block(const char *what, uintptr_t p, size_t size, int gen)
 	log_msg("gc: %s %p size %zu gen %d site %s: %s", what, (void *)p, size, gen, site, hex);
 }
 
-/* After the world resumed: free the dead blocks, or keep them. */
-static void reclaim(struct collection *c, bool save)
+/* After the world resumed: free the dead blocks, or keep them.  later:
+ * the blocks the stop unregistered are counted as freed now and handed
+ * to the sweep (their entries moved to the front of the list); true when
+ * any were. */
+static bool reclaim(struct collection *c, bool save, bool later)
 {
 	int debug = atomic_load(&gc.debug);
 	struct thread_rec *t = thread_get();
+	size_t handed = 0;
+	int64_t handed_bytes = 0;
 
 	for (size_t i = 0; i < co.ndead; i++) {
 		uintptr_t p = co.dead[i] & ~(uintptr_t)7;
@@ -222,14 +230,20 @@ static void reclaim(struct collection *c, bool save)
 		if (save) {
 			garbage_add(p, co.number);
 			gc_set_mode(MODE_GARBAGE, true);
+		} else if (ours && later) {
+			release_count(t, size);
+			co.dead[handed++] = p;
+			handed_bytes += (int64_t)size;
 		} else if (ours) {
 			release_unregistered(t, p, size);
 		} else {
 			release_block(t, (void *)p);   /* unpinned since */
 		}
 	}
+	sweep_hand_over(co.dead, handed, handed_bytes);
 	if (t)
 		gc_publish(t);
+	return handed != 0;
 }
 
 static void log_start(int gen)
@@ -263,6 +277,7 @@ static void account(const struct collection *c)
 	co.gens[g].collected += c->collected;
 	co.gens[g].uncollectable += c->uncollectable;
 	atomic_store(&gc.count_base, tt.allocations - tt.frees);
+	gc_collected(tt.bytes_allocated - tt.bytes_freed);
 	atomic_store(&gc.since, 0);
 	for (int i = 1; i <= g; i++)
 		atomic_store(&gc.gen_count[i], 0);
@@ -278,6 +293,17 @@ static void account(const struct collection *c)
 	co.last = *c;
 	if (c->pause_ns > co.max.pause_ns)
 		co.max = *c;
+}
+
+/* Marker threads pay off on a heap that takes a while to mark; a small
+ * one is marked faster than threads are started. */
+#define PARALLEL_MIN_BYTES (1u << 20)
+
+static unsigned markers_for_heap(void)
+{
+	int64_t heap = co.number ? (int64_t)co.last.heap_bytes : atomic_load(&gc.live);
+
+	return heap >= PARALLEL_MIN_BYTES ? markers_wanted() : 1;
 }
 
 static int open_pagemap(void)
@@ -304,13 +330,15 @@ stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 	if (!stop_world(&w))
 		return false;
 	t1 = os_now_ns();
-	mark_begin(pagemap);
+	mark_begin(pagemap, markers_for_heap());
 	if (!roots_scan(&w, co.roots)) {
 		resume_world(&w);   /* without every root, nothing may be freed */
 		return false;
 	}
+	c->roots_ns = os_now_ns() - t1;
 	mark_finish(&ms);
-	c->mark_ns = os_now_ns() - t1;
+	c->mark_ns = os_now_ns() - t1 - c->roots_ns;
+	c->markers = ms.markers;
 	find_dead(gen, c, count);
 	resume_world(&w);
 	c->stop_ns = w.stop_ns;
@@ -343,6 +371,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 		collect_lock();
 	else if (!spin_trylock(&co.busy))
 		return 0;   /* a collection is under way: it serves this trigger */
+	sweep_finish();   /* the list is about to be filled again */
 	watch_collection_start(gen);
 	if (debug & GCSHIM_DEBUG_STATS)
 		log_start(gen);
@@ -368,10 +397,13 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 		return -1;
 	}
 	t = os_now_ns();
-	reclaim(&c, save);
-	os_purge(co.dead, co.ndead * sizeof(*co.dead) + OS_PAGE, true);
-	if (!save && c.collected)
-		release_free_memory();
+	/* the program waits on an automatic collection: its blocks are given
+	 * back by the sweep; one asked for returns with the memory back */
+	if (!reclaim(&c, save, why != GC_MANUAL && why != GC_LIMIT)) {
+		os_purge(co.dead, co.ndead * sizeof(*co.dead) + OS_PAGE, true);
+		if (!save && c.collected)
+			release_free_memory();
+	}
 	c.sweep_ns = os_now_ns() - t;
 	account(&c);
 	if (debug & GCSHIM_DEBUG_STATS)
@@ -397,6 +429,7 @@ long gc_find_leaks(void (*fn)(const uintptr_t *dead, size_t n, void *arg), void 
 		return -1;
 	}
 	collect_lock();
+	sweep_finish();
 	pagemap = open_pagemap();
 	roots_prepare();
 	co.dry = true;
@@ -484,6 +517,9 @@ void collect_fill_stats(struct gcshim_stats *st)
 	st->last_collected_bytes = co.last.collected_bytes;
 	st->root_bytes_scanned = (int64_t)co.total_root_bytes;
 	st->heap_bytes_scanned = (int64_t)co.total_heap_bytes;
+	st->markers = co.last.markers;
+	st->last_roots_ns = (int64_t)co.last.roots_ns;
+	st->sweep_pending_bytes = sweep_pending_bytes();
 }
 
 /* A free() or realloc() of a block the collector declared unreachable:

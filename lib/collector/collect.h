@@ -20,7 +20,8 @@ struct gen_stats {
 struct collection {
 	int generation;
 	int64_t collected, collected_bytes, uncollectable;
-	uint64_t pause_ns, stop_ns, mark_ns, sweep_ns;
+	uint64_t pause_ns, stop_ns, roots_ns, mark_ns, sweep_ns;
+	unsigned markers;
 	uint64_t root_bytes, heap_bytes;
 	int64_t objects[3];
 };

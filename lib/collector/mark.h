@@ -14,13 +14,14 @@
 
 struct mark_stats {
 	uint64_t root_bytes, heap_bytes, marked_blocks, overflows;
+	unsigned markers;
 };
 
 bool mark_init(void);
-void mark_begin(int pagemap_fd);
+/* markers: how many threads may share the marking (1: this one only). */
+void mark_begin(int pagemap_fd, unsigned markers);
 void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared);
 void mark_code_range(uintptr_t lo, uintptr_t hi);
-void mark_drain(void);
 void mark_finish(struct mark_stats *st);
 void mark_release(void);
 uint64_t *mark_bits(void);

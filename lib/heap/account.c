@@ -15,6 +15,8 @@ _Atomic unsigned gc_mode __attribute__((aligned(64)));
 struct gc_state gc = {
 	.enabled = 1,
 	.threshold = -1,
+	.growth = -1,
+	.growth_target = INT64_MAX,
 	.gen_threshold = { 0, 10, 10 },
 	.batch_bytes = BATCH_BYTES,
 	.batch_count = BATCH_COUNT,
@@ -23,13 +25,21 @@ struct gc_state gc = {
 static struct {
 	void (*collect_due)(enum gc_reason why);
 	bool (*make_room)(void);
+	void (*sweep_some)(void);
 } collector;
+
+void gc_register_sweeper(void (*sweep_some)(void))
+{
+	collector.sweep_some = sweep_some;
+}
 
 void gc_register_collector(void (*collect_due)(enum gc_reason why), bool (*make_room)(void))
 {
 	collector.collect_due = collect_due;
 	collector.make_room = make_room;
 }
+
+static void set_growth_target(void);
 
 static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
 {
@@ -54,6 +64,7 @@ void gc_init(void)
 	atomic_store(&gc.enabled, (int)opt_int(OPT_ENABLE));
 	atomic_store(&gc.debug, (int)opt_int(OPT_DEBUG));
 	atomic_store(&gc.threshold, opt_int(OPT_THRESHOLD));
+	gc_set_growth(opt_int(OPT_GROWTH));
 	for (int i = 0; i < 3; i++)
 		atomic_store(&gc.gen_threshold[i], t[i]);
 	gc_set_limit(opt_int(OPT_HEAP_LIMIT));
@@ -88,6 +99,20 @@ static void threshold_crossed(int64_t since)
 	if (atomic_exchange(&gc.since, 0) >= thr) {
 		stat_inc(EV_threshold_triggers);
 		collector.collect_due(GC_THRESHOLD);
+	}
+}
+
+/* The heap outgrew its target.  Taking the target (not just reading it)
+ * makes one thread the one that collects; the collection sets the next. */
+static void growth_crossed(int64_t live)
+{
+	int64_t target = atomic_load_explicit(&gc.growth_target, memory_order_relaxed);
+
+	if (live < target || !atomic_load(&gc.enabled) || !collector.collect_due)
+		return;
+	if (atomic_compare_exchange_strong(&gc.growth_target, &target, INT64_MAX)) {
+		stat_inc(EV_growth_triggers);
+		collector.collect_due(GC_GROWTH);
 	}
 }
 
@@ -141,12 +166,19 @@ void gc_publish(struct thread_rec *t)
 	t->pub_bytes_allocated = ba;
 	t->pub_bytes_freed = bf;
 	set_next_points(t);
-	if (dlive && !gc_limited())
-		update_peak(atomic_fetch_add(&gc.live, dlive) + dlive);
+	if (dlive && !gc_limited()) {
+		int64_t live = atomic_fetch_add(&gc.live, dlive) + dlive;
+
+		update_peak(live);
+		if (dlive > 0)
+			growth_crossed(live);
+	}
 	since = atomic_fetch_add(&gc.since, dbytes) + dbytes;
 	count = atomic_fetch_add(&gc.count, dcount) + dcount;
 	threshold_crossed(since);
 	count_crossed(count);
+	if (atomic_load_explicit(&gc.sweep_pending, memory_order_relaxed) && collector.sweep_some)
+		collector.sweep_some();
 }
 
 void gc_set_mode(unsigned bit, bool on)
@@ -169,6 +201,7 @@ bool gc_reserve(size_t usable)
 			return false;
 	} while (!atomic_compare_exchange_weak(&gc.live, &live, live + (int64_t)usable));
 	update_peak(live + (int64_t)usable);
+	growth_crossed(live + (int64_t)usable);
 	return true;
 }
 
@@ -192,6 +225,7 @@ void gc_set_limit(int64_t bytes)
 		gc_publish(t);
 	atomic_store(&gc.limit, bytes);
 	gc_set_mode(MODE_LIMITED, bytes != 0);
+	set_growth_target();
 }
 
 int gc_set_threshold_bytes(int64_t bytes)
@@ -204,6 +238,41 @@ int gc_set_threshold_bytes(int64_t bytes)
 	atomic_store(&gc.since, 0);
 	recompute_batches();
 	return 0;
+}
+
+/* The next target: P percent over what the last collection left live,
+ * at least the floor, at most the heap limit. */
+static void set_growth_target(void)
+{
+	int64_t p = atomic_load(&gc.growth), base = atomic_load(&gc.live_after);
+	int64_t limit = atomic_load(&gc.limit), target = INT64_MAX;
+
+	if (p > 0) {
+		target = base + (base / 100) * p + (base % 100) * p / 100;
+		if (target < GROWTH_FLOOR)
+			target = GROWTH_FLOOR;
+		if (limit && target > limit)
+			target = limit;
+	}
+	atomic_store(&gc.growth_target, target);
+}
+
+int gc_set_growth(int64_t percent)
+{
+	if (percent < -1 || percent > 100000) {
+		errno = EINVAL;
+		return -1;
+	}
+	atomic_store(&gc.growth, percent > 0 ? percent : -1);
+	set_growth_target();
+	return 0;
+}
+
+/* From the collector, once a collection's dead blocks are accounted. */
+void gc_collected(int64_t live_after)
+{
+	atomic_store(&gc.live_after, live_after);
+	set_growth_target();
 }
 
 int gc_set_gen_thresholds(const int64_t t[3])

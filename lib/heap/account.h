@@ -15,6 +15,7 @@ struct gc_state {
 	_Atomic int enabled;
 	_Atomic int debug;
 	_Atomic int64_t threshold;       /* bytes, -1 = off */
+	_Atomic int64_t growth;          /* percent over the last live heap, -1 = off */
 	_Atomic int64_t gen_threshold[3];
 	_Atomic int64_t limit;           /* 0 = none */
 	/* A thread publishes once it allocated or freed this much. */
@@ -26,7 +27,16 @@ struct gc_state {
 	_Atomic int64_t count;           /* published allocations - frees */
 	_Atomic int64_t count_base;      /* count at the last gen-0 point */
 	_Atomic int64_t gen_count[3];    /* [1], [2]: CPython's count1, count2 */
+	/* mem_alloc at which the growth trigger fires; INT64_MAX while
+	 * off, or while the collection it started runs */
+	_Atomic int64_t growth_target;
+	_Atomic int64_t live_after;      /* mem_alloc the last collection left */
+	_Atomic bool sweep_pending;      /* dead blocks wait to be given back */
 };
+
+/* Below this, a heap is not collected for growth: a small heap still
+ * collects now and then, never constantly. */
+#define GROWTH_FLOOR (4LL << 20)
 
 /* What sends malloc and free off their fast path: read on every call,
  * written almost never, so on a cache line of its own. */
@@ -46,9 +56,12 @@ extern struct gc_state gc;
 
 /* Why a collection runs.  The accounting sees when one is due; the
  * collector, a layer up, registers how to run it. */
-enum gc_reason { GC_MANUAL, GC_THRESHOLD, GC_COUNT, GC_LIMIT };
+enum gc_reason { GC_MANUAL, GC_THRESHOLD, GC_COUNT, GC_LIMIT, GC_GROWTH };
 
 void gc_register_collector(void (*collect_due)(enum gc_reason why), bool (*make_room)(void));
+/* sweep_some: gives back a few dead blocks; run by threads as they
+ * publish, while gc.sweep_pending. */
+void gc_register_sweeper(void (*sweep_some)(void));
 extern _Atomic unsigned gc_mode;
 
 void gc_init(void);
@@ -60,6 +73,8 @@ void gc_set_limit(int64_t bytes);
 void gc_set_mode(unsigned bit, bool on);
 
 int gc_set_threshold_bytes(int64_t bytes);
+int gc_set_growth(int64_t percent);
+void gc_collected(int64_t live_after);
 int gc_set_gen_thresholds(const int64_t t[3]);
 int gc_set_debug(int64_t flags);
 void gc_get_counts(int64_t out[3]);

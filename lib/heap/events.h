@@ -9,7 +9,7 @@
 /* Each name is also a field of struct gcshim_stats, filled from here. */
 #define STAT_EVENTS(X) X(foreign_frees) X(invalid_frees) X(foreign_reallocs) X(foreign_sizes) \
 	X(alloc_failures) X(limit_failures) X(threshold_triggers)            \
-	X(count_triggers) X(limit_triggers) X(ctl_connections) X(ctl_refused) \
+	X(count_triggers) X(growth_triggers) X(limit_triggers) X(ctl_connections) X(ctl_refused) \
 	X(ctl_bad_requests) X(false_garbage) X(stack_unwinds)
 
 enum stat_event {

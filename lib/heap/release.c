@@ -29,17 +29,27 @@ size_t release_block(struct thread_rec *t, void *p)
 
 /* Counted without publishing: the collector publishes once, after its
  * last block. */
-void release_unregistered(struct thread_rec *t, uintptr_t p, size_t usable)
+void release_count(struct thread_rec *t, size_t usable)
 {
-	if (usable > SC_SMALL_MAX)
-		om_clear_cont(p - om.base, 0, usable);
-	heap_free_sized((void *)p, usable);
 	if (gc_limited())
 		gc_unreserve(usable);
 	if (t) {
 		tc_add(&t->frees, 1);
 		tc_add(&t->bytes_freed, (int64_t)usable);
 	}
+}
+
+void release_memory(uintptr_t p, size_t usable)
+{
+	if (usable > SC_SMALL_MAX)
+		om_clear_cont(p - om.base, 0, usable);
+	heap_free_sized((void *)p, usable);
+}
+
+void release_unregistered(struct thread_rec *t, uintptr_t p, size_t usable)
+{
+	release_memory(p, usable);
+	release_count(t, usable);
 }
 
 void release_free_memory(void)

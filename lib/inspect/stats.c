@@ -8,7 +8,7 @@
 #include "os.h"
 #include "thread.h"
 
-#define STATS_VERSION 3
+#define STATS_VERSION 4
 
 void stats_read(struct gcshim_stats *st)
 {
@@ -34,6 +34,8 @@ void stats_read(struct gcshim_stats *st)
 	st->bytes_freed = tt.bytes_freed;
 	st->enabled = atomic_load(&gc.enabled);
 	st->threshold = atomic_load(&gc.threshold);
+	st->growth = atomic_load(&gc.growth);
+	st->growth_target = st->growth > 0 ? atomic_load(&gc.growth_target) : -1;
 	st->debug = atomic_load(&gc.debug);
 	st->gen_threshold0 = atomic_load(&gc.gen_threshold[0]);
 	st->gen_threshold1 = atomic_load(&gc.gen_threshold[1]);

@@ -128,6 +128,34 @@ bool parse_size_or_off(const char *s, int64_t *out)
 	return parse_size(s, out);
 }
 
+/* A percent ("100", "100%"), "on" for the default, or off ("off", "0",
+ * "-1"). */
+bool parse_percent_or_on(const char *s, int64_t *out)
+{
+	char buf[64];
+	const char *t = trim(s, buf, sizeof(buf));
+	int64_t v;
+
+	if (!t)
+		return false;
+	if (parse_bool(t, &v) && strcmp(t, "1")) {
+		*out = v ? GROWTH_DEFAULT : -1;
+		return true;
+	}
+	if (!strcmp(t, "-1")) {
+		*out = -1;
+		return true;
+	}
+	if (!parse_u64(&t, (uint64_t *)&v) || v > 100000)
+		return false;
+	if (*t == '%')
+		t++;
+	if (*skip_space(t))
+		return false;
+	*out = v ? v : -1;
+	return true;
+}
+
 bool parse_bool(const char *s, int64_t *out)
 {
 	static const char *yes[] = { "1", "true", "yes", "on", "enable", "enabled" };
@@ -290,6 +318,7 @@ static const char *kind_example(enum opt_kind kind)
 	case OPT_PATH: return "a path";
 	case OPT_SIGNO: return "a signal (like SIGRTMAX-3 or 61)";
 	case OPT_ROOTSET: return "all or minimal";
+	case OPT_PERCENT_OR_ON: return "a percent (like 100), on or off";
 	}
 	return "valid";
 }
@@ -312,6 +341,7 @@ static bool parse_value(enum opt_id id, const char *s)
 	case OPT_FLAGS: if (!parse_flags(s, &v)) return false; break;
 	case OPT_SIGNO: if (!parse_signal(s, &v)) return false; break;
 	case OPT_ROOTSET: if (!parse_roots(s, &v)) return false; break;
+	case OPT_PERCENT_OR_ON: if (!parse_percent_or_on(s, &v)) return false; break;
 	}
 	if (v < d->min || v > d->max)
 		return false;

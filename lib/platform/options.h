@@ -7,7 +7,11 @@
 #include <stdint.h>
 
 enum opt_kind { OPT_BOOL, OPT_SIZE, OPT_SIZE_OR_OFF, OPT_INT, OPT_FLAGS,
-		OPT_TRIPLE, OPT_PATH, OPT_SIGNO, OPT_ROOTSET };
+		OPT_TRIPLE, OPT_PATH, OPT_SIGNO, OPT_ROOTSET, OPT_PERCENT_OR_ON };
+
+/* GCSHIM_GROWTH=on: the heap may double over what the last collection
+ * left live (chosen with the allocation benchmarks). */
+#define GROWTH_DEFAULT 100
 
 /* X(ID, kind, default, min, max, default as shown, description) */
 #define GCSHIM_OPTIONS(X)                                                     \
@@ -17,6 +21,10 @@ enum opt_kind { OPT_BOOL, OPT_SIZE, OPT_SIZE_OR_OFF, OPT_INT, OPT_FLAGS,
 	  "automatic collections allowed (gc.enable)")                        \
 	X(HEAP_LIMIT, OPT_SIZE, 0, 0, INT64_MAX, "0 (no limit)",              \
 	  "largest mem_alloc; an allocation beyond it fails")                 \
+	X(GROWTH, OPT_PERCENT_OR_ON, -1, -1, 100000, "off",                   \
+	  "collect when the heap grew by this percent over the last live heap (on: 100)") \
+	X(MARKERS, OPT_INT, 0, 0, 64, "0 (the CPUs it may run on)",            \
+	  "threads that mark during a collection")                            \
 	X(THRESHOLD, OPT_SIZE_OR_OFF, -1, -1, INT64_MAX, "-1 (off)",          \
 	  "collect each time this many bytes were allocated")                 \
 	X(GEN_THRESHOLD, OPT_TRIPLE, 0, 0, INT32_MAX, "0,10,10",              \
@@ -80,6 +88,7 @@ bool parse_size(const char *s, int64_t *out);
 bool parse_size_or_off(const char *s, int64_t *out);
 bool parse_bool(const char *s, int64_t *out);
 bool parse_int(const char *s, int64_t *out);
+bool parse_percent_or_on(const char *s, int64_t *out);
 bool parse_flags(const char *s, int64_t *out);
 bool parse_triple(const char *s, int64_t out[3]);
 bool parse_signal(const char *s, int64_t *out);
