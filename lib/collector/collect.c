@@ -303,7 +303,7 @@ static unsigned markers_for_heap(void)
 {
 	int64_t heap = co.number ? (int64_t)co.last.heap_bytes : atomic_load(&gc.live);
 
-	return heap >= PARALLEL_MIN_BYTES ? markers_wanted() : 1;
+	return markers_chosen() || heap >= PARALLEL_MIN_BYTES ? markers_wanted() : 1;
 }
 
 static int open_pagemap(void)

@@ -21,6 +21,7 @@ static struct helper {
 } helpers[MARK_MAX_MARKERS];
 
 static unsigned wanted, started;
+static bool chosen;   /* GCSHIM_MARKERS set: used whatever the heap */
 
 static unsigned cpus_allowed(void)
 {
@@ -37,7 +38,8 @@ bool markers_init(void)
 {
 	int64_t opt = opt_int(OPT_MARKERS);
 
-	wanted = opt > 0 ? (unsigned)opt : cpus_allowed();
+	chosen = opt > 0;
+	wanted = chosen ? (unsigned)opt : cpus_allowed();
 	if (wanted > MARK_MAX_MARKERS)
 		wanted = MARK_MAX_MARKERS;
 	return true;
@@ -46,6 +48,11 @@ bool markers_init(void)
 unsigned markers_wanted(void)
 {
 	return wanted;
+}
+
+bool markers_chosen(void)
+{
+	return chosen;
 }
 
 /* The thread's whole life: no return into libc's thread start, which

@@ -15,6 +15,7 @@
 bool markers_init(void);
 /* GCSHIM_MARKERS, or the CPUs this process may run on. */
 unsigned markers_wanted(void);
+bool markers_chosen(void);
 /* Starts up to n threads running run(1) .. run(n); returns how many
  * started.  markers_join waits for every one to have exited. */
 unsigned markers_start(unsigned n, void (*run)(unsigned i));
