@@ -127,6 +127,14 @@ int64_t gcshim_mem_free(void);
  * GCSHIM_THRESHOLD_QUERY only reads.  Below -2: returns -2, errno EINVAL. */
 long gcshim_threshold(long bytes);
 
+/* Collect when mem_alloc has grown by PERCENT over what the last
+ * collection left live (-1 or 0: off; GCSHIM_GROWTH_ON: the default
+ * percent, as GCSHIM_GROWTH=on).  Returns the previous percent (-1: off);
+ * GCSHIM_GROWTH_QUERY only reads.  A bad value: -2, errno EINVAL. */
+#define GCSHIM_GROWTH_QUERY (-2L)
+#define GCSHIM_GROWTH_ON (-3L)
+long gcshim_growth(long percent);
+
 /* CPython's generation thresholds; a negative argument keeps its value.
  * Return 0, or -1 with errno set. */
 int gcshim_set_threshold(long t0, long t1, long t2);

@@ -14,6 +14,7 @@
 #define STACK_ENTRIES (1u << 24)   /* per marker: 256 MiB of address space, committed as used */
 #define POOL_ENTRIES (1u << 20)
 #define SHARE_MIN 32               /* a marker keeps work until it has this much */
+#define SHARE_MAX 4096
 #define SCAN_CHECK_PAGES (64 * 1024)
 
 struct entry {
@@ -235,19 +236,20 @@ static void scan_block(struct marker *m, uintptr_t start, size_t size)
 
 /* ---- sharing work ----------------------------------------------------- */
 
-/* The older half of the stack: the blocks nearest the roots, whose
- * subgraphs are the largest. */
+/* Half the stack, at most SHARE_MAX entries, from its top: no copy of
+ * the rest, however deep the stack. */
 static void share(struct marker *m)
 {
 	size_t give = m->top / 2, room;
 
+	if (give > SHARE_MAX)
+		give = SHARE_MAX;
 	spin_lock(&mk.lock);
 	room = POOL_ENTRIES - mk.pool_n;
 	if (give > room)
 		give = room;
-	memcpy(&mk.pool[mk.pool_n], m->stack, give * sizeof(*m->stack));
-	memmove(m->stack, m->stack + give, (m->top - give) * sizeof(*m->stack));
 	m->top -= give;
+	memcpy(&mk.pool[mk.pool_n], m->stack + m->top, give * sizeof(*m->stack));
 	atomic_store_explicit(&mk.pool_n, mk.pool_n + give, memory_order_release);
 	spin_unlock(&mk.lock);
 }
@@ -330,6 +332,7 @@ static void drain(struct marker *m)
  * anywhere: every marker idle with the pool empty can only stay so. */
 static bool wait_for_work(struct marker *m)
 {
+	unsigned spins = 0;
 	bool got = false;
 
 	spin_lock(&mk.lock);
@@ -352,7 +355,7 @@ static bool wait_for_work(struct marker *m)
 			spin_unlock(&mk.lock);
 			continue;
 		}
-		markers_pause();
+		markers_pause(spins++);
 	}
 	return true;
 }
@@ -367,8 +370,10 @@ static void mark_until_done(struct marker *m)
 /* A marker thread's body (markers.c): it owns mk.m[i]. */
 static void marker_run(unsigned i)
 {
+	unsigned spins = 0;
+
 	while (!atomic_load_explicit(&mk.go, memory_order_acquire))
-		markers_pause();
+		markers_pause(spins++);
 	if (i < mk.n)
 		mark_until_done(&mk.m[i]);
 }

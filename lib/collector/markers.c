@@ -108,8 +108,12 @@ void markers_join(void)
 	started = 0;
 }
 
-void markers_pause(void)
+void markers_pause(unsigned spins)
 {
+	if (spins >= 64) {
+		sched_yield();
+		return;
+	}
 #if defined(__x86_64__)
 	__builtin_ia32_pause();
 #elif defined(__aarch64__)

@@ -20,7 +20,9 @@ bool markers_chosen(void);
  * started.  markers_join waits for every one to have exited. */
 unsigned markers_start(unsigned n, void (*run)(unsigned i));
 void markers_join(void);
-/* A marker waiting for work. */
-void markers_pause(void);
+/* A marker waiting for work, for the spins-th time in a row: a short
+ * spin, then the core goes to a thread that has work (with more threads
+ * than cores, a marker may be waiting for one that is not running). */
+void markers_pause(unsigned spins);
 
 #endif
