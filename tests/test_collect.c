@@ -494,7 +494,8 @@ Test(collect, growth_percent_sets_how_often)
 static void churn_under(const char *markers, const char *verify)
 {
 	static char out[OUT_MAX];
-	char *argv[] = { build_path("tests/fixtures/gc_auto"), "churn", "4", NULL };
+	char *argv[] = { build_path("tests/fixtures/gc_auto"), "churn", "4",
+			 strstr(verify, "=0") ? "exact" : NULL, NULL };
 	const char *env[] = { "GCSHIM_GROWTH=20", markers, verify, "GCSHIM_DEBUG=stats", NULL };
 	char *log;
 
