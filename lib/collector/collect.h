@@ -1,3 +1,7 @@
+/* Layer 3 of 5, the collector (lib/collector/): stopping threads, roots,
+ * kernel-held roots, marking and its marker threads, the garbage list,
+ * collection events, the sweep, the collection itself.  Calls its own
+ * layer and the two below. */
 /* A collection: stop the world, mark from the roots, find the unmarked
  * blocks of the collected generations, resume, then free them (or keep
  * them in `garbage` under DEBUG_SAVEALL or verify mode).  One at a time,

@@ -1,3 +1,6 @@
+/* Layer 1 of 5, platform (lib/platform/): mappings, the log, options, the
+ * stop signal's guard, boot-time memory, size classes, locks.  Calls
+ * nothing else of the shim.  See README, "Layout". */
 /* The operating-system layer: every system call the shim makes outside the
  * socket code goes through here, so the rest stays portable and testable. */
 #ifndef GCSHIM_OS_H
