@@ -277,7 +277,7 @@ static void account(const struct collection *c)
 	co.gens[g].collected += c->collected;
 	co.gens[g].uncollectable += c->uncollectable;
 	atomic_store(&gc.count_base, tt.allocations - tt.frees);
-	gc_collected(tt.bytes_allocated - tt.bytes_freed);
+	gc_collected(tt.bytes_allocated - tt.bytes_freed, (int64_t)c->root_bytes);
 	atomic_store(&gc.since, 0);
 	for (int i = 1; i <= g; i++)
 		atomic_store(&gc.gen_count[i], 0);
