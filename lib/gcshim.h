@@ -146,6 +146,8 @@ struct gcshim_block {
 	int generation;       /* 0, 1 or 2: collections survived, capped */
 	int frozen;           /* 1 after gcshim_freeze() */
 	uint32_t site;        /* allocation site when recorded, else 0 */
+	size_t requested;     /* the size the program asked for when recorded
+				 (GCSHIM_BACKTRACE, gcshim_backtrace()), else 0 */
 };
 
 /* Where a pointer to one of the blocks asked about is kept. */

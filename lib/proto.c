@@ -290,6 +290,17 @@ static int cmd_get_stats(struct reply *r, char **argv, int argc)
 }
 
 #define GARBAGE_SHOWN 256
+#define LIT(r, s) reply_raw(r, s, sizeof(s) - 1)
+
+/* A block's usable size, and the size the program asked for when known. */
+static void sizes_json(struct reply *r, uintptr_t p)
+{
+	size_t usable = om_usable((void *)p), asked = sites_request(p, usable);
+
+	reply_fmt(r, "\"size\":%lu", (unsigned long)usable);
+	if (asked)
+		reply_fmt(r, ",\"requested\":%lu", (unsigned long)asked);
+}
 
 static int garbage_hexdump(struct reply *r, const char *arg);
 
@@ -309,16 +320,17 @@ static int cmd_garbage(struct reply *r, char **argv, int argc)
 	n = garbage_list(blocks, GARBAGE_SHOWN);
 	ok(r);
 	reply_fmt(r, ",\"count\":%lu,\"blocks\":[", (unsigned long)garbage_count());
-	for (size_t i = 0; i < n; i++)
-		reply_fmt(r, "%s{\"address\":\"%p\",\"size\":%lu}", i ? "," : "",
-			  (void *)blocks[i], (unsigned long)om_usable((void *)blocks[i]));
+	for (size_t i = 0; i < n; i++) {
+		reply_fmt(r, "%s{\"address\":\"%p\",", i ? "," : "", (void *)blocks[i]);
+		sizes_json(r, blocks[i]);
+		LIT(r, "}");
+	}
 	reply_raw(r, "]", 1);
 	return 0;
 }
 
 /* ---- inspection --------------------------------------------------------- */
 
-#define LIT(r, s) reply_raw(r, s, sizeof(s) - 1)
 #define SHOWN_ROOM 1024   /* an entry is left out when less than this is left */
 
 static struct proto_session *current;   /* the session of the request */
@@ -348,8 +360,9 @@ static int garbage_hexdump(struct reply *r, const char *arg)
 	ok(r);
 	reply_fmt(r, ",\"count\":%lu,\"blocks\":[", (unsigned long)garbage_count());
 	for (; shown < n && r->len + SHOWN_ROOM + 2 * each < r->cap; shown++) {
-		reply_fmt(r, "%s{\"address\":\"%p\",\"size\":%lu,\"hex\":\"", shown ? "," : "",
-			  (void *)blocks[shown], (unsigned long)om_usable((void *)blocks[shown]));
+		reply_fmt(r, "%s{\"address\":\"%p\",", shown ? "," : "", (void *)blocks[shown]);
+		sizes_json(r, blocks[shown]);
+		LIT(r, ",\"hex\":\"");
 		hex_bytes(r, bytes + shown * each, sizes[shown]);
 		LIT(r, "\"}");
 	}
@@ -409,6 +422,8 @@ static void block_json(struct reply *r, const struct gcshim_block *b)
 {
 	reply_fmt(r, "\"address\":\"%p\",\"size\":%lu,\"generation\":%d", b->start,
 		  (unsigned long)b->size, b->generation);
+	if (b->requested)
+		reply_fmt(r, ",\"requested\":%lu", (unsigned long)b->requested);
 	if (b->frozen)
 		LIT(r, ",\"frozen\":true");
 	if (b->site) {
@@ -542,9 +557,11 @@ static int cmd_get_referrers(struct reply *r, char **argv, int argc)
 #define SUMMARY_SITES 4096   /* distinct sites counted; more go under site 0 */
 #define SUMMARY_SHOWN 32     /* sites listed, largest first */
 
+/* requested: what the program asked for, the usable size of the unsized
+ * blocks (allocated while requests were not recorded) included. */
 struct site_total {
 	uint32_t site;
-	long count, bytes;
+	long count, bytes, requested, unsized;
 };
 
 /* Open addressing on the site number; the table is the control thread's. */
@@ -568,6 +585,8 @@ static void add_site(struct site_total *t, const struct gcshim_block *b)
 	s->site = s->count ? s->site : b->site;
 	s->count++;
 	s->bytes += (long)b->size;
+	s->requested += (long)(b->requested ? b->requested : b->size);
+	s->unsized += !b->requested;
 }
 
 /* The largest sites by bytes, with their frames. */
@@ -585,8 +604,9 @@ static void list_sites(struct reply *r, struct site_total *t)
 		if (!best)
 			break;
 		n = best->site ? sites_frames(best->site, &frames) : 0;
-		reply_fmt(r, "%s{\"count\":%ld,\"bytes\":%ld,\"frames\":[", shown ? "," : "",
-			  best->count, best->bytes);
+		reply_fmt(r, "%s{\"count\":%ld,\"bytes\":%ld,\"requested\":%ld,\"unsized\":%ld,"
+			  "\"frames\":[", shown ? "," : "", best->count, best->bytes, best->requested,
+			  best->unsized);
 		for (size_t f = 0; f < n; f++)
 			reply_fmt(r, "%s\"%p\"", f ? "," : "", (void *)frames[f]);
 		LIT(r, "]}");
@@ -603,7 +623,7 @@ static int objects_summary(struct reply *r, int gen, size_t min_size)
 	static struct site_total sites[SUMMARY_SITES];
 	struct gcshim_block b[256];
 	uintptr_t cursor = 0;
-	long total = 0, total_bytes = 0;
+	long total = 0, total_bytes = 0, total_requested = 0, unsized = 0;
 	size_t n;
 	bool first = true;
 
@@ -619,6 +639,8 @@ static int objects_summary(struct reply *r, int gen, size_t min_size)
 			add_site(sites, &b[i]);
 			total++;
 			total_bytes += (long)b[i].size;
+			total_requested += (long)(b[i].requested ? b[i].requested : b[i].size);
+			unsized += !b[i].requested;
 		}
 	ok(r);
 	LIT(r, ",\"done\":true,\"classes\":[");
@@ -631,7 +653,8 @@ static int objects_summary(struct reply *r, int gen, size_t min_size)
 	}
 	LIT(r, "]");
 	list_sites(r, sites);
-	reply_fmt(r, ",\"count\":%ld,\"bytes\":%ld", total, total_bytes);
+	reply_fmt(r, ",\"count\":%ld,\"bytes\":%ld,\"requested\":%ld,\"unsized\":%ld", total,
+		  total_bytes, total_requested, unsized);
 	return 0;
 }
 
