@@ -14,6 +14,7 @@
 #include "inspect.h"
 #include "kroots.h"
 #include "leaks.h"
+#include "report.h"
 #include "log.h"
 #include "options.h"
 #include "regions.h"
@@ -119,7 +120,7 @@ __attribute__((constructor(101))) static void shim_start(int argc, char **argv,
 	gc_init();
 	if (!collect_init())
 		log_msg("the collector could not start; allocation works, collections do not");
-	leaks_init();
+	report_init();
 	sites_init();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	ctl_start();
@@ -127,6 +128,6 @@ __attribute__((constructor(101))) static void shim_start(int argc, char **argv,
 
 __attribute__((destructor)) static void shim_stop(void)
 {
-	leaks_at_exit();
+	report_at_exit();
 	ctl_stop();
 }

@@ -1,18 +1,41 @@
-/* Leak reports: a collection that frees nothing, its unreachable blocks
+/* Leak checks: a collection that frees nothing, its unreachable blocks
  * split into direct leaks (no other unreachable block points to them)
- * and indirect ones, grouped by allocation site, largest first.  Shown
- * at exit (GCSHIM_REPORT=exit) or through the control socket (leaks). */
+ * and indirect ones, grouped by allocation site and by whether the size
+ * the program asked for is known, direct leaks first, then the largest.
+ * Shown at exit (report.h) or through the control socket (leaks). */
 #ifndef GCSHIM_LEAKS_H
 #define GCSHIM_LEAKS_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "proto.h"
 
-/* The GCSHIM_REPORT option, read in the constructor. */
-void leaks_init(void);
+struct leak_group {
+	uint32_t key;          /* the table's own */
+	uint32_t site;         /* 0: no stack */
+	bool indirect;
+	bool unsized;          /* bytes are size classes: no request recorded */
+	bool suppressed;       /* the exit report's: a suppression matched */
+	int64_t bytes, count;  /* requested bytes (usable when unsized), blocks */
+};
 
-/* From the library's destructor: the report, then _exit with
- * GCSHIM_REPORT_EXITCODE when something leaked. */
-void leaks_at_exit(void);
+/* Why a group has a stack or not. */
+enum leak_stack {
+	LEAK_STACK_RECORDED,
+	LEAK_STACK_NOT_SAMPLED,   /* sizes recorded, this stack not sampled */
+	LEAK_STACK_BEFORE,        /* allocated before recording was switched on */
+	LEAK_STACK_OFF,           /* recording was never on */
+};
+
+/* Runs a leak check; its results stay until leaks_done().  False when
+ * the collection failed (errno set). */
+bool leaks_check(void);
+void leaks_done(void);
+size_t leaks_groups(void);
+struct leak_group *leaks_group(size_t k);
+void leaks_totals(int64_t *bytes, int64_t *count);
+enum leak_stack leaks_stack(const struct leak_group *g);
 
 /* The leaks request: JSON members after "ok"; -1 when the collection
  * failed (errno set). */
