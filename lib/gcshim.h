@@ -228,6 +228,13 @@ int gcshim_callback_remove(gcshim_callback_fn fn, void *arg);
  * 0, or -1 with errno EINVAL. */
 int gcshim_pin(void *ptr);
 
+/* Allocation sites recorded from now on, DEPTH frames deep (1 to 64), or
+ * no more (0: requested sizes go on being recorded); -1 only asks.
+ * Blocks allocated before have no site; leak reports group them under
+ * one entry.  Returns the depth before the call, or -1 with errno EINVAL
+ * (DEPTH above 64) or ENOSYS (libunwind cannot be loaded). */
+int gcshim_set_backtrace(int depth);
+
 /* The return addresses of allocation site SITE (struct gcshim_block's
  * site), innermost first: at most CAP of them into FRAMES; returns how
  * many the site has, 0 for none. */

@@ -793,6 +793,26 @@ static int cmd_leaks(struct reply *r, char **argv, int argc)
 	return 0;
 }
 
+static int cmd_backtrace(struct reply *r, char **argv, int argc)
+{
+	int64_t v = -1;
+	int old = sites_depth();
+
+	if (argc > 1 && !strcmp(argv[1], "off"))
+		v = 0;
+	else if (argc > 1 && (!parse_int(argv[1], &v) || v < 0 || v > SITES_MAX_DEPTH))
+		return fail(r, "bad depth '%s': expected frames from 1 to %d, or off", argv[1],
+			    SITES_MAX_DEPTH);
+	if (v >= 0 && sites_set_depth((int)v) < 0)
+		return fail(r, "allocation sites cannot be recorded: libunwind cannot be loaded");
+	ok(r);
+	reply_fmt(r, ",\"backtrace\":%d,\"sizes\":%s", sites_depth(),
+		  sites_sizes_recorded() ? "true" : "false");
+	if (v >= 0)
+		reply_fmt(r, ",\"previous_backtrace\":%d", old);
+	return 0;
+}
+
 struct command {
 	const char *name;
 	int min_args, max_args;
@@ -829,6 +849,7 @@ static const struct command commands[] = {
 	{ "watch", 0, 0, cmd_watch, "watch" },
 	/* allocation sites and leak reports */
 	{ "leaks", 0, 0, cmd_leaks, "leaks" },
+	{ "backtrace", 0, 1, cmd_backtrace, "backtrace [DEPTH|off]" },
 };
 
 static int split(char *line, char **argv)
