@@ -14,13 +14,14 @@
 #include "inspect.h"
 #include "kroots.h"
 #include "leaks.h"
-#include "report.h"
 #include "log.h"
 #include "options.h"
 #include "regions.h"
+#include "report.h"
 #include "sigguard.h"
 #include "sites.h"
 #include "thread.h"
+#include "tstacks.h"
 #include "watch.h"
 
 extern char **environ;
@@ -103,6 +104,7 @@ static void fork_child(void)
 	heap_unlock();
 	collect_unlock();
 	thread_fork_child();
+	tstacks_fork_child();
 	bcache_fork_child();
 	ctl_fork_child();
 }
@@ -112,7 +114,8 @@ static void fork_child(void)
 __attribute__((constructor(101))) static void shim_start(int argc, char **argv,
 							  char **envp)
 {
-	(void)argc, (void)argv;
+	(void)argc;
+	tstacks_main_started((uintptr_t)argv);
 	read_options(envp);
 	sigguard_init();
 	if (!shim_heap_ready() || !thread_get())

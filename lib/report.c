@@ -142,13 +142,24 @@ static void name_frame(uintptr_t pc, struct frame_names *n)
 	n->offset = pc - start;
 }
 
+/* The shim's own frames (a thread's start) are not the program's: left
+ * out, as LeakSanitizer leaves out its interceptors. */
+static bool shim_frame(const struct frame_names *n)
+{
+	const char *base = n->module ? strrchr(n->module, '/') : NULL;
+
+	return base && !strcmp(base + 1, "libgcshim.so");
+}
+
 /* "in func file:line", "in func (module+0xoff)" or "(module+0xoff)". */
-static void put_frame(struct out *o, int i, uintptr_t pc)
+static void put_frame(struct out *o, int *i, uintptr_t pc)
 {
 	struct frame_names n;
 
 	name_frame(pc, &n);
-	put(o, "    #%d %p", i, (void *)pc);
+	if (shim_frame(&n))
+		return;
+	put(o, "    #%d %p", (*i)++, (void *)pc);
 	if (n.function)
 		put(o, " in %s", n.function);
 	if (n.file && n.line > 0)
@@ -232,7 +243,7 @@ static struct supp_rule *suppression_of(const struct leak_group *g)
 		struct supp_rule *r;
 
 		name_frame(f[i], &n);
-		if ((r = supp_find(&sp.list, n.function, n.file, n.module)))
+		if (!shim_frame(&n) && (r = supp_find(&sp.list, n.function, n.file, n.module)))
 			return r;
 	}
 	return NULL;
@@ -311,6 +322,7 @@ static void put_group(struct out *o, const struct leak_group *g)
 {
 	const uintptr_t *f = NULL;
 	size_t depth = sites_frames(g->site, &f);
+	int shown = 0;
 
 	put(o, "\n%s leak of %ld byte(s)%s in %ld object(s) allocated from:\n",
 	    g->indirect ? "Indirect" : "Direct", (long)g->bytes, g->unsized ? " (size class)" : "",
@@ -318,7 +330,7 @@ static void put_group(struct out *o, const struct leak_group *g)
 	if (!depth)
 		put(o, "    %s\n", no_stack_note(leaks_stack(g)));
 	for (size_t i = 0; i < depth; i++)
-		put_frame(o, (int)i, f[i]);
+		put_frame(o, &shown, f[i]);
 }
 
 static void write_report(struct out *o, int64_t bytes, int64_t count)

@@ -82,6 +82,15 @@ static const char *str_member(const struct json *o, const char *key)
 	return v && v->type == JSON_STRING ? v->str : "";
 }
 
+/* The shim's own frames (a thread's start) are not the program's: left
+ * out, as LeakSanitizer leaves out its interceptors. */
+static bool shim_frame(const struct frame_names *n)
+{
+	const char *base = n->module ? strrchr(n->module, '/') : NULL;
+
+	return base && !strcmp(base + 1, "libgcshim.so");
+}
+
 static bool name_group(struct group *g, const struct json *j, struct symbolizer *sym)
 {
 	const struct json *frames = json_get(j, "frames");
@@ -91,19 +100,21 @@ static bool name_group(struct group *g, const struct json *j, struct symbolizer 
 	g->indirect = !strcmp(str_member(j, "kind"), "indirect");
 	g->bytes = int_member(j, "bytes");
 	g->count = int_member(j, "count");
-	g->nframes = n;
 	g->pc = calloc(n + 1, sizeof(*g->pc));
 	g->names = calloc(n + 1, sizeof(*g->names));
 	if (!g->pc || !g->names)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		const struct json *a = &frames->items[i];
+		struct frame_names *fn = &g->names[g->nframes];
 
-		g->pc[i] = a->type == JSON_STRING ? (uintptr_t)strtoull(a->str, NULL, 16) : 0;
-		symbolize_names(sym, g->pc[i], &g->names[i]);
+		g->pc[g->nframes] = a->type == JSON_STRING ? (uintptr_t)strtoull(a->str, NULL, 16) : 0;
+		symbolize_names(sym, g->pc[g->nframes], fn);
+		if (shim_frame(fn))
+			continue;
+		g->nframes++;
 		if (!g->suppressed_by)
-			g->suppressed_by = supp_find(&sp.list, g->names[i].function,
-						     g->names[i].file, g->names[i].module);
+			g->suppressed_by = supp_find(&sp.list, fn->function, fn->file, fn->module);
 	}
 	if (g->suppressed_by) {
 		g->suppressed_by->count += g->count;
