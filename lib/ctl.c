@@ -419,7 +419,7 @@ static void *serve(void *arg)
 	char dir[sizeof(ctl.path)];
 
 	(void)arg;
-	tstacks_started((uintptr_t)__builtin_frame_address(0));
+	tstacks_shim_started((uintptr_t)__builtin_frame_address(0));
 	if (ctl_socket_dir(dir, sizeof(dir)) == 0)
 		remove_stale(dir);
 	for (;;)

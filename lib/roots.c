@@ -185,12 +185,14 @@ static bool holds_tp(const struct world *w, uintptr_t start, uintptr_t end)
 static uintptr_t scan_from(const struct world *w, const struct mapping *m,
 			   const struct mapping *prev)
 {
-	uintptr_t sp = lowest_sp(w, m->start, m->end);
+	uintptr_t sp = lowest_sp(w, m->start, m->end), dead = 0;
 	bool main_stack = path_is(m, "[stack]");
 	bool stack = main_stack || (prev && prev->end == m->start && !strncmp(prev->perms, "---", 3));
 
-	if (!sp && stack)
-		sp = tstacks_dead_floor(m->start, m->end, main_stack);
+	if (stack)
+		dead = tstacks_dead_floor(m->start, m->end, main_stack, sp != 0);
+	if (dead > sp)
+		sp = dead;
 	return sp && stack ? sp : m->start;
 }
 

@@ -11,7 +11,7 @@ struct tstack {
 	_Atomic int state;
 	_Atomic uintptr_t tp;     /* the thread pointer: TCB and static TLS */
 	_Atomic uintptr_t floor;
-	bool main;
+	bool main, shim;
 };
 
 static struct tstack table[TSTACKS];
@@ -46,7 +46,7 @@ static struct tstack *claim(uintptr_t tp)
 }
 
 /* The entry is LIVE while it changes: a collection ignores it. */
-static void start(uintptr_t floor, bool main)
+static void start(uintptr_t floor, bool main, bool shim)
 {
 	uintptr_t tp = thread_pointer();
 	struct tstack *t = claim(tp);
@@ -56,16 +56,24 @@ static void start(uintptr_t floor, bool main)
 	atomic_store_explicit(&t->tp, tp, memory_order_relaxed);
 	atomic_store_explicit(&t->floor, floor, memory_order_relaxed);
 	t->main = main;
+	t->shim = shim;
+	if (shim)   /* ended as far as roots go: from now on */
+		atomic_store_explicit(&t->state, ENDED, memory_order_release);
 }
 
 void tstacks_started(uintptr_t floor)
 {
-	start(floor, false);
+	start(floor, false, false);
 }
 
 void tstacks_main_started(uintptr_t floor)
 {
-	start(floor, true);
+	start(floor, true, false);
+}
+
+void tstacks_shim_started(uintptr_t floor)
+{
+	start(floor, false, true);
 }
 
 static void end(struct tstack *t)
@@ -107,7 +115,7 @@ static bool still_its_stack(const struct tstack *t, uintptr_t tp, uintptr_t lo, 
 #endif
 }
 
-uintptr_t tstacks_dead_floor(uintptr_t lo, uintptr_t hi, bool main_stack)
+uintptr_t tstacks_dead_floor(uintptr_t lo, uintptr_t hi, bool main_stack, bool running)
 {
 	size_t n = atomic_load_explicit(&used, memory_order_acquire);
 
@@ -116,7 +124,7 @@ uintptr_t tstacks_dead_floor(uintptr_t lo, uintptr_t hi, bool main_stack)
 		uintptr_t floor, tp;
 
 		if (atomic_load_explicit(&t->state, memory_order_acquire) != ENDED ||
-		    t->main != main_stack)
+		    t->main != main_stack || (running && !t->shim))
 			continue;
 		floor = atomic_load_explicit(&t->floor, memory_order_relaxed);
 		tp = atomic_load_explicit(&t->tp, memory_order_relaxed);

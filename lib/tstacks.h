@@ -20,15 +20,21 @@
 void tstacks_started(uintptr_t floor);
 void tstacks_main_started(uintptr_t floor);
 
+/* The same for a thread of the shim's own (the control thread): its
+ * frames are never roots, since it runs only the shim's code, and its
+ * stack keeps stale block addresses from the requests it served. */
+void tstacks_shim_started(uintptr_t floor);
+
 /* The calling thread's own code has ended. */
 void tstacks_ended(void);
 
 /* In a child of fork: every thread but the caller has ended. */
 void tstacks_fork_child(void);
 
-/* World stopped, no thread's stack pointer in the mapping [lo, hi): the
- * floor of an ended thread's stack there, 0 if there is none.  main_stack:
- * the mapping is the main thread's. */
-uintptr_t tstacks_dead_floor(uintptr_t lo, uintptr_t hi, bool main_stack);
+/* World stopped: the floor of a stack in the mapping [lo, hi) whose
+ * frames are not roots, 0 if there is none: a shim thread's stack, or,
+ * when no thread's stack pointer is in the mapping (running: false), an
+ * ended thread's.  main_stack: the mapping is the main thread's. */
+uintptr_t tstacks_dead_floor(uintptr_t lo, uintptr_t hi, bool main_stack, bool running);
 
 #endif
