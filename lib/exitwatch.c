@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "os.h"
+#include "thread.h"
 #include "tstacks.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -110,6 +111,7 @@ static void *trampoline(void *p)
 	void *ret;
 
 	free_start(p);
+	thread_get();   /* counted among the threads from its start */
 	tstacks_started((uintptr_t)__builtin_frame_address(0));
 	pthread_cleanup_push(thread_ending, NULL);
 	ret = s.fn(s.arg);

@@ -789,10 +789,13 @@ static int verb_garbage(struct ctx *cx, int argc, char **argv)
 			const struct json *a = json_get(&blocks->items[i], "address");
 			const struct json *hex = json_get(&blocks->items[i], "hex");
 			int64_t size;
-			char sz[24];
+			char sz[48];
 
-			if (json_int(json_get(&blocks->items[i], "size"), &size))
+			/* what the program asked for, when the process recorded it */
+			if (json_int(json_get(&blocks->items[i], "requested"), &size))
 				snprintf(sz, sizeof(sz), "%lld", (long long)size);
+			else if (json_int(json_get(&blocks->items[i], "size"), &size))
+				snprintf(sz, sizeof(sz), "%lld (size class)", (long long)size);
 			else
 				snprintf(sz, sizeof(sz), "?");
 			table_add(&t, a && a->type == JSON_STRING ? a->str : "?", sz,
@@ -943,19 +946,30 @@ static void print_frames(struct symbolizer *sym, const struct json *frames)
 	}
 }
 
+/* The size the program asked for, or the usable size said to be one. */
+static void block_size(char *buf, size_t cap, const struct json *b)
+{
+	if (json_get(b, "requested"))
+		snprintf(buf, cap, "%lld", int_of(b, "requested"));
+	else
+		snprintf(buf, cap, "%lld (size class)", int_of(b, "size"));
+}
+
 /* is-tracked: the block and, when recorded, where it was allocated. */
 static int verb_is_tracked(struct ctx *cx, int argc, char **argv)
 {
 	struct json *r = ask(cx, argc, argv);
 	const struct json *site;
+	char size[48];
 
 	if (!r)
 		return cx->status;
+	block_size(size, sizeof(size), r);
 	if (!true_of(r, "tracked"))
 		printf("%s: not in a live block\n", argv[1]);
 	else
-		printf("%s: in the block at %s, %lld bytes, offset %lld, generation %lld%s\n",
-		       argv[1], str_of(r, "address"), int_of(r, "size"), int_of(r, "offset"),
+		printf("%s: in the block at %s, %s bytes, offset %lld, generation %lld%s\n",
+		       argv[1], str_of(r, "address"), size, int_of(r, "offset"),
 		       int_of(r, "generation"), true_of(r, "frozen") ? ", frozen" : "");
 	site = json_get(r, "site");
 	if (!cx->json && site && site->type == JSON_ARRAY && site->count) {
@@ -971,9 +985,9 @@ static int verb_is_tracked(struct ctx *cx, int argc, char **argv)
 
 static void print_block_row(struct table *t, const struct json *b)
 {
-	char size[32], gen[32];
+	char size[48], gen[32];
 
-	snprintf(size, sizeof(size), "%lld", int_of(b, "size"));
+	block_size(size, sizeof(size), b);
 	snprintf(gen, sizeof(gen), "%lld%s", int_of(b, "generation"),
 		 true_of(b, "frozen") ? " frozen" : "");
 	table_add(t, str_of(b, "address"), size, gen);
