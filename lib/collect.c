@@ -227,6 +227,7 @@ static void reclaim(struct collection *c, bool save)
 		}
 		c->collected++;
 		c->collected_bytes += (int64_t)size;
+		c->collected_requested += (int64_t)(sites_request(p, size) ?: size);
 		if (debug & GCSHIM_DEBUG_COLLECTABLE)
 			log_block("collectable", p, size, gen);
 		if (save) {

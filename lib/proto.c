@@ -264,10 +264,10 @@ static int cmd_collect(struct reply *r, char **argv, int argc)
 			    "the collector is not available in this process");
 	ok(r);
 	reply_fmt(r, ",\"generation\":%d,\"collected\":%ld,\"collected_bytes\":%ld,"
-		  "\"uncollectable\":%ld,\"pause_ns\":%lu,\"stop_ns\":%lu,\"mark_ns\":%lu,"
+		  "\"collected_requested\":%ld,\"uncollectable\":%ld,\"pause_ns\":%lu,\"stop_ns\":%lu,\"mark_ns\":%lu,"
 		  "\"sweep_ns\":%lu,\"root_bytes\":%lu,\"heap_bytes\":%lu",
 		  c.generation, (long)c.collected, (long)c.collected_bytes,
-		  (long)c.uncollectable, (unsigned long)c.pause_ns, (unsigned long)c.stop_ns,
+		  (long)c.collected_requested, (long)c.uncollectable, (unsigned long)c.pause_ns, (unsigned long)c.stop_ns,
 		  (unsigned long)c.mark_ns, (unsigned long)c.sweep_ns,
 		  (unsigned long)c.root_bytes, (unsigned long)c.heap_bytes);
 	return 0;

@@ -280,7 +280,16 @@ Test(leaks, inspection_and_debug_lines_give_requested_sizes)
 	cr_expect(strstr(r, "1 blocks, 2056 byte(s) requested, allocated from:\n    #0 0x"), "%s", r);
 	cr_expect(strstr(r, "block(s) counted by size class)"), "%s", r);
 	cr_expect_eq(gcctl(l.pid, "set-debug collectable,saveall", r), 0, "%s", r);
-	cr_expect_eq(gcctl(l.pid, "collect", r), 0, "%s", r);
+	cr_expect_eq(gcctl(l.pid, "--json collect", r), 0, "%s", r);
+	{
+		long n = 0, usable = 0, asked = 0;
+		const char *c = strstr(r, "\"collected\":");
+
+		cr_assert(c && sscanf(c, "\"collected\":%ld,\"collected_bytes\":%ld,"
+				      "\"collected_requested\":%ld", &n, &usable, &asked) == 3, "%s", r);
+		/* the 2056-byte block counts 2056, the 3000-byte one its 3072 */
+		cr_expect(n >= 2 && asked <= usable - (2560 - 2056), "%s", r);
+	}
 	gcctl(l.pid, "--json garbage", r);
 	cr_expect(strstr(r, "\"size\":2560,\"requested\":2056}"), "%s", r);
 	cr_expect(strstr(r, "\"size\":3072}"), "%s", r);

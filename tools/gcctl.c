@@ -1228,9 +1228,10 @@ static int verb_watch(struct ctx *cx, int argc, char **argv)
 		else if (!strcmp(event, "start"))
 			printf("start  generation %lld\n", int_of(r, "generation"));
 		else
-			printf("stop   generation %lld: %lld collected (%lld bytes), %lld uncollectable, "
-			       "pause %.3f ms%s\n", int_of(r, "generation"), int_of(r, "collected"),
-			       int_of(r, "collected_bytes"), int_of(r, "uncollectable"),
+			printf("stop   generation %lld: %lld collected (%lld bytes, %lld asked for), "
+			       "%lld uncollectable, pause %.3f ms%s\n", int_of(r, "generation"),
+			       int_of(r, "collected"), int_of(r, "collected_bytes"),
+			       int_of(r, "collected_requested"), int_of(r, "uncollectable"),
 			       (double)int_of(r, "pause_ns") / 1e6,
 			       true_of(r, "completed") ? "" : " (abandoned)");
 		if (!cx->json && int_of(r, "dropped"))
