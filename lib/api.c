@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "collect.h"
-#include "gc.h"
+#include "account.h"
 #include "gcshim.h"
 #include "sites.h"
 #include "stats.h"

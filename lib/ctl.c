@@ -21,7 +21,7 @@
 #include "options.h"
 #include "os.h"
 #include "proto.h"
-#include "stats.h"
+#include "events.h"
 #include "tstacks.h"
 #include "watch.h"
 

@@ -1,4 +1,4 @@
-/* Unit tests of the accounting (lib/gc.c, lib/thread.c, lib/stats.c) and
+/* Unit tests of the accounting (lib/heap/account.c, lib/heap/thread.c, lib/inspect/stats.c) and
  * the public API (lib/api.c), on the real allocator: the shim is linked
  * into this program, so malloc() here is the shim's malloc.
  *
@@ -19,7 +19,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "gc.h"
+#include "account.h"
 #include "gcshim.h"
 
 /* The misuse is deliberate. */

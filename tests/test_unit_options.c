@@ -1,4 +1,4 @@
-/* Unit tests of lib/options.c: the value parsers shared with the control
+/* Unit tests of lib/platform/options.c: the value parsers shared with the control
  * protocol, and options_load() over a synthetic environment. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>

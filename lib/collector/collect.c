@@ -12,19 +12,21 @@
 
 #include "bcache.h"
 #include "garbage.h"
-#include "gc.h"
+#include "account.h"
 #include "gcshim.h"
 #include "heap.h"
-#include "inspect.h"
+#include "frozen.h"
 #include "kroots.h"
 #include "log.h"
 #include "mark.h"
 #include "objmap.h"
 #include "options.h"
 #include "os.h"
+#include "release.h"
 #include "roots.h"
 #include "sites.h"
-#include "stats.h"
+#include "events.h"
+#include "spin.h"
 #include "stop.h"
 #include "watch.h"
 
@@ -50,6 +52,9 @@ static struct {
 	bool unregister;             /* dead blocks leave the object map at once */
 } co = { .busy = ATOMIC_FLAG_INIT };
 
+static void collect_auto(enum gc_reason why);
+static bool collect_for_room(void);
+
 bool collect_init(void)
 {
 	size_t bitmap = om.size >> (OM_GRANULE_LG + 3);
@@ -64,9 +69,10 @@ bool collect_init(void)
 	    !garbage_init() || !stop_init((int)opt_int(OPT_SIGNAL), (int)opt_int(OPT_STOP_TIMEOUT)))
 		return false;
 	kroots_init();
+	gc_register_collector(collect_auto, collect_for_room);
 	roots_add_extra(garbage_scan_root);
 	roots_add_extra(kroots_scan);
-	if (!insp_init() || !watch_init())   /* inspection, watch */
+	if (!watch_init())
 		return false;
 	co.ready = true;
 	return true;
@@ -74,13 +80,12 @@ bool collect_init(void)
 
 void collect_lock(void)
 {
-	while (atomic_flag_test_and_set_explicit(&co.busy, memory_order_acquire))
-		sched_yield();
+	spin_lock_yield(&co.busy);
 }
 
 void collect_unlock(void)
 {
-	atomic_flag_clear_explicit(&co.busy, memory_order_release);
+	spin_unlock(&co.busy);
 }
 
 /* In a dead block's entry, with its generation: the block was taken out
@@ -112,7 +117,7 @@ static void sweep_word(size_t w, int gen, struct collection *c, bool count)
 	uint64_t live = atomic_load_explicit(&om.starts[w], memory_order_relaxed);
 	uint64_t m = mark[w], a1 = co.age1[w] & live, a2 = co.age2[w] & live;
 	uint64_t eligible = gen >= 2 ? ~0ULL : gen == 1 ? ~a2 : ~a1;
-	uint64_t dead = live & ~m & eligible & ~insp_frozen_word(w);
+	uint64_t dead = live & ~m & eligible & ~frozen_word(w);
 	uint64_t surv = live & m & eligible, gone = 0;
 
 	store_if_changed(&mark[w], 0);
@@ -152,11 +157,15 @@ static void sweep_word(size_t w, int gen, struct collection *c, bool count)
 /* Counting blocks per generation is only for DEBUG_STATS's summary. */
 static void find_dead(int gen, struct collection *c, bool count)
 {
-	size_t words = (heap_top() - om.base) >> (OM_GRANULE_LG + 6);
+	size_t pages = (heap_top() - om.base) >> OM_PAGE_LG;
 
 	co.ndead = 0;
-	for (size_t w = 0; w < words; w++)
-		sweep_word(w, gen, c, count);
+	for (size_t pg = 0; pg < pages; pg++) {
+		if (!om_page_has_starts(pg))
+			continue;   /* no start bit, so no mark bit either */
+		for (size_t w = pg * OM_WORDS_PER_PAGE; w < (pg + 1) * OM_WORDS_PER_PAGE; w++)
+			sweep_word(w, gen, c, count);
+	}
 }
 
 #define LOG_FRAMES 12
@@ -182,23 +191,6 @@ static void log_block(const char *what, uintptr_t p, size_t size, int gen)
 		len += fmt_s(site + len, sizeof(site) - len, "%s%p", i ? " " : "", (void *)f[i]);
 	log_msg("gc: %s %p size %zu%s gen %d site %s: %s", what, (void *)p, asked ? asked : size,
 		asked ? "" : " (size class)", gen, site, hex);
-}
-
-/* A dead block, unregistered while the world was stopped, goes straight
- * back to jemalloc; it was neither frozen, pinned nor in the garbage list,
- * or it would not be dead, and its site entry is overwritten by the next
- * block there.  Counted as the collecting thread's free. */
-static void release(uintptr_t p, size_t size, struct thread_rec *t)
-{
-	if (size > SC_SMALL_MAX)
-		om_clear_cont(p - om.base, 0, size);
-	heap_free_sized((void *)p, size);
-	if (gc_limited())
-		gc_unreserve(size);
-	if (t) {
-		tc_add(&t->frees, 1);
-		tc_add(&t->bytes_freed, (int64_t)size);
-	}
 }
 
 /* After the world resumed: free the dead blocks, or keep them. */
@@ -234,9 +226,9 @@ static void reclaim(struct collection *c, bool save)
 			garbage_add(p, co.number);
 			gc_set_mode(MODE_GARBAGE, true);
 		} else if (ours) {
-			release(p, size, t);
+			release_unregistered(t, p, size);
 		} else {
-			free((void *)p);   /* unpinned since */
+			release_block(t, (void *)p);   /* unpinned since */
 		}
 	}
 	if (t)
@@ -352,7 +344,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	}
 	if (why == GC_MANUAL || why == GC_LIMIT)
 		collect_lock();
-	else if (atomic_flag_test_and_set_explicit(&co.busy, memory_order_acquire))
+	else if (!spin_trylock(&co.busy))
 		return 0;   /* a collection is under way: it serves this trigger */
 	watch_collection_start(gen);
 	if (debug & GCSHIM_DEBUG_STATS)
@@ -382,7 +374,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	reclaim(&c, save);
 	os_purge(co.dead, co.ndead * sizeof(*co.dead) + OS_PAGE, true);
 	if (!save && c.collected)
-		heap_release_memory();
+		release_free_memory();
 	c.sweep_ns = os_now_ns() - t;
 	account(&c);
 	if (debug & GCSHIM_DEBUG_STATS)
@@ -437,12 +429,17 @@ static int generation_due(void)
 	return 0;
 }
 
-void gc_collect_auto(enum gc_reason why)
+static void collect_auto(enum gc_reason why)
 {
 	int saved = errno;
 
 	gc_collect(why == GC_COUNT ? generation_due() : 2, why, false, NULL);
 	errno = saved;
+}
+
+static bool collect_for_room(void)
+{
+	return gc_collect(2, GC_LIMIT, false, NULL) > 0;
 }
 
 void collect_get_gen_stats(struct gen_stats out[3])

@@ -1,14 +1,12 @@
-/* Process-wide event counters (rare events: a shared atomic each) and the
- * assembly of struct gcshim_stats from every source. */
-#ifndef GCSHIM_STATS_H
-#define GCSHIM_STATS_H
+/* Process-wide counters of rare events: a shared atomic each, low in the
+ * layers so that any file can count, and read by the statistics above. */
+#ifndef GCSHIM_EVENTS_H
+#define GCSHIM_EVENTS_H
 
 #include <stdatomic.h>
-#include <stddef.h>
 #include <stdint.h>
 
-#include "gcshim.h"
-
+/* Each name is also a field of struct gcshim_stats, filled from here. */
 #define STAT_EVENTS(X) X(foreign_frees) X(invalid_frees) X(foreign_reallocs) X(foreign_sizes) \
 	X(alloc_failures) X(limit_failures) X(threshold_triggers)            \
 	X(count_triggers) X(limit_triggers) X(ctl_connections) X(ctl_refused) \
@@ -28,7 +26,9 @@ static inline void stat_inc(enum stat_event ev)
 	atomic_fetch_add_explicit(&stat_events[ev], 1, memory_order_relaxed);
 }
 
-void stats_read(struct gcshim_stats *st);
-size_t stats_json(char *buf, size_t cap);
+static inline int64_t stat_event(enum stat_event ev)
+{
+	return atomic_load_explicit(&stat_events[ev], memory_order_relaxed);
+}
 
 #endif

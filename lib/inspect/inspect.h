@@ -6,7 +6,6 @@
 #ifndef GCSHIM_INSPECT_H
 #define GCSHIM_INSPECT_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,18 +41,6 @@ long insp_freeze(void);
 long insp_unfreeze(void);
 long insp_freeze_count(void);
 
-/* For collect.c's sweep: the frozen bits of one bitmap word. */
-extern uint64_t *insp_frozen_bits;
-extern _Atomic bool insp_any_frozen;
-
-static inline uint64_t insp_frozen_word(size_t w)
-{
-	return atomic_load_explicit(&insp_any_frozen, memory_order_relaxed) ?
-	       insp_frozen_bits[w] : 0;
-}
-
-/* free() of a block while frozen bits exist (MODE_FROZEN). */
-void insp_frozen_forget(void *p);
 void insp_fork_child(void);
 
 #endif

@@ -365,20 +365,23 @@ static int open_output(void)
 	return fd;
 }
 
-void report_at_exit(void)
+int report_at_exit(void)
 {
 	static struct out o;
 	int code = (int)opt_int(OPT_REPORT_EXITCODE);
+	struct leak_totals t;
 	int64_t bytes, count;
 
 	if (!at_exit)
-		return;
+		return 0;
 	at_exit = false;   /* once, also if a destructor calls exit() */
 	if (!leaks_check()) {
 		log_msg("exit report: the final collection failed; no report");
-		return;
+		return 0;
 	}
-	leaks_totals(&bytes, &count);
+	leaks_totals(&t);
+	bytes = t.bytes[0] + t.bytes[1];
+	count = t.count[0] + t.count[1];
 	if (leaks_groups()) {
 		open_libdw();
 		load_suppressions();
@@ -389,8 +392,5 @@ void report_at_exit(void)
 			os_close(o.fd);
 	}
 	leaks_done();
-	if (count && code) {
-		fflush(NULL);
-		_exit(code);
-	}
+	return count ? code : 0;
 }

@@ -5,6 +5,7 @@
 #include "heap.h"
 #include "objmap.h"
 #include "os.h"
+#include "spin.h"
 #include "thread.h"
 
 #define BC_BUDGET (32 * 1024)
@@ -55,12 +56,12 @@ bool bcache_init(void)
 
 static bool depot_enter(struct depot *d)
 {
-	return !atomic_flag_test_and_set_explicit(&d->busy, memory_order_acquire);
+	return spin_trylock(&d->busy);
 }
 
 static void depot_leave(struct depot *d)
 {
-	atomic_flag_clear_explicit(&d->busy, memory_order_release);
+	spin_unlock(&d->busy);
 }
 
 static bool depot_put(unsigned idx, void **s, unsigned n)

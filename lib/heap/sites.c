@@ -11,13 +11,13 @@
 #include <libunwind.h>
 
 #include "bcache.h"
-#include "gc.h"
+#include "account.h"
 #include "log.h"
 #include "objmap.h"
 #include "options.h"
 #include "os.h"
 #include "stackmemo.h"
-#include "stats.h"
+#include "events.h"
 
 #define SITE_SLOTS (1u << 18)             /* distinct stacks */
 #define POOL_WORDS (1ul << 23)            /* frames of all stacks: 64 MiB */

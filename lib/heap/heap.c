@@ -5,11 +5,10 @@
 #include <jemalloc/jemalloc.h>
 #include <stdatomic.h>
 
-#include "bcache.h"
 #include "log.h"
 #include "objmap.h"
 #include "os.h"
-#include "thread.h"
+#include "spin.h"
 
 /* jemalloc's API under the names the build gave it (lib/jemalloc.syms). */
 void gsje_free(void *);
@@ -144,10 +143,6 @@ bool heap_init(size_t reserve, unsigned want_arenas)
 		log_msg("cannot map the object map");
 		return false;
 	}
-	if (!bcache_init()) {
-		log_msg("cannot map the block cache's depots");
-		return false;
-	}
 	range_top = (uintptr_t)base;
 	range_end = (uintptr_t)base + reserve;
 	narenas = want_arenas ? want_arenas : default_arenas();
@@ -170,13 +165,12 @@ uintptr_t heap_top(void)
 /* Held across fork so that the child never inherits it taken. */
 void heap_lock(void)
 {
-	while (atomic_flag_test_and_set_explicit(&arena_lock, memory_order_acquire))
-		;
+	spin_lock(&arena_lock);
 }
 
 void heap_unlock(void)
 {
-	atomic_flag_clear_explicit(&arena_lock, memory_order_release);
+	spin_unlock(&arena_lock);
 }
 
 /* Arenas are created on first use, so a short-lived single-threaded
@@ -294,15 +288,11 @@ void heap_read_stats(struct heap_stats *st)
 	st->metadata = ctl_u64("stats.metadata");
 }
 
-/* Hands free memory back to the system now instead of after decay. */
+/* jemalloc's free memory back to the system now instead of after decay. */
 void heap_release_memory(void)
 {
-	struct thread_rec *t = thread_self;
 	char name[64];
 
-	if (t)
-		bcache_drain(&t->cache);
-	bcache_drain_depots();
 	gsje_mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
 	fmt_s(name, sizeof(name), "arena.%u.purge", (unsigned)MALLCTL_ARENAS_ALL);
 	gsje_mallctl(name, NULL, NULL, NULL, 0);

@@ -65,6 +65,9 @@ static void sort_regions(struct region *r, size_t n)
  * thread, and a region added after this is only scanned needlessly. */
 void roots_prepare(void)
 {
+	if (regions_overflowed())
+		log_once(w_regions, "too many internal memory regions; some are "
+			 "scanned as roots");
 	rt.nexcluded = regions_snapshot(rt.excluded, MAX_EXCLUDED - 1);
 	rt.excluded[rt.nexcluded++] = (struct region){ om.base, om.base + om.size };
 	sort_regions(rt.excluded, rt.nexcluded);

@@ -8,6 +8,8 @@
 #include "mark.h"
 #include "objmap.h"
 #include "os.h"
+#include "release.h"
+#include "spin.h"
 
 #define MAX_ENTRIES (1UL << 26)
 
@@ -32,13 +34,12 @@ bool garbage_init(void)
 
 static void take_lock(void)
 {
-	while (atomic_flag_test_and_set_explicit(&lock, memory_order_acquire))
-		;
+	spin_lock(&lock);
 }
 
 static void drop_lock(void)
 {
-	atomic_flag_clear_explicit(&lock, memory_order_release);
+	spin_unlock(&lock);
 }
 
 /* Held across fork, so that the child never inherits it taken. */
@@ -143,7 +144,7 @@ size_t garbage_release(void)
 		drop_lock();
 		if (!p)
 			return n;
-		free((void *)p);
+		release_block(thread_self, (void *)p);
 		n++;
 	}
 }

@@ -8,8 +8,9 @@
 /* The GCSHIM_REPORT option, read in the constructor. */
 void report_init(void);
 
-/* From the library's destructor: the report, then _exit with
- * GCSHIM_REPORT_EXITCODE when leaks were left after suppressions. */
-void report_at_exit(void);
+/* From the library's destructor: the report; returns the status the
+ * process is to exit with (GCSHIM_REPORT_EXITCODE when leaks were left
+ * after the suppressions), or 0 to exit as it meant to. */
+int report_at_exit(void);
 
 #endif

@@ -2,20 +2,13 @@
 
 #include "bcache.h"
 #include "collect.h"
-#include "gc.h"
+#include "account.h"
 #include "heap.h"
 #include "log.h"
 #include "os.h"
 #include "thread.h"
 
-_Atomic int64_t stat_events[EV_COUNT];
-
 #define STATS_VERSION 3
-
-static int64_t ev(enum stat_event e)
-{
-	return atomic_load_explicit(&stat_events[e], memory_order_relaxed);
-}
 
 void stats_read(struct gcshim_stats *st)
 {
@@ -39,15 +32,6 @@ void stats_read(struct gcshim_stats *st)
 	st->reallocs = tt.reallocs;
 	st->bytes_allocated = tt.bytes_allocated;
 	st->bytes_freed = tt.bytes_freed;
-	st->foreign_frees = ev(EV_foreign_frees);
-	st->invalid_frees = ev(EV_invalid_frees);
-	st->foreign_reallocs = ev(EV_foreign_reallocs);
-	st->foreign_sizes = ev(EV_foreign_sizes);
-	st->alloc_failures = ev(EV_alloc_failures);
-	st->limit_failures = ev(EV_limit_failures);
-	st->threshold_triggers = ev(EV_threshold_triggers);
-	st->count_triggers = ev(EV_count_triggers);
-	st->limit_triggers = ev(EV_limit_triggers);
 	st->enabled = atomic_load(&gc.enabled);
 	st->threshold = atomic_load(&gc.threshold);
 	st->debug = atomic_load(&gc.debug);
@@ -67,12 +51,10 @@ void stats_read(struct gcshim_stats *st)
 	st->jemalloc_metadata = hs.metadata;
 	st->rss = (int64_t)os_rss();
 	st->cached_bytes = (int64_t)bcache_bytes();
-	st->stack_unwinds = ev(EV_stack_unwinds);
 	collect_fill_stats(st);
-	st->false_garbage = ev(EV_false_garbage);
-	st->ctl_connections = ev(EV_ctl_connections);
-	st->ctl_refused = ev(EV_ctl_refused);
-	st->ctl_bad_requests = ev(EV_ctl_bad_requests);
+#define STAT_FROM_EVENT(name) st->name = stat_event(EV_##name);
+	STAT_EVENTS(STAT_FROM_EVENT)
+#undef STAT_FROM_EVENT
 }
 
 /* The stats object of the control protocol, fields in declaration order. */

@@ -13,9 +13,9 @@
 #include "options.h"
 #include "os.h"
 #include "sites.h"
+#include "spin.h"
 
 #define GROUP_SLOTS (1u << 20)
-#define REPLY_RESERVE 2048   /* room kept for the closing members */
 
 struct summary {
 	int64_t bytes[2], count[2];   /* [0] direct, [1] indirect */
@@ -167,13 +167,12 @@ static bool find(void)
 
 static void take(void)
 {
-	while (atomic_flag_test_and_set_explicit(&lk.busy, memory_order_acquire))
-		;
+	spin_lock(&lk.busy);
 }
 
 static void give(void)
 {
-	atomic_flag_clear_explicit(&lk.busy, memory_order_release);
+	spin_unlock(&lk.busy);
 }
 
 /* A leak check of a thread that does not exist in a forked child is over. */
@@ -206,10 +205,10 @@ struct leak_group *leaks_group(size_t k)
 	return &lk.slots[lk.order[k]];
 }
 
-void leaks_totals(int64_t *bytes, int64_t *count)
+void leaks_totals(struct leak_totals *t)
 {
-	*bytes = lk.sum.bytes[0] + lk.sum.bytes[1];
-	*count = lk.sum.count[0] + lk.sum.count[1];
+	*t = (struct leak_totals){ { lk.sum.count[0], lk.sum.count[1] },
+				   { lk.sum.bytes[0], lk.sum.bytes[1] }, lk.sum.ngroups };
 }
 
 enum leak_stack leaks_stack(const struct leak_group *g)
@@ -221,13 +220,11 @@ enum leak_stack leaks_stack(const struct leak_group *g)
 	return sites_sizes_recorded() ? LEAK_STACK_BEFORE : LEAK_STACK_OFF;
 }
 
-static const char *const stack_names[] = { "recorded", "not_sampled", "before_recording", "off" };
+/* ---- a report for a caller ----------------------------------------------- */
 
-/* ---- the leaks request -------------------------------------------------- */
-
-int leaks_json(struct reply *r)
+int leaks_report(const struct leak_sink *sink)
 {
-	size_t shown = 0;
+	struct leak_totals t;
 
 	if (!leaks_check()) {
 		int e = errno;
@@ -235,26 +232,11 @@ int leaks_json(struct reply *r)
 		errno = e ? e : ENOMEM;
 		return -1;
 	}
-	reply_fmt(r, ",\"pid\":%d,\"backtrace\":%d,\"sizes\":%s,\"direct_blocks\":%ld,"
-		  "\"direct_bytes\":%ld,\"indirect_blocks\":%ld,\"indirect_bytes\":%ld,\"sites\":[",
-		  (int)getpid(), sites_depth(), sites_sizes_recorded() ? "true" : "false",
-		  (long)lk.sum.count[0], (long)lk.sum.bytes[0], (long)lk.sum.count[1],
-		  (long)lk.sum.bytes[1]);
-	for (; shown < lk.sum.ngroups && r->len + REPLY_RESERVE < r->cap; shown++) {
-		const struct leak_group *g = leaks_group(shown);
-		const uintptr_t *f = NULL;
-		size_t depth = sites_frames(g->site, &f);
-
-		reply_fmt(r, "%s{\"kind\":\"%s\",\"bytes\":%ld,\"count\":%ld,\"size_class\":%s,"
-			  "\"stack\":\"%s\",\"frames\":[", shown ? "," : "",
-			  g->indirect ? "indirect" : "direct", (long)g->bytes, (long)g->count,
-			  g->unsized ? "true" : "false", stack_names[leaks_stack(g)]);
-		for (size_t i = 0; i < depth; i++)
-			reply_fmt(r, "%s\"%p\"", i ? "," : "", (void *)f[i]);
-		reply_raw(r, "]}", 2);
-	}
-	reply_fmt(r, "],\"groups\":%lu,\"truncated\":%s", (unsigned long)lk.sum.ngroups,
-		  shown < lk.sum.ngroups ? "true" : "false");
+	leaks_totals(&t);
+	sink->totals(&t, sink->arg);
+	for (size_t i = 0; i < lk.sum.ngroups; i++)
+		if (!sink->group(leaks_group(i), sink->arg))
+			break;
 	leaks_done();
 	return 0;
 }

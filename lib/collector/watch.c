@@ -12,6 +12,7 @@
 #include "collect.h"
 #include "log.h"
 #include "os.h"
+#include "spin.h"
 
 #define MAX_CALLBACKS 16
 
@@ -96,13 +97,12 @@ static void publish(const struct event *e)
 /* Held across fork, so that the child never inherits it taken. */
 void watch_lock(void)
 {
-	while (atomic_flag_test_and_set_explicit(&cbs.lock, memory_order_acquire))
-		;
+	spin_lock(&cbs.lock);
 }
 
 void watch_unlock(void)
 {
-	atomic_flag_clear_explicit(&cbs.lock, memory_order_release);
+	spin_unlock(&cbs.lock);
 }
 
 /* A snapshot of the registrations, called without any lock held. */
@@ -113,11 +113,10 @@ static void run_callbacks(int phase, const struct gcshim_collection_info *info)
 
 	if (!atomic_load_explicit(&cbs.n, memory_order_acquire))
 		return;
-	while (atomic_flag_test_and_set_explicit(&cbs.lock, memory_order_acquire))
-		sched_yield();
+	spin_lock_yield(&cbs.lock);
 	n = atomic_load(&cbs.n);
 	memcpy(cb, cbs.cb, (size_t)n * sizeof(*cb));
-	atomic_flag_clear_explicit(&cbs.lock, memory_order_release);
+	spin_unlock(&cbs.lock);
 	in_callback = true;
 	for (int i = 0; i < n; i++)
 		cb[i].fn(phase, info, cb[i].arg);
@@ -251,8 +250,7 @@ int watch_callback_add(gcshim_callback_fn fn, void *arg)
 		errno = EINVAL;
 		return -1;
 	}
-	while (atomic_flag_test_and_set_explicit(&cbs.lock, memory_order_acquire))
-		sched_yield();
+	spin_lock_yield(&cbs.lock);
 	if (atomic_load(&cbs.n) == MAX_CALLBACKS) {
 		errno = ENOSPC;
 		rc = -1;
@@ -263,7 +261,7 @@ int watch_callback_add(gcshim_callback_fn fn, void *arg)
 		cbs.cb[n].arg = arg;
 		atomic_store_explicit(&cbs.n, n + 1, memory_order_release);
 	}
-	atomic_flag_clear_explicit(&cbs.lock, memory_order_release);
+	spin_unlock(&cbs.lock);
 	return rc;
 }
 
@@ -271,8 +269,7 @@ int watch_callback_remove(gcshim_callback_fn fn, void *arg)
 {
 	int rc = -1, n;
 
-	while (atomic_flag_test_and_set_explicit(&cbs.lock, memory_order_acquire))
-		sched_yield();
+	spin_lock_yield(&cbs.lock);
 	n = atomic_load(&cbs.n);
 	for (int i = 0; i < n; i++) {
 		if (cbs.cb[i].fn != fn || cbs.cb[i].arg != arg)
@@ -282,7 +279,7 @@ int watch_callback_remove(gcshim_callback_fn fn, void *arg)
 		rc = 0;
 		break;
 	}
-	atomic_flag_clear_explicit(&cbs.lock, memory_order_release);
+	spin_unlock(&cbs.lock);
 	if (rc < 0)
 		errno = ENOENT;
 	return rc;

@@ -44,7 +44,10 @@ extern __thread struct thread_rec *thread_self
 	__attribute__((tls_model("initial-exec")));
 
 struct thread_rec *thread_attach(void);
-void thread_registry_init(void);
+/* started: the record is the thread's (thread_self) and nothing of the
+ * thread was counted in it yet; ended: the thread is going away. */
+void thread_registry_init(void (*started)(struct thread_rec *t),
+			  void (*ended)(struct thread_rec *t));
 void thread_sum(struct thread_totals *t);
 struct thread_rec *thread_first(void);
 void thread_fork_child(void);

@@ -152,6 +152,19 @@ static inline unsigned om_class_at(uintptr_t off)
 	return atomic_load_explicit(&om.pages[off >> OM_PAGE_LG], memory_order_relaxed);
 }
 
+/* Whether blocks may start on heap page pg: not a page no block ever
+ * started on, nor a further page of a large block.  Lets a walk over the
+ * start bits skip what it would otherwise have to read, and so bring in
+ * (where the kernel backs reads of untouched memory with fresh pages). */
+static inline bool om_page_has_starts(uintptr_t pg)
+{
+	uint32_t v = atomic_load_explicit(&om.pages[pg], memory_order_relaxed);
+
+	return v != 0 && !(v & OM_CONT);
+}
+
+#define OM_WORDS_PER_PAGE (1u << (OM_PAGE_LG - OM_GRANULE_LG - 6))
+
 /* Unregisters the live block at p and returns its usable size; 0 when no
  * live block starts at p.  A large block's further pages are cleared. */
 static inline size_t om_remove(void *p)

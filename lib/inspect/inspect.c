@@ -11,8 +11,9 @@
 
 #include "bcache.h"
 #include "collect.h"
+#include "frozen.h"
 #include "garbage.h"
-#include "gc.h"
+#include "account.h"
 #include "heap.h"
 #include "kroots.h"
 #include "mark.h"
@@ -20,12 +21,10 @@
 #include "options.h"
 #include "os.h"
 #include "roots.h"
+#include "spin.h"
 #include "stop.h"
 
 #define SCAN_CHECK_PAGES (64 * 1024)
-
-uint64_t *insp_frozen_bits;
-_Atomic bool insp_any_frozen;
 
 struct target {
 	uintptr_t start;
@@ -52,13 +51,12 @@ static void root_each_frozen(void);
 
 bool insp_init(void)
 {
-	insp_frozen_bits = os_map(om.size >> (OM_GRANULE_LG + 3));
 	iq = os_map(sizeof(*iq));
 	if (!iq)
 		return false;
 	iq->refs = os_map(INSP_MAX_RESULTS * sizeof(*iq->refs));
 	iq->blocks = os_map(INSP_MAX_RESULTS * sizeof(*iq->blocks));
-	if (!insp_frozen_bits || !iq->refs || !iq->blocks)
+	if (!frozen_init() || !iq->refs || !iq->blocks)
 		return false;
 	roots_add_extra(root_each_frozen);
 	roots_add_described(ROOT_GARBAGE, garbage_each_root);
@@ -68,13 +66,12 @@ bool insp_init(void)
 
 static void query_lock(void)
 {
-	while (atomic_flag_test_and_set_explicit(&query_busy, memory_order_acquire))
-		sched_yield();
+	spin_lock_yield(&query_busy);
 }
 
 static void query_unlock(void)
 {
-	atomic_flag_clear_explicit(&query_busy, memory_order_release);
+	spin_unlock(&query_busy);
 }
 
 /* A query of a thread that does not exist in a forked child is over. */
@@ -86,13 +83,6 @@ void insp_fork_child(void)
 static size_t heap_words(void)
 {
 	return (heap_top() - om.base) >> (OM_GRANULE_LG + 6);
-}
-
-static bool frozen_at(uintptr_t start)
-{
-	uintptr_t g = (start - om.base) >> OM_GRANULE_LG;
-
-	return insp_frozen_word(g >> 6) >> (g & 63) & 1;
 }
 
 static void describe_block(uintptr_t start, size_t size, struct gcshim_block *out)
@@ -447,7 +437,7 @@ static void mark_frozen_block(uintptr_t start, size_t size)
 
 static void root_each_frozen(void)
 {
-	if (atomic_load(&insp_any_frozen))
+	if (atomic_load(&frozen_any))
 		each_live_block(mark_frozen_block);
 }
 
@@ -458,18 +448,18 @@ long insp_freeze(void)
 
 	collect_lock();
 	gc_set_mode(MODE_FROZEN, true);
-	atomic_store(&insp_any_frozen, true);
+	atomic_store(&frozen_any, true);
 	words = heap_words();
 	for (size_t w = 0; w < words; w++) {
 		uint64_t live = atomic_load_explicit(&om.starts[w], memory_order_relaxed);
 
 		if (live)
-			atomic_fetch_or_explicit((_Atomic uint64_t *)&insp_frozen_bits[w], live,
+			atomic_fetch_or_explicit(&frozen_bits[w], live,
 						 memory_order_relaxed);
 	}
 	/* Cached blocks are registered but free.  None is added while this
 	 * runs: with MODE_FROZEN set, free() bypasses the caches. */
-	bcache_each(insp_frozen_forget);
+	bcache_each(frozen_forget);
 	collect_unlock();
 	n = insp_freeze_count();
 	return n;
@@ -483,17 +473,16 @@ long insp_unfreeze(void)
 	collect_lock();
 	words = heap_words();
 	for (size_t w = 0; w < words; w++) {
-		uint64_t f = insp_frozen_bits[w];
+		uint64_t f = atomic_load_explicit(&frozen_bits[w], memory_order_relaxed);
 
 		if (!f)
 			continue;
 		f &= atomic_load_explicit(&om.starts[w], memory_order_relaxed);
 		n += __builtin_popcountll(f);
 		collect_make_oldest(w, f);
-		atomic_store_explicit((_Atomic uint64_t *)&insp_frozen_bits[w], 0,
-				      memory_order_relaxed);
+		atomic_store_explicit(&frozen_bits[w], 0, memory_order_relaxed);
 	}
-	atomic_store(&insp_any_frozen, false);
+	atomic_store(&frozen_any, false);
 	gc_set_mode(MODE_FROZEN, false);
 	collect_unlock();
 	return n;
@@ -504,23 +493,10 @@ long insp_freeze_count(void)
 	size_t words = heap_words();
 	long n = 0;
 
-	if (!atomic_load(&insp_any_frozen))
+	if (!atomic_load(&frozen_any))
 		return 0;
 	for (size_t w = 0; w < words; w++)
-		if (insp_frozen_bits[w])
-			n += __builtin_popcountll(insp_frozen_bits[w] &
-						  atomic_load_explicit(&om.starts[w],
-								       memory_order_relaxed));
+		n += __builtin_popcountll(frozen_word(w) &
+					  atomic_load_explicit(&om.starts[w], memory_order_relaxed));
 	return n;
-}
-
-void insp_frozen_forget(void *p)
-{
-	uintptr_t g;
-
-	if (!om_in_heap(p) || !insp_frozen_bits)
-		return;
-	g = ((uintptr_t)p - om.base) >> OM_GRANULE_LG;
-	atomic_fetch_and_explicit((_Atomic uint64_t *)&insp_frozen_bits[g >> 6],
-				  ~(1ULL << (g & 63)), memory_order_relaxed);
 }

@@ -1,11 +1,10 @@
-#include "gc.h"
+#include "account.h"
 
 #include <errno.h>
 
-#include "collect.h"
 #include "gcshim.h"
 #include "options.h"
-#include "stats.h"
+#include "events.h"
 
 #define BATCH_BYTES (64 * 1024)
 #define BATCH_COUNT 64
@@ -20,6 +19,17 @@ struct gc_state gc = {
 	.batch_bytes = BATCH_BYTES,
 	.batch_count = BATCH_COUNT,
 };
+
+static struct {
+	void (*collect_due)(enum gc_reason why);
+	bool (*make_room)(void);
+} collector;
+
+void gc_register_collector(void (*collect_due)(enum gc_reason why), bool (*make_room)(void))
+{
+	collector.collect_due = collect_due;
+	collector.make_room = make_room;
+}
 
 static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
 {
@@ -73,11 +83,11 @@ static void threshold_crossed(int64_t since)
 {
 	int64_t thr = atomic_load_explicit(&gc.threshold, memory_order_relaxed);
 
-	if (thr < 0 || since < thr || !atomic_load(&gc.enabled))
+	if (thr < 0 || since < thr || !atomic_load(&gc.enabled) || !collector.collect_due)
 		return;
 	if (atomic_exchange(&gc.since, 0) >= thr) {
 		stat_inc(EV_threshold_triggers);
-		gc_collect_auto(GC_THRESHOLD);
+		collector.collect_due(GC_THRESHOLD);
 	}
 }
 
@@ -86,11 +96,11 @@ static void count_crossed(int64_t count)
 	int64_t t0 = atomic_load_explicit(&gc.gen_threshold[0], memory_order_relaxed);
 	int64_t base = atomic_load(&gc.count_base);
 
-	if (t0 <= 0 || count - base <= t0 || !atomic_load(&gc.enabled))
+	if (t0 <= 0 || count - base <= t0 || !atomic_load(&gc.enabled) || !collector.collect_due)
 		return;
 	if (atomic_compare_exchange_strong(&gc.count_base, &base, count)) {
 		stat_inc(EV_count_triggers);
-		gc_collect_auto(GC_COUNT);
+		collector.collect_due(GC_COUNT);
 	}
 }
 
@@ -166,10 +176,10 @@ bool gc_reserve(size_t usable)
  * collector is enabled; the caller then tries once more. */
 bool gc_make_room(void)
 {
-	if (!atomic_load(&gc.enabled))
+	if (!atomic_load(&gc.enabled) || !collector.make_room)
 		return false;
 	stat_inc(EV_limit_triggers);
-	return gc_collect(2, GC_LIMIT, false, NULL) > 0;
+	return collector.make_room();
 }
 
 /* Switching to limit mode folds the calling thread's unpublished bytes in

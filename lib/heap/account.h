@@ -1,8 +1,8 @@
 /* The gc module's state: settings (enable, thresholds, debug, limit), the
  * global view of allocation built from per-thread deltas, and the points
  * where an automatic collection is due. */
-#ifndef GCSHIM_GC_H
-#define GCSHIM_GC_H
+#ifndef GCSHIM_ACCOUNT_H
+#define GCSHIM_ACCOUNT_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -43,6 +43,12 @@ struct gc_state {
 #define MODE_FREE_CACHED MODE_PINNED
 
 extern struct gc_state gc;
+
+/* Why a collection runs.  The accounting sees when one is due; the
+ * collector, a layer up, registers how to run it. */
+enum gc_reason { GC_MANUAL, GC_THRESHOLD, GC_COUNT, GC_LIMIT };
+
+void gc_register_collector(void (*collect_due)(enum gc_reason why), bool (*make_room)(void));
 extern _Atomic unsigned gc_mode;
 
 void gc_init(void);

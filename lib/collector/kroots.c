@@ -12,6 +12,7 @@
 #include "log.h"
 #include "mark.h"
 #include "os.h"
+#include "spin.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define SLOTS (1u << 16)
@@ -42,13 +43,12 @@ void kroots_init(void)
 
 static void take(void)
 {
-	while (atomic_flag_test_and_set_explicit(&lock, memory_order_acquire))
-		;
+	spin_lock(&lock);
 }
 
 static void give(void)
 {
-	atomic_flag_clear_explicit(&lock, memory_order_release);
+	spin_unlock(&lock);
 }
 
 /* Held across fork, so that the child never inherits it taken. */

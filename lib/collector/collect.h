@@ -10,9 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "account.h"
 #include "gcshim.h"
-
-enum gc_reason { GC_MANUAL, GC_THRESHOLD, GC_COUNT, GC_LIMIT };
 
 struct gen_stats {
 	int64_t collections, collected, uncollectable;
@@ -31,7 +30,6 @@ extern bool gc_verify;
 
 bool collect_init(void);
 long gc_collect(int generation, enum gc_reason why, bool save, struct collection *out);
-void gc_collect_auto(enum gc_reason why);
 long gc_find_leaks(void (*fn)(const uintptr_t *dead, size_t n, void *arg), void *arg);
 void collect_lock(void);
 void collect_unlock(void);

@@ -5,28 +5,33 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "gc.h"
-#include "heap.h"
 #include "os.h"
+#include "spin.h"
 
 __thread struct thread_rec *thread_self __attribute__((tls_model("initial-exec")));
 
 static struct thread_rec *_Atomic registry;
 static pthread_key_t exit_key;
 static bool have_key;
+
+/* What the rest of the heap layer does as a thread comes and goes, set
+ * at start-up by the layer above, which knows every part. */
+static struct {
+	void (*started)(struct thread_rec *t);
+	void (*ended)(struct thread_rec *t);
+} hooks;
 static atomic_flag pool_lock = ATOMIC_FLAG_INIT;
 
 #define POOL_BYTES (256 * 1024)
 
 void thread_lock(void)
 {
-	while (atomic_flag_test_and_set_explicit(&pool_lock, memory_order_acquire))
-		;
+	spin_lock(&pool_lock);
 }
 
 void thread_unlock(void)
 {
-	atomic_flag_clear_explicit(&pool_lock, memory_order_release);
+	spin_unlock(&pool_lock);
 }
 
 /* Records come from our own pages: a record is needed before the thread
@@ -78,15 +83,18 @@ static void thread_detach(void *arg)
 
 	if (thread_self != r)
 		return;
-	bcache_drain(&r->cache);
-	gc_publish(r);
+	if (hooks.ended)
+		hooks.ended(r);
 	thread_self = NULL;
 	atomic_store(&r->tid, 0);
 	atomic_store_explicit(&r->in_use, 0, memory_order_release);
 }
 
-void thread_registry_init(void)
+void thread_registry_init(void (*started)(struct thread_rec *t),
+			  void (*ended)(struct thread_rec *t))
 {
+	hooks.started = started;
+	hooks.ended = ended;
 	have_key = pthread_key_create(&exit_key, thread_detach) == 0;
 }
 
@@ -98,10 +106,10 @@ struct thread_rec *thread_attach(void)
 		r = new_record();
 	if (!r)
 		return NULL;
-	gc_thread_start(r);
 	atomic_store(&r->tid, os_gettid());
 	thread_self = r;
-	heap_thread_init();
+	if (hooks.started)
+		hooks.started(r);
 	if (have_key)
 		pthread_setspecific(exit_key, r);
 	return r;

@@ -4,23 +4,23 @@
 #include <stdatomic.h>
 #include <sys/mman.h>
 
-#include "log.h"
+#include "spin.h"
 
 #define MAX_REGIONS 4096
 
 static struct region table[MAX_REGIONS];
 static size_t count;
+static atomic_bool overflowed;
 static atomic_flag lock = ATOMIC_FLAG_INIT;
 
 void regions_lock(void)
 {
-	while (atomic_flag_test_and_set_explicit(&lock, memory_order_acquire))
-		;
+	spin_lock(&lock);
 }
 
 void regions_unlock(void)
 {
-	atomic_flag_clear_explicit(&lock, memory_order_release);
+	spin_unlock(&lock);
 }
 
 /* Ranges are kept apart, not merged: removal then only ever trims or
@@ -28,8 +28,7 @@ void regions_unlock(void)
 static void insert(uintptr_t s, uintptr_t e)
 {
 	if (count == MAX_REGIONS) {
-		log_once(w_full, "too many internal memory regions; some will be "
-			 "scanned as roots");
+		atomic_store(&overflowed, true);
 		return;
 	}
 	table[count++] = (struct region){ s, e };
@@ -90,4 +89,11 @@ int gsje_sys_munmap(void *addr, size_t len)
 {
 	regions_remove(addr, len);
 	return munmap(addr, len);
+}
+
+/* Reported by the collector, which is what a lost region affects: the
+ * table sits below the log. */
+bool regions_overflowed(void)
+{
+	return atomic_load(&overflowed);
 }

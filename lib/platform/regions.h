@@ -17,5 +17,6 @@ void regions_remove(const void *p, size_t n);
 size_t regions_snapshot(struct region *out, size_t cap);
 void regions_lock(void);
 void regions_unlock(void);
+bool regions_overflowed(void);
 
 #endif
