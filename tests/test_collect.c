@@ -160,6 +160,34 @@ Test(collect, empty_cxx_array_kept_when_freeing)
 	cookie("GCSHIM_VERIFY=0");
 }
 
+/* Verify mode caught in the act: a block held only by a hidden (XORed)
+ * pointer is found unreachable, kept, and its free by the program is
+ * reported as false garbage, exactly once, at its address and size. */
+Test(collect, verify_mode_reports_a_hidden_pointer_as_false_garbage)
+{
+	static char out[OUT_MAX];
+	const char *env[] = { "GCSHIM_VERIFY=1", NULL };
+	char *argv[] = { build_path("tests/fixtures/gc_modes"), "hidden", NULL };
+	char want[128];
+	unsigned long addr = 0, size = 0;
+	int rc = run(argv, env, true, NULL, out, sizeof(out));
+	char *log = read_log();
+
+	cr_expect_eq(rc, 0, "gc_modes hidden exited %d:\n%s", rc, out);
+	cr_assert(sscanf(out, "hidden block %lx (%lu bytes)", &addr, &size) == 2, "%s", out);
+	snprintf(want, sizeof(want), "false garbage: %p (%lu bytes)", (void *)addr, size);
+	cr_expect_eq(count(log, "false garbage:"), 1, "%s", log);
+	cr_expect(strstr(log, want), "the log lacks '%s':\n%s", want, log);
+}
+
+/* Without verify mode the same block is freed by the collection: what
+ * verify mode exists to announce. */
+Test(collect, reclaim_mode_frees_a_block_behind_a_hidden_pointer)
+{
+	modes("hidden", NULL, 0);
+	cr_expect_eq(count(read_log(), "false garbage"), 0, "%s", read_log());
+}
+
 Test(collect, rss_falls_after_a_collection)
 {
 	modes("rss", NULL, 0);
