@@ -1542,3 +1542,130 @@ Test(gcctl, objects_summary_groups_by_site)
 		  strstr(strstr(res->out, "allocated from:"), "in do_alloc "),
 		  "the largest site is not do_alloc:\n%s", res->out);
 }
+
+/* ---- the human output of inspection verbs ------------------------------------ */
+
+/* gcctl ARGS... started in the background, its output on a pipe. */
+static pid_t gcctl_background(int *out, char *const argv[])
+{
+	int p[2];
+	pid_t pid;
+
+	cr_assert(pipe(p) == 0);
+	pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		close(p[0]);
+		execv(gcctl_path(), argv);
+		_exit(127);
+	}
+	close(p[1]);
+	*out = p[0];
+	return pid;
+}
+
+static void read_all(int fd, char *buf, size_t cap)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	while (len + 1 < cap && (n = read(fd, buf + len, cap - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+}
+
+static int count_lines_with(const char *out, const char *prefix)
+{
+	int n = 0;
+
+	for (const char *s = out; *s; s = strchr(s, '\n') ? strchr(s, '\n') + 1 : s + strlen(s))
+		n += !strncmp(s, prefix, strlen(prefix));
+	return n;
+}
+
+/* GCSHIM_DEBUG=saveall from the environment keeps what a collection
+ * finds: gcctl lists it, shows its bytes with --hexdump and frees it. */
+Test(gcctl, saveall_from_the_environment_and_garbage_hexdump)
+{
+	char *env[] = { "GCSHIM_DEBUG=saveall", NULL };
+	struct fixture *f = start_fixture(env);
+	const char *p = pid_arg(f->pid);
+	struct result *res;
+	char block[64], want[128];
+	size_t usable;
+
+	cr_assert_eq(stat_of(f->pid, "debug"), GCSHIM_DEBUG_SAVEALL);
+	fixture_do(f, "alloc 100", block, sizeof(block));
+	cr_assert_eq(sscanf(block, "%zu %63s", &usable, block), 2);
+	fixture_do(f, "drop", NULL, 0);
+	res = gcctl("-p", p, "collect", NULL);
+	cr_assert_eq(res->status, 0, "%s", res->err);
+	res = gcctl("-p", p, "garbage", "--hexdump", "8", NULL);
+	cr_assert_eq(res->status, 0, "%s", res->err);
+	snprintf(want, sizeof(want), "%s %*zu  a5a5a5a5a5a5a5a5", block, 5, usable);
+	cr_assert(strstr(res->out, want), "no line '%s' in:\n%s", want, res->out);
+	cr_assert(strstr(line_of(res->out, "count"), " 1"), "%s", res->out);
+	res = gcctl("-p", p, "garbage", "--free", NULL);
+	cr_assert_eq(res->status, 0, "%s", res->err);
+	cr_assert_eq(ask_int(f->pid, "garbage", NULL, "count"), 0);
+	expect_failure(gcctl("-p", p, "garbage", "--hexdump", "0", NULL), 2, NULL);
+}
+
+Test(gcctl, freeze_counts_and_get_referrers_names_the_holder)
+{
+	struct fixture *f = start_fixture(NULL);
+	const char *p = pid_arg(f->pid);
+	struct result *res;
+	char block[64];
+	size_t usable;
+	long long frozen, count, unfrozen;
+
+	fixture_do(f, "alloc 300", block, sizeof(block));
+	cr_assert_eq(sscanf(block, "%zu %63s", &usable, block), 2);
+	res = gcctl("-p", p, "get-referrers", block, NULL);
+	cr_assert_eq(res->status, 0, "%s", res->err);
+	/* the fixture keeps its newest block in a global: its data holds it */
+	cr_assert(strstr(res->out, block) && strstr(res->out, "data of ") &&
+		  strstr(res->out, "gcctl_mp+0x"), "%s", res->out);
+	cr_assert(count_lines_with(res->out, block) >= 1 && strstr(res->out, " referrers"),
+		  "%s", res->out);
+
+	res = gcctl("-p", p, "freeze", NULL);
+	cr_assert_eq(res->status, 0, "%s", res->err);
+	cr_assert_eq(sscanf(line_of(res->out, "frozen"), "frozen %lld", &frozen), 1);
+	cr_assert_geq(frozen, 1);
+	res = gcctl("-p", p, "get-freeze-count", NULL);
+	cr_assert_eq(sscanf(line_of(res->out, "freeze_count"), "freeze_count %lld", &count), 1);
+	cr_assert_eq(count, frozen);
+	/* a frozen block is left out of collections: dropped, it stays */
+	fixture_do(f, "drop", NULL, 0);
+	cr_assert_eq(ask_int(f->pid, "collect", NULL, "collected"), 0);
+	res = gcctl("-p", p, "unfreeze", NULL);
+	cr_assert_eq(sscanf(line_of(res->out, "unfrozen"), "unfrozen %lld", &unfrozen), 1);
+	cr_assert_eq(unfrozen, frozen);
+	cr_assert_geq(ask_int(f->pid, "collect", NULL, "collected"), 1);
+}
+
+Test(gcctl, watch_prints_each_collection_and_stops_after_count)
+{
+	struct fixture *f = start_fixture(NULL);
+	char *argv[] = { gcctl_path(), "-p", (char *)pid_arg(f->pid), "watch", "--count", "2", NULL };
+	char out[4096];
+	int fd, status;
+	pid_t w = gcctl_background(&fd, argv);
+
+	/* collections until the watcher has seen two: it may connect late */
+	while (waitpid(w, &status, WNOHANG) == 0) {
+		gcctl("-p", pid_arg(f->pid), "collect", "0", NULL);
+		sleep_ms(100);
+	}
+	read_all(fd, out, sizeof(out));
+	close(fd);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "watch: %#x\n%s", status, out);
+	cr_assert(strstr(out, "start  generation 0"), "%s", out);
+	cr_assert(strstr(out, "stop   generation 0: "), "%s", out);
+	cr_assert(strstr(out, " collected (") && strstr(out, "pause "), "%s", out);
+	cr_assert_eq(count_lines_with(out, "stop   generation"), 2, "%s", out);
+}
