@@ -1669,3 +1669,105 @@ Test(gcctl, watch_prints_each_collection_and_stops_after_count)
 	cr_assert(strstr(out, " collected (") && strstr(out, "pause "), "%s", out);
 	cr_assert_eq(count_lines_with(out, "stop   generation"), 2, "%s", out);
 }
+
+/* ---- options that act at start-up ------------------------------------------- */
+
+/* Whether the process handles signal sig (its SigCgt mask). */
+static bool catches(pid_t pid, int sig)
+{
+	char path[64], line[256];
+	unsigned long long mask = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	cr_assert(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "SigCgt: %llx", &mask) == 1)
+			break;
+	fclose(f);
+	return mask >> (sig - 1) & 1;
+}
+
+Test(gcctl, heap_reserve_arenas_and_signal_take_effect)
+{
+	char *env[] = { "GCSHIM_HEAP_RESERVE=1G", "GCSHIM_ARENAS=3", "GCSHIM_SIGNAL=SIGRTMIN+5",
+			NULL };
+	struct fixture *plain = start_fixture(NULL), *f = start_fixture(env);
+
+	cr_assert_eq(stat_of(plain->pid, "heap_reserved"), 256LL << 30);
+	cr_assert_eq(stat_of(f->pid, "heap_reserved"), 1LL << 30);
+	/* two threads (the program's and the control thread): one arena on
+	 * this machine by default, one each when three are allowed */
+	cr_assert_eq(stat_of(plain->pid, "threads"), 2);
+	cr_assert_eq(stat_of(plain->pid, "arenas"), (sysconf(_SC_NPROCESSORS_ONLN) + 3) / 4 > 1 ?
+		     2 : 1);
+	cr_assert_eq(stat_of(f->pid, "arenas"), 2);
+	cr_assert(catches(plain->pid, SIGRTMAX - 3) && !catches(plain->pid, SIGRTMIN + 5));
+	cr_assert(catches(f->pid, SIGRTMIN + 5) && !catches(f->pid, SIGRTMAX - 3));
+	/* and collections stop threads with it */
+	fixture_do(f, "alloc 100", NULL, 0);
+	fixture_do(f, "drop", NULL, 0);
+	cr_assert_geq(ask_int(f->pid, "collect", NULL, "collected"), 1);
+}
+
+/* jemalloc's own settings change how it picks arenas: blocks still come
+ * from the shim's range, where collections find them. */
+Test(gcctl, malloc_conf_changes_nothing_the_collector_relies_on)
+{
+	char *env[] = { "MALLOC_CONF=percpu_arena:percpu,tcache:false,narenas:4", NULL };
+	struct fixture *f = start_fixture(env);
+	char block[64];
+	size_t usable;
+	struct json *r;
+
+	fixture_do(f, "alloc 100", block, sizeof(block));
+	cr_assert_eq(sscanf(block, "%zu %63s", &usable, block), 2);
+	r = ask_json(f->pid, "is-tracked", block);
+	cr_assert(json_get(r, "tracked")->type == JSON_TRUE, "%s is not tracked", block);
+	json_free(r);
+	fixture_do(f, "drop", NULL, 0);
+	cr_assert_geq(ask_int(f->pid, "collect", NULL, "collected"), 1);
+	r = ask_json(f->pid, "is-tracked", block);
+	cr_assert(json_get(r, "tracked")->type == JSON_FALSE, "%s is still live", block);
+	json_free(r);
+}
+
+/* Without GCSHIM_SOCKET_DIR the socket is $XDG_RUNTIME_DIR/gcshim/PID.sock,
+ * in a directory made 0700, and gcctl finds it there. */
+Test(gcctl, socket_under_xdg_runtime_dir)
+{
+	char xdg[] = "/tmp/gcctl-xdg-XXXXXX", set_xdg[64], set_lib[PATH_MAX + 16];
+	char path[PATH_MAX], dir[PATH_MAX / 2];
+	char *env[] = { set_xdg, set_lib, NULL };
+	char *argv[] = { fixture_path(), NULL };
+	struct fixture *f;
+	struct result *res;
+	struct stat st;
+
+	cr_assert(mkdtemp(xdg));
+	snprintf(set_xdg, sizeof(set_xdg), "XDG_RUNTIME_DIR=%s", xdg);
+	snprintf(set_lib, sizeof(set_lib), "LD_PRELOAD=%s", lib_path());
+	f = start_program(0, argv, env);
+	snprintf(dir, sizeof(dir), "%s/gcshim", xdg);
+	socket_path(path, sizeof(path), dir, f->pid);
+	wait_answering(path, f->pid, "gcctl_mp");
+	cr_assert(stat(dir, &st) == 0 && (st.st_mode & 0777) == 0700, "%s: mode %o", dir,
+		  st.st_mode & 0777);
+	{
+		static struct result res_xdg;
+		char *gcctl_env[] = { set_xdg, NULL };
+		char *gcctl_argv[] = { gcctl_path(), "-p", (char *)pid_arg(f->pid), "mem-alloc",
+				       NULL };
+
+		run_as(&res_xdg, 0, gcctl_env, gcctl_argv);
+		res = &res_xdg;
+	}
+	cr_assert_eq(res->status, 0, "%s", res->err);
+	cr_assert(write(f->to, "quit\n", 5) == 5);
+	cr_assert_eq(waitpid(f->pid, NULL, 0), f->pid);
+	f->pid = 0;
+	cr_assert(access(path, F_OK) != 0, "%s is still there", path);
+	rmdir(dir);
+	rmdir(xdg);
+}
