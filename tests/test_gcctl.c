@@ -1771,3 +1771,49 @@ Test(gcctl, socket_under_xdg_runtime_dir)
 	rmdir(dir);
 	rmdir(xdg);
 }
+
+/* --log sends the library's messages to a file, --env sets any variable
+ * (here a debug flag whose summaries are such messages), --report makes
+ * the process report its leaks at exit and end with the report's status. */
+Test(gcctl, run_log_env_and_report)
+{
+	char log[PATH_MAX], report[PATH_MAX], set_report[PATH_MAX + 32];
+	char value[PATH_MAX + 16], text[4096] = "";
+	char *options[] = { "--log", log, "--env", "GCSHIM_DEBUG=stats", "--report",
+			    "-e", set_report, "--socket-dir", sockdir, NULL };
+	struct fixture *f;
+	int fd, status;
+
+	snprintf(log, sizeof(log), "%s/run.log", sockdir);
+	snprintf(report, sizeof(report), "%s/leaks.txt", sockdir);
+	snprintf(set_report, sizeof(set_report), "GCSHIM_REPORT_FILE=%s", report);
+	f = start_with_run(options, NULL);
+	fixture_do(f, "env GCSHIM_LOG", value, sizeof(value));
+	same_file(value, log);
+	fixture_do(f, "env GCSHIM_DEBUG", value, sizeof(value));
+	cr_assert_str_eq(value, "stats");
+	fixture_do(f, "env GCSHIM_REPORT", value, sizeof(value));
+	cr_assert_str_eq(value, "exit");
+
+	cr_assert_geq(ask_int(f->pid, "collect", NULL, "collected"), 0);
+	fd = open(log, O_RDONLY);
+	cr_assert(fd >= 0, "%s was not written", log);
+	slurp(fd, text, sizeof(text));
+	cr_assert(strstr(text, "gc: collecting generation 2"), "%s", text);
+
+	/* a leak left at exit: the report, and its exit status */
+	fixture_do(f, "alloc 700", NULL, 0);
+	fixture_do(f, "drop", NULL, 0);
+	cr_assert(write(f->to, "quit\n", 5) == 5);
+	cr_assert_eq(waitpid(f->pid, &status, 0), f->pid);
+	f->pid = 0;
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 23, "status %#x", status);
+	fd = open(report, O_RDONLY);
+	cr_assert(fd >= 0, "no report in %s", report);
+	slurp(fd, text, sizeof(text));
+	cr_assert(strstr(text, "Direct leak of 768 byte(s) in 1 object(s)") &&
+		  strstr(text, "SUMMARY: gcshim: 768 byte(s) leaked in 1 allocation(s)."),
+		  "%s", text);
+	unlink(log);
+	unlink(report);
+}
