@@ -190,6 +190,19 @@ Test(collect, reclaim_mode_frees_a_block_behind_a_hidden_pointer)
 	cr_expect_eq(count(read_log(), "false garbage"), 0, "%s", read_log());
 }
 
+/* A full callback table, gcshim_garbage() and gcshim_site_frames(). */
+Test(collect, c_api_callbacks_garbage_and_site_frames)
+{
+	static char out[OUT_MAX];
+	const char *env[] = { "GCSHIM_BACKTRACE=16", NULL };
+	char *argv[] = { build_path("tests/fixtures/gc_capi"), NULL };
+	int rc = run(argv, env, true, NULL, out, sizeof(out));
+
+	cr_expect_eq(rc, 0, "gc_capi exited %d:\n%s", rc, out);
+	cr_expect_eq(count(out, "FAILED"), 0, "%s", out);
+	cr_expect_eq(count(out, "ok "), 12, "%s", out);
+}
+
 Test(collect, rss_falls_after_a_collection)
 {
 	modes("rss", NULL, 0);
