@@ -29,7 +29,7 @@ objdir=$out.objs
 rm -rf "$objdir"
 mkdir -p "$objdir"
 
-unpoisoned=" mark roots kroots inspect stop stackmemo sites objmap "
+unpoisoned=" mark markers roots kroots inspect stop stackmemo sites objmap frozen "
 guided=" proto options log stats garbage watch api "
 flags="-g -O1 -std=gnu11 -fno-omit-frame-pointer -ftls-model=initial-exec -fexceptions
 	-fno-sanitize-recover=all -Wno-unknown-attributes"

@@ -11,7 +11,7 @@ set -uo pipefail
 lib=${GCSHIM_LIB:-.libs/libgcshim.so}
 src=${top_srcdir:-.}
 rounds=${OPTIONS_ROUNDS:-1}
-names=$(sed -n 's/^[[:space:]]*X(\([A-Z_0-9]*\), OPT_.*/\1/p' "$src/lib/options.h")
+names=$(sed -n 's/^[[:space:]]*X(\([A-Z_0-9]*\), OPT_.*/\1/p' "$(find "$src/lib" -name options.h | head -1)")
 long=$(printf 'x%.0s' $(seq 5000))
 hostile=("" "0" "-1" "1" "0x10" "1.5" "1G1" "16E" "99999999999999999999999999"
 	"-9223372036854775808" "1,2,3,4" "%n%s%x%p" "SIGKILL" "RTMAX+9" "yes"
