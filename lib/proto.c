@@ -440,21 +440,21 @@ static void block_json(struct reply *r, const struct gcshim_block *b)
 static int cmd_is_tracked(struct reply *r, char **argv, int argc)
 {
 	struct gcshim_block b;
-	uintptr_t p;
+	uintptr_t p[INSP_MAX_TARGETS];   /* "A,B,..." parses before it is refused */
 	size_t n;
 
-	if (parse_addrs(r, argv, argc, &p, &n) < 0)
+	if (parse_addrs(r, argv, argc, p, &n) < 0)
 		return -1;
 	if (n != 1)
 		return fail(r, "usage: is-tracked ADDR");
 	ok(r);
-	if (!insp_is_tracked(p, &b)) {
+	if (!insp_is_tracked(p[0], &b)) {
 		LIT(r, ",\"tracked\":false");
 		return 0;
 	}
 	LIT(r, ",\"tracked\":true,");
 	block_json(r, &b);
-	reply_fmt(r, ",\"offset\":%lu", (unsigned long)(p - (uintptr_t)b.start));
+	reply_fmt(r, ",\"offset\":%lu", (unsigned long)(p[0] - (uintptr_t)b.start));
 	return 0;
 }
 
