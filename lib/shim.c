@@ -218,8 +218,9 @@ static size_t live_usable(void *p)
 }
 
 /* Pointers the shim never handed out are left alone: counted, reported
- * once per kind, never passed to jemalloc. */
-static void free_stranger(void *p)
+ * once per kind, never passed to jemalloc.  Kept out of line: free()
+ * reaches it by a tail call and so needs no stack frame of its own. */
+static __attribute__((noinline)) void free_stranger(void *p)
 {
 	if (boot_owns(p))
 		return;
