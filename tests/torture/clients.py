@@ -165,6 +165,10 @@ def main():
     run = {"silent": silent, "garbage": garbage, "hangup": hangup}[mode]
     rng = random.Random(os.getpid())
     counts = {"connections": 0, "replies": 0, "errors": 0, "refused": 0, "cut_off": 0}
+    for _ in range(600):    # the socket appears once the process is up
+        if os.path.exists(path) or not alive(pid):
+            break
+        time.sleep(0.1)
     while alive(pid):
         # a client ends its connection within a second of its own
         deadline = time.monotonic() + rng.uniform(0.1, 1)
