@@ -24,6 +24,7 @@ struct gen_stats {
 struct collection {
 	int generation;
 	int64_t collected, collected_bytes, uncollectable;
+	int64_t collected_requested;   /* asked-for bytes (usable where not recorded) */
 	uint64_t pause_ns, stop_ns, roots_ns, mark_ns, sweep_ns;
 	unsigned markers;
 	uint64_t root_bytes, heap_bytes;

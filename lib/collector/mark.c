@@ -209,17 +209,28 @@ static void scan_resident(struct marker *m, uintptr_t lo, uintptr_t hi, bool sha
 	os_written_runs(mk.pagemap_fd, lo, hi, shared, scan_run, m);
 }
 
+/* Root bytes are the bytes read, not the size of the mappings: a large
+ * reservation the program never touched costs nothing. */
+static void scan_root_run(uintptr_t a, uintptr_t b, void *arg)
+{
+	struct marker *m = arg;
+
+	m->st.root_bytes += b - a;
+	scan_run(a, b, m);
+}
+
 void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared)
 {
 	struct marker *m = root_marker;
 
 	if (hi <= lo)
 		return;
-	m->st.root_bytes += hi - lo;
-	if (resident_only && mk.pagemap_fd >= 0)
-		scan_resident(m, lo, hi, shared);
-	else
+	if (resident_only && mk.pagemap_fd >= 0) {
+		os_written_runs(mk.pagemap_fd, lo, hi, shared, scan_root_run, m);
+	} else {
+		m->st.root_bytes += hi - lo;
 		scan_words(m, lo, hi);
+	}
 }
 
 void mark_code_range(uintptr_t lo, uintptr_t hi)
