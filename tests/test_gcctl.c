@@ -1604,8 +1604,10 @@ Test(gcctl, saveall_from_the_environment_and_garbage_hexdump)
 	cr_assert_eq(res->status, 0, "%s", res->err);
 	res = gcctl("-p", p, "garbage", "--hexdump", "8", NULL);
 	cr_assert_eq(res->status, 0, "%s", res->err);
-	snprintf(want, sizeof(want), "%s %*zu  a5a5a5a5a5a5a5a5", block, 5, usable);
-	cr_assert(strstr(res->out, want), "no line '%s' in:\n%s", want, res->out);
+	snprintf(want, sizeof(want), "%s ", block);
+	cr_assert(strstr(res->out, want) &&
+		  strstr(strstr(res->out, want), " a5a5a5a5a5a5a5a5\n"),
+		  "no line for %s with its first 8 bytes in:\n%s", block, res->out);
 	cr_assert(strstr(line_of(res->out, "count"), " 1"), "%s", res->out);
 	res = gcctl("-p", p, "garbage", "--free", NULL);
 	cr_assert_eq(res->status, 0, "%s", res->err);
