@@ -31,12 +31,20 @@ trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -m 700 "$work/sock"
 export GCSHIM_SOCKET_DIR=$work/sock
 
+# The hostile clients first: on a busy machine the interpreter takes a
+# while to start, and the program's time should not go by meanwhile.
+for mode in silent garbage hangup; do
+	python3 "$here/clients.py" $mode "$work" >"$work/$mode.count" 2>&1 &
+done
+for _ in $(seq 1200); do
+	[ -e "$work/silent.ready" ] && [ -e "$work/garbage.ready" ] && [ -e "$work/hangup.ready" ] &&
+		break
+	sleep 0.1
+done
 GCSHIM_VERIFY=$verify GCSHIM_THRESHOLD=16M GCSHIM_LOG=$work/shim.log \
 	LD_PRELOAD=$GCSHIM_LIB "$build/tests/torture/torture" "$seconds" >"$work/out" 2>&1 &
 pid=$!
-for mode in silent garbage hangup; do
-	python3 "$here/clients.py" $mode "$work/sock/$pid.sock" $pid >"$work/$mode.count" 2>&1 &
-done
+echo $pid >"$work/pid.new" && mv "$work/pid.new" "$work/pid"
 for _ in $(seq 100); do
 	[ -S "$work/sock/$pid.sock" ] && break
 	sleep 0.1
