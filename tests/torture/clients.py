@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Hostile clients of a gcshim control socket, for the torture test.
 
-    clients.py MODE SOCKET PID
+    clients.py MODE DIR
 
-runs until the process PID is gone:
+says it is up by creating DIR/MODE.ready, waits for DIR/pid, then talks
+to DIR/sock/PID.sock until the process PID is gone:
 
 silent   connects, asks for listings and never reads the replies
 garbage  sends random bytes in random pieces (partial lines, NUL bytes,
@@ -161,10 +162,22 @@ def alive(pid):
 
 
 def main():
-    mode, path, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    mode, work = sys.argv[1], sys.argv[2]
+    open(os.path.join(work, mode + ".ready"), "w").close()
+    for _ in range(1200):
+        if os.path.exists(os.path.join(work, "pid")):
+            break
+        time.sleep(0.1)
+    with open(os.path.join(work, "pid")) as f:
+        pid = int(f.read())
+    path = os.path.join(work, "sock", f"{pid}.sock")
     run = {"silent": silent, "garbage": garbage, "hangup": hangup}[mode]
     rng = random.Random(os.getpid())
     counts = {"connections": 0, "replies": 0, "errors": 0, "refused": 0, "cut_off": 0}
+    for _ in range(600):    # the socket appears once the process is up
+        if os.path.exists(path) or not alive(pid):
+            break
+        time.sleep(0.1)
     while alive(pid):
         # a client ends its connection within a second of its own
         deadline = time.monotonic() + rng.uniform(0.1, 1)
