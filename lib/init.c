@@ -142,7 +142,6 @@ static void fork_child(void)
 __attribute__((constructor(101))) static void shim_start(int argc, char **argv,
 							  char **envp)
 {
-	(void)argc;
 	tstacks_main_started((uintptr_t)argv);
 	read_options(envp);
 	sigguard_init();

@@ -314,6 +314,18 @@ static int open_pagemap(void)
 	return open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 }
 
+const char *gc_failure_reason(int err)
+{
+	switch (err) {
+	case ENOSYS: return "the collector is not available in this process";
+	case EBUSY: return "a collection callback is running";
+	case EOVERFLOW: return "epoll registrations overflowed their table";
+	case EAGAIN: return "a thread could not be stopped in time";
+	case EIO: return "/proc/self/maps could not be read";
+	default: return "/proc/self/pagemap cannot be read";
+	}
+}
+
 /* The stopped-world part: nothing here allocates or takes a lock that
  * another thread may hold.  Inlined into both callers: as a frame of its
  * own it leaves slots of earlier calls unwritten in the collecting
@@ -330,12 +342,15 @@ stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 	w.self_sp = (uintptr_t)&here;
 	w.self_tp = (uintptr_t)pthread_self();
 	t0 = os_now_ns();
-	if (!stop_world(&w))
+	if (!stop_world(&w)) {
+		errno = EAGAIN;
 		return false;
+	}
 	t1 = os_now_ns();
 	mark_begin(pagemap, markers_for_heap());
 	if (!roots_scan(&w, co.roots)) {
 		resume_world(&w);   /* without every root, nothing may be freed */
+		errno = EIO;
 		return false;
 	}
 	c->roots_ns = os_now_ns() - t1;
@@ -351,10 +366,26 @@ stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 	return true;
 }
 
+/* The stopped-world part and what it needs first, inlined like it; errno
+ * says what failed: the pagemap's own error, EOVERFLOW (epoll
+ * registrations overflowed their table), EAGAIN (a thread did not stop in
+ * time) or EIO (the mappings could not be read). */
+static inline __attribute__((always_inline)) bool
+run_stopped(int gen, struct collection *c, int pagemap, bool count)
+{
+	if (pagemap < 0)
+		return false;
+	if (!kroots_complete()) {
+		errno = EOVERFLOW;
+		return false;
+	}
+	return stopped_phase(gen, c, pagemap, count);
+}
+
 long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 {
 	struct collection c = { .generation = gen };
-	int debug = atomic_load(&gc.debug), pagemap;
+	int debug = atomic_load(&gc.debug), pagemap, err;
 	uint64_t t;
 	bool ok;
 
@@ -382,8 +413,8 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	pagemap = open_pagemap();
 	roots_prepare();
 	co.unregister = !save;
-	ok = pagemap >= 0 && kroots_complete() &&
-	     stopped_phase(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS);
+	ok = run_stopped(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS);
+	err = errno;
 	co.unregister = false;
 	if (pagemap >= 0)
 		os_close(pagemap);
@@ -392,11 +423,8 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 		co.abandoned++;
 		watch_collection_stop(&c, false);
 		collect_unlock();
-		log_msg("gc: %s; collection abandoned, nothing freed", pagemap < 0 ?
-			"/proc/self/pagemap cannot be read" : !kroots_complete() ?
-			"epoll registrations overflowed their table" :
-			"a thread could not be stopped in time, or /proc could not be read");
-		errno = EAGAIN;
+		log_msg("gc: %s; collection abandoned, nothing freed", gc_failure_reason(err));
+		errno = err;
 		return -1;
 	}
 	t = os_now_ns();
@@ -424,7 +452,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 long gc_find_leaks(void (*fn)(const uintptr_t *dead, size_t n, void *arg), void *arg)
 {
 	struct collection c = { .generation = 2 };
-	int pagemap;
+	int pagemap, err;
 	bool ok;
 
 	if (!co.ready || stop_in_handler()) {
@@ -436,14 +464,15 @@ long gc_find_leaks(void (*fn)(const uintptr_t *dead, size_t n, void *arg), void 
 	pagemap = open_pagemap();
 	roots_prepare();
 	co.dry = true;
-	ok = pagemap >= 0 && kroots_complete() && stopped_phase(2, &c, pagemap, false);
+	ok = run_stopped(2, &c, pagemap, false);
+	err = errno;
 	co.dry = false;
 	if (pagemap >= 0)
 		os_close(pagemap);
 	mark_release();
 	if (!ok) {
 		collect_unlock();
-		errno = EAGAIN;
+		errno = err;
 		return -1;
 	}
 	fn(co.dead, co.ndead, arg);

@@ -36,6 +36,8 @@ extern bool gc_verify;
 bool collect_init(void);
 long gc_collect(int generation, enum gc_reason why, bool save, struct collection *out);
 long gc_find_leaks(void (*fn)(const uintptr_t *dead, size_t n, void *arg), void *arg);
+/* Why gc_collect or gc_find_leaks failed, from the errno they set. */
+const char *gc_failure_reason(int err);
 void collect_lock(void);
 void collect_unlock(void);
 void collect_get_gen_stats(struct gen_stats out[3]);

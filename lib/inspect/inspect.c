@@ -277,22 +277,45 @@ static void referents_work(const struct world *w, bool from_ctl)
 		scan_block(iq->targets[i].start, iq->targets[i].size, note_referent);
 }
 
-long insp_referents(const uintptr_t *ptrs, size_t n, bool from_ctl, uintptr_t self_sp,
-		    void (*emit)(const struct gcshim_block *b, void *arg), void *arg)
+/* One query: its targets set, work done with the world stopped, then
+ * each result kept handed to emit(i) after the world resumed. */
+static long run_query(const uintptr_t *ptrs, size_t n, bool from_ctl, uintptr_t self_sp,
+		      void (*work)(const struct world *w, bool from_ctl),
+		      void (*emit)(size_t i, void *ctx), void *ctx)
 {
 	long found;
 
 	query_lock();
 	iq->nfound = iq->nkept = 0;
-	if (set_targets(ptrs, n) && !with_world_stopped(from_ctl, self_sp, referents_work)) {
+	if (set_targets(ptrs, n) && !with_world_stopped(from_ctl, self_sp, work)) {
 		query_unlock();
 		return -1;
 	}
 	for (size_t i = 0; i < iq->nkept; i++)
-		emit(&iq->blocks[i], arg);
+		emit(i, ctx);
 	found = (long)iq->nfound;
 	query_unlock();
 	return found;
+}
+
+struct block_emit {
+	void (*emit)(const struct gcshim_block *b, void *arg);
+	void *arg;
+};
+
+static void emit_block(size_t i, void *ctx)
+{
+	struct block_emit *e = ctx;
+
+	e->emit(&iq->blocks[i], e->arg);
+}
+
+long insp_referents(const uintptr_t *ptrs, size_t n, bool from_ctl, uintptr_t self_sp,
+		    void (*emit)(const struct gcshim_block *b, void *arg), void *arg)
+{
+	struct block_emit e = { emit, arg };
+
+	return run_query(ptrs, n, from_ctl, self_sp, referents_work, emit_block, &e);
 }
 
 /* ---- referrers -------------------------------------------------------------------- */
@@ -374,22 +397,24 @@ static void referrers_work(const struct world *w, bool from_ctl)
 	roots_enumerate(w, (enum roots_mode)opt_int(OPT_ROOTS), from_ctl, scan_root, NULL);
 }
 
+struct referrer_emit {
+	void (*emit)(const struct gcshim_referrer *r, void *arg);
+	void *arg;
+};
+
+static void emit_referrer(size_t i, void *ctx)
+{
+	struct referrer_emit *e = ctx;
+
+	e->emit(&iq->refs[i], e->arg);
+}
+
 long insp_referrers(const uintptr_t *ptrs, size_t n, bool from_ctl, uintptr_t self_sp,
 		    void (*emit)(const struct gcshim_referrer *r, void *arg), void *arg)
 {
-	long found;
+	struct referrer_emit e = { emit, arg };
 
-	query_lock();
-	iq->nfound = iq->nkept = 0;
-	if (set_targets(ptrs, n) && !with_world_stopped(from_ctl, self_sp, referrers_work)) {
-		query_unlock();
-		return -1;
-	}
-	for (size_t i = 0; i < iq->nkept; i++)
-		emit(&iq->refs[i], arg);
-	found = (long)iq->nfound;
-	query_unlock();
-	return found;
+	return run_query(ptrs, n, from_ctl, self_sp, referrers_work, emit_referrer, &e);
 }
 
 /* ---- objects ------------------------------------------------------------------------ */

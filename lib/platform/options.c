@@ -89,7 +89,7 @@ bool parse_int(const char *s, int64_t *out)
 	return true;
 }
 
-/* "512", "64k", "1.5"? no: sizes are integers with an optional binary
+/* "512", "64k": sizes are integers with an optional binary
  * suffix K, M, G or T, optionally followed by B or iB. */
 bool parse_size(const char *s, int64_t *out)
 {
