@@ -812,22 +812,50 @@ static bool group_json(const struct leak_group *g, void *arg)
 	if (r->len + LEAKS_RESERVE >= r->cap)
 		return false;
 	reply_fmt(r, "%s{\"kind\":\"%s\",\"bytes\":%ld,\"count\":%ld,\"size_class\":%s,"
-		  "\"stack\":\"%s\",\"frames\":[", lr->shown++ ? "," : "",
+		  "\"stack\":\"%s\",\"site\":%u,\"frames\":[", lr->shown++ ? "," : "",
 		  g->indirect ? "indirect" : "direct", (long)g->bytes, (long)g->count,
-		  g->unsized ? "true" : "false", stack_names[leaks_stack(g)]);
+		  g->unsized ? "true" : "false", stack_names[leaks_stack(g)], g->site);
 	for (size_t i = 0; i < depth; i++)
 		reply_fmt(r, "%s\"%p\"", i ? "," : "", (void *)f[i]);
 	reply_raw(r, "]}", 2);
 	return true;
 }
 
+#define LEAKS_KEEP 4096
+
+/* "--keep SITE,SITE...": the sites of suppressed leaks, whose blocks and
+ * what they lead to are not leaks; -1 when malformed. */
+static long parse_keep(char **argv, int argc, uint32_t *keep)
+{
+	long n = 0;
+	int64_t v;
+
+	if (argc == 1)
+		return 0;
+	if (argc != 3 || strcmp(argv[1], "--keep"))
+		return -1;
+	for (char *s = argv[2], *next; *s && n < LEAKS_KEEP; s = next) {
+		next = s + strcspn(s, ",");
+		if (*next)
+			*next++ = '\0';
+		if (!parse_int(s, &v) || v < 1 || v > SITES_MAX)
+			return -1;
+		keep[n++] = (uint32_t)v;
+	}
+	return n;
+}
+
 static int cmd_leaks(struct reply *r, char **argv, int argc)
 {
+	static uint32_t keep[LEAKS_KEEP];
 	struct leaks_reply lr = { .r = r };
 	struct leak_sink sink = { totals_json, group_json, &lr };
+	long nkeep = parse_keep(argv, argc, keep);
 
+	if (nkeep < 0)
+		return fail(r, "usage: leaks [--keep SITE[,SITE...]] (sites from 1 to %u)", SITES_MAX);
 	ok(r);
-	if (leaks_report(&sink) == 0) {
+	if (leaks_report(&sink, keep, (size_t)nkeep) == 0) {
 		reply_fmt(r, "],\"groups\":%lu,\"truncated\":%s", (unsigned long)lr.groups,
 			  lr.shown < lr.groups ? "true" : "false");
 		return 0;
@@ -892,7 +920,7 @@ static const struct command commands[] = {
 	{ "get-freeze-count", 0, 0, cmd_get_freeze_count, "get-freeze-count" },
 	{ "watch", 0, 0, cmd_watch, "watch" },
 	/* allocation sites and leak reports */
-	{ "leaks", 0, 0, cmd_leaks, "leaks" },
+	{ "leaks", 0, 2, cmd_leaks, "leaks [--keep SITE[,SITE...]]" },
 	{ "backtrace", 0, 1, cmd_backtrace, "backtrace [DEPTH|off]" },
 };
 

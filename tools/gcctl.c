@@ -1274,8 +1274,9 @@ static int leaks_options(struct ctx *cx, int argc, char **argv, struct leaks_opt
 static int verb_leaks(struct ctx *cx, int argc, char **argv)
 {
 	struct leaks_options o = { .exitcode = LEAKS_EXIT_FOUND, .json = cx->json };
-	char *request[] = { argv[0], NULL };
-	struct json *r;
+	char keep[CLIENT_MAX_REQUEST - 32];
+	char *request[] = { argv[0], "--keep", keep, NULL };
+	struct json *r, *first = NULL;
 	int st = leaks_options(cx, argc, argv, &o);
 
 	if (st != EXIT_OK)
@@ -1284,9 +1285,16 @@ static int verb_leaks(struct ctx *cx, int argc, char **argv)
 		return EXIT_USAGE;
 	cx->json = false;   /* the reply is shown once its frames are named */
 	r = ask(cx, 1, request);
-	if (!r)
+	if (r && leaks_keep_list(r, cx->client.pid, keep, sizeof(keep))) {
+		first = r;   /* its suppressed groups are shown too */
+		r = ask(cx, 3, request);
+	}
+	if (!r) {
+		json_free(first);
 		return cx->status;
+	}
 	st = leaks_print(r, cx->client.pid, &o);
+	json_free(first);
 	json_free(r);
 	if (st < 0)
 		return fail_with(cx, EXIT_REPLY_ERROR, "the reply of process %d is not a leak report",

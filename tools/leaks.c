@@ -91,7 +91,7 @@ static bool shim_frame(const struct frame_names *n)
 	return base && !strcmp(base + 1, "libgcshim.so");
 }
 
-static bool name_group(struct group *g, const struct json *j, struct symbolizer *sym)
+static bool name_group(struct group *g, const struct json *j, struct symbolizer *sym, bool match)
 {
 	const struct json *frames = json_get(j, "frames");
 	size_t n = frames && frames->type == JSON_ARRAY ? frames->count : 0;
@@ -113,7 +113,7 @@ static bool name_group(struct group *g, const struct json *j, struct symbolizer 
 		if (shim_frame(fn))
 			continue;
 		g->nframes++;
-		if (!g->suppressed_by)
+		if (match && !g->suppressed_by)
 			g->suppressed_by = supp_find(&sp.list, fn->function, fn->file, fn->module);
 	}
 	if (g->suppressed_by) {
@@ -276,42 +276,93 @@ static void print_json(const struct group *g, size_t n, pid_t pid, long long byt
 	printf("]}\n");
 }
 
+/* The groups of the first check, named, the suppressed ones marked; the
+ * symbolizer, which owns the names, until the report is printed. */
+static struct {
+	struct group *g;
+	size_t n, suppressed;
+	struct symbolizer *sym;
+} first;
+
+static struct group *name_groups(const struct json *sites, pid_t pid, bool match, size_t *n)
+{
+	struct group *g = calloc(sites->count + 1, sizeof(*g));
+
+	if (!first.sym && sites->count)
+		first.sym = symbolizer_open(pid);
+	*n = 0;
+	for (size_t i = 0; g && i < sites->count &&
+	     name_group(&g[i], &sites->items[i], first.sym, match); i++)
+		*n = i + 1;
+	return g;
+}
+
+size_t leaks_keep_list(const struct json *reply, pid_t pid, char *out, size_t cap)
+{
+	const struct json *sites = json_get(reply, "sites");
+	size_t len = 0;
+
+	*out = '\0';
+	if (!sites || sites->type != JSON_ARRAY || !sp.list.n ||
+	    !(first.g = name_groups(sites, pid, true, &first.n)))
+		return 0;
+	for (size_t i = 0; i < first.n; i++) {
+		long long site = int_member(first.g[i].j, "site");
+		int w;
+
+		if (!first.g[i].suppressed_by || site <= 0)
+			continue;
+		w = snprintf(out + len, cap - len, "%s%lld", len ? "," : "", site);
+		if (w < 0 || (size_t)w >= cap - len)
+			break;   /* the rest stay leaks; their rules are counted still */
+		len += (size_t)w;
+		first.suppressed++;
+	}
+	return first.suppressed;
+}
+
+static void free_groups(struct group *g, size_t n)
+{
+	for (size_t i = 0; g && i < n; i++) {
+		free(g[i].pc);
+		free(g[i].names);
+	}
+	free(g);
+}
+
 int leaks_print(const struct json *reply, pid_t pid, const struct leaks_options *o)
 {
 	const struct json *sites = json_get(reply, "sites");
-	struct symbolizer *sym;
-	struct group *g;
-	long long bytes = 0, count = 0;
-	size_t n;
+	struct group *g, *all;
+	long long bytes, count;
+	size_t n, shown = 0;
 
-	if (!sites || sites->type != JSON_ARRAY)
+	if (!sites || sites->type != JSON_ARRAY || !(g = name_groups(sites, pid, !first.g, &n)))
 		return -1;
-	n = sites->count;
-	if (!(g = calloc(n + 1, sizeof(*g))))
-		return -1;
-	sym = n ? symbolizer_open(pid) : NULL;
 	/* the totals count the groups that did not fit in the reply too */
 	bytes = int_member(reply, "direct_bytes") + int_member(reply, "indirect_bytes");
 	count = int_member(reply, "direct_blocks") + int_member(reply, "indirect_blocks");
-	for (size_t i = 0; i < n; i++) {
-		if (!name_group(&g[i], &sites->items[i], sym)) {
-			n = i;
-			break;
-		}
+	all = calloc(n + first.n + 1, sizeof(*all));
+	for (size_t i = 0; all && i < n; i++) {
+		all[shown++] = g[i];
 		if (g[i].suppressed_by) {
 			bytes -= g[i].bytes;
 			count -= g[i].count;
 		}
 	}
+	/* suppressed in the first check: left out of this one */
+	for (size_t i = 0; all && i < first.n; i++)
+		if (first.g[i].suppressed_by && first.suppressed)
+			all[shown++] = first.g[i];
 	if (o->json)
-		print_json(g, n, pid, bytes, count, reply);
+		print_json(all ? all : g, all ? shown : n, pid, bytes, count, reply);
 	else
-		print_text(g, n, pid, bytes, count, reply);
-	for (size_t i = 0; i < sites->count; i++) {
-		free(g[i].pc);
-		free(g[i].names);
-	}
-	free(g);
-	symbolizer_close(sym);
+		print_text(all ? all : g, all ? shown : n, pid, bytes, count, reply);
+	free(all);
+	free_groups(g, n);
+	free_groups(first.g, first.n);
+	first.g = NULL;
+	symbolizer_close(first.sym);
+	first.sym = NULL;
 	return count ? o->exitcode : 0;
 }

@@ -19,7 +19,7 @@
 #include "stackmemo.h"
 #include "events.h"
 
-#define SITE_SLOTS (1u << 18)             /* distinct stacks */
+#define SITE_SLOTS SITES_MAX
 #define POOL_WORDS (1ul << 23)            /* frames of all stacks: 64 MiB */
 #define EXTRA_FRAMES 12                   /* the shim's own frames, dropped */
 #define MAX_CODE 8

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #define SITES_MAX_DEPTH 64
+#define SITES_MAX (1u << 18)   /* distinct stacks; site numbers are 1 to this */
 
 /* The symbol of a libunwind function, for dlsym: libunwind.h's macros
  * give each name its architecture's prefix. */

@@ -26,6 +26,10 @@ static struct {
 	struct leak_group *slots;     /* hash table of groups, key 0: empty */
 	uint32_t *order;              /* slot indexes, largest first */
 	uint64_t *indirect;           /* one bit per heap granule */
+	uint64_t *kept;               /* the same: reached from a kept site */
+	uintptr_t *work;              /* blocks whose words are still to read */
+	uint64_t keep[SITES_MAX / 64 + 1];   /* sites whose blocks are not leaks */
+	bool keeping;
 	struct summary sum;
 	atomic_flag busy;
 } lk = { .busy = ATOMIC_FLAG_INIT };
@@ -38,7 +42,9 @@ static bool scratch(void)
 		lk.order = os_map(GROUP_SLOTS * sizeof(*lk.order));
 	if (!lk.indirect)
 		lk.indirect = os_map(om.size >> (OM_GRANULE_LG + 3));
-	return lk.slots && lk.order && lk.indirect;
+	if (!lk.kept)
+		lk.kept = os_map(om.size >> (OM_GRANULE_LG + 3));
+	return lk.slots && lk.order && lk.indirect && lk.kept;
 }
 
 static bool bit(const uint64_t *map, uintptr_t p)
@@ -64,6 +70,47 @@ static bool counted(uintptr_t p)
 	return om_usable((void *)p) && !sites_pinned(p);
 }
 
+static bool kept_site(uint32_t site)
+{
+	return site && site <= SITES_MAX && (lk.keep[site >> 6] >> (site & 63)) & 1;
+}
+
+/* Pushes the unreachable block that word w points into, when not kept
+ * yet. */
+static void keep_block(uintptr_t w, const uint64_t *set, size_t *top)
+{
+	uintptr_t s;
+	size_t sz;
+
+	if (om_find(w, &s, &sz) && bit(set, s) && !bit(lk.kept, s)) {
+		set_bit(lk.kept, s, true);
+		lk.work[(*top)++] = s;
+	}
+}
+
+/* As LeakSanitizer does with suppressed leaks: the blocks of the kept
+ * sites, and every unreachable block they lead to, are not leaks. */
+static void keep_reached(const uintptr_t *dead, size_t n, const uint64_t *set)
+{
+	size_t top = 0;
+
+	if (!lk.keeping || !(lk.work = os_map(n * sizeof(*lk.work) + 1)))
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (bit(set, dead[i]) && kept_site(sites_of(dead[i])))
+			keep_block(dead[i], set, &top);
+	while (top) {
+		uintptr_t b = lk.work[--top];
+		const uintptr_t *w = (const uintptr_t *)b;
+		const uintptr_t *end = (const uintptr_t *)(b + om_usable((void *)b));
+
+		for (; w < end; w++)
+			keep_block(*w, set, &top);
+	}
+	os_unmap(lk.work, n * sizeof(*lk.work) + 1);
+	lk.work = NULL;
+}
+
 /* Every word of an unreachable block that points into another one makes
  * that one an indirect leak.  The mark bits, clear between collections
  * and ours while the collector's lock is held, hold the unreachable set. */
@@ -74,9 +121,10 @@ static void classify(const uintptr_t *dead, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (counted(dead[i]))
 			set_bit(set, dead[i], true);
+	keep_reached(dead, n, set);
 	for (size_t i = 0; i < n; i++) {
 		uintptr_t d = dead[i];
-		size_t size = counted(d) ? om_usable((void *)d) : 0;
+		size_t size = counted(d) && !bit(lk.kept, d) ? om_usable((void *)d) : 0;
 		const uintptr_t *w = (const uintptr_t *)d, *end = (const uintptr_t *)(d + size);
 
 		for (; w < end; w++) {
@@ -146,6 +194,10 @@ static void gather(const uintptr_t *dead, size_t n, void *arg)
 		int ind = bit(lk.indirect, d);
 
 		set_bit(lk.indirect, d, false);
+		if (bit(lk.kept, d)) {
+			set_bit(lk.kept, d, false);
+			continue;
+		}
 		if (!size)
 			continue;
 		asked = sites_request(d, size);
@@ -184,6 +236,21 @@ void leaks_fork_child(void)
 bool leaks_check(void)
 {
 	take();
+	lk.keeping = false;
+	if (find())
+		return true;
+	give();
+	return false;
+}
+
+bool leaks_check_keeping(const uint32_t *sites, size_t n)
+{
+	take();
+	memset(lk.keep, 0, sizeof(lk.keep));
+	for (size_t i = 0; i < n; i++)
+		if (sites[i] && sites[i] <= SITES_MAX)
+			lk.keep[sites[i] >> 6] |= 1ULL << (sites[i] & 63);
+	lk.keeping = n > 0;
 	if (find())
 		return true;
 	give();
@@ -222,11 +289,11 @@ enum leak_stack leaks_stack(const struct leak_group *g)
 
 /* ---- a report for a caller ----------------------------------------------- */
 
-int leaks_report(const struct leak_sink *sink)
+int leaks_report(const struct leak_sink *sink, const uint32_t *keep, size_t nkeep)
 {
 	struct leak_totals t;
 
-	if (!leaks_check()) {
+	if (!leaks_check_keeping(keep, nkeep)) {
 		int e = errno;
 
 		errno = e ? e : ENOMEM;

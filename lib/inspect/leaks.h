@@ -23,7 +23,6 @@ struct leak_group {
 	uint32_t site;         /* 0: no stack */
 	bool indirect;
 	bool unsized;          /* bytes are size classes: no request recorded */
-	bool suppressed;       /* the exit report's: a suppression matched */
 	int64_t bytes, count;  /* requested bytes (usable when unsized), blocks */
 };
 
@@ -36,6 +35,11 @@ struct leak_totals {
 /* Runs a leak check; its results stay until leaks_done().  False when
  * the collection failed (errno set). */
 bool leaks_check(void);
+
+/* The same, the blocks of these allocation sites (those of suppressed
+ * leaks) and every unreachable block they lead to counted as reachable,
+ * as LeakSanitizer counts what suppressed leaks point to. */
+bool leaks_check_keeping(const uint32_t *sites, size_t n);
 void leaks_done(void);
 size_t leaks_groups(void);
 struct leak_group *leaks_group(size_t k);
@@ -51,7 +55,7 @@ struct leak_sink {
 	void *arg;
 };
 
-int leaks_report(const struct leak_sink *sink);
+int leaks_report(const struct leak_sink *sink, const uint32_t *keep, size_t nkeep);
 void leaks_fork_child(void);
 
 #endif

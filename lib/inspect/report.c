@@ -249,21 +249,42 @@ static struct supp_rule *suppression_of(const struct leak_group *g)
 	return NULL;
 }
 
-/* Marks the suppressed groups; returns what is left: blocks and bytes. */
-static void apply_suppressions(int64_t *bytes, int64_t *count)
+/* Counts the suppressed groups for their rules and lists their sites
+ * into keep (room for every group); returns how many. */
+static size_t apply_suppressions(uint32_t *keep)
 {
+	size_t n = 0;
+
 	for (size_t k = 0; k < leaks_groups(); k++) {
 		struct leak_group *g = leaks_group(k);
 		struct supp_rule *r = suppression_of(g);
 
-		g->suppressed = r != NULL;
 		if (!r)
 			continue;
 		r->count += g->count;
 		r->bytes += g->bytes;
-		*bytes -= g->bytes;
-		*count -= g->count;
+		keep[n++] = g->site;
 	}
+	return n;
+}
+
+/* The check again, what the suppressed leaks lead to counted as
+ * reachable; false (with the check over) when it failed. */
+static bool check_again(void)
+{
+	size_t cap = leaks_groups() * sizeof(uint32_t) + 1, n;
+	uint32_t *keep = os_map(cap);
+	bool ok = true;
+
+	if (!keep)
+		return true;
+	n = apply_suppressions(keep);
+	if (n) {
+		leaks_done();
+		ok = leaks_check_keeping(keep, n);
+	}
+	os_unmap(keep, cap);
+	return ok;
 }
 
 static void put_padded(struct out *o, int64_t v, int width)
@@ -276,15 +297,20 @@ static void put_padded(struct out *o, int64_t v, int width)
 	put(o, "%s", num);
 }
 
+static bool any_matched(void)
+{
+	for (size_t i = 0; i < sp.list.n; i++)
+		if (sp.list.rules[i].count)
+			return true;
+	return false;
+}
+
 /* LeakSanitizer's table of the suppressions that matched. */
 static void put_suppressions(struct out *o)
 {
 	static const char rule[] = "-----------------------------------------------------";
-	bool any = false;
 
-	for (size_t i = 0; i < sp.list.n; i++)
-		any = any || sp.list.rules[i].count;
-	if (!any)
+	if (!any_matched())
 		return;
 	put(o, "%s\nSuppressions used:\n  count      bytes template\n", rule);
 	for (size_t i = 0; i < sp.list.n; i++) {
@@ -339,8 +365,7 @@ static void write_report(struct out *o, int64_t bytes, int64_t count)
 		put(o, "\n=================================================================\n"
 		    "==%d==gcshim: detected memory leaks\n", (int)getpid());
 		for (size_t k = 0; k < leaks_groups(); k++)
-			if (!leaks_group(k)->suppressed)
-				put_group(o, leaks_group(k));
+			put_group(o, leaks_group(k));
 		put(o, "\n");
 	}
 	put_suppressions(o);
@@ -379,13 +404,18 @@ int report_at_exit(void)
 		log_msg("exit report: the final collection failed; no report");
 		return 0;
 	}
-	leaks_totals(&t);
-	bytes = t.bytes[0] + t.bytes[1];
-	count = t.count[0] + t.count[1];
 	if (leaks_groups()) {
 		open_libdw();
 		load_suppressions();
-		apply_suppressions(&bytes, &count);
+		if (!check_again()) {
+			log_msg("exit report: the final collection failed; no report");
+			return 0;
+		}
+	}
+	leaks_totals(&t);
+	bytes = t.bytes[0] + t.bytes[1];
+	count = t.count[0] + t.count[1];
+	if (count || any_matched()) {
 		o.fd = open_output();
 		write_report(&o, bytes, count);
 		if (o.fd != 2)
