@@ -91,7 +91,10 @@ extern "C" {
 	X(root_bytes_scanned, "bytes of roots scanned, in total")          \
 	X(heap_bytes_scanned, "bytes of heap blocks scanned, in total")     \
 	X(cached_bytes, "freed small blocks kept by thread caches for reuse") \
-	X(stack_unwinds, "allocation stacks unwound, the others found in a memo")
+	X(stack_unwinds, "allocation stacks unwound, the others found in a memo") \
+	X(stops_traced, "stops of the world held by ptrace: no call interrupted") \
+	X(stops_signalled, "stops of the world made with the stop signal") \
+	X(calls_restarted, "epoll waits resumed after a stop ended them with EINTR")
 
 struct gcshim_stats {
 	uint32_t size;    /* set by the caller: sizeof(struct gcshim_stats) */

@@ -207,6 +207,16 @@ static bool wanted(enum roots_mode mode, const struct world *w,
 	       lowest_sp(w, m->start, m->end) || holds_tp(w, m->start, m->end);
 }
 
+/* A traced thread's registers were copied out of it (stop.h); a
+ * signalled thread's lie in its signal frame, on its scanned stack. */
+static void scan_registers(const struct world *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		if (w->threads[i].nregs)
+			mark_range((uintptr_t)w->threads[i].regs,
+				   (uintptr_t)(w->threads[i].regs + w->threads[i].nregs), false, false);
+}
+
 bool roots_scan(const struct world *w, enum roots_mode mode)
 {
 	struct mapping cur, prev;
@@ -223,6 +233,7 @@ bool roots_scan(const struct world *w, enum roots_mode mode)
 		prev = cur;
 		have_prev = true;
 	}
+	scan_registers(w);
 	for (int i = 0; i < rt.nextra; i++)
 		rt.extra[i]();
 	return true;
@@ -355,6 +366,15 @@ bool roots_enumerate(const struct world *w, enum roots_mode mode, bool skip_self
 next:
 		prev = cur;
 		have_prev = true;
+	}
+	for (size_t i = 0; i < w->n; i++) {
+		const struct stopped *t = &w->threads[i];
+		struct root_desc d = { .kind = ROOT_STACK, .tid = t->tid };
+
+		d.lo = d.map_lo = (uintptr_t)t->regs;
+		d.hi = d.map_hi = (uintptr_t)(t->regs + t->nregs);
+		if (t->nregs)
+			fn(&d, arg);
 	}
 	for (int i = 0; i < rt.ndescribed; i++) {
 		struct root_desc d = { .kind = rt.described[i].kind };

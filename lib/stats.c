@@ -10,7 +10,7 @@
 
 _Atomic int64_t stat_events[EV_COUNT];
 
-#define STATS_VERSION 3
+#define STATS_VERSION 4
 
 static int64_t ev(enum stat_event e)
 {
@@ -73,6 +73,9 @@ void stats_read(struct gcshim_stats *st)
 	st->ctl_connections = ev(EV_ctl_connections);
 	st->ctl_refused = ev(EV_ctl_refused);
 	st->ctl_bad_requests = ev(EV_ctl_bad_requests);
+	st->stops_traced = ev(EV_stops_traced);
+	st->stops_signalled = ev(EV_stops_signalled);
+	st->calls_restarted = ev(EV_calls_restarted);
 }
 
 /* The stats object of the control protocol, fields in declaration order. */
