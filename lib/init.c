@@ -19,6 +19,7 @@
 #include "regions.h"
 #include "sigguard.h"
 #include "sites.h"
+#include "stop.h"
 #include "thread.h"
 #include "watch.h"
 
@@ -103,6 +104,7 @@ static void fork_child(void)
 	collect_unlock();
 	thread_fork_child();
 	bcache_fork_child();
+	stop_fork_child();
 	ctl_fork_child();
 }
 

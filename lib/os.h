@@ -22,6 +22,8 @@ uint64_t os_now_ns(void);
 size_t os_ncpus(void);
 size_t os_read_small(const char *path, char *buf, size_t cap);
 int os_high_fd(int fd);
+bool os_private_fds(void);
+int os_program_fd(int fd, bool *owned);
 int os_close(int fd);
 ssize_t os_copy_from_self(void *dst, const void *src, size_t n);
 void os_written_runs(int pagemap, uintptr_t lo, uintptr_t hi, bool shared,
