@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "os.h"
+#include "sigguard.h"
 #include "stats.h"
 #include "tracer.h"
 
@@ -48,10 +49,13 @@ static int left_ms(int timeout, uint64_t deadline)
 	return now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
 }
 
-/* Made again only if it failed with EINTR and the stop was the cause. */
-static bool again(int r)
+/* Made again only if it failed with EINTR, the stop was the cause, and
+ * none of the program's signal handlers ran meanwhile. */
+static bool again(int r, unsigned long handled)
 {
-	if (r >= 0 || errno != EINTR || !tracer_interrupted())
+	bool fired = tracer_fired();
+
+	if (r >= 0 || errno != EINTR || !fired || sigguard_handlers_run() != handled)
 		return false;
 	stat_inc(EV_calls_restarted);
 	return true;
@@ -61,14 +65,16 @@ EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 {
 	static epoll_wait_fn real;
 	uint64_t deadline = deadline_ms(timeout);
+	unsigned long handled;
 	int r;
 
 	if (!real && !(real = (epoll_wait_fn)next_symbol("epoll_wait")))
 		return -1;
 	do {
-		tracer_clear_interrupted();
+		handled = sigguard_handlers_run();
+		tracer_arm();
 		r = real(epfd, ev, max, left_ms(timeout, deadline));
-	} while (again(r));
+	} while (again(r, handled));
 	return r;
 }
 
@@ -77,14 +83,16 @@ EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
 {
 	static epoll_pwait_fn real;
 	uint64_t deadline = deadline_ms(timeout);
+	unsigned long handled;
 	int r;
 
 	if (!real && !(real = (epoll_pwait_fn)next_symbol("epoll_pwait")))
 		return -1;
 	do {
-		tracer_clear_interrupted();
+		handled = sigguard_handlers_run();
+		tracer_arm();
 		r = real(epfd, ev, max, left_ms(timeout, deadline), mask);
-	} while (again(r));
+	} while (again(r, handled));
 	return r;
 }
 
@@ -94,6 +102,7 @@ EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
 	static epoll_pwait2_fn real;
 	uint64_t deadline = 0;
 	struct timespec left;
+	unsigned long handled;
 	int r;
 
 	if (!real && !(real = (epoll_pwait2_fn)next_symbol("epoll_pwait2")))
@@ -107,8 +116,9 @@ EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
 		uint64_t ns = now < deadline ? deadline - now : 0;
 
 		left = (struct timespec){ (time_t)(ns / NS), (long)(ns % NS) };
-		tracer_clear_interrupted();
+		handled = sigguard_handlers_run();
+		tracer_arm();
 		r = real(epfd, ev, max, timeout ? &left : NULL, mask);
-	} while (again(r));
+	} while (again(r, handled));
 	return r;
 }

@@ -42,9 +42,15 @@ static struct {
 	_Atomic unsigned long program_ptracer;
 } tr;
 
-/* Set by the helper in a thread it held while the thread's system call
- * ended with EINTR, and no signal with a handler was waiting for it. */
-static __thread _Atomic int interrupted __attribute__((tls_model("initial-exec")));
+/* Armed by a thread entering a call the kernel would end on a stop; set
+ * to FIRED by the helper when it held the thread as that call ended with
+ * EINTR and no signal with a handler was waiting for it.  The helper finds
+ * it from the thread pointer in the registers, which a program may have
+ * moved: it reads and writes it with PEEKDATA/POKEDATA, which fail where
+ * a plain access would fault, and only where it finds ARMED. */
+#define ARMED 0x676373686d617277UL
+#define FIRED 0x676373686d666972UL
+static __thread _Atomic unsigned long interrupted __attribute__((tls_model("initial-exec")));
 
 /* ---- the helper: raw system calls only ---------------------------------
  * It shares the thread pointer of the thread that made it, so it must not
@@ -255,6 +261,16 @@ static void helper_stop(void)
 	}
 }
 
+static void fire(const struct stopped *s)
+{
+	uintptr_t at = s->tp + (uintptr_t)tr.flag_offset;
+	unsigned long v = 0;
+
+	if (!s->inject && raw(SYS_ptrace, PTRACE_PEEKDATA, s->tid, at, &v) == 0 &&
+	    v == ARMED && !handled_signal_pending(s->tid))
+		raw(SYS_ptrace, PTRACE_POKEDATA, s->tid, at, FIRED);
+}
+
 static void helper_release(void)
 {
 	struct stopped *s = tr.s;
@@ -262,8 +278,8 @@ static void helper_release(void)
 	for (size_t i = 0; i < tr.to; i++) {
 		if (!s[i].traced)
 			continue;
-		if (ended_with_eintr(&s[i]) && s[i].tp && !handled_signal_pending(s[i].tid))
-			*(_Atomic int *)(s[i].tp + tr.flag_offset) = 1;
+		if (ended_with_eintr(&s[i]) && s[i].tp)
+			fire(&s[i]);
 		raw(SYS_ptrace, PTRACE_DETACH, s[i].tid, 0, s[i].inject);
 		s[i].traced = false;
 	}
@@ -429,14 +445,14 @@ void tracer_end(struct stopped *s, size_t n)
 	errno = saved;
 }
 
-void tracer_clear_interrupted(void)
+void tracer_arm(void)
 {
-	atomic_store_explicit(&interrupted, 0, memory_order_relaxed);
+	atomic_store_explicit(&interrupted, ARMED, memory_order_relaxed);
 }
 
-bool tracer_interrupted(void)
+bool tracer_fired(void)
 {
-	return atomic_exchange(&interrupted, 0) != 0;
+	return atomic_exchange(&interrupted, 0) == FIRED;
 }
 
 /* The program's own PR_SET_PTRACER is kept, to be put back after each

@@ -36,8 +36,9 @@ enum tracer_status tracer_stop(struct stopped *s, size_t from, size_t to,
 void tracer_end(struct stopped *s, size_t n);
 
 /* For the calls the kernel ends with EINTR even under a ptrace stop
- * (epoll_wait and its kind): whether the last stop was the only cause. */
-void tracer_clear_interrupted(void);
-bool tracer_interrupted(void);
+ * (epoll_wait and its kind): armed before the call, fired after it when
+ * a stop of the world was the only cause of its EINTR. */
+void tracer_arm(void);
+bool tracer_fired(void);
 
 #endif

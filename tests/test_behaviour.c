@@ -229,6 +229,16 @@ Test(behaviour, a_traced_program_falls_back_once_in_the_log)
 		     "said more than once:\n%s", log);
 }
 
+/* A wait made again must not hide the program's own signal. */
+Test(behaviour, a_program_signal_still_ends_epoll_wait)
+{
+	char *argv[] = { build_path("tests/fixtures/beh_probe"), "epoll_signal", NULL };
+	struct proc p;
+
+	start(&p, argv, "GCSHIM_SOCKET=0", NULL);
+	cr_expect_eq(finish(&p), 0);
+}
+
 /* A collection asked for through the socket stops the sleeping thread.
  * Cut short, the sleeper ends at once: gcctl may then find it gone. */
 static void sleeper_run(const char *env, bool must_answer, int *rc, int *err, long *ms)
