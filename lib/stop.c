@@ -33,6 +33,7 @@ static _Atomic uint32_t stop_seq, resume_seq, nacked;
 static _Atomic pid_t owned[MAX_OWNED];
 static bool trace;        /* try the tracer first */
 static bool traced_now;   /* the threads stopped last are held by the tracer */
+static _Atomic bool signalling;   /* a stop by signal is under way */
 static __thread bool in_handler __attribute__((tls_model("initial-exec")));
 
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
@@ -72,7 +73,7 @@ static void on_stop(int sig, siginfo_t *si, void *ucv)
 	struct stopped *s;
 
 	(void)sig;
-	if (si->si_code != SI_TKILL || si->si_pid != getpid() ||
+	if (si->si_code != SI_TKILL || si->si_pid != getpid() || !atomic_load(&signalling) ||
 	    atomic_load(&resume_seq) == seq || !(s = my_slot(os_gettid()))) {
 		errno = saved;
 		return;
@@ -340,6 +341,7 @@ bool stop_world(struct world *w)
 		if (st != TRACER_OFF)
 			note_fallback(st);
 		atomic_store(&nslots, 0);
+		atomic_store(&signalling, true);
 		ok = stop_signalled(self, seq, deadline);
 		stat_inc(EV_stops_signalled);
 	}
@@ -357,12 +359,10 @@ void resume_world(struct world *w)
 {
 	(void)w;
 	bcache_unhide();
-	if (traced_now) {
-		traced_now = false;
+	if (traced_now)
 		tracer_end(slots, atomic_load(&nslots));
-		atomic_store(&resume_seq, atomic_load(&stop_seq));
-		return;
-	}
+	traced_now = false;
+	atomic_store(&signalling, false);
 	atomic_store(&resume_seq, atomic_load(&stop_seq));
 	futex(&resume_seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL);
 }

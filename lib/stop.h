@@ -15,8 +15,9 @@
 #include <sys/types.h>
 
 /* General and vector registers of a traced thread, as the kernel's
- * register sets lay them out (x86-64: 216 + 512 bytes). */
-#define STOP_REG_WORDS 96
+ * register sets lay them out (x86-64: 216 + 512 bytes; aarch64: 272 +
+ * 528). */
+#define STOP_REG_WORDS 104
 
 struct stopped {
 	pid_t tid;
