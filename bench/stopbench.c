@@ -59,8 +59,8 @@ int main(int argc, char **argv)
 	qsort(pause, (size_t)rounds, sizeof(*pause), cmp);
 	printf("%-7s %4d threads  stop %8.1f us (%6.1f us/thread)  pause %8.1f us (%6.1f us/thread)  traced %ld signalled %ld\n",
 	       getenv("GCSHIM_TRACE") && atoi(getenv("GCSHIM_TRACE")) == 0 ? "signal" : "trace",
-	       threads, stop[rounds / 2] / 1e3, stop[rounds / 2] / 1e3 / (threads + 1),
-	       pause[rounds / 2] / 1e3, pause[rounds / 2] / 1e3 / (threads + 1),
+	       threads, stop[rounds / 2] / 1e3, stop[rounds / 2] / 1e3 / threads,
+	       pause[rounds / 2] / 1e3, pause[rounds / 2] / 1e3 / threads,
 	       (long)st.stops_traced, (long)st.stops_signalled);
 	return 0;
 }
