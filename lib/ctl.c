@@ -23,7 +23,7 @@
 #include "options.h"
 #include "os.h"
 #include "proto.h"
-#include "stats.h"
+#include "events.h"
 #include "stop.h"
 #include "watch.h"
 

@@ -13,7 +13,7 @@
 
 #include "os.h"
 #include "sigguard.h"
-#include "stats.h"
+#include "events.h"
 #include "tracer.h"
 
 #define EXPORT __attribute__((visibility("default")))
