@@ -344,6 +344,7 @@ static void leave_if_alone(void)
 {
 	if (exitwatch_leader_done() && exitwatch_alone()) {
 		ctl.running = false;
+		atomic_store(&ctl.tid, 0);   /* no wake-up for a thread that took our id */
 		pthread_exit(NULL);
 	}
 }
