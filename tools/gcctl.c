@@ -24,6 +24,7 @@
 #include "client.h"
 #include "gcshim.h"
 #include "json.h"
+#include "leaks.h"
 #include "symbolize.h"
 
 enum exit_code {
@@ -788,10 +789,13 @@ static int verb_garbage(struct ctx *cx, int argc, char **argv)
 			const struct json *a = json_get(&blocks->items[i], "address");
 			const struct json *hex = json_get(&blocks->items[i], "hex");
 			int64_t size;
-			char sz[24];
+			char sz[48];
 
-			if (json_int(json_get(&blocks->items[i], "size"), &size))
+			/* what the program asked for, when the process recorded it */
+			if (json_int(json_get(&blocks->items[i], "requested"), &size))
 				snprintf(sz, sizeof(sz), "%lld", (long long)size);
+			else if (json_int(json_get(&blocks->items[i], "size"), &size))
+				snprintf(sz, sizeof(sz), "%lld (size class)", (long long)size);
 			else
 				snprintf(sz, sizeof(sz), "?");
 			table_add(&t, a && a->type == JSON_STRING ? a->str : "?", sz,
@@ -942,19 +946,30 @@ static void print_frames(struct symbolizer *sym, const struct json *frames)
 	}
 }
 
+/* The size the program asked for, or the usable size said to be one. */
+static void block_size(char *buf, size_t cap, const struct json *b)
+{
+	if (json_get(b, "requested"))
+		snprintf(buf, cap, "%lld", int_of(b, "requested"));
+	else
+		snprintf(buf, cap, "%lld (size class)", int_of(b, "size"));
+}
+
 /* is-tracked: the block and, when recorded, where it was allocated. */
 static int verb_is_tracked(struct ctx *cx, int argc, char **argv)
 {
 	struct json *r = ask(cx, argc, argv);
 	const struct json *site;
+	char size[48];
 
 	if (!r)
 		return cx->status;
+	block_size(size, sizeof(size), r);
 	if (!true_of(r, "tracked"))
 		printf("%s: not in a live block\n", argv[1]);
 	else
-		printf("%s: in the block at %s, %lld bytes, offset %lld, generation %lld%s\n",
-		       argv[1], str_of(r, "address"), int_of(r, "size"), int_of(r, "offset"),
+		printf("%s: in the block at %s, %s bytes, offset %lld, generation %lld%s\n",
+		       argv[1], str_of(r, "address"), size, int_of(r, "offset"),
 		       int_of(r, "generation"), true_of(r, "frozen") ? ", frozen" : "");
 	site = json_get(r, "site");
 	if (!cx->json && site && site->type == JSON_ARRAY && site->count) {
@@ -970,9 +985,9 @@ static int verb_is_tracked(struct ctx *cx, int argc, char **argv)
 
 static void print_block_row(struct table *t, const struct json *b)
 {
-	char size[32], gen[32];
+	char size[48], gen[32];
 
-	snprintf(size, sizeof(size), "%lld", int_of(b, "size"));
+	block_size(size, sizeof(size), b);
 	snprintf(gen, sizeof(gen), "%lld%s", int_of(b, "generation"),
 		 true_of(b, "frozen") ? " frozen" : "");
 	table_add(t, str_of(b, "address"), size, gen);
@@ -1056,6 +1071,20 @@ static int verb_get_referrers(struct ctx *cx, int argc, char **argv)
 	return cx->status;
 }
 
+/* The bytes the program asked for, and how many blocks count with their
+ * size class because their request was not recorded. */
+static void summary_bytes(char *buf, size_t cap, const struct json *o)
+{
+	long long unsized = int_of(o, "unsized");
+	long long req = json_get(o, "requested") ? int_of(o, "requested") : int_of(o, "bytes");
+
+	if (unsized)
+		snprintf(buf, cap, "%lld byte(s) requested (%lld block(s) counted by size class)",
+			 req, unsized);
+	else
+		snprintf(buf, cap, "%lld byte(s) requested", req);
+}
+
 /* get-objects --summary: blocks per size class, then per allocation site
  * (largest first, frames named as in leaks). */
 static int get_objects_summary(struct ctx *cx, struct json *r)
@@ -1063,7 +1092,7 @@ static int get_objects_summary(struct ctx *cx, struct json *r)
 	const struct json *classes = json_get(r, "classes"), *sites = json_get(r, "sites");
 	struct table t = { .cols = 3, .right = { true, true, true } };
 	struct symbolizer *sym = NULL;
-	char total[32];
+	char total[96];
 
 	table_add(&t, "SIZE", "BLOCKS", "BYTES");
 	for (size_t i = 0; classes && i < classes->count; i++) {
@@ -1078,11 +1107,11 @@ static int get_objects_summary(struct ctx *cx, struct json *r)
 	table_print(&t);
 	for (size_t i = 0; sites && sites->type == JSON_ARRAY && i < sites->count; i++) {
 		const struct json *s = &sites->items[i], *frames = json_get(s, "frames");
-		char bytes[32];
+		char bytes[96];
 
 		if (!sym)
 			sym = symbolizer_open(cx->client.pid);
-		human_size(bytes, sizeof(bytes), int_of(s, "bytes"));
+		summary_bytes(bytes, sizeof(bytes), s);
 		printf("\n%lld blocks, %s, allocated from:\n", int_of(s, "count"), bytes);
 		if (!frames || frames->type != JSON_ARRAY || !frames->count)
 			printf("    <no backtrace recorded>\n");
@@ -1090,7 +1119,7 @@ static int get_objects_summary(struct ctx *cx, struct json *r)
 			print_frames(sym, frames);
 	}
 	symbolizer_close(sym);
-	human_size(total, sizeof(total), int_of(r, "bytes"));
+	summary_bytes(total, sizeof(total), r);
 	printf("%s%lld blocks, %s\n", sites && sites->count ? "\n" : "", int_of(r, "count"), total);
 	return EXIT_OK;
 }
@@ -1199,9 +1228,10 @@ static int verb_watch(struct ctx *cx, int argc, char **argv)
 		else if (!strcmp(event, "start"))
 			printf("start  generation %lld\n", int_of(r, "generation"));
 		else
-			printf("stop   generation %lld: %lld collected (%lld bytes), %lld uncollectable, "
-			       "pause %.3f ms%s\n", int_of(r, "generation"), int_of(r, "collected"),
-			       int_of(r, "collected_bytes"), int_of(r, "uncollectable"),
+			printf("stop   generation %lld: %lld collected (%lld bytes, %lld asked for), "
+			       "%lld uncollectable, pause %.3f ms%s\n", int_of(r, "generation"),
+			       int_of(r, "collected"), int_of(r, "collected_bytes"),
+			       int_of(r, "collected_requested"), int_of(r, "uncollectable"),
 			       (double)int_of(r, "pause_ns") / 1e6,
 			       true_of(r, "completed") ? "" : " (abandoned)");
 		if (!cx->json && int_of(r, "dropped"))
@@ -1216,55 +1246,52 @@ static int verb_watch(struct ctx *cx, int argc, char **argv)
 
 /* ---- allocation sites and leak reports ------------------------------------ */
 
-static int64_t member_int(const struct json *o, const char *key)
+static int leaks_options(struct ctx *cx, int argc, char **argv, struct leaks_options *o)
 {
-	int64_t v = 0;
+	long code;
 
-	json_int(json_get(o, key), &v);
-	return v;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			o->json = true;
+		} else if (!strcmp(argv[i], "--suppressions") && i + 1 < argc) {
+			o->suppressions = argv[++i];
+		} else if (!strcmp(argv[i], "--exitcode") && i + 1 < argc) {
+			if (!parse_long(argv[++i], 0, 255, &code))
+				return fail_with(cx, EXIT_USAGE, "bad argument '%s' for --exitcode: "
+						 "expected 0 to 255", argv[i]);
+			o->exitcode = (int)code;
+		} else {
+			return fail_with(cx, EXIT_USAGE, "usage: gcctl leaks [--suppressions FILE] "
+					 "[--exitcode N] [--json]");
+		}
+	}
+	return EXIT_OK;
 }
 
-/* The reply of "leaks" as LeakSanitizer shapes its report. */
+/* The leak check of the process, reported as LeakSanitizer reports:
+ * LEAKS_EXIT_FOUND (or --exitcode) when leaks are left after the
+ * suppressions. */
 static int verb_leaks(struct ctx *cx, int argc, char **argv)
 {
-	struct json *r = ask(cx, argc, argv);
-	const struct json *sites = json_get(r, "sites");
-	struct symbolizer *sym;
-	int64_t bytes, blocks;
+	struct leaks_options o = { .exitcode = LEAKS_EXIT_FOUND, .json = cx->json };
+	char *request[] = { argv[0], NULL };
+	struct json *r;
+	int st = leaks_options(cx, argc, argv, &o);
 
+	if (st != EXIT_OK)
+		return st;
+	if (!leaks_load_suppressions(&o))
+		return EXIT_USAGE;
+	cx->json = false;   /* the reply is shown once its frames are named */
+	r = ask(cx, 1, request);
 	if (!r)
 		return cx->status;
-	if (!sites || sites->type != JSON_ARRAY) {
-		json_free(r);
-		return fail_with(cx, EXIT_REPLY_ERROR, "the reply of process %d has no \"sites\" array",
-				 (int)cx->client.pid);
-	}
-	bytes = member_int(r, "direct_bytes") + member_int(r, "indirect_bytes");
-	blocks = member_int(r, "direct_blocks") + member_int(r, "indirect_blocks");
-	sym = symbolizer_open(cx->client.pid);
-	if (blocks)
-		printf("=================================================================\n"
-		       "==%d==gcshim: detected memory leaks\n", (int)cx->client.pid);
-	for (size_t i = 0; i < sites->count; i++) {
-		const struct json *site = &sites->items[i], *kind = json_get(site, "kind");
-		const struct json *frames = json_get(site, "frames");
-		bool indirect = kind && kind->type == JSON_STRING && !strcmp(kind->str, "indirect");
-
-		printf("\n%s leak of %lld byte(s) in %lld object(s) allocated from:\n",
-		       indirect ? "Indirect" : "Direct", (long long)member_int(site, "bytes"),
-		       (long long)member_int(site, "count"));
-		if (!frames || frames->type != JSON_ARRAY || !frames->count)
-			printf("    <unknown: no backtrace recorded (GCSHIM_BACKTRACE=0, or not sampled)>\n");
-		print_frames(sym, frames);
-	}
-	if (json_get(r, "truncated") && json_get(r, "truncated")->type == JSON_TRUE)
-		printf("\n(only the largest %zu of %lld sites fit in the reply)\n", sites->count,
-		       (long long)member_int(r, "groups"));
-	printf("%sSUMMARY: gcshim: %lld byte(s) leaked in %lld allocation(s).\n", blocks ? "\n" : "",
-	       (long long)bytes, (long long)blocks);
-	symbolizer_close(sym);
+	st = leaks_print(r, cx->client.pid, &o);
 	json_free(r);
-	return cx->status;
+	if (st < 0)
+		return fail_with(cx, EXIT_REPLY_ERROR, "the reply of process %d is not a leak report",
+				 (int)cx->client.pid);
+	return st;
 }
 
 /* ---- gcctl run ------------------------------------------------------------ */
@@ -1491,7 +1518,10 @@ static const struct verb verbs[] = {
 	{ "watch", "[--count N]", 0, 2, verb_watch, false,
 	  "show collections as they happen" },
 	/* allocation sites and leak reports */
-	{ "leaks", "", 0, 0, verb_leaks, false, "report unreachable blocks by allocation site" },
+	{ "leaks", "[--suppressions FILE] [--exitcode N] [--json]", 0, 5, verb_leaks, false,
+	  "report unreachable blocks by allocation site (status 23 when leaks are found)" },
+	{ "backtrace", "[DEPTH|off]", 0, 1, query, false,
+	  "record allocation sites from now on, DEPTH frames deep, or stop" },
 };
 
 static const size_t n_verbs = sizeof(verbs) / sizeof(*verbs);
@@ -1519,7 +1549,8 @@ static void help(void)
 		printf("  %-28s %s\n", use, verbs[i].help);
 	}
 	printf("\nexit status: 0 ok, 1 the process answered with an error, 2 bad usage,\n"
-	       "3 no such process or no answer, 4 permission denied.  See gcctl(1).\n");
+	       "3 no such process or no answer, 4 permission denied, 23 leaks found.\n"
+	       "See gcctl(1).\n");
 }
 
 /* Verbs take dashes or underscores, in any case, as the library does. */

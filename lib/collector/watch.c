@@ -18,7 +18,7 @@
 struct event {
 	uint32_t phase;           /* enum gcshim_phase */
 	int32_t generation;
-	int64_t collected, collected_bytes, uncollectable;
+	int64_t collected, collected_bytes, collected_requested, uncollectable;
 	uint64_t pause_ns;
 	uint32_t ok;
 };
@@ -133,6 +133,7 @@ void watch_collection_stop(const struct collection *c, bool ok)
 	struct event e = {
 		.phase = GCSHIM_PHASE_STOP, .generation = c->generation,
 		.collected = c->collected, .collected_bytes = c->collected_bytes,
+		.collected_requested = c->collected_requested,
 		.uncollectable = c->uncollectable, .pause_ns = c->pause_ns, .ok = ok,
 	};
 	struct gcshim_collection_info info = {
@@ -202,9 +203,11 @@ size_t watch_drain(int i, char *buf, size_t cap)
 		else
 			n = fmt_s(line, sizeof(line), "{\"ok\":true,\"event\":\"stop\","
 				  "\"generation\":%d,\"collected\":%ld,\"collected_bytes\":%ld,"
+				  "\"collected_requested\":%ld,"
 				  "\"uncollectable\":%ld,\"pause_ns\":%lu,\"completed\":%s,"
 				  "\"dropped\":%lu}\n", e->generation, (long)e->collected,
-				  (long)e->collected_bytes, (long)e->uncollectable,
+				  (long)e->collected_bytes, (long)e->collected_requested,
+				  (long)e->uncollectable,
 				  (unsigned long)e->pause_ns, e->ok ? "true" : "false",
 				  (unsigned long)r->dropped_seen);
 		if (len + n > cap)

@@ -240,15 +240,20 @@ int gc_set_threshold_bytes(int64_t bytes)
 	return 0;
 }
 
-/* The next target: P percent over what the last collection left live,
- * at least the floor, at most the heap limit. */
+/* The next target: what the last collection left live, plus P percent of
+ * what it had to scan (that live heap and the roots), so that the bytes
+ * allocated between two collections grow with the work of one, as in Go's
+ * pacer; at least the floor, at most the heap limit.  A program whose
+ * roots dwarf its heap (a compiler with its own arenas) is not collected
+ * every time its small heap doubles. */
 static void set_growth_target(void)
 {
 	int64_t p = atomic_load(&gc.growth), base = atomic_load(&gc.live_after);
+	int64_t work = base + atomic_load(&gc.roots_after);
 	int64_t limit = atomic_load(&gc.limit), target = INT64_MAX;
 
 	if (p > 0) {
-		target = base + (base / 100) * p + (base % 100) * p / 100;
+		target = base + (work / 100) * p + (work % 100) * p / 100;
 		if (target < GROWTH_FLOOR)
 			target = GROWTH_FLOOR;
 		if (limit && target > limit)
@@ -269,9 +274,10 @@ int gc_set_growth(int64_t percent)
 }
 
 /* From the collector, once a collection's dead blocks are accounted. */
-void gc_collected(int64_t live_after)
+void gc_collected(int64_t live_after, int64_t root_bytes)
 {
 	atomic_store(&gc.live_after, live_after);
+	atomic_store(&gc.roots_after, root_bytes);
 	set_growth_target();
 }
 

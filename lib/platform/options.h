@@ -62,7 +62,9 @@ enum opt_kind { OPT_BOOL, OPT_SIZE, OPT_SIZE_OR_OFF, OPT_INT, OPT_FLAGS,
 	X(REPORT_FILE, OPT_PATH, 0, 0, 0, "stderr",                           \
 	  "file that receives the exit report")                               \
 	X(REPORT_EXITCODE, OPT_INT, 23, 0, 255, "23",                         \
-	  "exit status when the exit report found leaks, 0 = unchanged")
+	  "exit status when the exit report found leaks, 0 = unchanged")     \
+	X(SUPPRESSIONS, OPT_PATH, 0, 0, 0, "(none)",                          \
+	  "LeakSanitizer suppression file applied to the exit report")
 
 enum opt_id {
 #define OPT_ENUM(id, ...) OPT_##id,
