@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -22,6 +23,7 @@
 #include "os.h"
 #include "proto.h"
 #include "events.h"
+#include "stop.h"
 #include "tstacks.h"
 #include "watch.h"
 
@@ -34,7 +36,7 @@
 #define ALONE_POLL_MS 20
 #define ALONE_BURST_MS 1000
 #define ALONE_IDLE_MS 1000
-#define FIXED_FDS 3        /* listening socket, exit watch, collection events */
+#define FIXED_FDS 1        /* the listening socket */
 #define WATCH_SNDBUF 4096  /* a watcher that does not read fills this quickly */
 
 struct client {
@@ -55,6 +57,10 @@ static struct {
 	int listen_fd;
 	pthread_t thread;
 	bool running;
+	_Atomic pid_t tid;          /* of the control thread */
+	_Atomic bool kicked;        /* events or thread ends to look at */
+	_Atomic int ready;          /* 0 starting, 1 serving, -1 failed */
+	uint64_t endings_seen;
 	struct client clients[MAX_CLIENTS];
 	char *outbuf;   /* replies in our own pages: a query never moves the counts */
 	uint64_t burst_until;
@@ -333,6 +339,7 @@ static void leave_if_alone(void)
 {
 	if (exitwatch_leader_done() && exitwatch_alone()) {
 		ctl.running = false;
+		atomic_store(&ctl.tid, 0);   /* no wake-up for a thread that took our id */
 		pthread_exit(NULL);
 	}
 }
@@ -342,8 +349,6 @@ static int build_pollset(struct pollfd *pfd, struct client **who)
 	int n = 0;
 
 	pfd[n++] = (struct pollfd){ .fd = ctl.listen_fd, .events = POLLIN };
-	pfd[n++] = (struct pollfd){ .fd = exitwatch_fd(), .events = POLLIN };
-	pfd[n++] = (struct pollfd){ .fd = watch_fd(), .events = POLLIN };
 	for (int i = 0; i < MAX_CLIENTS; i++) {
 		struct client *c = &ctl.clients[i];
 
@@ -378,23 +383,59 @@ static void feed_streams(void)
 	}
 }
 
+/* Wakes the control thread out of its poll: the stop signal, whose
+ * handler does nothing on a thread that is not being stopped.  Its own
+ * descriptor table is out of the other threads' reach, so no eventfd
+ * could serve. */
+static void ctl_wake(void)
+{
+	pid_t tid = atomic_load(&ctl.tid);
+	int sig = stop_signal();
+
+	atomic_store(&ctl.kicked, true);
+	if (tid > 0 && sig > 0)
+		syscall(SYS_tgkill, getpid(), tid, sig);
+}
+
+/* poll, with the wake-up signal let in only while it sleeps: one sent
+ * just before is not lost.  Outside this window the signal is never
+ * blocked, so that a stop of the world by signal reaches us. */
+static int wait_events(struct pollfd *pfd, int n, int timeout_ms)
+{
+	int sig = stop_signal(), r;
+	sigset_t one, old, during;
+	struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000 },
+			zero = { 0, 0 }, *tmo = timeout_ms < 0 ? NULL : &ts;
+
+	if (sig <= 0)
+		return poll(pfd, (nfds_t)n, timeout_ms);
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	syscall(SYS_rt_sigprocmask, SIG_BLOCK, &one, &old, _NSIG / 8);
+	during = old;
+	sigdelset(&during, sig);
+	if (atomic_exchange(&ctl.kicked, false))
+		tmo = &zero;
+	r = ppoll(pfd, (nfds_t)n, tmo, &during);
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, _NSIG / 8);
+	return r;
+}
+
 static void serve_once(void)
 {
 	struct pollfd pfd[MAX_CLIENTS + FIXED_FDS];
 	struct client *who[MAX_CLIENTS + FIXED_FDS];
-	uint64_t now = os_now_ns() / 1000000;
+	uint64_t now = os_now_ns() / 1000000, ended;
 	int n = build_pollset(pfd, who);
 
-	if (poll(pfd, (nfds_t)n, poll_timeout(now)) < 0 && errno != EINTR)
+	if (wait_events(pfd, n, poll_timeout(now)) < 0 && errno != EINTR)
 		return;
 	now = os_now_ns() / 1000000;
-	if (pfd[1].revents & POLLIN) {
-		exitwatch_drain();
+	if ((ended = exitwatch_endings()) != ctl.endings_seen) {
+		ctl.endings_seen = ended;
 		ctl.burst_until = now + ALONE_BURST_MS;
 	}
 	leave_if_alone();
-	if (pfd[2].revents & POLLIN)
-		watch_clear_fd();
 	if (pfd[0].revents & POLLIN)
 		accept_client();
 	for (int i = FIXED_FDS; i < n; i++) {
@@ -414,12 +455,27 @@ static void serve_once(void)
 	feed_streams();
 }
 
+static void announce(int state)
+{
+	atomic_store(&ctl.ready, state);
+	syscall(SYS_futex, &ctl.ready, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* The socket and the clients' connections live in the control thread's
+ * own descriptor table: a program that closes every descriptor it does
+ * not know, or dup2()s over one, can neither see nor touch them. */
 static void *serve(void *arg)
 {
 	char dir[sizeof(ctl.path)];
 
 	(void)arg;
 	tstacks_shim_started((uintptr_t)__builtin_frame_address(0));
+	atomic_store(&ctl.tid, os_gettid());
+	os_private_fds();
+	ctl.listen_fd = open_socket();
+	announce(ctl.listen_fd < 0 ? -1 : 1);
+	if (ctl.listen_fd < 0)
+		return NULL;
 	if (ctl_socket_dir(dir, sizeof(dir)) == 0)
 		remove_stale(dir);
 	for (;;)
@@ -427,23 +483,30 @@ static void *serve(void *arg)
 	return NULL;
 }
 
+/* The socket is in place before the program's code runs, so that a
+ * process that exits at once still removes it. */
 void ctl_start(void)
 {
 	for (int i = 0; i < MAX_CLIENTS; i++)
 		ctl.clients[i].fd = -1;
-	if (!opt_int(OPT_SOCKET) || exitwatch_init() < 0)
+	if (!opt_int(OPT_SOCKET))
 		return;
 	if (!ctl.outbuf)
 		ctl.outbuf = os_map(MAX_CLIENTS * OUT_MAX);
-	if (!ctl.outbuf || (ctl.listen_fd = open_socket()) < 0)
+	if (!ctl.outbuf)
 		return;
 	for (int i = 0; i < MAX_CLIENTS; i++)
 		ctl.clients[i].out = ctl.outbuf + (size_t)i * OUT_MAX;
-	ctl.running = exitwatch_spawn(&ctl.thread, serve, NULL) == 0;
-	if (!ctl.running) {
+	exitwatch_init(ctl_wake);
+	watch_set_waker(ctl_wake);
+	atomic_store(&ctl.ready, 0);
+	if (exitwatch_spawn(&ctl.thread, serve, NULL) != 0) {
 		log_msg("cannot start the control thread; control socket off");
-		ctl_stop();
+		return;
 	}
+	while (atomic_load(&ctl.ready) == 0)
+		syscall(SYS_futex, &ctl.ready, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	ctl.running = atomic_load(&ctl.ready) > 0;
 }
 
 /* At exit: only the process that made the socket removes it. */
@@ -467,18 +530,14 @@ EXPORT void _exit(int status)
 EXPORT void _Exit(int status) __attribute__((alias("_exit")));
 
 /* The child has no control thread: it gets its own, under its own PID.
- * The parent's descriptors are closed, never served twice; reply buffers
- * the parent's thread may have been changing are left, not freed. */
+ * The parent's descriptors were in that thread's table, not in the
+ * child's; reply buffers the parent's thread may have been changing are
+ * left, not freed. */
 void ctl_fork_child(void)
 {
 	bool was_running = ctl.running;
 	char *outbuf = ctl.outbuf;
 
-	if (ctl.listen_fd >= 0)
-		close(ctl.listen_fd);
-	for (int i = 0; i < MAX_CLIENTS; i++)
-		if (ctl.clients[i].fd > 0)
-			close(ctl.clients[i].fd);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.outbuf = outbuf;
 	ctl.listen_fd = -1;

@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -22,8 +21,9 @@
 typedef int (*create_fn)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 typedef void (*exit_fn)(void *) __attribute__((noreturn));
 
-static int event_fd = -1;
+static void (*waker)(void);
 static _Atomic bool leader_done;
+static _Atomic uint64_t endings;   /* threads ended after the leader's code */
 
 static void *next_symbol(const char *name)
 {
@@ -34,16 +34,9 @@ static void *next_symbol(const char *name)
 	return f;
 }
 
-int exitwatch_init(void)
+void exitwatch_init(void (*wake)(void))
 {
-	if (event_fd < 0 && (event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) >= 0)
-		event_fd = os_high_fd(event_fd);
-	return event_fd;
-}
-
-int exitwatch_fd(void)
-{
-	return event_fd;
+	waker = wake;
 }
 
 bool exitwatch_leader_done(void)
@@ -51,27 +44,23 @@ bool exitwatch_leader_done(void)
 	return atomic_load(&leader_done);
 }
 
-void exitwatch_drain(void)
+uint64_t exitwatch_endings(void)
 {
-	uint64_t v;
-
-	while (read(event_fd, &v, sizeof(v)) < 0 && errno == EINTR)
-		;
+	return atomic_load(&endings);
 }
 
 /* Called as a thread's user code ends.  Cheap unless it matters: only the
  * leader's end, and thread ends after it, wake the control thread. */
 static void thread_ending(void *unused)
 {
-	uint64_t one = 1;
-
 	(void)unused;
 	tstacks_ended();
 	if (os_gettid() == getpid())
 		atomic_store(&leader_done, true);
-	if (atomic_load(&leader_done) && event_fd >= 0)
-		while (write(event_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-			;
+	if (atomic_load(&leader_done) && waker) {
+		atomic_fetch_add(&endings, 1);
+		waker();
+	}
 }
 
 /* What a new thread is to run, handed over in memory of our own: a block
@@ -210,8 +199,4 @@ bool exitwatch_alone(void)
 void exitwatch_fork_child(void)
 {
 	atomic_store(&leader_done, false);
-	if (event_fd >= 0)
-		close(event_fd);
-	event_fd = -1;
-	exitwatch_init();
 }

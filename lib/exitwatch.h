@@ -9,11 +9,12 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 
-int exitwatch_init(void);
-int exitwatch_fd(void);
+/* wake is called from the ending thread, once the leader's code ended. */
+void exitwatch_init(void (*wake)(void));
 bool exitwatch_leader_done(void);
-void exitwatch_drain(void);
+uint64_t exitwatch_endings(void);
 bool exitwatch_alone(void);
 int exitwatch_spawn(pthread_t *t, void *(*fn)(void *), void *arg);
 void exitwatch_fork_child(void);

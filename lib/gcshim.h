@@ -97,7 +97,10 @@ extern "C" {
 	X(growth_triggers, "times the heap outgrew its growth target")      \
 	X(markers, "threads that marked, last collection")                  \
 	X(last_roots_ns, "time scanning roots, last collection")            \
-	X(sweep_pending_bytes, "bytes found dead, not yet given back to the allocator")
+	X(sweep_pending_bytes, "bytes found dead, not yet given back to the allocator") \
+	X(stops_traced, "stops of the world held by ptrace: no call interrupted") \
+	X(stops_signalled, "stops of the world made with the stop signal") \
+	X(calls_restarted, "epoll waits resumed after a stop ended them with EINTR")
 
 struct gcshim_stats {
 	uint32_t size;    /* set by the caller: sizeof(struct gcshim_stats) */

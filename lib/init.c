@@ -22,6 +22,7 @@
 #include "report.h"
 #include "sigguard.h"
 #include "sites.h"
+#include "stop.h"
 #include "sweep.h"
 #include "thread.h"
 #include "tstacks.h"
@@ -134,6 +135,7 @@ static void fork_child(void)
 	thread_fork_child();
 	tstacks_fork_child();
 	bcache_fork_child();
+	stop_fork_child();
 	ctl_fork_child();
 }
 

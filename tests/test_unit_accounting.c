@@ -431,7 +431,7 @@ Test(api, get_stats_sizes)
 	int rc, err;
 
 	cr_expect_eq(full.size, sizeof(full));
-	cr_expect_eq(full.version, 4);
+	cr_expect_eq(full.version, 5);
 	cr_expect_eq(full.mem_free, -1);
 	cr_expect_eq(full.heap_limit, 0);
 	cr_expect(full.threads >= 1);

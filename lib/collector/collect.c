@@ -68,7 +68,8 @@ bool collect_init(void)
 	co.roots = (enum roots_mode)opt_int(OPT_ROOTS);
 	gc_verify = opt_int(OPT_VERIFY) != 0;
 	if (!co.age1 || !co.age2 || !co.dead || !mark_init() || !roots_init() ||
-	    !garbage_init() || !stop_init((int)opt_int(OPT_SIGNAL), (int)opt_int(OPT_STOP_TIMEOUT)))
+	    !garbage_init() || !stop_init((int)opt_int(OPT_SIGNAL), (int)opt_int(OPT_STOP_TIMEOUT),
+			       opt_int(OPT_TRACE) != 0))
 		return false;
 	kroots_init();
 	sweep_init();

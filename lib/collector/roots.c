@@ -16,6 +16,7 @@
 #define MAPS_MAX (64u << 20)   /* address space; committed as used */
 #define MAX_EXCLUDED 4096
 #define MAX_EXTRA 8
+#define BOUNCE_BYTES (64u << 10)
 
 struct mapping {
 	uintptr_t start, end, offset;
@@ -26,6 +27,7 @@ struct mapping {
 static struct {
 	char *buf;
 	size_t cap;
+	char *bounce;     /* shared file pages are read through it */
 	struct region *excluded;
 	size_t nexcluded;
 	void (*extra[MAX_EXTRA])(void);
@@ -39,7 +41,8 @@ bool roots_init(void)
 	rt.cap = MAPS_MAX;
 	rt.buf = os_map(rt.cap);
 	rt.excluded = os_map(MAX_EXCLUDED * sizeof(*rt.excluded));
-	return rt.buf && rt.excluded;
+	rt.bounce = os_map(BOUNCE_BYTES);
+	return rt.buf && rt.excluded && rt.bounce;
 }
 
 void roots_add_extra(void (*fn)(void))
@@ -130,6 +133,46 @@ static bool anonymous(const struct mapping *m)
 	return *m->path == '\n' || *m->path == '\0';
 }
 
+/* A writable MAP_SHARED mapping of a regular file (memfd and /dev/shm
+ * included; device files never). */
+static bool shared_file(const struct mapping *m)
+{
+	return m->perms[3] == 's' && *m->path == '/' &&
+	       (strncmp(m->path, "/dev/", 5) || !strncmp(m->path, "/dev/shm/", 9));
+}
+
+static void mark_copied(uintptr_t a, uintptr_t b, void *arg)
+{
+	(void)arg;
+	while (a < b) {
+		size_t n = b - a < BOUNCE_BYTES ? b - a : BOUNCE_BYTES;
+		ssize_t got = os_copy_from_self(rt.bounce, (const void *)a, n);
+
+		if (got > 0)
+			mark_range((uintptr_t)rt.bounce, (uintptr_t)rt.bounce + ((size_t)got & ~7ul),
+				   false, false);
+		a += got > 0 ? ((size_t)got + OS_PAGE - 1) & ~(OS_PAGE - 1) : OS_PAGE;
+	}
+}
+
+/* Only the pages resident in the mapping are read, never one that is
+ * not (reading it would fault it in, or past the file's end, raise
+ * SIGBUS), and through process_vm_readv: another process may truncate
+ * the file at any moment, and a vanished page then reads short instead
+ * of killing the program.  Without /proc/self/pagemap, nothing is read. */
+static void scan_shared_file(uintptr_t lo, uintptr_t hi)
+{
+	int pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+
+	if (pagemap < 0) {
+		log_once(w_pagemap, "cannot read /proc/self/pagemap: pointers kept in "
+			 "shared file mappings are not roots");
+		return;
+	}
+	os_written_runs(pagemap, lo, hi, true, mark_copied, NULL);
+	os_close(pagemap);
+}
+
 static void scan_piece(uintptr_t lo, uintptr_t hi, bool shared, bool code)
 {
 	if (code)
@@ -207,7 +250,8 @@ static bool wanted(enum roots_mode mode, const struct world *w,
 	if (!rw)
 		return false;
 	if (m->perms[3] == 's')
-		return anonymous(m) || path_is(m, "/dev/zero") || !strncmp(m->path, "/SYSV", 5);
+		return anonymous(m) || path_is(m, "/dev/zero") || !strncmp(m->path, "/SYSV", 5) ||
+		       shared_file(m);
 	if (mode == ROOTS_ALL)
 		return !path_is(m, "[vvar]") && !path_is(m, "[vsyscall]");
 	/* minimal: data, bss (anonymous right after a file mapping), brk,
@@ -215,6 +259,16 @@ static bool wanted(enum roots_mode mode, const struct world *w,
 	return !anonymous(m) || path_is(m, "[heap]") ||
 	       (prev && prev->end == m->start && !anonymous(prev) && *prev->path == '/') ||
 	       lowest_sp(w, m->start, m->end) || holds_tp(w, m->start, m->end);
+}
+
+/* A traced thread's registers were copied out of it (stop.h); a
+ * signalled thread's lie in its signal frame, on its scanned stack. */
+static void scan_registers(const struct world *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		if (w->threads[i].nregs)
+			mark_range((uintptr_t)w->threads[i].regs,
+				   (uintptr_t)(w->threads[i].regs + w->threads[i].nregs), false, false);
 }
 
 bool roots_scan(const struct world *w, enum roots_mode mode)
@@ -227,12 +281,15 @@ bool roots_scan(const struct world *w, enum roots_mode mode)
 		return false;
 	for (s = rt.buf; *s;) {
 		s = parse_mapping(s, &cur);
-		if (wanted(mode, w, &cur, have_prev ? &prev : NULL))
+		if (shared_file(&cur) && wanted(mode, w, &cur, NULL))
+			scan_shared_file(cur.start, cur.end);
+		else if (wanted(mode, w, &cur, have_prev ? &prev : NULL))
 			scan_minus_excluded(scan_from(w, &cur, have_prev ? &prev : NULL),
 					    cur.end, cur.perms[3] == 's', cur.perms[2] == 'x');
 		prev = cur;
 		have_prev = true;
 	}
+	scan_registers(w);
 	for (int i = 0; i < rt.nextra; i++)
 		rt.extra[i]();
 	return true;
@@ -365,6 +422,15 @@ bool roots_enumerate(const struct world *w, enum roots_mode mode, bool skip_self
 next:
 		prev = cur;
 		have_prev = true;
+	}
+	for (size_t i = 0; i < w->n; i++) {
+		const struct stopped *t = &w->threads[i];
+		struct root_desc d = { .kind = ROOT_STACK, .tid = t->tid };
+
+		d.lo = d.map_lo = (uintptr_t)t->regs;
+		d.hi = d.map_hi = (uintptr_t)(t->regs + t->nregs);
+		if (t->nregs)
+			fn(&d, arg);
 	}
 	for (int i = 0; i < rt.ndescribed; i++) {
 		struct root_desc d = { .kind = rt.described[i].kind };

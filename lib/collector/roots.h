@@ -1,7 +1,9 @@
 /* Roots: where the collector looks for pointers into the heap.
- *  all (default): every writable private mapping of the process, and
- *      anonymous shared memory, minus the heap itself and the shim's own
- *      memory; thread stacks from their stack pointer up.
+ *  all (default): every writable private mapping of the process,
+ *      anonymous shared memory, and the resident pages of writable shared
+ *      file mappings, minus the heap itself and the shim's own memory;
+ *      thread stacks from their stack pointer up, and the registers of
+ *      threads stopped by the tracer.
  *  minimal: data and bss of loaded objects, the brk heap, thread stacks
  *      and static TLS only (faster, misses pointers kept in mmap'd memory).
  * Plus the pointers only the kernel holds that the shim can see (epoll). */

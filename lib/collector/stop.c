@@ -17,9 +17,12 @@
 #include "log.h"
 #include "os.h"
 #include "sigguard.h"
+#include "events.h"
+#include "tracer.h"
 
 #define MAX_THREADS 65536
 #define WAIT_STEP_MS 10
+#define MAX_OWNED 64
 
 static int stop_sig;
 static int timeout_ms;
@@ -27,6 +30,10 @@ static struct stopped *slots;
 static pid_t *tids;
 static _Atomic size_t nslots;
 static _Atomic uint32_t stop_seq, resume_seq, nacked;
+static _Atomic pid_t owned[MAX_OWNED];
+static bool trace;        /* try the tracer first */
+static bool traced_now;   /* the threads stopped last are held by the tracer */
+static _Atomic bool signalling;   /* a stop by signal is under way */
 static __thread bool in_handler __attribute__((tls_model("initial-exec")));
 
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
@@ -66,7 +73,7 @@ static void on_stop(int sig, siginfo_t *si, void *ucv)
 	struct stopped *s;
 
 	(void)sig;
-	if (si->si_code != SI_TKILL || si->si_pid != getpid() ||
+	if (si->si_code != SI_TKILL || si->si_pid != getpid() || !atomic_load(&signalling) ||
 	    atomic_load(&resume_seq) == seq || !(s = my_slot(os_gettid()))) {
 		errno = saved;
 		return;
@@ -97,7 +104,7 @@ int stop_signal(void)
 /* SA_RESTART: interrupted read, write, accept, waitpid, futex waits and
  * the like resume by themselves.  Every other signal is held off while a
  * thread is stopped, so no program handler runs on a frozen thread. */
-bool stop_init(int sig, int tmo_ms)
+bool stop_init(int sig, int tmo_ms, bool use_tracer)
 {
 	struct sigaction sa;
 
@@ -107,10 +114,11 @@ bool stop_init(int sig, int tmo_ms)
 	sigfillset(&sa.sa_mask);
 	slots = os_map(MAX_THREADS * sizeof(*slots));
 	tids = os_map(MAX_THREADS * sizeof(*tids));
-	if (!slots || !tids || sigguard_install(sig, &sa) < 0)
+	if (!slots || !tids || !tracer_init() || sigguard_install(sig, &sa) < 0)
 		return false;
 	stop_sig = sig;
 	timeout_ms = tmo_ms;
+	trace = use_tracer;
 	return true;
 }
 
@@ -145,31 +153,70 @@ static bool known(pid_t tid)
 	return my_slot(tid) != NULL;
 }
 
-/* Adds and signals the threads not yet asked to stop; returns how many,
- * or -1 when the threads cannot be listed or are too many to stop. */
-static long signal_new(pid_t self, uint32_t seq)
+static bool owned_by_shim(pid_t tid)
+{
+	for (int i = 0; i < MAX_OWNED; i++)
+		if (atomic_load_explicit(&owned[i], memory_order_relaxed) == tid)
+			return true;
+	return false;
+}
+
+bool stop_exclude(pid_t tid)
+{
+	for (int i = 0; i < MAX_OWNED; i++) {
+		pid_t free_ = 0;
+
+		if (atomic_compare_exchange_strong(&owned[i], &free_, tid))
+			return true;
+	}
+	return false;
+}
+
+void stop_include(pid_t tid)
+{
+	for (int i = 0; i < MAX_OWNED; i++) {
+		pid_t t = tid;
+
+		atomic_compare_exchange_strong(&owned[i], &t, 0);
+	}
+}
+
+/* The shim's threads did not follow the fork; their ids may come back
+ * as the child's own threads. */
+void stop_fork_child(void)
+{
+	for (int i = 0; i < MAX_OWNED; i++)
+		atomic_store(&owned[i], 0);
+}
+
+/* Adds the threads not yet in the stop set; returns how many, or -1 when
+ * the threads cannot be listed or are too many to stop. */
+static long add_new(pid_t self)
 {
 	size_t n = list_tasks(tids, MAX_THREADS);
 	long added = 0;
 
 	if (n == 0 || n == MAX_THREADS)
 		return -1;   /* not even ourselves: no /proc */
-
 	for (size_t i = 0; i < n; i++) {
 		size_t k = atomic_load(&nslots);
 
-		if (tids[i] == self || known(tids[i]))
+		if (tids[i] == self || known(tids[i]) || owned_by_shim(tids[i]))
 			continue;
 		if (k == MAX_THREADS)
 			return -1;
 		slots[k] = (struct stopped){ .tid = tids[i] };
 		atomic_store_explicit(&nslots, k + 1, memory_order_release);
-		if (syscall(SYS_tgkill, getpid(), tids[i], stop_sig) < 0)
-			atomic_store(&slots[k].acked, seq);  /* already gone */
-		else
-			added++;
+		added++;
 	}
 	return added;
+}
+
+static void signal_range(size_t from, size_t to, uint32_t seq)
+{
+	for (size_t i = from; i < to; i++)
+		if (syscall(SYS_tgkill, getpid(), slots[i].tid, stop_sig) < 0)
+			atomic_store(&slots[i].acked, seq);  /* already gone */
 }
 
 static bool task_gone(pid_t tid)
@@ -210,25 +257,100 @@ static bool wait_acks(uint32_t seq, uint64_t deadline)
 	}
 }
 
+/* Repeat until a listing finds no thread we have not stopped: a thread
+ * may have been created by one that was still running. */
+static bool stop_signalled(pid_t self, uint32_t seq, uint64_t deadline)
+{
+	bool ok = true;
+
+	for (long added; ok && (added = add_new(self)) != 0;) {
+		size_t to = atomic_load(&nslots);
+
+		if (added > 0)
+			signal_range(to - (size_t)added, to, seq);
+		ok = added > 0 && wait_acks(seq, deadline);
+	}
+	return ok;
+}
+
+static enum tracer_status stop_traced(pid_t self, uint64_t deadline)
+{
+	enum tracer_status st;
+	long added;
+
+	if (!tracer_begin(&st))
+		return st;
+	while ((added = add_new(self)) > 0) {
+		size_t to = atomic_load(&nslots);
+
+		if ((st = tracer_stop(slots, to - (size_t)added, to, deadline)) != TRACER_OK)
+			return st;
+	}
+	if (added < 0) {
+		tracer_end(slots, atomic_load(&nslots));
+		return TRACER_TIMEOUT;
+	}
+	return TRACER_OK;
+}
+
+/* Said once per reason; `stops_signalled` counts every such stop. */
+static void note_fallback(enum tracer_status why)
+{
+	switch (why) {
+	case TRACER_TRACED:
+		log_once(w_traced, "the process is traced by another program: threads "
+			 "are stopped with signal %d while it is, and blocking calls "
+			 "may fail with EINTR", stop_sig);
+		break;
+	case TRACER_DENIED:
+		log_once(w_denied, "ptrace is not permitted here (kernel.yama.ptrace_scope, "
+			 "or the process is not dumpable): threads are stopped with "
+			 "signal %d, and blocking calls may fail with EINTR", stop_sig);
+		break;
+	case TRACER_FILTERED:
+		log_once(w_filtered, "a seccomp filter is installed: threads are stopped "
+			 "with signal %d, and blocking calls may fail with EINTR", stop_sig);
+		break;
+	default:
+		log_once(w_noclone, "cannot start the task that stops threads: they are "
+			 "stopped with signal %d, and blocking calls may fail with EINTR",
+			 stop_sig);
+		break;
+	}
+}
+
 bool stop_world(struct world *w)
 {
 	uint64_t t0 = os_now_ns(), deadline = t0 + (uint64_t)timeout_ms * 1000000;
 	uint32_t seq = atomic_load(&stop_seq) + 1;
 	pid_t self = os_gettid();
-	bool ok = true;
+	enum tracer_status st;
+	bool ok;
 
 	atomic_store(&nslots, 0);
 	atomic_store(&stop_seq, seq);
-	/* Repeat until a listing finds no thread we have not stopped: a
-	 * thread may have been created by one that was still running. */
-	for (long added; ok && (added = signal_new(self, seq)) != 0;)
-		ok = added > 0 && wait_acks(seq, deadline);
+	st = trace ? stop_traced(self, deadline) : TRACER_OFF;
+	traced_now = st == TRACER_OK;
+	if (traced_now) {
+		ok = true;
+		stat_inc(EV_stops_traced);
+	} else if (st == TRACER_TIMEOUT) {
+		ok = false;   /* the tracer let every thread go */
+		atomic_store(&resume_seq, seq);
+	} else {
+		if (st != TRACER_OFF)
+			note_fallback(st);
+		atomic_store(&nslots, 0);
+		atomic_store(&signalling, true);
+		ok = stop_signalled(self, seq, deadline);
+		stat_inc(EV_stops_signalled);
+	}
 	w->threads = slots;
 	w->n = atomic_load(&nslots);
 	if (ok)
 		bcache_hide();
 	w->stop_ns = os_now_ns() - t0;
-	if (!ok)
+	if (!ok && st != TRACER_TIMEOUT)
 		resume_world(w);
 	return ok;
 }
@@ -237,6 +359,10 @@ void resume_world(struct world *w)
 {
 	(void)w;
 	bcache_unhide();
+	if (traced_now)
+		tracer_end(slots, atomic_load(&nslots));
+	traced_now = false;
+	atomic_store(&signalling, false);
 	atomic_store(&resume_seq, atomic_load(&stop_seq));
 	futex(&resume_seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL);
 }

@@ -6,7 +6,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "collect.h"
@@ -35,8 +34,7 @@ struct ring {
 };
 
 static struct ring *rings;
-/* Made by the first watcher: a process nobody watches has no extra descriptor. */
-static _Atomic int wake_fd = -1;
+static void (*waker)(void);
 static _Atomic int watchers;
 
 static struct {
@@ -53,23 +51,17 @@ bool watch_init(void)
 	return rings != NULL;
 }
 
-/* The parent's watchers are not the child's; nor is its eventfd. */
+/* The parent's watchers are not the child's. */
 void watch_fork_child(void)
 {
 	for (int i = 0; i < WATCH_RINGS && rings; i++)
 		atomic_store(&rings[i].active, false);
 	atomic_store(&watchers, 0);
-	if (wake_fd >= 0) {
-		os_close(wake_fd);
-		wake_fd = -1;
-	}
 }
 
 static void publish(const struct event *e)
 {
 	bool any = false;
-	uint64_t one = 1;
-	int fd;
 
 	if (!rings || !atomic_load_explicit(&watchers, memory_order_acquire))
 		return;
@@ -89,9 +81,8 @@ static void publish(const struct event *e)
 		r->ev[head % WATCH_ENTRIES] = *e;
 		atomic_store_explicit(&r->head, head + 1, memory_order_release);
 	}
-	if (any && (fd = atomic_load(&wake_fd)) >= 0)
-		while (write(fd, &one, sizeof(one)) < 0 && errno == EINTR)
-			;
+	if (any && waker)
+		waker();
 }
 
 /* Held across fork, so that the child never inherits it taken. */
@@ -154,17 +145,9 @@ void watch_collection_stop(const struct collection *c, bool ok)
 	run_callbacks(GCSHIM_PHASE_STOP, &info);
 }
 
-int watch_fd(void)
+void watch_set_waker(void (*wake)(void))
 {
-	return wake_fd;
-}
-
-void watch_clear_fd(void)
-{
-	uint64_t v;
-
-	while (wake_fd >= 0 && read(wake_fd, &v, sizeof(v)) < 0 && errno == EINTR)
-		;
+	waker = wake;
 }
 
 void watch_open(int i)
@@ -173,12 +156,6 @@ void watch_open(int i)
 
 	if (!rings || i < 0 || i >= WATCH_RINGS || atomic_load(&r->active))
 		return;
-	if (wake_fd < 0) {
-		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-
-		if (fd >= 0)
-			atomic_store(&wake_fd, os_high_fd(fd));
-	}
 	atomic_store(&r->tail, atomic_load(&r->head));
 	atomic_store(&r->dropped, 0);
 	r->dropped_seen = 0;

@@ -2,7 +2,7 @@
  * callbacks of gcshim_callback_add().  The collector (any thread, maybe
  * inside malloc) writes each event into one ring per watching client
  * without ever blocking: a full ring drops the event and counts it.  The
- * control thread, woken through an eventfd, turns events into lines. */
+ * control thread, woken through a hook it sets, turns events into lines. */
 #ifndef GCSHIM_WATCH_H
 #define GCSHIM_WATCH_H
 
@@ -25,8 +25,8 @@ void watch_collection_stop(const struct collection *c, bool ok);
 bool watch_in_callback(void);
 
 /* The control thread's side. */
-int watch_fd(void);
-void watch_clear_fd(void);
+/* wake is called after an event was queued for a watcher. */
+void watch_set_waker(void (*wake)(void));
 void watch_open(int ring);
 void watch_close(int ring);
 bool watch_pending(int ring);

@@ -10,7 +10,8 @@
 #define STAT_EVENTS(X) X(foreign_frees) X(invalid_frees) X(foreign_reallocs) X(foreign_sizes) \
 	X(alloc_failures) X(limit_failures) X(threshold_triggers)            \
 	X(count_triggers) X(growth_triggers) X(limit_triggers) X(ctl_connections) X(ctl_refused) \
-	X(ctl_bad_requests) X(false_garbage) X(stack_unwinds)
+	X(ctl_bad_requests) X(false_garbage) X(stack_unwinds) X(stops_traced)      \
+	X(stops_signalled) X(calls_restarted)
 
 enum stat_event {
 #define EV_ENUM(name) EV_##name,

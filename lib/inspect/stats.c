@@ -8,7 +8,7 @@
 #include "os.h"
 #include "thread.h"
 
-#define STATS_VERSION 4
+#define STATS_VERSION 5
 
 void stats_read(struct gcshim_stats *st)
 {

@@ -10,44 +10,61 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The log file is opened at the first message, not at start-up: a
- * program that lists its descriptors sees one more only when there was
- * something to say.  If it cannot be opened, messages are dropped rather
- * than mixed into the program's stderr, which the user asked us to spare. */
-#define LOG_STDERR (-1)
-#define LOG_UNOPENED (-2)
-#define LOG_DROP (-3)
+/* No descriptor is kept: the log file is opened for each message and
+ * closed after it, so a program that closes or replaces descriptors it
+ * does not know never takes ours, nor makes us write into its own file.
+ * Its path is made absolute at start-up, against a later chdir.  If it
+ * cannot be opened, messages are dropped rather than mixed into the
+ * program's stderr, which the user asked us to spare. */
+enum { LOG_STDERR, LOG_FILE, LOG_DROP };
 
-static const char *log_path;
-static _Atomic int log_fd = LOG_STDERR;
+static char log_path[4096];
+static _Atomic int log_to = LOG_STDERR;
+
+static bool absolute(const char *path, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	if (*path != '/') {
+		if (!getcwd(out, cap))
+			return false;
+		n = strlen(out);
+	}
+	return fmt_s(out + n, cap - n, "%s%s", *path == '/' || (n && out[n - 1] == '/') ? "" : "/",
+		     path) < cap - n;
+}
 
 /* The file is created now, so that its presence tells that the shim
- * started, but no descriptor is kept until there is a message. */
+ * started. */
 void log_open(const char *path)
 {
 	int fd;
 
 	if (!path || !*path)
 		return;
-	log_path = path;
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	atomic_store(&log_fd, fd < 0 ? LOG_DROP : LOG_UNOPENED);
+	if (!absolute(path, log_path, sizeof(log_path))) {
+		atomic_store(&log_to, LOG_DROP);
+		return;
+	}
+	fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	atomic_store(&log_to, fd < 0 ? LOG_DROP : LOG_FILE);
 	if (fd >= 0)
 		os_close(fd);
 }
 
-static int log_target(void)
+static void write_line(const char *line, size_t len)
 {
-	int fd = atomic_load(&log_fd), opened, expected = LOG_UNOPENED;
+	int to = atomic_load(&log_to), fd = -1;
+	bool owned = true;
 
-	if (fd != LOG_UNOPENED)
-		return fd == LOG_STDERR ? 2 : fd;
-	opened = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	opened = opened < 0 ? LOG_DROP : os_high_fd(opened);
-	if (!atomic_compare_exchange_strong(&log_fd, &expected, opened) && opened >= 0)
-		os_close(opened);   /* another thread got there first */
-	fd = atomic_load(&log_fd);
-	return fd == LOG_STDERR ? 2 : fd;
+	if (to == LOG_FILE)
+		fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	else if (to == LOG_STDERR)
+		fd = os_program_fd(2, &owned);
+	while (fd >= 0 && write(fd, line, len) < 0 && errno == EINTR)
+		;
+	if (fd >= 0 && owned)
+		os_close(fd);
 }
 
 struct out {
@@ -152,7 +169,7 @@ void log_vmsg(const char *fmt, va_list ap)
 {
 	char line[512];
 	size_t n, len;
-	int saved = errno, fd;
+	int saved = errno;
 
 	n = fmt_s(line, sizeof(line), "gcshim[%d]: ", (int)getpid());
 	len = fmt_v(line + n, sizeof(line) - n - 1, fmt, ap) + n;
@@ -163,9 +180,7 @@ void log_vmsg(const char *fmt, va_list ap)
 		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
 			line[i] = '?';
 	line[len++] = '\n';
-	fd = log_target();
-	while (fd >= 0 && write(fd, line, len) < 0 && errno == EINTR)
-		;
+	write_line(line, len);
 	errno = saved;
 }
 

@@ -41,6 +41,8 @@ enum opt_kind { OPT_BOOL, OPT_SIZE, OPT_SIZE_OR_OFF, OPT_INT, OPT_FLAGS,
 	  "number of allocation arenas")                                      \
 	X(SIGNAL, OPT_SIGNO, 61, 1, 64, "SIGRTMAX-3 (61)",                         \
 	  "signal that stops threads for a collection")                      \
+	X(TRACE, OPT_BOOL, 1, 0, 1, "1",                                      \
+	  "stop threads with ptrace where possible; 0: always with the signal") \
 	X(STOP_TIMEOUT, OPT_INT, 2000, 10, 600000, "2000",                    \
 	  "milliseconds to wait for threads to stop before giving up")       \
 	X(ROOTS, OPT_ROOTSET, 0, 0, 1, "all",                                   \

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,38 @@ int os_high_fd(int fd)
 		return fd;
 	os_close(fd);
 	return high;
+}
+
+static __thread bool own_table __attribute__((tls_model("initial-exec")));
+static int program_pidfd = -1;   /* in the private table of its thread */
+
+/* Gives the calling thread a descriptor table of its own, empty but for
+ * /dev/null on 0, 1 and 2 (nothing it opens may land there and be taken
+ * for a standard stream).  What it opens afterwards the program can
+ * neither see, nor close, nor replace; and it holds none of the
+ * program's descriptors, so a pipe the program closes is closed. */
+bool os_private_fds(void)
+{
+	if (syscall(SYS_close_range, 0, ~0U, CLOSE_RANGE_UNSHARE) < 0)
+		return false;
+	own_table = true;
+	program_pidfd = -1;
+	for (int i = 0; i < 3; i++)
+		open("/dev/null", O_RDWR);
+	return true;
+}
+
+/* The program's descriptor `fd`, as seen from the calling thread: itself
+ * in a shared table, else a duplicate (*owned: to be closed) fetched
+ * with pidfd_getfd, or -1. */
+int os_program_fd(int fd, bool *owned)
+{
+	*owned = own_table;
+	if (!own_table)
+		return fd;
+	if (program_pidfd < 0)
+		program_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	return program_pidfd < 0 ? -1 : (int)syscall(SYS_pidfd_getfd, program_pidfd, fd, 0);
 }
 
 /* close(2) without passing through the shim's own close(), which may take

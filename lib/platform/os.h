@@ -25,6 +25,8 @@ uint64_t os_now_ns(void);
 size_t os_ncpus(void);
 size_t os_read_small(const char *path, char *buf, size_t cap);
 int os_high_fd(int fd);
+bool os_private_fds(void);
+int os_program_fd(int fd, bool *owned);
 int os_close(int fd);
 /* Calls fn with each name in directory path until it returns false;
  * false when the directory cannot be read.  Raw getdents64: opendir's

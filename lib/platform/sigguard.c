@@ -32,6 +32,75 @@ static struct {
 static int guarded;               /* 0 until the collector owns a signal */
 static struct sigaction shadow;   /* what the program believes is set */
 
+/* The program's handlers, for the signals whose action is our relay. */
+static struct {
+	_Atomic(void *) fn;
+	_Atomic int flags;
+} program[_NSIG];
+static __thread unsigned long handlers_run __attribute__((tls_model("initial-exec")));
+
+unsigned long sigguard_handlers_run(void)
+{
+	return handlers_run;
+}
+
+/* A handler being replaced by another thread as the signal comes may be
+ * found SIG_DFL or SIG_IGN here: the signal is then dropped. */
+static void relay(int sig, siginfo_t *si, void *uc)
+{
+	void *fn = atomic_load(&program[sig].fn);
+
+	handlers_run++;
+	if (fn == (void *)SIG_DFL || fn == (void *)SIG_IGN)
+		return;
+	if (atomic_load(&program[sig].flags) & SA_SIGINFO)
+		((void (*)(int, siginfo_t *, void *))fn)(sig, si, uc);
+	else
+		((void (*)(int))fn)(sig);
+}
+
+static bool relayed(const struct sigaction *sa)
+{
+	return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == relay;
+}
+
+/* What the program set, where the kernel holds our relay. */
+static void program_view(int sig, struct sigaction *old)
+{
+	old->sa_flags = atomic_load(&program[sig].flags);
+	if (old->sa_flags & SA_SIGINFO)
+		old->sa_sigaction = (void (*)(int, siginfo_t *, void *))atomic_load(&program[sig].fn);
+	else
+		old->sa_handler = (__sighandler_t)atomic_load(&program[sig].fn);
+}
+
+static int set_relayed(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	struct sigaction mine, prev = { 0 };
+	bool relay_now = act && act->sa_handler != SIG_DFL && act->sa_handler != SIG_IGN &&
+			 sig > 0 && sig < _NSIG;
+	int r;
+
+	if (sig > 0 && sig < _NSIG)
+		program_view(sig, &prev);
+	if (relay_now) {
+		mine = *act;
+		mine.sa_flags |= SA_SIGINFO;
+		mine.sa_sigaction = relay;
+		atomic_store(&program[sig].flags, act->sa_flags);
+		atomic_store(&program[sig].fn, (act->sa_flags & SA_SIGINFO) ?
+			     (void *)act->sa_sigaction : (void *)act->sa_handler);
+		act = &mine;
+	}
+	r = real.sigaction(sig, act, old);
+	if (r == 0 && old && relayed(old)) {
+		prev.sa_mask = old->sa_mask;
+		prev.sa_restorer = old->sa_restorer;
+		*old = prev;
+	}
+	return r;
+}
+
 /* Resolved from the constructor, before any signal handler can run:
  * dlsym is not async-signal-safe. */
 void sigguard_init(void)
@@ -72,7 +141,7 @@ EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old
 	if (!real.sigaction)
 		sigguard_init();
 	if (!guarded || sig != guarded)
-		return real.sigaction(sig, act, old);
+		return set_relayed(sig, act, old);
 	if (old)
 		*old = shadow;
 	if (act) {

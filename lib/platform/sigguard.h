@@ -10,4 +10,9 @@
 void sigguard_init(void);
 int sigguard_install(int sig, const struct sigaction *sa);
 
+/* Handlers the program set through sigaction() or signal() run through a
+ * relay that counts them, per thread: a blocking call that a stop of the
+ * world ended is made again only if none of the program's ran meanwhile. */
+unsigned long sigguard_handlers_run(void);
+
 #endif
