@@ -33,16 +33,17 @@ struct marker {
 } __attribute__((aligned(64)));
 
 static struct {
+	/* read on every block by every marker: a line of their own */
 	_Atomic uint64_t *bits;   /* one bit per granule, like om.starts */
-	struct marker m[MARK_MAX_MARKERS];
 	unsigned n;               /* markers of this collection */
 	int pagemap_fd;
+	struct marker m[MARK_MAX_MARKERS];
 	_Atomic bool overflow;
 	/* Work shared between markers: a marker with plenty gives half of
 	 * its stack here when another is idle.  Changed only under the
 	 * lock, with `idle`, so that "everyone idle and nothing shared" is
 	 * seen exactly when it holds. */
-	atomic_flag lock;
+	atomic_flag lock __attribute__((aligned(64)));
 	struct entry *pool;
 	_Atomic size_t pool_n;
 	_Atomic unsigned idle;
