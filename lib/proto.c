@@ -18,8 +18,6 @@
 #include "stats.h"
 #include "inspect.h"
 
-#define MAX_ARGS 8
-
 void reply_raw(struct reply *r, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++, r->len++)
@@ -98,7 +96,6 @@ static int cmd_hello(struct reply *r, char **argv, int argc)
 {
 	int64_t v;
 
-	(void)argc;
 	if (!parse_int(argv[1], &v) || v != PROTO_VERSION)
 		return fail(r, "unsupported protocol '%s' (this process speaks %d)",
 			    argv[1], PROTO_VERSION);
@@ -111,7 +108,6 @@ static int cmd_hello(struct reply *r, char **argv, int argc)
 
 static int cmd_mem_alloc(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	ok(r);
 	reply_fmt(r, ",\"mem_alloc\":%ld", (long)gcshim_mem_alloc());
 	return 0;
@@ -119,7 +115,6 @@ static int cmd_mem_alloc(struct reply *r, char **argv, int argc)
 
 static int cmd_mem_free(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	ok(r);
 	reply_fmt(r, ",\"mem_free\":%ld", (long)gcshim_mem_free());
 	return 0;
@@ -134,21 +129,18 @@ static int show_enabled(struct reply *r)
 
 static int cmd_enable(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	atomic_store(&gc.enabled, 1);
 	return show_enabled(r);
 }
 
 static int cmd_disable(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	atomic_store(&gc.enabled, 0);
 	return show_enabled(r);
 }
 
 static int cmd_isenabled(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	return show_enabled(r);
 }
 
@@ -196,7 +188,6 @@ static int cmd_set_threshold(struct reply *r, char **argv, int argc)
 
 static int cmd_get_threshold(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	return show_thresholds(r);
 }
 
@@ -204,7 +195,6 @@ static int cmd_get_count(struct reply *r, char **argv, int argc)
 {
 	int64_t c[3];
 
-	(void)argv, (void)argc;
 	gc_get_counts(c);
 	ok(r);
 	triple(r, "count", c);
@@ -222,7 +212,6 @@ static int cmd_set_debug(struct reply *r, char **argv, int argc)
 {
 	int64_t v;
 
-	(void)argc;
 	if (!parse_flags(argv[1], &v) || gc_set_debug(v) < 0)
 		return fail(r, "bad debug flags '%s': expected a combination of "
 			    "STATS=1 COLLECTABLE=2 UNCOLLECTABLE=4 SAVEALL=32 LEAK=38",
@@ -232,7 +221,6 @@ static int cmd_set_debug(struct reply *r, char **argv, int argc)
 
 static int cmd_get_debug(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	return show_debug(r);
 }
 
@@ -241,7 +229,6 @@ static int cmd_stats(struct reply *r, char **argv, int argc)
 	char buf[4096];
 	size_t n;
 
-	(void)argv, (void)argc;
 	n = stats_json(buf, sizeof(buf));
 	if (n >= sizeof(buf))
 		return fail(r, "stats do not fit the reply buffer");
@@ -263,13 +250,9 @@ static int cmd_collect(struct reply *r, char **argv, int argc)
 			    "a thread could not be stopped in time; nothing was freed" :
 			    "the collector is not available in this process");
 	ok(r);
-	reply_fmt(r, ",\"generation\":%d,\"collected\":%ld,\"collected_bytes\":%ld,"
-		  "\"uncollectable\":%ld,\"pause_ns\":%lu,\"stop_ns\":%lu,\"mark_ns\":%lu,"
-		  "\"sweep_ns\":%lu,\"root_bytes\":%lu,\"heap_bytes\":%lu",
-		  c.generation, (long)c.collected, (long)c.collected_bytes,
-		  (long)c.uncollectable, (unsigned long)c.pause_ns, (unsigned long)c.stop_ns,
-		  (unsigned long)c.mark_ns, (unsigned long)c.sweep_ns,
-		  (unsigned long)c.root_bytes, (unsigned long)c.heap_bytes);
+#define COLLECTION_FIELD(field, unit, label) reply_fmt(r, ",\"" #field "\":%ld", (long)c.field);
+	PROTO_COLLECTION_FIELDS(COLLECTION_FIELD)
+#undef COLLECTION_FIELD
 	return 0;
 }
 
@@ -277,14 +260,19 @@ static int cmd_get_stats(struct reply *r, char **argv, int argc)
 {
 	struct gen_stats g[3];
 
-	(void)argv, (void)argc;
 	collect_get_gen_stats(g);
 	ok(r);
 	reply_raw(r, ",\"generations\":[", 16);
-	for (int i = 0; i < 3; i++)
-		reply_fmt(r, "%s{\"collections\":%ld,\"collected\":%ld,\"uncollectable\":%ld}",
-			  i ? "," : "", (long)g[i].collections, (long)g[i].collected,
-			  (long)g[i].uncollectable);
+	for (int i = 0; i < 3; i++) {
+		const char *sep = "{";
+
+#define GEN_STATS_FIELD(field) \
+		reply_fmt(r, "%s\"" #field "\":%ld", sep, (long)g[i].field), sep = ",";
+		reply_raw(r, i ? "," : "", i ? 1 : 0);
+		PROTO_GEN_STATS_FIELDS(GEN_STATS_FIELD)
+#undef GEN_STATS_FIELD
+		reply_raw(r, "}", 1);
+	}
 	reply_raw(r, "]", 1);
 	return 0;
 }
@@ -360,8 +348,8 @@ static int garbage_hexdump(struct reply *r, const char *arg)
 	return 0;
 }
 
-/* Addresses: hex (0x optional) or decimal with 0d... no: hex only, as
- * gcctl and every tool prints them.  Several per argument, split by commas. */
+/* Addresses are hexadecimal (0x optional), as gcctl and every tool print
+ * them.  Several per argument, split by commas. */
 static bool parse_addr(const char *s, size_t len, uintptr_t *out)
 {
 	uintptr_t v = 0;
@@ -720,7 +708,6 @@ static int cmd_freeze(struct reply *r, char **argv, int argc)
 {
 	long n;
 
-	(void)argv, (void)argc;
 	n = insp_freeze();
 	ok(r);
 	reply_fmt(r, ",\"frozen\":%ld", n);
@@ -731,7 +718,6 @@ static int cmd_unfreeze(struct reply *r, char **argv, int argc)
 {
 	long n;
 
-	(void)argv, (void)argc;
 	n = insp_unfreeze();
 	ok(r);
 	reply_fmt(r, ",\"unfrozen\":%ld", n);
@@ -740,7 +726,6 @@ static int cmd_unfreeze(struct reply *r, char **argv, int argc)
 
 static int cmd_get_freeze_count(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	ok(r);
 	reply_fmt(r, ",\"freeze_count\":%ld", insp_freeze_count());
 	return 0;
@@ -750,7 +735,6 @@ static int cmd_get_freeze_count(struct reply *r, char **argv, int argc)
  * stream of events. */
 static int cmd_watch(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	current->watch = true;
 	ok(r);
 	LIT(r, ",\"watching\":true");
@@ -761,7 +745,6 @@ static int cmd_watch(struct reply *r, char **argv, int argc)
 
 static int cmd_leaks(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	ok(r);
 	if (leaks_json(r) < 0)
 		return fail(r, "leak check failed: %s", errno == EAGAIN ?
@@ -770,42 +753,36 @@ static int cmd_leaks(struct reply *r, char **argv, int argc)
 	return 0;
 }
 
-struct command {
-	const char *name;
-	int min_args, max_args;
-	int (*fn)(struct reply *, char **, int);
-	const char *usage;
-};
+typedef int (*handler)(struct reply *, char **, int);
 
-static const struct command commands[] = {
-	{ "hello", 1, 1, cmd_hello, "hello PROTOCOL" },
-	{ "mem-alloc", 0, 0, cmd_mem_alloc, "mem-alloc" },
-	{ "mem-free", 0, 0, cmd_mem_free, "mem-free" },
-	{ "enable", 0, 0, cmd_enable, "enable" },
-	{ "disable", 0, 0, cmd_disable, "disable" },
-	{ "isenabled", 0, 0, cmd_isenabled, "isenabled" },
-	{ "threshold", 0, 1, cmd_threshold, "threshold [BYTES|-1]" },
-	{ "set-threshold", 1, 3, cmd_set_threshold, "set-threshold T0 [T1 [T2]]" },
-	{ "get-threshold", 0, 0, cmd_get_threshold, "get-threshold" },
-	{ "get-count", 0, 0, cmd_get_count, "get-count" },
-	{ "set-debug", 1, 1, cmd_set_debug, "set-debug FLAGS" },
-	{ "get-debug", 0, 0, cmd_get_debug, "get-debug" },
-	{ "stats", 0, 0, cmd_stats, "stats" },
-	{ "collect", 0, 1, cmd_collect, "collect [GENERATION]" },
-	{ "get-stats", 0, 0, cmd_get_stats, "get-stats" },
-	{ "garbage", 0, 1, cmd_garbage, "garbage [free|BYTES]" },
-	/* inspection */
-	{ "is-tracked", 1, 1, cmd_is_tracked, "is-tracked ADDR" },
-	{ "get-referents", 1, MAX_ARGS - 1, cmd_get_referents, "get-referents ADDR[,ADDR...]..." },
-	{ "get-referrers", 1, MAX_ARGS - 1, cmd_get_referrers, "get-referrers ADDR[,ADDR...]..." },
-	{ "get-objects", 0, 5, cmd_get_objects,
-	  "get-objects [--generation G] [--min-size BYTES] [--summary]" },
-	{ "freeze", 0, 0, cmd_freeze, "freeze" },
-	{ "unfreeze", 0, 0, cmd_unfreeze, "unfreeze" },
-	{ "get-freeze-count", 0, 0, cmd_get_freeze_count, "get-freeze-count" },
-	{ "watch", 0, 0, cmd_watch, "watch" },
-	/* allocation sites and leak reports */
-	{ "leaks", 0, 0, cmd_leaks, "leaks" },
+/* The handler of each verb of proto_desc.h; the table there gives the
+ * number of arguments and the usage line. */
+static const handler handlers[PROTO_VERB_COUNT] = {
+	[PROTO_HELLO] = cmd_hello,
+	[PROTO_MEM_ALLOC] = cmd_mem_alloc,
+	[PROTO_MEM_FREE] = cmd_mem_free,
+	[PROTO_ENABLE] = cmd_enable,
+	[PROTO_DISABLE] = cmd_disable,
+	[PROTO_ISENABLED] = cmd_isenabled,
+	[PROTO_THRESHOLD] = cmd_threshold,
+	[PROTO_SET_THRESHOLD] = cmd_set_threshold,
+	[PROTO_GET_THRESHOLD] = cmd_get_threshold,
+	[PROTO_GET_COUNT] = cmd_get_count,
+	[PROTO_SET_DEBUG] = cmd_set_debug,
+	[PROTO_GET_DEBUG] = cmd_get_debug,
+	[PROTO_STATS] = cmd_stats,
+	[PROTO_COLLECT] = cmd_collect,
+	[PROTO_GET_STATS] = cmd_get_stats,
+	[PROTO_GARBAGE] = cmd_garbage,
+	[PROTO_IS_TRACKED] = cmd_is_tracked,
+	[PROTO_GET_REFERENTS] = cmd_get_referents,
+	[PROTO_GET_REFERRERS] = cmd_get_referrers,
+	[PROTO_GET_OBJECTS] = cmd_get_objects,
+	[PROTO_FREEZE] = cmd_freeze,
+	[PROTO_UNFREEZE] = cmd_unfreeze,
+	[PROTO_GET_FREEZE_COUNT] = cmd_get_freeze_count,
+	[PROTO_WATCH] = cmd_watch,
+	[PROTO_LEAKS] = cmd_leaks,
 };
 
 static int split(char *line, char **argv)
@@ -813,22 +790,11 @@ static int split(char *line, char **argv)
 	int argc = 0;
 
 	for (char *s = strtok_r(line, " \t", &line); s; s = strtok_r(NULL, " \t", &line)) {
-		if (argc == MAX_ARGS)
+		if (argc == PROTO_MAX_ARGS)
 			return -1;
 		argv[argc++] = s;
 	}
 	return argc;
-}
-
-/* Verbs take dashes or underscores, in any case. */
-static void normalize(char *verb)
-{
-	for (; *verb; verb++) {
-		if (*verb == '_')
-			*verb = '-';
-		else if (*verb >= 'A' && *verb <= 'Z')
-			*verb = (char)(*verb - 'A' + 'a');
-	}
 }
 
 /* A trailing CR (a client sending CRLF) is dropped; any other control
@@ -847,7 +813,9 @@ static bool printable(char *s)
 
 static int dispatch(struct proto_session *s, struct reply *r, char *line)
 {
-	char *argv[MAX_ARGS];
+	char *argv[PROTO_MAX_ARGS];
+	const struct proto_verb_desc *d;
+	enum proto_verb verb;
 	int argc;
 
 	if (!printable(line))
@@ -857,24 +825,21 @@ static int dispatch(struct proto_session *s, struct reply *r, char *line)
 		return fail(r, "too many arguments");
 	if (argc == 0)
 		return fail(r, "empty request");
-	normalize(argv[0]);
+	proto_verb_normalize(argv[0]);
 	current = s;
-	if (!s->greeted && strcmp(argv[0], "hello"))
+	verb = proto_verb_find(argv[0]);
+	if (!s->greeted && verb != PROTO_HELLO)
 		return fail(r, "expected 'hello %d' first", PROTO_VERSION);
-	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
-		const struct command *c = &commands[i];
-
-		if (strcmp(argv[0], c->name))
-			continue;
-		if (argc - 1 < c->min_args || argc - 1 > c->max_args)
-			return fail(r, "usage: %s", c->usage);
-		if (c->fn(r, argv, argc) < 0)
-			return -1;
-		if (c->fn == cmd_hello)
-			s->greeted = true;
-		return 0;
-	}
-	return fail(r, "unknown request '%s'", argv[0]);
+	if (verb == PROTO_UNKNOWN)
+		return fail(r, "unknown request '%s'", argv[0]);
+	d = &proto_verbs[verb];
+	if (argc - 1 < d->min_args || argc - 1 > d->max_args)
+		return fail(r, "usage: %s%s%s", d->name, *d->args ? " " : "", d->args);
+	if (handlers[verb](r, argv, argc) < 0)
+		return -1;
+	if (verb == PROTO_HELLO)
+		s->greeted = true;
+	return 0;
 }
 
 /* Returns the length of the reply, newline included. */

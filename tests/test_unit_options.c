@@ -215,7 +215,7 @@ Test(parse_triple, full_and_partial)
 Test(parse_triple, rejects_and_keeps)
 {
 	static const char *bad[] = { "a,b", "1,2,3,4", "-1", "1,-1", "2147483648",
-				     "1,,x", "1,2,3x", "99999999999999999999999999999999" };
+				     "1,,x", "1,,2", "1,2,3x", "99999999999999999999999999999999" };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		int64_t t[3] = { 5, 6, 7 };
