@@ -383,7 +383,7 @@ static enum client_status hello(struct client *c)
 	struct json *r;
 	enum client_status st;
 
-	snprintf(request, sizeof(request), "hello %d", CLIENT_PROTOCOL);
+	snprintf(request, sizeof(request), "hello %d", PROTO_VERSION);
 	st = client_request(c, request, &r);
 	if (st != CLIENT_OK)
 		return st;

@@ -7,10 +7,9 @@
 #include <sys/types.h>
 
 #include "json.h"
+#include "proto_desc.h"
 
-#define CLIENT_PROTOCOL 1
 #define CLIENT_TIMEOUT_MS 5000
-#define CLIENT_MAX_REQUEST 1024
 
 enum client_status {
 	CLIENT_OK,

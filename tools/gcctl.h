@@ -1,0 +1,107 @@
+/* gcctl: what the files of the command-line client share.  gcctl.c reads
+ * the command line and picks a verb from the table; each cmd-*.c file holds
+ * a verb or a family of verbs; session.c talks to the process; output.c
+ * shows numbers and tables as people read them. */
+#ifndef GCCTL_H
+#define GCCTL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "client.h"
+#include "json.h"
+
+struct symbolizer;
+
+enum exit_code {
+	EXIT_OK = 0,
+	EXIT_REPLY_ERROR = 1, /* the process answered with an error */
+	EXIT_USAGE = 2,
+	EXIT_UNREACHABLE = 3, /* no such process, no socket, no answer */
+	EXIT_DENIED = 4,
+	EXIT_CANNOT_EXEC = 126,
+	EXIT_NOT_FOUND = 127,
+};
+
+struct ctx {
+	pid_t pid; /* from -p; 0 to pick the only process there is */
+	bool json;
+	bool connected;
+	struct client client;
+	int status;
+};
+
+struct verb {
+	const char *name;
+	const char *args;
+	int min_args, max_args;
+	int (*run)(struct ctx *cx, int argc, char **argv);
+	bool local; /* needs no process: takes neither -p nor --json */
+	const char *help;
+};
+
+/* An option of gcctl run and the GCSHIM_* variable it sets. */
+
+/* Verbs: cmd-*.c */
+int cmd_query(struct ctx *cx, int argc, char **argv);
+int cmd_threshold(struct ctx *cx, int argc, char **argv);
+int cmd_set_threshold(struct ctx *cx, int argc, char **argv);
+int cmd_collect(struct ctx *cx, int argc, char **argv);
+int cmd_get_stats(struct ctx *cx, int argc, char **argv);
+int cmd_garbage(struct ctx *cx, int argc, char **argv);
+int cmd_stats(struct ctx *cx, int argc, char **argv);
+int cmd_ps(struct ctx *cx, int argc, char **argv);
+int cmd_is_tracked(struct ctx *cx, int argc, char **argv);
+int cmd_get_referents(struct ctx *cx, int argc, char **argv);
+int cmd_get_referrers(struct ctx *cx, int argc, char **argv);
+int cmd_get_objects(struct ctx *cx, int argc, char **argv);
+int cmd_watch(struct ctx *cx, int argc, char **argv);
+int cmd_leaks(struct ctx *cx, int argc, char **argv);
+int cmd_run(struct ctx *cx, int argc, char **argv);
+
+/* Messages: session.c */
+void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Reports an error and records how gcctl ends. */
+int fail_with(struct ctx *cx, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int client_exit(enum client_status st);
+/* An integer argument from min to max, in the library's syntax. */
+bool arg_long(const char *s, long min, long max, long *out);
+
+/* Talking to the process: session.c */
+void command_line(pid_t pid, char *buf, size_t cap);
+void truncate_text(char *s, size_t max);
+const char *reply_error(const struct json *r);
+struct json *ask(struct ctx *cx, int argc, char **argv);
+struct json *ask_first(struct ctx *cx, int argc, char **argv);
+bool reply_ints(struct ctx *cx, const struct json *r, const char *const *keys, int64_t *out,
+		size_t n);
+const char *str_of(const struct json *obj, const char *key);
+long long int_of(const struct json *obj, const char *key);
+bool true_of(const struct json *obj, const char *key);
+
+/* Showing numbers and tables: output.c */
+#define MAX_COLS 4
+
+/* Rows of text printed in aligned columns, two spaces apart. */
+struct table {
+	size_t cols, rows, cap;
+	char *(*cell)[MAX_COLS];
+	bool right[MAX_COLS];
+};
+
+void table_add(struct table *t, ...);
+void table_print(struct table *t);
+void human_size(char *buf, size_t cap, int64_t v);
+void human_duration(char *buf, size_t cap, int64_t ns);
+void show_bytes(char *buf, size_t cap, int64_t v);
+void show_duration(char *buf, size_t cap, int64_t v);
+void show_blocks(char *buf, size_t cap, int64_t blocks, int64_t bytes);
+void show_value(char *buf, size_t cap, const char *key, const struct json *v);
+void print_reply(const struct json *r);
+void print_frames(struct symbolizer *sym, const struct json *frames);
+
+#endif
