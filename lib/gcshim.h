@@ -117,7 +117,7 @@ long gcshim_collect(int generation);
 int64_t gcshim_mem_alloc(void);
 int64_t gcshim_mem_free(void);
 
-/* Collect every BYTES allocated (-1: never).  Returns the previous value;
+/* Collect every BYTES allocated (-1 or 0: never).  Returns the previous value;
  * GCSHIM_THRESHOLD_QUERY only reads.  Below -2: returns -2, errno EINVAL. */
 long gcshim_threshold(long bytes);
 

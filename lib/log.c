@@ -12,14 +12,34 @@
 
 /* The log file is opened at the first message, not at start-up: a
  * program that lists its descriptors sees one more only when there was
- * something to say.  If it cannot be opened, messages are dropped rather
- * than mixed into the program's stderr, which the user asked us to spare. */
+ * something to say.  If it cannot be opened, standard error says so once
+ * and receives the messages: a silent shim would hide bad options. */
 #define LOG_STDERR (-1)
 #define LOG_UNOPENED (-2)
-#define LOG_DROP (-3)
 
 static const char *log_path;
 static _Atomic int log_fd = LOG_STDERR;
+
+/* strerror() may translate, and translating allocates. */
+static const char *open_error(int err)
+{
+	switch (err) {
+	case ENOENT: return "no such file or directory";
+	case ENOTDIR: return "a component of the path is not a directory";
+	case EISDIR: return "it is a directory";
+	case EACCES: return "permission denied";
+	case EROFS: return "read-only file system";
+	case ENOSPC: return "no space left on device";
+	default: return "cannot be opened";
+	}
+}
+
+static void fall_back_to_stderr(int err)
+{
+	atomic_store(&log_fd, LOG_STDERR);
+	log_msg("cannot open GCSHIM_LOG '%s': %s (errno %d); logging to standard error",
+		log_path, open_error(err), err);
+}
 
 /* The file is created now, so that its presence tells that the shim
  * started, but no descriptor is kept until there is a message. */
@@ -31,9 +51,12 @@ void log_open(const char *path)
 		return;
 	log_path = path;
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	atomic_store(&log_fd, fd < 0 ? LOG_DROP : LOG_UNOPENED);
-	if (fd >= 0)
-		os_close(fd);
+	if (fd < 0) {
+		fall_back_to_stderr(errno);
+		return;
+	}
+	atomic_store(&log_fd, LOG_UNOPENED);
+	os_close(fd);
 }
 
 static int log_target(void)
@@ -43,8 +66,13 @@ static int log_target(void)
 	if (fd != LOG_UNOPENED)
 		return fd == LOG_STDERR ? 2 : fd;
 	opened = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	opened = opened < 0 ? LOG_DROP : os_high_fd(opened);
-	if (!atomic_compare_exchange_strong(&log_fd, &expected, opened) && opened >= 0)
+	if (opened < 0) {
+		if (atomic_compare_exchange_strong(&log_fd, &expected, LOG_STDERR))
+			fall_back_to_stderr(errno);
+		return 2;
+	}
+	opened = os_high_fd(opened);
+	if (!atomic_compare_exchange_strong(&log_fd, &expected, opened))
 		os_close(opened);   /* another thread got there first */
 	fd = atomic_load(&log_fd);
 	return fd == LOG_STDERR ? 2 : fd;

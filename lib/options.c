@@ -52,6 +52,92 @@ static void set_defaults(void)
 	triples[OPT_GEN_THRESHOLD][2] = 10;
 }
 
+/* Variables of gcshim's that are not options of the library. */
+static const char *const other_names[] = {
+	"GCSHIM_LIB",   /* gcctl run: which libgcshim.so to preload */
+};
+
+#define NAME_MAX_LEN 40
+
+/* Edit distance between two short names (Levenshtein), on the stack:
+ * options are read before anything may allocate. */
+static size_t distance(const char *a, size_t na, const char *b, size_t nb)
+{
+	size_t row[NAME_MAX_LEN + 1];
+
+	for (size_t j = 0; j <= nb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= na; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= nb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[nb];
+}
+
+static bool known_name(const char *name, size_t len)
+{
+	for (int id = 0; id < OPT_COUNT; id++)
+		if (strlen(opt_defs[id].env) == len && !strncmp(opt_defs[id].env, name, len))
+			return true;
+	for (size_t i = 0; i < sizeof(other_names) / sizeof(*other_names); i++)
+		if (strlen(other_names[i]) == len && !strncmp(other_names[i], name, len))
+			return true;
+	return false;
+}
+
+/* The option whose name is within two edits of name, or NULL; a short
+ * name must be closer (GCSHIM_FOO is no GCSHIM_LOG). */
+static const char *closest_option(const char *name, size_t len)
+{
+	const char *best = NULL;
+	size_t best_d = 3;
+
+	if (len > NAME_MAX_LEN)
+		return NULL;
+	for (int id = 0; id < OPT_COUNT; id++) {
+		const char *env = opt_defs[id].env;
+		size_t d = strlen(env) <= NAME_MAX_LEN ? distance(name, len, env, strlen(env)) : 99;
+
+		if (d < best_d && d * 3 <= len - 7) {
+			best_d = d;
+			best = env;
+		}
+	}
+	return best;
+}
+
+/* A misspelt variable would be ignored without a word: each GCSHIM_* name
+ * that is no option is reported, with the option it most resembles. */
+static void warn_unknown_names(char **envp)
+{
+	for (; envp && *envp; envp++) {
+		const char *e = *envp, *eq = strchr(e, '='), *near;
+		size_t len = eq ? (size_t)(eq - e) : strlen(e);
+		char name[NAME_MAX_LEN + 1];
+
+		if (strncmp(e, "GCSHIM_", 7) || known_name(e, len))
+			continue;
+		near = closest_option(e, len);
+		memcpy(name, e, len < NAME_MAX_LEN ? len : NAME_MAX_LEN);
+		name[len < NAME_MAX_LEN ? len : NAME_MAX_LEN] = '\0';
+		if (near)
+			log_msg("%s is not an option; did you mean %s? (see gcshim(7))", name, near);
+		else
+			log_msg("%s is not an option; ignored (see gcshim(7))", name);
+	}
+}
+
 /* A bad value never stops the program: one line names the variable, the
  * value and the default that is used instead. */
 void options_load(char **envp)
@@ -73,6 +159,7 @@ void options_load(char **envp)
 			log_msg("%s='%s' is not %s in range; using the default %s",
 				d->env, s, parse_kind_expects(d->kind), d->def_text);
 	}
+	warn_unknown_names(envp);
 }
 
 int64_t opt_int(enum opt_id id)

@@ -106,10 +106,13 @@ bool parse_size(const char *s, int64_t *out)
 	return true;
 }
 
+/* A period in bytes, or off: "-1", "off" and "0" all turn it off, as 0
+ * does for the heap limit and the generation thresholds. */
 bool parse_size_or_off(const char *s, int64_t *out)
 {
 	char buf[64];
 	const char *t = trim(s, buf, sizeof(buf));
+	int64_t v;
 
 	if (!t)
 		return false;
@@ -117,7 +120,10 @@ bool parse_size_or_off(const char *s, int64_t *out)
 		*out = -1;
 		return true;
 	}
-	return parse_size(s, out);
+	if (!parse_size(s, &v))
+		return false;
+	*out = v ? v : -1;
+	return true;
 }
 
 bool parse_bool(const char *s, int64_t *out)

@@ -99,8 +99,12 @@ Test(parse_size_or_off, values)
 	cr_expect_eq(v, -1);
 	cr_expect(parse_size_or_off("64M", &v));
 	cr_expect_eq(v, 64LL << 20);
+	/* 0 is off, as for the heap limit and the generation thresholds:
+	 * never "collect at every allocation". */
 	cr_expect(parse_size_or_off("0", &v));
-	cr_expect_eq(v, 0);
+	cr_expect_eq(v, -1);
+	cr_expect(parse_size_or_off("0K", &v));
+	cr_expect_eq(v, -1);
 	v = 77;
 	cr_expect_not(parse_size_or_off("-2", &v));
 	cr_expect_not(parse_size_or_off("offf", &v));
