@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "json.h"
+#include <jansson.h>
 #include "proto_desc.h"
 
 #define CLIENT_TIMEOUT_MS 5000
@@ -34,11 +34,11 @@ enum client_status client_open(struct client *c, pid_t pid);
 /* Sends one request line; *reply receives the parsed reply (to be freed
  * with json_free) and c->line the raw text.  CLIENT_OK also when the
  * process answered with an error: look at "ok". */
-enum client_status client_request(struct client *c, const char *request, struct json **reply);
+enum client_status client_request(struct client *c, const char *request, json_t **reply);
 
 /* The next line of a reply that goes on (get-objects, watch); timeout_ms
  * -1 waits for ever. */
-enum client_status client_next(struct client *c, int timeout_ms, struct json **reply);
+enum client_status client_next(struct client *c, int timeout_ms, json_t **reply);
 
 void client_close(struct client *c);
 

@@ -58,7 +58,7 @@ int cmd_collect(struct ctx *cx, int argc, char **argv)
 {
 	const char *keys[N_COLLECTION_FIELDS];
 	int64_t v[N_COLLECTION_FIELDS];
-	struct json *r;
+	json_t *r;
 	long gen;
 
 	if (argc > 1 && !arg_long(argv[1], 0, 2, &gen))
@@ -68,7 +68,7 @@ int cmd_collect(struct ctx *cx, int argc, char **argv)
 	r = ask(cx, argc, argv);
 	if (r && reply_ints(cx, r, keys, v, N_COLLECTION_FIELDS))
 		show_collection(v);
-	json_free(r);
+	json_decref(r);
 	return cx->status;
 }
 
@@ -80,19 +80,19 @@ int cmd_get_stats(struct ctx *cx, int argc, char **argv)
 #undef GEN_STATS_KEY
 	};
 	struct table t = { .cols = 4, .right = { true, true, true, true } };
-	struct json *r = ask(cx, argc, argv);
-	const struct json *gens = json_get(r, "generations");
+	json_t *r = ask(cx, argc, argv);
+	const json_t *gens = json_object_get(r, "generations");
 
-	if (r && (!gens || gens->type != JSON_ARRAY))
+	if (r && (!gens || !json_is_array(gens)))
 		fail_with(cx, EXIT_REPLY_ERROR, "the reply of process %d has no \"generations\" array",
 			  (int)cx->client.pid);
 	else if (r) {
 		table_add(&t, "GENERATION", "COLLECTIONS", "COLLECTED", "UNCOLLECTABLE");
-		for (size_t g = 0; g < gens->count; g++) {
+		for (size_t g = 0; g < json_array_size(gens); g++) {
 			char cell[4][24];
 			int64_t v[3];
 
-			if (!reply_ints(cx, &gens->items[g], keys, v, 3))
+			if (!reply_ints(cx, json_array_get(gens, g), keys, v, 3))
 				break;
 			snprintf(cell[0], sizeof(cell[0]), "%zu", g);
 			for (int i = 0; i < 3; i++)
@@ -102,7 +102,7 @@ int cmd_get_stats(struct ctx *cx, int argc, char **argv)
 		if (cx->status == EXIT_OK)
 			table_print(&t);
 	}
-	json_free(r);
+	json_decref(r);
 	return cx->status;
 }
 
@@ -110,11 +110,10 @@ int cmd_get_stats(struct ctx *cx, int argc, char **argv)
  * --hexdump N shows the first N bytes of each. */
 int cmd_garbage(struct ctx *cx, int argc, char **argv)
 {
-	static const struct json none = { .type = JSON_ARRAY };
 	struct table t = { .cols = 3, .right = { false, true, false } };
 	char *request[] = { argv[0], NULL };
-	const struct json *blocks;
-	struct json *r;
+	const json_t *blocks;
+	json_t *r;
 	bool freeing = argc == 2 && (!strcmp(argv[1], "--free") || !strcmp(argv[1], "free"));
 	long bytes = 0;
 	int64_t n;
@@ -134,31 +133,29 @@ int cmd_garbage(struct ctx *cx, int argc, char **argv)
 	if (r && freeing && reply_ints(cx, r, (const char *[]){ "freed" }, &n, 1))
 		printf("freed  %lld block%s\n", (long long)n, n == 1 ? "" : "s");
 	else if (r && !freeing && reply_ints(cx, r, (const char *[]){ "count" }, &n, 1)) {
-		blocks = json_get(r, "blocks");
-		if (!blocks || blocks->type != JSON_ARRAY)
-			blocks = &none;
-		if ((int64_t)blocks->count < n)
-			printf("count  %lld (the first %zu listed)\n", (long long)n, blocks->count);
+		blocks = json_object_get(r, "blocks");   /* none: an empty list */
+		if ((int64_t)json_array_size(blocks) < n)
+			printf("count  %lld (the first %zu listed)\n", (long long)n, json_array_size(blocks));
 		else
 			printf("count  %lld\n", (long long)n);
-		if (blocks->count)
+		if (json_array_size(blocks))
 			table_add(&t, "ADDRESS", "SIZE", bytes ? "BYTES" : "");
-		for (size_t i = 0; i < blocks->count; i++) {
-			const struct json *a = json_get(&blocks->items[i], "address");
-			const struct json *hex = json_get(&blocks->items[i], "hex");
+		for (size_t i = 0; i < json_array_size(blocks); i++) {
+			const json_t *a = json_object_get(json_array_get(blocks, i), "address");
+			const json_t *hex = json_object_get(json_array_get(blocks, i), "hex");
 			int64_t size;
 			char sz[24];
 
-			if (json_int(json_get(&blocks->items[i], "size"), &size))
+			if (json_int_of(json_object_get(json_array_get(blocks, i), "size"), &size))
 				snprintf(sz, sizeof(sz), "%lld", (long long)size);
 			else
 				snprintf(sz, sizeof(sz), "?");
-			table_add(&t, a && a->type == JSON_STRING ? a->str : "?", sz,
-				  hex && hex->type == JSON_STRING ? hex->str : "");
+			table_add(&t, a && json_is_string(a) ? json_string_value(a) : "?", sz,
+				  hex && json_is_string(hex) ? json_string_value(hex) : "");
 		}
 		table_print(&t);
 	}
-	json_free(r);
+	json_decref(r);
 	return cx->status;
 }
 

@@ -14,8 +14,8 @@
 
 int cmd_is_tracked(struct ctx *cx, int argc, char **argv)
 {
-	struct json *r = ask(cx, argc, argv);
-	const struct json *site;
+	json_t *r = ask(cx, argc, argv);
+	const json_t *site;
 
 	if (!r)
 		return cx->status;
@@ -25,19 +25,19 @@ int cmd_is_tracked(struct ctx *cx, int argc, char **argv)
 		printf("%s: in the block at %s, %lld bytes, offset %lld, generation %lld%s\n",
 		       argv[1], str_of(r, "address"), int_of(r, "size"), int_of(r, "offset"),
 		       int_of(r, "generation"), true_of(r, "frozen") ? ", frozen" : "");
-	site = json_get(r, "site");
-	if (!cx->json && site && site->type == JSON_ARRAY && site->count) {
+	site = json_object_get(r, "site");
+	if (!cx->json && site && json_is_array(site) && json_array_size(site)) {
 		struct symbolizer *sym = symbolizer_open(cx->client.pid);
 
 		printf("allocated from:\n");
 		print_frames(sym, site);
 		symbolizer_close(sym);
 	}
-	json_free(r);
+	json_decref(r);
 	return cx->status;
 }
 
-static void print_block_row(struct table *t, const struct json *b)
+static void print_block_row(struct table *t, const json_t *b)
 {
 	char size[32], gen[32];
 
@@ -47,7 +47,7 @@ static void print_block_row(struct table *t, const struct json *b)
 	table_add(t, str_of(b, "address"), size, gen);
 }
 
-static void print_count_line(const struct json *r, const char *what)
+static void print_count_line(const json_t *r, const char *what)
 {
 	long long count = int_of(r, "count"), shown = int_of(r, "shown");
 
@@ -59,26 +59,26 @@ static void print_count_line(const struct json *r, const char *what)
 
 int cmd_get_referents(struct ctx *cx, int argc, char **argv)
 {
-	struct json *r = ask(cx, argc, argv);
-	const struct json *list = json_get(r, "referents");
+	json_t *r = ask(cx, argc, argv);
+	const json_t *list = json_object_get(r, "referents");
 	struct table t = { .cols = 3, .right = { false, true, false } };
 
 	if (!r)
 		return cx->status;
 	table_add(&t, "ADDRESS", "SIZE", "GENERATION");
-	for (size_t i = 0; list && i < list->count; i++)
-		print_block_row(&t, &list->items[i]);
-	if (list && list->count)
+	for (size_t i = 0; list && i < json_array_size(list); i++)
+		print_block_row(&t, json_array_get(list, i));
+	if (list && json_array_size(list))
 		table_print(&t);
 	else
 		free(t.cell);
 	print_count_line(r, "referents");
-	json_free(r);
+	json_decref(r);
 	return cx->status;
 }
 
 /* "stack of thread 1234", "data of /usr/lib/libfoo.so+0x4020", ... */
-static void describe_referrer(char *buf, size_t cap, const struct json *f)
+static void describe_referrer(char *buf, size_t cap, const json_t *f)
 {
 	const char *kind = str_of(f, "kind");
 
@@ -91,7 +91,7 @@ static void describe_referrer(char *buf, size_t cap, const struct json *f)
 		snprintf(buf, cap, "data of %s+0x%llx", str_of(f, "path"), int_of(f, "offset"));
 	else if (!strcmp(kind, "mmap"))
 		snprintf(buf, cap, "mapping %s-%s%s%s", str_of(f, "start"), str_of(f, "end"),
-			 json_get(f, "path") ? " " : "", json_get(f, "path") ? str_of(f, "path") : "");
+			 json_object_get(f, "path") ? " " : "", json_object_get(f, "path") ? str_of(f, "path") : "");
 	else if (!strcmp(kind, "epoll"))
 		snprintf(buf, cap, "epoll registration data");
 	else if (!strcmp(kind, "garbage"))
@@ -102,42 +102,42 @@ static void describe_referrer(char *buf, size_t cap, const struct json *f)
 
 int cmd_get_referrers(struct ctx *cx, int argc, char **argv)
 {
-	struct json *r = ask(cx, argc, argv);
-	const struct json *list = json_get(r, "referrers");
+	json_t *r = ask(cx, argc, argv);
+	const json_t *list = json_object_get(r, "referrers");
 	struct table t = { .cols = 3 };
 
 	if (!r)
 		return cx->status;
 	table_add(&t, "TARGET", "WHERE", "REFERRER");
-	for (size_t i = 0; list && i < list->count; i++) {
+	for (size_t i = 0; list && i < json_array_size(list); i++) {
 		char what[512];
 
-		describe_referrer(what, sizeof(what), &list->items[i]);
-		table_add(&t, str_of(&list->items[i], "target"), str_of(&list->items[i], "where"),
+		describe_referrer(what, sizeof(what), json_array_get(list, i));
+		table_add(&t, str_of(json_array_get(list, i), "target"), str_of(json_array_get(list, i), "where"),
 			  what);
 	}
-	if (list && list->count)
+	if (list && json_array_size(list))
 		table_print(&t);
 	else
 		free(t.cell);
 	print_count_line(r, "referrers");
-	json_free(r);
+	json_decref(r);
 	return cx->status;
 }
 
 /* get-objects --summary: blocks per size class, then per allocation site
  * (largest first, frames named as in leaks). */
-static int get_objects_summary(struct ctx *cx, struct json *r)
+static int get_objects_summary(struct ctx *cx, json_t *r)
 {
-	const struct json *classes = json_get(r, "classes"), *sites = json_get(r, "sites");
+	const json_t *classes = json_object_get(r, "classes"), *sites = json_object_get(r, "sites");
 	struct table t = { .cols = 3, .right = { true, true, true } };
 	struct symbolizer *sym = NULL;
 	char total[32];
 
 	table_add(&t, "SIZE", "BLOCKS", "BYTES");
-	for (size_t i = 0; classes && i < classes->count; i++) {
+	for (size_t i = 0; classes && i < json_array_size(classes); i++) {
 		char size[32], count[32], bytes[32];
-		const struct json *c = &classes->items[i];
+		const json_t *c = json_array_get(classes, i);
 
 		snprintf(size, sizeof(size), "%lld", int_of(c, "size"));
 		snprintf(count, sizeof(count), "%lld", int_of(c, "count"));
@@ -145,22 +145,22 @@ static int get_objects_summary(struct ctx *cx, struct json *r)
 		table_add(&t, size, count, bytes);
 	}
 	table_print(&t);
-	for (size_t i = 0; sites && sites->type == JSON_ARRAY && i < sites->count; i++) {
-		const struct json *s = &sites->items[i], *frames = json_get(s, "frames");
+	for (size_t i = 0; sites && json_is_array(sites) && i < json_array_size(sites); i++) {
+		const json_t *s = json_array_get(sites, i), *frames = json_object_get(s, "frames");
 		char bytes[32];
 
 		if (!sym)
 			sym = symbolizer_open(cx->client.pid);
 		human_size(bytes, sizeof(bytes), int_of(s, "bytes"));
 		printf("\n%lld blocks, %s, allocated from:\n", int_of(s, "count"), bytes);
-		if (!frames || frames->type != JSON_ARRAY || !frames->count)
+		if (!frames || !json_is_array(frames) || !json_array_size(frames))
 			printf("    <no backtrace recorded>\n");
 		else
 			print_frames(sym, frames);
 	}
 	symbolizer_close(sym);
 	human_size(total, sizeof(total), int_of(r, "bytes"));
-	printf("%s%lld blocks, %s\n", sites && sites->count ? "\n" : "", int_of(r, "count"), total);
+	printf("%s%lld blocks, %s\n", sites && json_array_size(sites) ? "\n" : "", int_of(r, "count"), total);
 	return EXIT_OK;
 }
 
@@ -168,7 +168,7 @@ static int get_objects_summary(struct ctx *cx, struct json *r)
 /* A streamed reply: lines until one says "done" (or fails). */
 int cmd_get_objects(struct ctx *cx, int argc, char **argv)
 {
-	struct json *r;
+	json_t *r;
 	struct table t = { .cols = 3, .right = { false, true, false } };
 	bool header = false;
 
@@ -180,39 +180,39 @@ int cmd_get_objects(struct ctx *cx, int argc, char **argv)
 	r = ask_first(cx, argc, argv);
 	if (!r)
 		return cx->status;
-	if (json_get(r, "classes")) {
+	if (json_object_get(r, "classes")) {
 		if (!cx->json)
 			get_objects_summary(cx, r);
-		json_free(r);
+		json_decref(r);
 		return cx->status;
 	}
 	for (;;) {
-		const struct json *list;
-		struct json *line = r;
+		const json_t *list;
+		json_t *line = r;
 		bool done;
 
 		r = NULL;
-		if (json_get(line, "ok") && json_get(line, "ok")->type != JSON_TRUE) {
+		if (json_object_get(line, "ok") && !json_is_true(json_object_get(line, "ok"))) {
 			if (!cx->json)
 				complain("%s", reply_error(line));
-			json_free(line);
+			json_decref(line);
 			cx->status = EXIT_REPLY_ERROR;
 			break;
 		}
-		list = json_get(line, "objects");
+		list = json_object_get(line, "objects");
 		if (!cx->json) {
 			if (!header)
 				table_add(&t, "ADDRESS", "SIZE", "GENERATION");
 			header = true;
-			for (size_t i = 0; list && i < list->count; i++)
-				print_block_row(&t, &list->items[i]);
+			for (size_t i = 0; list && i < json_array_size(list); i++)
+				print_block_row(&t, json_array_get(list, i));
 		}
 		done = true_of(line, "done");
 		if (done && !cx->json) {
 			table_print(&t);
 			printf("%lld blocks, %lld bytes\n", int_of(line, "count"), int_of(line, "bytes"));
 		}
-		json_free(line);
+		json_decref(line);
 		if (done)
 			break;
 		if (client_next(&cx->client, CLIENT_TIMEOUT_MS, &r) != CLIENT_OK)

@@ -11,26 +11,26 @@
 #include "gcctl.h"
 #include "symbolize.h"
 
-static int64_t member_int(const struct json *o, const char *key)
+static int64_t member_int(const json_t *o, const char *key)
 {
 	int64_t v = 0;
 
-	json_int(json_get(o, key), &v);
+	json_int_of(json_object_get(o, key), &v);
 	return v;
 }
 
 /* The reply of "leaks" as LeakSanitizer shapes its report. */
 int cmd_leaks(struct ctx *cx, int argc, char **argv)
 {
-	struct json *r = ask(cx, argc, argv);
-	const struct json *sites = json_get(r, "sites");
+	json_t *r = ask(cx, argc, argv);
+	const json_t *sites = json_object_get(r, "sites");
 	struct symbolizer *sym;
 	int64_t bytes, blocks;
 
 	if (!r)
 		return cx->status;
-	if (!sites || sites->type != JSON_ARRAY) {
-		json_free(r);
+	if (!sites || !json_is_array(sites)) {
+		json_decref(r);
 		return fail_with(cx, EXIT_REPLY_ERROR, "the reply of process %d has no \"sites\" array",
 				 (int)cx->client.pid);
 	}
@@ -40,25 +40,25 @@ int cmd_leaks(struct ctx *cx, int argc, char **argv)
 	if (blocks)
 		printf("=================================================================\n"
 		       "==%d==gcshim: detected memory leaks\n", (int)cx->client.pid);
-	for (size_t i = 0; i < sites->count; i++) {
-		const struct json *site = &sites->items[i], *kind = json_get(site, "kind");
-		const struct json *frames = json_get(site, "frames");
-		bool indirect = kind && kind->type == JSON_STRING && !strcmp(kind->str, "indirect");
+	for (size_t i = 0; i < json_array_size(sites); i++) {
+		const json_t *site = json_array_get(sites, i), *kind = json_object_get(site, "kind");
+		const json_t *frames = json_object_get(site, "frames");
+		bool indirect = kind && json_is_string(kind) && !strcmp(json_string_value(kind), "indirect");
 
 		printf("\n%s leak of %lld byte(s) in %lld object(s) allocated from:\n",
 		       indirect ? "Indirect" : "Direct", (long long)member_int(site, "bytes"),
 		       (long long)member_int(site, "count"));
-		if (!frames || frames->type != JSON_ARRAY || !frames->count)
+		if (!frames || !json_is_array(frames) || !json_array_size(frames))
 			printf("    <unknown: no backtrace recorded (GCSHIM_BACKTRACE=0, or not sampled)>\n");
 		print_frames(sym, frames);
 	}
-	if (json_get(r, "truncated") && json_get(r, "truncated")->type == JSON_TRUE)
-		printf("\n(only the largest %zu of %lld sites fit in the reply)\n", sites->count,
+	if (json_object_get(r, "truncated") && json_is_true(json_object_get(r, "truncated")))
+		printf("\n(only the largest %zu of %lld sites fit in the reply)\n", json_array_size(sites),
 		       (long long)member_int(r, "groups"));
 	printf("%sSUMMARY: gcshim: %lld byte(s) leaked in %lld allocation(s).\n", blocks ? "\n" : "",
 	       (long long)bytes, (long long)blocks);
 	symbolizer_close(sym);
-	json_free(r);
+	json_decref(r);
 	return cx->status;
 }
 

@@ -16,11 +16,11 @@
  * special; verbs gcctl does not know take this path too. */
 int cmd_query(struct ctx *cx, int argc, char **argv)
 {
-	struct json *r = ask(cx, argc, argv);
+	json_t *r = ask(cx, argc, argv);
 
 	if (r)
 		print_reply(r);
-	json_free(r);
+	json_decref(r);
 	return cx->status;
 }
 

@@ -31,30 +31,32 @@ static const char *stat_description(const char *name)
 
 int cmd_stats(struct ctx *cx, int argc, char **argv)
 {
-	struct json *r = ask(cx, argc, argv);
-	const struct json *stats = json_get(r, "stats");
+	json_t *r = ask(cx, argc, argv);
+	const json_t *stats = json_object_get(r, "stats");
 	struct table t = { .cols = 3, .right = { false, true, false } };
 
-	if (r && (!stats || stats->type != JSON_OBJECT))
+	if (r && (!stats || !json_is_object(stats)))
 		fail_with(cx, EXIT_REPLY_ERROR, "the reply of process %d has no \"stats\" object",
 			  (int)cx->client.pid);
 	else if (r) {
-		for (size_t i = 0; i < stats->count; i++) {
-			const char *name = stats->keys[i];
-			const struct json *v = &stats->items[i];
+		const char *name;
+		json_t *v;
+
+		json_object_foreach((json_t *)stats, name, v) {
+			json_int_t n = json_is_integer(v) ? json_integer_value(v) : -1;
 			char value[64];
 
-			if (v->type == JSON_INT && v->num >= 0 && stat_unit(name) == UNIT_NS)
-				show_duration(value, sizeof(value), v->num);
-			else if (v->type == JSON_INT && v->num >= 0 && stat_unit(name) == UNIT_BYTES)
-				human_size(value, sizeof(value), v->num);
+			if (n >= 0 && stat_unit(name) == UNIT_NS)
+				show_duration(value, sizeof(value), n);
+			else if (n >= 0 && stat_unit(name) == UNIT_BYTES)
+				human_size(value, sizeof(value), n);
 			else
 				show_value(value, sizeof(value), "", v);
 			table_add(&t, name, value, stat_description(name));
 		}
 		table_print(&t);
 	}
-	json_free(r);
+	json_decref(r);
 	return cx->status;
 }
 
@@ -62,16 +64,16 @@ int cmd_stats(struct ctx *cx, int argc, char **argv)
 static void ps_mem_alloc(pid_t pid, char *buf, size_t cap)
 {
 	struct client c;
-	struct json *r = NULL;
+	json_t *r = NULL;
 	int64_t v;
 
 	snprintf(buf, cap, "?");
 	if (client_open(&c, pid) != CLIENT_OK)
 		return;
 	if (client_request(&c, "mem-alloc", &r) == CLIENT_OK &&
-	    json_int(json_get(r, "mem_alloc"), &v))
+	    json_int_of(json_object_get(r, "mem_alloc"), &v))
 		human_size(buf, cap, v);
-	json_free(r);
+	json_decref(r);
 	client_close(&c);
 }
 

@@ -14,7 +14,7 @@ int cmd_watch(struct ctx *cx, int argc, char **argv)
 {
 	char *req[1] = { argv[0] };
 	long limit = -1, seen = 0;
-	struct json *r;
+	json_t *r;
 
 	if (argc == 3 && !strcmp(argv[1], "--count")) {
 		if (!arg_long(argv[2], 1, LONG_MAX, &limit))
@@ -27,7 +27,7 @@ int cmd_watch(struct ctx *cx, int argc, char **argv)
 		return cx->status;
 	if (!cx->json)
 		printf("watching process %d\n", (int)cx->client.pid);
-	json_free(r);
+	json_decref(r);
 	fflush(stdout);
 	while (limit < 0 || seen < limit) {
 		const char *event;
@@ -49,7 +49,7 @@ int cmd_watch(struct ctx *cx, int argc, char **argv)
 			printf("       (%lld events dropped so far)\n", int_of(r, "dropped"));
 		if (!strcmp(event, "stop"))
 			seen++;
-		json_free(r);
+		json_decref(r);
 		fflush(stdout);
 	}
 	return cx->status;

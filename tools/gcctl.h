@@ -12,7 +12,7 @@
 #include <sys/types.h>
 
 #include "client.h"
-#include "json.h"
+#include <jansson.h>
 
 struct symbolizer;
 
@@ -74,14 +74,16 @@ bool arg_long(const char *s, long min, long max, long *out);
 /* Talking to the process: session.c */
 void command_line(pid_t pid, char *buf, size_t cap);
 void truncate_text(char *s, size_t max);
-const char *reply_error(const struct json *r);
-struct json *ask(struct ctx *cx, int argc, char **argv);
-struct json *ask_first(struct ctx *cx, int argc, char **argv);
-bool reply_ints(struct ctx *cx, const struct json *r, const char *const *keys, int64_t *out,
+const char *reply_error(const json_t *r);
+json_t *ask(struct ctx *cx, int argc, char **argv);
+json_t *ask_first(struct ctx *cx, int argc, char **argv);
+bool reply_ints(struct ctx *cx, const json_t *r, const char *const *keys, int64_t *out,
 		size_t n);
-const char *str_of(const struct json *obj, const char *key);
-long long int_of(const struct json *obj, const char *key);
-bool true_of(const struct json *obj, const char *key);
+/* True if v is an integer; *out receives it. */
+bool json_int_of(const json_t *v, int64_t *out);
+const char *str_of(const json_t *obj, const char *key);
+long long int_of(const json_t *obj, const char *key);
+bool true_of(const json_t *obj, const char *key);
 
 /* Showing numbers and tables: output.c */
 #define MAX_COLS 4
@@ -100,8 +102,8 @@ void human_duration(char *buf, size_t cap, int64_t ns);
 void show_bytes(char *buf, size_t cap, int64_t v);
 void show_duration(char *buf, size_t cap, int64_t v);
 void show_blocks(char *buf, size_t cap, int64_t blocks, int64_t bytes);
-void show_value(char *buf, size_t cap, const char *key, const struct json *v);
-void print_reply(const struct json *r);
-void print_frames(struct symbolizer *sym, const struct json *frames);
+void show_value(char *buf, size_t cap, const char *key, const json_t *v);
+void print_reply(const json_t *r);
+void print_frames(struct symbolizer *sym, const json_t *frames);
 
 #endif

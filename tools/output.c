@@ -213,54 +213,61 @@ static const struct {
 	{ "debug", show_debug },
 };
 
-void show_value(char *buf, size_t cap, const char *key, const struct json *v)
+void show_value(char *buf, size_t cap, const char *key, const json_t *v)
 {
-	size_t n = 0;
+	size_t n = 0, i;
+	const json_t *item;
 
-	switch (v->type) {
+	switch (json_typeof(v)) {
 	case JSON_NULL: snprintf(buf, cap, "null"); return;
 	case JSON_TRUE: snprintf(buf, cap, "true"); return;
 	case JSON_FALSE: snprintf(buf, cap, "false"); return;
-	case JSON_STRING: snprintf(buf, cap, "%s", v->str); return;
-	case JSON_INT:
-		for (size_t i = 0; i < sizeof(shown_as) / sizeof(*shown_as); i++)
+	case JSON_STRING: snprintf(buf, cap, "%s", json_string_value(v)); return;
+	case JSON_REAL: snprintf(buf, cap, "%g", json_real_value(v)); return;
+	case JSON_INTEGER:
+		for (i = 0; i < sizeof(shown_as) / sizeof(*shown_as); i++)
 			if (!strcmp(key, shown_as[i].key))
-				return shown_as[i].show(buf, cap, v->num);
-		snprintf(buf, cap, "%lld", (long long)v->num);
+				return shown_as[i].show(buf, cap, json_integer_value(v));
+		snprintf(buf, cap, "%lld", (long long)json_integer_value(v));
 		return;
 	case JSON_ARRAY:
 	case JSON_OBJECT:
 		/* Arrays: "700 10 10".  Nested objects are flattened before this. */
 		buf[0] = '\0';
-		for (size_t i = 0; i < v->count && n < cap; i++) {
-			char item[256];
+		json_array_foreach(v, i, item) {
+			char text[256];
 
-			show_value(item, sizeof(item), "", &v->items[i]);
-			n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? " " : "", item);
+			if (n >= cap)
+				break;
+			show_value(text, sizeof(text), "", item);
+			n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? " " : "", text);
 		}
 		return;
 	}
 }
 
 /* One row per member, nested objects as "outer.inner". */
-static void add_members(struct table *t, const char *prefix, const struct json *obj)
+static void add_members(struct table *t, const char *prefix, const json_t *obj)
 {
-	for (size_t i = 0; i < obj->count; i++) {
+	const char *name;
+	json_t *v;
+
+	json_object_foreach((json_t *)obj, name, v) {
 		char key[256], value[1024];
 
-		if (!*prefix && !strcmp(obj->keys[i], "ok"))
+		if (!*prefix && !strcmp(name, "ok"))
 			continue;
-		snprintf(key, sizeof(key), "%s%s%s", prefix, *prefix ? "." : "", obj->keys[i]);
-		if (obj->items[i].type == JSON_OBJECT) {
-			add_members(t, key, &obj->items[i]);
+		snprintf(key, sizeof(key), "%s%s%s", prefix, *prefix ? "." : "", name);
+		if (json_is_object(v)) {
+			add_members(t, key, v);
 			continue;
 		}
-		show_value(value, sizeof(value), obj->keys[i], &obj->items[i]);
+		show_value(value, sizeof(value), name, v);
 		table_add(t, key, value);
 	}
 }
 
-void print_reply(const struct json *r)
+void print_reply(const json_t *r)
 {
 	struct table t = { .cols = 2 };
 
@@ -271,11 +278,11 @@ void print_reply(const struct json *r)
 
 /* The frames of an allocation site as LeakSanitizer prints them:
  * "#N 0xPC in func file:line". */
-void print_frames(struct symbolizer *sym, const struct json *frames)
+void print_frames(struct symbolizer *sym, const json_t *frames)
 {
-	for (size_t f = 0; frames && frames->type == JSON_ARRAY && f < frames->count; f++) {
-		const struct json *a = &frames->items[f];
-		uintptr_t pc = a->type == JSON_STRING ? (uintptr_t)strtoull(a->str, NULL, 16) : 0;
+	for (size_t f = 0; frames && json_is_array(frames) && f < json_array_size(frames); f++) {
+		const json_t *a = json_array_get(frames, f);
+		uintptr_t pc = json_is_string(a) ? (uintptr_t)strtoull(json_string_value(a), NULL, 16) : 0;
 		char where[1024];
 
 		symbolize(sym, pc, where, sizeof(where));

@@ -169,21 +169,21 @@ static bool build_request(struct ctx *cx, char *line, size_t cap, int argc, char
 	return true;
 }
 
-const char *reply_error(const struct json *r)
+const char *reply_error(const json_t *r)
 {
-	const struct json *e = json_get(r, "error");
+	const json_t *e = json_object_get(r, "error");
 
-	return e && e->type == JSON_STRING ? e->str : "the process reported an error";
+	return e && json_is_string(e) ? json_string_value(e) : "the process reported an error";
 }
 
 /* Sends argv as one request.  Returns the reply when it is a success to be
  * shown to a person; otherwise the reply (raw, with --json) or the failure
  * has been reported already and cx->status says how gcctl ends. */
-struct json *ask(struct ctx *cx, int argc, char **argv)
+json_t *ask(struct ctx *cx, int argc, char **argv)
 {
 	char line[PROTO_MAX_REQUEST];
 	enum client_status st;
-	struct json *r;
+	json_t *r;
 
 	if (!build_request(cx, line, sizeof(line), argc, argv) ||
 	    (!cx->connected && !connect_target(cx)))
@@ -193,13 +193,13 @@ struct json *ask(struct ctx *cx, int argc, char **argv)
 		return fail_with(cx, client_exit(st), "%s", cx->client.error), NULL;
 	if (cx->json)
 		puts(cx->client.line);
-	if (json_get(r, "ok")->type != JSON_TRUE) {
+	if (!json_is_true(json_object_get(r, "ok"))) {
 		cx->status = EXIT_REPLY_ERROR;
 		if (!cx->json)
 			complain("%s", reply_error(r));
 	}
 	if (cx->json || cx->status != EXIT_OK) {
-		json_free(r);
+		json_decref(r);
 		return NULL;
 	}
 	return r;
@@ -208,11 +208,11 @@ struct json *ask(struct ctx *cx, int argc, char **argv)
 
 /* The integer members keys[0..n) of a reply, or an error: the reply is
  * not what this version of gcctl understands. */
-bool reply_ints(struct ctx *cx, const struct json *r, const char *const *keys,
+bool reply_ints(struct ctx *cx, const json_t *r, const char *const *keys,
 		       int64_t *out, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (!json_int(json_get(r, keys[i]), &out[i]))
+		if (!json_int_of(json_object_get(r, keys[i]), &out[i]))
 			return fail_with(cx, EXIT_REPLY_ERROR,
 					 "the reply of process %d has no integer \"%s\"",
 					 (int)cx->client.pid, keys[i]), false;
@@ -220,34 +220,42 @@ bool reply_ints(struct ctx *cx, const struct json *r, const char *const *keys,
 }
 
 
-const char *str_of(const struct json *obj, const char *key)
+const char *str_of(const json_t *obj, const char *key)
 {
-	const struct json *v = json_get(obj, key);
+	const json_t *v = json_object_get(obj, key);
 
-	return v && v->type == JSON_STRING ? v->str : "?";
+	return v && json_is_string(v) ? json_string_value(v) : "?";
 }
 
-long long int_of(const struct json *obj, const char *key)
+bool json_int_of(const json_t *v, int64_t *out)
+{
+	if (!json_is_integer(v))
+		return false;
+	*out = (int64_t)json_integer_value(v);
+	return true;
+}
+
+long long int_of(const json_t *obj, const char *key)
 {
 	int64_t v = 0;
 
-	json_int(json_get(obj, key), &v);
+	json_int_of(json_object_get(obj, key), &v);
 	return (long long)v;
 }
 
-bool true_of(const struct json *obj, const char *key)
+bool true_of(const json_t *obj, const char *key)
 {
-	const struct json *v = json_get(obj, key);
+	const json_t *v = json_object_get(obj, key);
 
-	return v && v->type == JSON_TRUE;
+	return v && json_is_true(v);
 }
 
 /* The first line of a reply that goes on: parsed even with --json,
  * which prints it as it is. */
-struct json *ask_first(struct ctx *cx, int argc, char **argv)
+json_t *ask_first(struct ctx *cx, int argc, char **argv)
 {
 	bool json = cx->json;
-	struct json *r;
+	json_t *r;
 
 	cx->json = false;
 	r = ask(cx, argc, argv);
