@@ -2,6 +2,7 @@
 #include "proto.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "options.h"
 #include "sites.h"
 #include "stats.h"
+#include "stop.h"
 #include "inspect.h"
 
 void reply_raw(struct reply *r, const char *s, size_t n)
@@ -67,19 +69,82 @@ void reply_str(struct reply *r, const char *s)
 	reply_raw(r, "\"", 1);
 }
 
-static int fail(struct reply *r, const char *fmt, ...)
+static int vfail(struct reply *r, bool usage, const char *fmt, va_list ap)
 {
 	char msg[256];
-	va_list ap;
 
-	va_start(ap, fmt);
 	fmt_v(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	r->len = 0;
 	reply_raw(r, "{\"ok\":false,\"error\":", 20);
 	reply_str(r, msg);
+	if (usage)
+		reply_raw(r, ",\"usage\":true", 13);
 	reply_raw(r, "}", 1);
 	return -1;
+}
+
+/* The request could not be served. */
+static int fail(struct reply *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(r, false, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* The request itself is wrong: "usage" tells a client it was misused,
+ * not that the process failed. */
+static int fail_usage(struct reply *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(r, true, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Why a collection or leak check did not run, the thread that did not
+ * stop named with its TID and name. */
+static void collection_failure(char *buf, size_t cap)
+{
+	char path[64], name[32] = "";
+	pid_t tid = stop_laggard();
+	ssize_t n;
+	int fd;
+
+	if (errno == EBUSY) {
+		fmt_s(buf, cap, "a collection callback is running");
+		return;
+	}
+	if (errno != EAGAIN) {
+		fmt_s(buf, cap, "the collector is not available in this process");
+		return;
+	}
+	fmt_s(path, sizeof(path), "/proc/self/task/%d/comm", (int)tid);
+	fd = tid ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	n = fd >= 0 ? read(fd, name, sizeof(name) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	name[n > 0 ? (size_t)n - (name[n - 1] == '\n') : 0] = '\0';
+	if (tid)
+		fmt_s(buf, cap, "thread %d (%s) did not stop within GCSHIM_STOP_TIMEOUT",
+		      (int)tid, *name ? name : "gone");
+	else
+		fmt_s(buf, cap, "a thread could not be stopped in time, or /proc could not be read");
+}
+
+/* Out of line: its buffers must not enlarge the frame of a verb that
+ * collects, whose stack the collector scans as a root. */
+static __attribute__((noinline)) int fail_collection(struct reply *r, const char *before,
+						     const char *after)
+{
+	char why[160];
+
+	collection_failure(why, sizeof(why));
+	return fail(r, "%s%s%s", before, why, after);
 }
 
 static void ok(struct reply *r)
@@ -97,7 +162,7 @@ static int cmd_hello(struct reply *r, char **argv, int argc)
 	int64_t v;
 
 	if (!parse_int(argv[1], &v) || v != PROTO_VERSION)
-		return fail(r, "unsupported protocol '%s' (this process speaks %d)",
+		return fail_usage(r, "unsupported protocol '%s' (this process speaks %d)",
 			    argv[1], PROTO_VERSION);
 	ok(r);
 	reply_fmt(r, ",\"protocol\":%d,\"version\":\"%s\",\"pid\":%d,\"command\":",
@@ -150,7 +215,7 @@ static int cmd_threshold(struct reply *r, char **argv, int argc)
 
 	if (argc > 1) {
 		if (!parse_size_or_off(argv[1], &v))
-			return fail(r, "bad threshold '%s': expected bytes (like 64M) or -1",
+			return fail_usage(r, "bad threshold '%s': expected bytes (like 64M) or -1",
 				    argv[1]);
 		gc_set_threshold_bytes(v);
 	}
@@ -180,7 +245,7 @@ static int cmd_set_threshold(struct reply *r, char **argv, int argc)
 		t[i] = atomic_load(&gc.gen_threshold[i]);
 	for (int i = 1; i < argc; i++)
 		if (!parse_int(argv[i], &t[i - 1]) || t[i - 1] < 0 || t[i - 1] > INT32_MAX)
-			return fail(r, "bad threshold '%s': expected an integer from 0 to %d",
+			return fail_usage(r, "bad threshold '%s': expected an integer from 0 to %d",
 				    argv[i], INT32_MAX);
 	gc_set_gen_thresholds(t);
 	return show_thresholds(r);
@@ -213,7 +278,7 @@ static int cmd_set_debug(struct reply *r, char **argv, int argc)
 	int64_t v;
 
 	if (!parse_flags(argv[1], &v) || gc_set_debug(v) < 0)
-		return fail(r, "bad debug flags '%s': expected a combination of "
+		return fail_usage(r, "bad debug flags '%s': expected a combination of "
 			    "STATS=1 COLLECTABLE=2 UNCOLLECTABLE=4 SAVEALL=32 LEAK=38",
 			    argv[1]);
 	return show_debug(r);
@@ -244,11 +309,9 @@ static int cmd_collect(struct reply *r, char **argv, int argc)
 	int64_t gen = 2;
 
 	if (argc > 1 && (!parse_int(argv[1], &gen) || gen < 0 || gen > 2))
-		return fail(r, "invalid generation '%s' (must be 0, 1 or 2)", argv[1]);
+		return fail_usage(r, "invalid generation '%s' (must be 0, 1 or 2)", argv[1]);
 	if (gc_collect((int)gen, GC_MANUAL, false, &c) < 0)
-		return fail(r, "collection failed: %s", errno == EAGAIN ?
-			    "a thread could not be stopped in time; nothing was freed" :
-			    "the collector is not available in this process");
+		return fail_collection(r, "collection failed: ", "; nothing was freed");
 	ok(r);
 #define COLLECTION_FIELD(field, unit, label) reply_fmt(r, ",\"" #field "\":%ld", (long)c.field);
 	PROTO_COLLECTION_FIELDS(COLLECTION_FIELD)
@@ -330,7 +393,7 @@ static int garbage_hexdump(struct reply *r, const char *arg)
 	size_t n, shown = 0, each;
 
 	if (!parse_int(arg, &want) || want < 1 || want > 256)
-		return fail(r, "usage: garbage [free|BYTES] (BYTES from 1 to 256)");
+		return fail_usage(r, "usage: garbage [free|BYTES] (BYTES from 1 to 256)");
 	each = (size_t)want;
 	n = garbage_peek(blocks, sizes, bytes, each, GARBAGE_SHOWN);
 	ok(r);
@@ -381,9 +444,9 @@ static int parse_addrs(struct reply *r, char **argv, int argc, uintptr_t *out, s
 			size_t len = strcspn(s, ",");
 
 			if (*n == INSP_MAX_TARGETS)
-				return fail(r, "too many addresses (at most %d)", INSP_MAX_TARGETS);
+				return fail_usage(r, "too many addresses (at most %d)", INSP_MAX_TARGETS);
 			if (!parse_addr(s, len, &out[*n]))
-				return fail(r, "bad address '%s': expected hexadecimal, like 0x7f12a4c0", argv[i]);
+				return fail_usage(r, "bad address '%s': expected hexadecimal, like 0x7f12a4c0", argv[i]);
 			(*n)++;
 			s += len;
 			if (*s == ',')
@@ -419,7 +482,7 @@ static int cmd_is_tracked(struct reply *r, char **argv, int argc)
 	if (parse_addrs(r, argv, argc, &p, &n) < 0)
 		return -1;
 	if (n != 1)
-		return fail(r, "usage: is-tracked ADDR");
+		return fail_usage(r, "usage: is-tracked ADDR");
 	ok(r);
 	if (!insp_is_tracked(p, &b)) {
 		LIT(r, ",\"tracked\":false");
@@ -498,8 +561,10 @@ static int related_begin(struct reply *r, char **argv, int argc, const char *key
 
 static int related_end(struct reply *r, long found, const struct listing *l)
 {
-	if (found < 0)
-		return fail(r, "a thread could not be stopped in time");
+	if (found < 0) {
+		errno = EAGAIN;   /* the only way a query fails: the world did not stop */
+		return fail_collection(r, "", "");
+	}
 	reply_fmt(r, "],\"count\":%ld,\"shown\":%lu", found, (unsigned long)l->shown);
 	return 0;
 }
@@ -668,14 +733,14 @@ static int cmd_get_objects(struct reply *r, char **argv, int argc)
 			summary = true;
 		} else if (!strcmp(argv[i], "--generation") && i + 1 < argc) {
 			if (!parse_int(argv[++i], &v) || v < 0 || v > 2)
-				return fail(r, "invalid generation '%s' (must be 0, 1 or 2)", argv[i]);
+				return fail_usage(r, "invalid generation '%s' (must be 0, 1 or 2)", argv[i]);
 			st.generation = (int)v;
 		} else if (!strcmp(argv[i], "--min-size") && i + 1 < argc) {
 			if (!parse_size(argv[++i], &v) || v < 0)
-				return fail(r, "bad size '%s': expected bytes (like 4K)", argv[i]);
+				return fail_usage(r, "bad size '%s': expected bytes (like 4K)", argv[i]);
 			st.min_size = (size_t)v;
 		} else {
-			return fail(r, "usage: get-objects [--generation G] [--min-size BYTES] [--summary]");
+			return fail_usage(r, "usage: get-objects [--generation G] [--min-size BYTES] [--summary]");
 		}
 	}
 	if (summary)
@@ -746,11 +811,9 @@ static int cmd_watch(struct reply *r, char **argv, int argc)
 static int cmd_leaks(struct reply *r, char **argv, int argc)
 {
 	ok(r);
-	if (leaks_json(r) < 0)
-		return fail(r, "leak check failed: %s", errno == EAGAIN ?
-			    "a thread could not be stopped in time" :
-			    "the collector is not available in this process");
-	return 0;
+	if (leaks_json(r) >= 0)
+		return 0;
+	return fail_collection(r, "leak check failed: ", "");
 }
 
 typedef int (*handler)(struct reply *, char **, int);
@@ -822,19 +885,19 @@ static int dispatch(struct proto_session *s, struct reply *r, char *line)
 		return fail(r, "request contains control characters");
 	argc = split(line, argv);
 	if (argc < 0)
-		return fail(r, "too many arguments");
+		return fail_usage(r, "too many arguments");
 	if (argc == 0)
-		return fail(r, "empty request");
+		return fail_usage(r, "empty request");
 	proto_verb_normalize(argv[0]);
 	current = s;
 	verb = proto_verb_find(argv[0]);
 	if (!s->greeted && verb != PROTO_HELLO)
 		return fail(r, "expected 'hello %d' first", PROTO_VERSION);
 	if (verb == PROTO_UNKNOWN)
-		return fail(r, "unknown request '%s'", argv[0]);
+		return fail_usage(r, "unknown request '%s'", argv[0]);
 	d = &proto_verbs[verb];
 	if (argc - 1 < d->min_args || argc - 1 > d->max_args)
-		return fail(r, "usage: %s%s%s", d->name, *d->args ? " " : "", d->args);
+		return fail_usage(r, "usage: %s%s%s", d->name, *d->args ? " " : "", d->args);
 	if (handlers[verb](r, argv, argc) < 0)
 		return -1;
 	if (verb == PROTO_HELLO)

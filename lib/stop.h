@@ -33,5 +33,7 @@ int stop_signal(void);
 bool stop_world(struct world *w);
 void resume_world(struct world *w);
 bool stop_in_handler(void);
+/* The thread that did not stop when a collection last gave up, or 0. */
+pid_t stop_laggard(void);
 
 #endif
