@@ -45,6 +45,20 @@ static enum client_status failure(struct client *c, enum client_status st, const
 	return st;
 }
 
+int client_timeout_ms = CLIENT_TIMEOUT_MS;
+
+/* "5 s", "250 ms" */
+static const char *timeout_text(void)
+{
+	static char text[32];
+
+	if (client_timeout_ms % 1000)
+		snprintf(text, sizeof(text), "%d ms", client_timeout_ms);
+	else
+		snprintf(text, sizeof(text), "%d s", client_timeout_ms / 1000);
+	return text;
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -163,7 +177,7 @@ static void socket_dirs(struct dirs *d, pid_t pid, uid_t owner)
 static int connect_path(const char *path, int *fdp)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	struct timeval tv = { CLIENT_TIMEOUT_MS / 1000, CLIENT_TIMEOUT_MS % 1000 * 1000 };
+	struct timeval tv = { client_timeout_ms / 1000, client_timeout_ms % 1000 * 1000 };
 	int fd, err;
 
 	if (strlen(path) >= sizeof(addr.sun_path))
@@ -289,8 +303,8 @@ static enum client_status read_line_within(struct client *c, int timeout_ms)
 		if (ready < 0 && errno == EINTR)
 			continue;
 		if (ready <= 0)
-			return failure(c, CLIENT_FAILED, "process %d did not answer within %d seconds",
-				       (int)c->pid, CLIENT_TIMEOUT_MS / 1000);
+			return failure(c, CLIENT_TIMED_OUT, "process %d did not answer within %s (see --timeout)",
+				       (int)c->pid, timeout_text());
 		if (!make_room(c))
 			return failure(c, CLIENT_FAILED, "process %d sent a reply too long to read",
 				       (int)c->pid);
@@ -309,7 +323,7 @@ static enum client_status read_line_within(struct client *c, int timeout_ms)
 
 static enum client_status read_line(struct client *c)
 {
-	return read_line_within(c, CLIENT_TIMEOUT_MS);
+	return read_line_within(c, client_timeout_ms);
 }
 
 /* One JSON object per line; a member named twice is an error. */
@@ -446,8 +460,8 @@ static enum client_status connect_pid(struct client *c, uid_t owner)
 				       (int)c->pid);
 		if (err == EAGAIN)
 			return failure(c, CLIENT_FAILED,
-				       "process %d did not accept a connection within %d seconds",
-				       (int)c->pid, CLIENT_TIMEOUT_MS / 1000);
+				       "process %d did not accept a connection within %s",
+				       (int)c->pid, timeout_text());
 	}
 	if (owner != geteuid() && geteuid() != 0)
 		return failure(c, CLIENT_DENIED, "permission denied: process %d belongs to another user",

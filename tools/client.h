@@ -11,12 +11,16 @@
 
 #define CLIENT_TIMEOUT_MS 5000
 
+/* How long to wait for a connection and for each reply (gcctl --timeout). */
+extern int client_timeout_ms;
+
 enum client_status {
 	CLIENT_OK,
 	CLIENT_NO_PROCESS, /* no process has that PID */
 	CLIENT_NO_SOCKET,  /* the process serves no control socket */
 	CLIENT_DENIED,     /* the process belongs to another user */
-	CLIENT_FAILED,     /* the connection broke, timed out or made no sense */
+	CLIENT_FAILED,     /* the connection broke or made no sense */
+	CLIENT_TIMED_OUT,  /* no answer in time */
 };
 
 struct client {

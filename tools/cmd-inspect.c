@@ -215,7 +215,7 @@ int cmd_get_objects(struct ctx *cx, int argc, char **argv)
 		json_decref(line);
 		if (done)
 			break;
-		if (client_next(&cx->client, CLIENT_TIMEOUT_MS, &r) != CLIENT_OK)
+		if (client_next(&cx->client, client_timeout_ms, &r) != CLIENT_OK)
 			return fail_with(cx, EXIT_UNREACHABLE, "%s", cx->client.error);
 		if (cx->json)
 			puts(cx->client.line);

@@ -191,7 +191,7 @@ static bool is_switch(const char *name)
 	return false;
 }
 
-static void run_help(void)
+void run_help(void)
 {
 	printf("usage: gcctl run [OPTIONS] [--] PROG [ARGS...]\n\n");
 	for (size_t i = 0; i < N_RUN_SWITCHES; i++)

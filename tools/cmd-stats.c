@@ -1,4 +1,4 @@
-/* stats and ps: every statistic of one process, one line per process. */
+/* stats: every statistic of one process, with its unit and description. */
 #define _GNU_SOURCE
 
 #include <errno.h>
@@ -59,44 +59,3 @@ int cmd_stats(struct ctx *cx, int argc, char **argv)
 	json_decref(r);
 	return cx->status;
 }
-
-/* MEM_ALLOC of one process for ps, or "?" if it does not answer. */
-static void ps_mem_alloc(pid_t pid, char *buf, size_t cap)
-{
-	struct client c;
-	json_t *r = NULL;
-	int64_t v;
-
-	snprintf(buf, cap, "?");
-	if (client_open(&c, pid) != CLIENT_OK)
-		return;
-	if (client_request(&c, "mem-alloc", &r) == CLIENT_OK &&
-	    json_int_of(json_object_get(r, "mem_alloc"), &v))
-		human_size(buf, cap, v);
-	json_decref(r);
-	client_close(&c);
-}
-
-int cmd_ps(struct ctx *cx, int argc, char **argv)
-{
-	struct table t = { .cols = 3, .right = { true, false, true } };
-	pid_t *pids;
-	size_t n;
-
-	if (client_find_all(&pids, &n) < 0)
-		return fail_with(cx, EXIT_UNREACHABLE, "out of memory");
-	table_add(&t, "PID", "COMMAND", "MEM_ALLOC");
-	for (size_t i = 0; i < n; i++) {
-		char pid[16], cmd[256], mem[32];
-
-		snprintf(pid, sizeof(pid), "%d", (int)pids[i]);
-		command_line(pids[i], cmd, sizeof(cmd));
-		truncate_text(cmd, 48);
-		ps_mem_alloc(pids[i], mem, sizeof(mem));
-		table_add(&t, pid, cmd, mem);
-	}
-	table_print(&t);
-	free(pids);
-	return EXIT_OK;
-}
-

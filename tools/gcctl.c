@@ -1,12 +1,12 @@
 /*
  * gcctl - control processes running under libgcshim.so.
  *
- * gcctl [-p PID] [--json] VERB [ARGS...] sends one request to a process's
- * control socket and shows the reply; gcctl ps lists the processes and
- * gcctl run starts one.  The verbs are those of the protocol's description
- * (proto_desc.h), plus the ones gcctl answers itself.  Verbs gcctl does
- * not know are still sent: the process decides, so a newer library works
- * with an older gcctl.
+ * gcctl [-p PID] [--json] [--timeout T] VERB [ARGS...] sends one request to
+ * a process's control socket and shows the reply.  The verbs are those of
+ * the protocol's description (proto_desc.h), plus the ones gcctl answers
+ * itself (help, ps, run, metrics...).  A verb gcctl does not know is
+ * refused before any process is asked, with the closest verb as a hint;
+ * gcctl send passes any request as it is, for a library newer than gcctl.
  */
 #define _GNU_SOURCE
 #include "config.h"
@@ -20,11 +20,39 @@
 #include "gcctl.h"
 #include "proto_desc.h"
 
-/* Verbs gcctl answers without asking a process. */
+static int cmd_help(struct ctx *cx, int argc, char **argv);
+static int cmd_version(struct ctx *cx, int argc, char **argv);
+static int cmd_send(struct ctx *cx, int argc, char **argv);
+
+/* Verbs gcctl answers without the protocol's table. */
 static const struct verb local_verbs[] = {
-	{ "ps", "", 0, 0, cmd_ps, true, "list your processes running under gcshim" },
-	{ "run", "[OPTIONS] PROG [ARGS...]", 0, INT_MAX, cmd_run, true,
-	  "run PROG under gcshim (gcctl run --help lists OPTIONS)" },
+	{ "help", "[VERB]", 0, 1, cmd_help, 0, "show the verbs, or what VERB does", NULL },
+	{ "version", "", 0, 0, cmd_version, 0, "show gcctl's version", NULL },
+	{ "ps", "", 0, 0, cmd_ps, VERB_JSON | VERB_TIMEOUT,
+	  "list your processes running under gcshim", NULL },
+	{ "run", "[OPTIONS] PROG [ARGS...]", 0, INT_MAX, cmd_run, 0,
+	  "run PROG under gcshim (gcctl run --help lists OPTIONS)", NULL },
+	{ "send", "REQUEST [ARGS...]", 1, PROTO_MAX_ARGS, cmd_send, VERB_REMOTE,
+	  "send a request as it is, also one this gcctl does not know", NULL },
+	{ "metrics", "[--all]", 0, 1, cmd_metrics, VERB_PID | VERB_TIMEOUT,
+	  "statistics in Prometheus' text format, of one process or --all",
+	  "  --all              every process of the user under gcshim\n" },
+	{ "exporter", "--listen ADDR:PORT", 2, 2, cmd_exporter, VERB_TIMEOUT,
+	  "serve the metrics of every process over HTTP at /metrics",
+	  "  --listen ADDR:PORT  where to listen, like 127.0.0.1:9464 or [::]:9464\n" },
+	{ "record", "[--interval T] [-o FILE]", 0, 4, cmd_record, VERB_PID | VERB_TIMEOUT,
+	  "sample a process until it ends or is interrupted (JSON lines)",
+	  "  --interval T       time between samples (default 100ms)\n"
+	  "  -o FILE            write the samples to FILE instead of standard output\n" },
+	{ "plot", "FILE -o SVG", 3, 3, cmd_plot, 0,
+	  "draw a recording as a standalone SVG picture",
+	  "  -o SVG             the picture to write\n" },
+	{ "top", "[--plain] [--sort KEY] [--interval T] [--count N]", 0, 7, cmd_top,
+	  VERB_TIMEOUT, "a refreshing view of every process under gcshim",
+	  "  --plain            text for a pipe: one table per refresh\n"
+	  "  --sort KEY         pid, mem, rss, rate or pause (default mem)\n"
+	  "  --interval T       time between refreshes (default 1s)\n"
+	  "  --count N          stop after N refreshes\n" },
 };
 
 #define N_LOCAL (sizeof(local_verbs) / sizeof(*local_verbs))
@@ -63,7 +91,8 @@ static struct verb protocol_verb(enum proto_verb id)
 {
 	const struct proto_verb_desc *d = &proto_verbs[id];
 	const struct remote_verb *r = &remote_verbs[id];
-	struct verb v = { d->name, d->args, d->min_args, d->max_args, cmd_query, false, d->help };
+	struct verb v = { d->name, d->args, d->min_args, d->max_args, cmd_query, VERB_REMOTE,
+			  d->help, NULL };
 
 	if (r->run)
 		v.run = r->run;
@@ -86,90 +115,268 @@ static void build_verbs(void)
 			verbs[n_verbs++] = protocol_verb((enum proto_verb)id);
 }
 
-/* Any verb not in the table goes to the process as it is. */
-static const struct verb unknown_verb = { NULL, "", 0, INT_MAX, cmd_query, false, NULL };
-
-static void help(void)
-{
-	printf("usage: gcctl [-p PID] [--json] VERB [ARGS...]\n"
-	       "       gcctl ps\n"
-	       "       gcctl run [OPTIONS] [--] PROG [ARGS...]\n\n"
-	       "Control processes running under libgcshim.so.\n\n"
-	       "options:\n"
-	       "  -p, --pid PID   the process to ask (default: the only one there is)\n"
-	       "  -j, --json      print the process's reply as it is, one JSON line\n"
-	       "  -h, --help      show this help\n"
-	       "  -V, --version   show the version\n\n"
-	       "verbs (dashes or underscores):\n");
-	for (size_t i = 0; i < n_verbs; i++) {
-		char use[64];
-
-		snprintf(use, sizeof(use), "%s%s%s", verbs[i].name, *verbs[i].args ? " " : "",
-			 verbs[i].args);
-		printf("  %-28s %s\n", use, verbs[i].help);
-	}
-	printf("\nexit status: 0 ok, 1 the process answered with an error, 2 bad usage,\n"
-	       "3 no such process or no answer, 4 permission denied.  See gcctl(1).\n");
-}
-
 static const struct verb *find_verb(const char *name)
 {
 	for (size_t i = 0; i < n_verbs; i++)
 		if (!strcmp(name, verbs[i].name))
 			return &verbs[i];
-	return &unknown_verb;
+	return NULL;
+}
+
+/* Edit distance, for "did you mean". */
+static size_t distance(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b), row[64];
+
+	if (nb >= sizeof(row) / sizeof(*row))
+		return SIZE_MAX;
+	for (size_t j = 0; j <= nb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= na; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= nb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[nb];
+}
+
+/* The verb closest to a misspelt one, or NULL when none is close. */
+static const char *closest_verb(const char *name)
+{
+	const char *best = NULL;
+	size_t best_d = 3;
+
+	for (size_t i = 0; i < n_verbs; i++) {
+		size_t d = distance(name, verbs[i].name);
+
+		if (d < best_d && d * 3 <= strlen(verbs[i].name)) {
+			best_d = d;
+			best = verbs[i].name;
+		}
+	}
+	return best;
+}
+
+static int unknown_verb(struct ctx *cx, const char *name)
+{
+	const char *near = closest_verb(name);
+
+	if (near)
+		return fail_with(cx, EXIT_USAGE, "unknown verb '%s'; did you mean '%s'?", name, near);
+	return fail_with(cx, EXIT_USAGE, "unknown verb '%s' (gcctl help lists them; gcctl send "
+			 "passes any request to the process)", name);
+}
+
+static void print_usage_line(FILE *f, const struct verb *v)
+{
+	fprintf(f, "usage: gcctl %s%s%s%s%s%s\n", v->flags & VERB_PID ? "[-p PID] " : "",
+		v->flags & VERB_JSON ? "[--json] " : "", v->flags & VERB_TIMEOUT ? "[--timeout T] " : "",
+		v->name, *v->args ? " " : "", v->args);
+}
+
+static void verb_help(const struct verb *v)
+{
+	if (v->run == cmd_run) {
+		run_help();
+		return;
+	}
+	print_usage_line(stdout, v);
+	printf("\n%s.\n", v->help);
+	if (v->options)
+		printf("\noptions:\n%s", v->options);
+	printf("\nSee gcctl(1).\n");
+}
+
+static void help(void)
+{
+	printf("usage: gcctl [-p PID] [--json] [--timeout T] VERB [ARGS...]\n"
+	       "       gcctl help [VERB]\n\n"
+	       "Control processes running under libgcshim.so.\n\n"
+	       "options (before or after the verb):\n"
+	       "  -p, --pid PID   the process to ask (default: the only one there is)\n"
+	       "  -j, --json      print replies, and errors, as JSON objects\n"
+	       "  -t, --timeout T how long to wait for each answer (default 5s; 500ms, 2m)\n"
+	       "  -h, --help      show this help, or with a verb, the verb's\n"
+	       "  -V, --version   show the version\n\n"
+	       "verbs (dashes or underscores):\n");
+	for (size_t i = 0; i < n_verbs; i++) {
+		char use[80];
+
+		snprintf(use, sizeof(use), "%s%s%s", verbs[i].name, *verbs[i].args ? " " : "",
+			 verbs[i].args);
+		if (strlen(use) > 28)
+			printf("  %s\n  %-28s %s\n", use, "", verbs[i].help);
+		else
+			printf("  %-28s %s\n", use, verbs[i].help);
+	}
+	printf("\nexit status: 0 ok, 1 the process answered with an error, 2 bad usage,\n"
+	       "3 no such process or no answer, 4 permission denied.  See gcctl(1).\n");
+}
+
+static int cmd_help(struct ctx *cx, int argc, char **argv)
+{
+	const struct verb *v;
+
+	if (argc == 1) {
+		help();
+		return EXIT_OK;
+	}
+	proto_verb_normalize(argv[1]);
+	v = find_verb(argv[1]);
+	if (!v)
+		return unknown_verb(cx, argv[1]);
+	verb_help(v);
+	return EXIT_OK;
+}
+
+static int cmd_version(struct ctx *cx, int argc, char **argv)
+{
+	printf("gcctl (gcshim) %s\n", PACKAGE_VERSION);
+	return EXIT_OK;
+}
+
+/* The request as typed, for verbs this gcctl does not know. */
+static int cmd_send(struct ctx *cx, int argc, char **argv)
+{
+	return cmd_query(cx, argc - 1, argv + 1);
+}
+
+/* "5", "5s", "250ms", "2m": a duration in milliseconds, at least 1 ms. */
+bool parse_duration_ms(const char *s, long *out)
+{
+	static const struct { const char *suffix; long ms; } units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "", 1000 },
+	};
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || v < 0)
+		return false;
+	for (size_t i = 0; i < sizeof(units) / sizeof(*units); i++)
+		if (!strcmp(end, units[i].suffix)) {
+			double ms = v * (double)units[i].ms;
+
+			if (ms < 1 || ms > (double)INT_MAX)
+				return false;
+			*out = (long)ms;
+			return true;
+		}
+	return false;
+}
+
+/* One option of those every verb may take; returns how many words it
+ * used (0: not one of them), or -1 after an error. */
+static int global_option(struct ctx *cx, int argc, char **argv, int i)
+{
+	const char *a = argv[i], *val = NULL;
+	int used = 1;
+	long n;
+
+	if (!strcmp(a, "-j") || !strcmp(a, "--json")) {
+		cx->json = true;
+		return 1;
+	}
+	if (!strcmp(a, "-p") || !strcmp(a, "--pid") || !strcmp(a, "-t") || !strcmp(a, "--timeout")) {
+		if (i + 1 >= argc)
+			return fail_with(cx, EXIT_USAGE, "option %s needs an argument", a), -1;
+		val = argv[i + 1];
+		used = 2;
+	} else if (!strncmp(a, "--pid=", 6) || !strncmp(a, "--timeout=", 10)) {
+		val = strchr(a, '=') + 1;
+	} else {
+		return 0;
+	}
+	if (a[1] == 'p' || a[2] == 'p') {
+		if (!arg_long(val, 1, INT_MAX, &n))
+			return fail_with(cx, EXIT_USAGE,
+					 "bad argument '%s' for -p: expected a process ID", val), -1;
+		cx->pid = (pid_t)n;
+	} else {
+		if (!parse_duration_ms(val, &n))
+			return fail_with(cx, EXIT_USAGE, "bad argument '%s' for --timeout: expected "
+					 "a duration like 30s or 500ms", val), -1;
+		client_timeout_ms = (int)n;
+	}
+	return used;
 }
 
 static int parse_options(struct ctx *cx, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "pid", required_argument, NULL, 'p' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
-	long pid;
-	int c;
+	int i = 1;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:p:jhV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			if (!arg_long(optarg, 1, INT_MAX, &pid))
-				return fail_with(cx, EXIT_USAGE, "bad argument '%s' for -p: expected a process ID",
-						 optarg);
-			cx->pid = (pid_t)pid;
-			break;
-		case 'j':
-			cx->json = true;
-			break;
-		case 'h':
-			help();
-			exit(EXIT_OK);
-		case 'V':
-			printf("gcctl (gcshim) %s\n", PACKAGE_VERSION);
-			exit(EXIT_OK);
-		case ':':
-			return fail_with(cx, EXIT_USAGE, "option %s needs an argument", argv[optind - 1]);
-		default:
-			return fail_with(cx, EXIT_USAGE, "unknown option '%s' (see gcctl --help)",
-					 argv[optind - 1]);
+	while (i < argc && argv[i][0] == '-' && strcmp(argv[i], "--")) {
+		int used = global_option(cx, argc, argv, i);
+
+		if (used < 0)
+			return -1;
+		if (used) {
+			i += used;
+			continue;
 		}
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			help(), exit(EXIT_OK);
+		if (!strcmp(argv[i], "-V") || !strcmp(argv[i], "--version"))
+			exit(cmd_version(cx, 0, NULL));
+		return fail_with(cx, EXIT_USAGE, "unknown option '%s' (see gcctl help)", argv[i]), -1;
 	}
-	if (optind >= argc)
-		return fail_with(cx, EXIT_USAGE, "no verb given (see gcctl --help)");
-	return EXIT_OK;
+	if (i < argc && !strcmp(argv[i], "--"))
+		i++;
+	if (i >= argc)
+		return fail_with(cx, EXIT_USAGE, "no verb given (see gcctl help)"), -1;
+	return i;
+}
+
+/* Options after the verb (gcctl mem-alloc --json) are taken out of its
+ * arguments, up to a "--"; run's arguments belong to its program. */
+static int take_late_options(struct ctx *cx, const struct verb *v, int *argc, char **argv)
+{
+	int out = 1;
+
+	for (int i = 1; i < *argc;) {
+		int used;
+
+		if (!strcmp(argv[i], "--")) {
+			while (i < *argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+			verb_help(v), exit(EXIT_OK);
+		used = global_option(cx, *argc, argv, i);
+		if (used < 0)
+			return -1;
+		if (!used)
+			argv[out++] = argv[i++];
+		i += used;
+	}
+	*argc = out;
+	return 0;
 }
 
 static int check_usage(struct ctx *cx, const struct verb *v, int argc)
 {
-	if (v->local && (cx->pid || cx->json))
-		return fail_with(cx, EXIT_USAGE, "%s takes neither -p nor --json", v->name);
-	if (argc - 1 < v->min_args || argc - 1 > v->max_args)
-		return fail_with(cx, EXIT_USAGE, "usage: gcctl %s%s%s%s",
-				 v->local ? "" : "[-p PID] [--json] ", v->name, *v->args ? " " : "",
-				 v->args);
+	if ((cx->pid && !(v->flags & VERB_PID)) || (cx->json && !(v->flags & VERB_JSON))) {
+		bool pid = cx->pid && !(v->flags & VERB_PID);
+
+		cx->json = cx->json && (v->flags & VERB_JSON);
+		return fail_with(cx, EXIT_USAGE, "%s does not take %s", v->name, pid ? "-p" : "--json");
+	}
+	if (argc - 1 < v->min_args || argc - 1 > v->max_args) {
+		char use[256];
+
+		snprintf(use, sizeof(use), "gcctl %s%s%s", v->name, *v->args ? " " : "", v->args);
+		return fail_with(cx, EXIT_USAGE, "usage: %s (gcctl help %s)", use, v->name);
+	}
 	return EXIT_OK;
 }
 
@@ -177,16 +384,20 @@ int main(int argc, char **argv)
 {
 	struct ctx cx = { .client = { .fd = -1 } };
 	const struct verb *v;
-	int st;
+	int first, st;
 
 	build_verbs();
-	st = parse_options(&cx, argc, argv);
-	if (st != EXIT_OK)
-		return st;
-	argc -= optind;
-	argv += optind;
+	first = parse_options(&cx, argc, argv);
+	if (first < 0)
+		return cx.status;
+	argc -= first;
+	argv += first;
 	proto_verb_normalize(argv[0]);
 	v = find_verb(argv[0]);
+	if (!v)
+		return unknown_verb(&cx, argv[0]);
+	if (v->run != cmd_run && take_late_options(&cx, v, &argc, argv) < 0)
+		return cx.status;
 	st = check_usage(&cx, v, argc);
 	if (st == EXIT_OK)
 		st = v->run(&cx, argc, argv);

@@ -34,16 +34,23 @@ struct ctx {
 	int status;
 };
 
+/* What a verb accepts besides its own arguments. */
+enum verb_flags {
+	VERB_PID = 1,      /* -p PID: it talks to one process */
+	VERB_JSON = 2,     /* --json */
+	VERB_TIMEOUT = 4,  /* --timeout */
+	VERB_REMOTE = VERB_PID | VERB_JSON | VERB_TIMEOUT,
+};
+
 struct verb {
 	const char *name;
 	const char *args;
 	int min_args, max_args;
 	int (*run)(struct ctx *cx, int argc, char **argv);
-	bool local; /* needs no process: takes neither -p nor --json */
+	unsigned flags;
 	const char *help;
+	const char *options; /* its own options, one per line, for help VERB */
 };
-
-/* An option of gcctl run and the GCSHIM_* variable it sets. */
 
 /* Verbs: cmd-*.c */
 int cmd_query(struct ctx *cx, int argc, char **argv);
@@ -61,6 +68,12 @@ int cmd_get_objects(struct ctx *cx, int argc, char **argv);
 int cmd_watch(struct ctx *cx, int argc, char **argv);
 int cmd_leaks(struct ctx *cx, int argc, char **argv);
 int cmd_run(struct ctx *cx, int argc, char **argv);
+int cmd_metrics(struct ctx *cx, int argc, char **argv);
+int cmd_exporter(struct ctx *cx, int argc, char **argv);
+int cmd_record(struct ctx *cx, int argc, char **argv);
+int cmd_plot(struct ctx *cx, int argc, char **argv);
+int cmd_top(struct ctx *cx, int argc, char **argv);
+void run_help(void);
 
 /* Messages: session.c */
 void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -68,11 +81,15 @@ void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int fail_with(struct ctx *cx, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int client_exit(enum client_status st);
+/* "5", "5s", "250ms", "2m": a duration in milliseconds (gcctl.c). */
+bool parse_duration_ms(const char *s, long *out);
 /* An integer argument from min to max, in the library's syntax. */
 bool arg_long(const char *s, long min, long max, long *out);
 
 /* Talking to the process: session.c */
 void command_line(pid_t pid, char *buf, size_t cap);
+/* Without -p: the only process there is; 0 after an error. */
+pid_t the_only_process(struct ctx *cx);
 void truncate_text(char *s, size_t max);
 const char *reply_error(const json_t *r);
 json_t *ask(struct ctx *cx, int argc, char **argv);
@@ -81,12 +98,17 @@ bool reply_ints(struct ctx *cx, const json_t *r, const char *const *keys, int64_
 		size_t n);
 /* True if v is an integer; *out receives it. */
 bool json_int_of(const json_t *v, int64_t *out);
+/* The "stats" object of process pid, or NULL and the reason in err. */
+json_t *fetch_stats(pid_t pid, char *err, size_t cap);
 const char *str_of(const json_t *obj, const char *key);
 long long int_of(const json_t *obj, const char *key);
 bool true_of(const json_t *obj, const char *key);
 
+/* The metrics of pids in Prometheus' text format, to be freed (cmd-metrics.c). */
+char *metrics_text(const pid_t *pids, size_t n, size_t *len);
+
 /* Showing numbers and tables: output.c */
-#define MAX_COLS 4
+#define MAX_COLS 9
 
 /* Rows of text printed in aligned columns, two spaces apart. */
 struct table {
@@ -96,6 +118,8 @@ struct table {
 };
 
 void table_add(struct table *t, ...);
+/* A row of t->cols cells. */
+void table_add_row(struct table *t, const char *const *cells);
 void table_print(struct table *t);
 void human_size(char *buf, size_t cap, int64_t v);
 void human_duration(char *buf, size_t cap, int64_t ns);

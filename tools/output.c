@@ -55,26 +55,41 @@ void human_duration(char *buf, size_t cap, int64_t ns)
 		snprintf(buf, cap, "%.0f %s", d, units[u]);
 }
 
+static void table_grow(struct table *t)
+{
+	size_t cap;
+	void *more;
+
+	if (t->rows < t->cap)
+		return;
+	cap = t->cap ? t->cap * 2 : 64;
+	more = realloc(t->cell, cap * sizeof(*t->cell));
+	if (!more) {
+		complain("out of memory");
+		exit(EXIT_FAILURE);
+	}
+	t->cell = more;
+	t->cap = cap;
+}
+
+void table_add_row(struct table *t, const char *const *cells)
+{
+	table_grow(t);
+	for (size_t c = 0; c < t->cols; c++)
+		t->cell[t->rows][c] = strdup(cells[c]);
+	t->rows++;
+}
+
 void table_add(struct table *t, ...)
 {
+	const char *cells[MAX_COLS];
 	va_list ap;
 
-	if (t->rows == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 64;
-		void *more = realloc(t->cell, cap * sizeof(*t->cell));
-
-		if (!more) {
-			complain("out of memory");
-			exit(EXIT_FAILURE);
-		}
-		t->cell = more;
-		t->cap = cap;
-	}
 	va_start(ap, t);
 	for (size_t c = 0; c < t->cols; c++)
-		t->cell[t->rows][c] = strdup(va_arg(ap, const char *));
+		cells[c] = va_arg(ap, const char *);
 	va_end(ap);
-	t->rows++;
+	table_add_row(t, cells);
 }
 
 /* Columns taken by UTF-8 text: one per character ("µs" is two). */

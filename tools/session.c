@@ -29,12 +29,33 @@ void complain(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* With --json, an error is a JSON object on standard output, like the
+ * process's own: {"ok":false,"error":"...","status":3}. */
+static void json_error(const char *fmt, va_list ap, int status)
+{
+	char *msg = NULL;
+	json_t *o;
+
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	o = json_pack("{s:b,s:s,s:i}", "ok", 0, "error", msg ? msg : "out of memory",
+		      "status", status);
+	if (o)
+		json_dumpf(o, stdout, JSON_COMPACT);
+	putchar('\n');
+	json_decref(o);
+	free(msg);
+}
+
 int fail_with(struct ctx *cx, int status, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vcomplain(fmt, ap);
+	if (cx->json)
+		json_error(fmt, ap, status);
+	else
+		vcomplain(fmt, ap);
 	va_end(ap);
 	cx->status = status;
 	return status;
@@ -102,7 +123,7 @@ void truncate_text(char *s, size_t max)
 }
 
 /* Without -p: the only process there is, else an error. */
-static pid_t the_only_process(struct ctx *cx)
+pid_t the_only_process(struct ctx *cx)
 {
 	pid_t *pids;
 	char list[2048] = "", cmd[64];
@@ -194,7 +215,8 @@ json_t *ask(struct ctx *cx, int argc, char **argv)
 	if (cx->json)
 		puts(cx->client.line);
 	if (!json_is_true(json_object_get(r, "ok"))) {
-		cx->status = EXIT_REPLY_ERROR;
+		/* the process found the request itself wrong: bad usage */
+		cx->status = json_is_true(json_object_get(r, "usage")) ? EXIT_USAGE : EXIT_REPLY_ERROR;
 		if (!cx->json)
 			complain("%s", reply_error(r));
 	}
@@ -265,3 +287,24 @@ json_t *ask_first(struct ctx *cx, int argc, char **argv)
 	return r;
 }
 
+
+/* The "stats" object of process pid, to be freed, or NULL with the
+ * reason in err (when given). */
+json_t *fetch_stats(pid_t pid, char *err, size_t cap)
+{
+	struct client c;
+	json_t *r = NULL, *stats = NULL;
+
+	if (client_open(&c, pid) != CLIENT_OK) {
+		if (err)
+			snprintf(err, cap, "%s", c.error);
+		return NULL;
+	}
+	if (client_request(&c, "stats", &r) == CLIENT_OK)
+		stats = json_incref(json_object_get(r, "stats"));
+	if (!stats && err)
+		snprintf(err, cap, "%s", r ? reply_error(r) : c.error);
+	json_decref(r);
+	client_close(&c);
+	return stats;
+}
