@@ -193,6 +193,7 @@ static bool is_switch(const char *name)
 
 void run_help(void)
 {
+	name_options();
 	printf("usage: gcctl run [OPTIONS] [--] PROG [ARGS...]\n\n");
 	for (size_t i = 0; i < N_RUN_SWITCHES; i++)
 		printf("  --%-26s %s (%s=%s)\n", run_switches[i].name, run_switches[i].help,
