@@ -3,7 +3,8 @@
  *
  * Every function here is also reachable from outside the process through
  * gcctl(1).  Link with -lgcshim (pkg-config gcshim), or declare the symbols
- * weak to run with or without the shim: see gcshim(7).
+ * weak to run with or without the shim: see libgcshim(3), and gcshim(7)
+ * for the shim itself.
  */
 #ifndef GCSHIM_H
 #define GCSHIM_H
