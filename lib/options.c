@@ -59,32 +59,6 @@ static const char *const other_names[] = {
 
 #define NAME_MAX_LEN 40
 
-/* Edit distance between two short names (Levenshtein), on the stack:
- * options are read before anything may allocate. */
-static size_t distance(const char *a, size_t na, const char *b, size_t nb)
-{
-	size_t row[NAME_MAX_LEN + 1];
-
-	for (size_t j = 0; j <= nb; j++)
-		row[j] = j;
-	for (size_t i = 1; i <= na; i++) {
-		size_t diag = row[0];
-
-		row[0] = i;
-		for (size_t j = 1; j <= nb; j++) {
-			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			diag = up;
-			row[j] = best;
-		}
-	}
-	return row[nb];
-}
-
 static bool known_name(const char *name, size_t len)
 {
 	for (int id = 0; id < OPT_COUNT; id++)
@@ -107,7 +81,7 @@ static const char *closest_option(const char *name, size_t len)
 		return NULL;
 	for (int id = 0; id < OPT_COUNT; id++) {
 		const char *env = opt_defs[id].env;
-		size_t d = strlen(env) <= NAME_MAX_LEN ? distance(name, len, env, strlen(env)) : 99;
+		size_t d = parse_distance(name, len, env, strlen(env));
 
 		if (d < best_d && d * 3 <= len - 7) {
 			best_d = d;

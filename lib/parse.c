@@ -5,6 +5,8 @@
 #include "parse.h"
 
 #include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <signal.h>
 #include <string.h>
 #include <strings.h>
@@ -308,4 +310,32 @@ bool parse_kind(enum opt_kind kind, const char *s, int64_t min, int64_t max, int
 		return false;
 	*out = v;
 	return true;
+}
+
+/* Levenshtein distance of two short strings, on the stack: options are
+ * read before anything may allocate.  SIZE_MAX when b is too long. */
+size_t parse_distance(const char *a, size_t na, const char *b, size_t nb)
+{
+	size_t row[PARSE_DISTANCE_MAX + 1];
+
+	if (nb > PARSE_DISTANCE_MAX)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= nb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= na; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= nb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[nb];
 }

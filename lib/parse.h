@@ -5,6 +5,7 @@
 #define GCSHIM_PARSE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* The kinds of values options take. */
@@ -25,5 +26,10 @@ bool parse_roots(const char *s, int64_t *out);
 bool parse_kind(enum opt_kind kind, const char *s, int64_t min, int64_t max, int64_t *out);
 /* What a kind accepts, for error messages: "a size (like 512M or 2G)". */
 const char *parse_kind_expects(enum opt_kind kind);
+
+/* Edit distance between a[0..na) and b[0..nb), for "did you mean";
+ * SIZE_MAX when nb > PARSE_DISTANCE_MAX. */
+#define PARSE_DISTANCE_MAX 64
+size_t parse_distance(const char *a, size_t na, const char *b, size_t nb);
 
 #endif

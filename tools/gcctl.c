@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "gcctl.h"
+#include "parse.h"
 #include "proto_desc.h"
 
 static int cmd_help(struct ctx *cx, int argc, char **argv);
@@ -123,33 +124,6 @@ static const struct verb *find_verb(const char *name)
 	return NULL;
 }
 
-/* Edit distance, for "did you mean". */
-static size_t distance(const char *a, const char *b)
-{
-	size_t na = strlen(a), nb = strlen(b), row[64];
-
-	if (nb >= sizeof(row) / sizeof(*row))
-		return SIZE_MAX;
-	for (size_t j = 0; j <= nb; j++)
-		row[j] = j;
-	for (size_t i = 1; i <= na; i++) {
-		size_t diag = row[0];
-
-		row[0] = i;
-		for (size_t j = 1; j <= nb; j++) {
-			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			diag = up;
-			row[j] = best;
-		}
-	}
-	return row[nb];
-}
-
 /* The verb closest to a misspelt one, or NULL when none is close. */
 static const char *closest_verb(const char *name)
 {
@@ -157,7 +131,7 @@ static const char *closest_verb(const char *name)
 	size_t best_d = 3;
 
 	for (size_t i = 0; i < n_verbs; i++) {
-		size_t d = distance(name, verbs[i].name);
+		size_t d = parse_distance(name, strlen(name), verbs[i].name, strlen(verbs[i].name));
 
 		if (d < best_d && d * 3 <= strlen(verbs[i].name)) {
 			best_d = d;
