@@ -187,7 +187,7 @@ static void auto_on(void)
 
 struct sample {
 	double pause_ms, mark_ms, stw_ms, stop_ms, free_ms;
-	double heap_bytes, root_bytes, reclaimed;
+	double heap_bytes, root_bytes, reclaimed, markers, roots_ms;
 };
 
 static void collect(struct sample *s)
@@ -210,24 +210,32 @@ static void collect(struct sample *s)
 	s->mark_ms = (double)st.last_mark_ns / 1e6;
 	s->stop_ms = (double)st.last_stop_ns / 1e6;
 	s->free_ms = (double)st.last_sweep_ns / 1e6;
+	/* Asked for, the collection also frees before it returns; an
+	 * automatic one leaves that to the sweep, as Boehm's lazy sweep
+	 * leaves it to later allocations: the pause compared is without it. */
+	s->pause_ms -= s->free_ms;
+	s->markers = (double)st.markers;
+	s->roots_ms = (double)st.last_roots_ns / 1e6;
 	s->heap_bytes = (double)st.last_heap_bytes;
 	s->root_bytes = (double)st.last_root_bytes;
 }
 
 static void print_split(const struct sample *med)
 {
-	printf("gcshim: world stopped %.3f ms (stopping threads %.3f, marking %.3f, "
-	       "finding the unmarked %.3f), freeing %.3f ms after; scanned %.1f MiB "
-	       "of blocks and %.1f MiB of roots\n",
-	       med->stw_ms, med->stop_ms, med->mark_ms,
-	       med->stw_ms - med->stop_ms - med->mark_ms, med->free_ms,
+	printf("gcshim: world stopped %.3f ms (stopping threads %.3f, roots %.3f, marking %.3f "
+	       "with %.0f markers, finding the unmarked %.3f), freeing %.3f ms after; scanned "
+	       "%.1f MiB of blocks and %.1f MiB of roots\n",
+	       med->stw_ms, med->stop_ms, med->roots_ms, med->mark_ms, med->markers,
+	       med->stw_ms - med->stop_ms - med->roots_ms - med->mark_ms, med->free_ms,
 	       med->heap_bytes / (1 << 20), med->root_bytes / (1 << 20));
 }
 
 static void print_result_extra(const struct sample *med)
 {
-	printf(" mark_ms=%.3f stw_ms=%.3f free_ms=%.3f scanned_bytes=%.0f root_bytes=%.0f",
-	       med->mark_ms, med->stw_ms, med->free_ms, med->heap_bytes, med->root_bytes);
+	printf(" mark_ms=%.3f roots_ms=%.3f stw_ms=%.3f free_ms=%.3f scanned_bytes=%.0f "
+	       "root_bytes=%.0f markers_used=%.0f",
+	       med->mark_ms, med->roots_ms, med->stw_ms, med->free_ms, med->heap_bytes,
+	       med->root_bytes, med->markers);
 }
 #endif
 

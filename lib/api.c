@@ -4,8 +4,9 @@
 #include <string.h>
 
 #include "collect.h"
-#include "gc.h"
+#include "account.h"
 #include "gcshim.h"
+#include "options.h"
 #include "sites.h"
 #include "stats.h"
 
@@ -53,6 +54,19 @@ API long gcshim_threshold(long bytes)
 	if (bytes == GCSHIM_THRESHOLD_QUERY)
 		return old;
 	if (gc_set_threshold_bytes(bytes ? bytes : -1) < 0)   /* 0 is off, as for the limit */
+		return -2;
+	return old;
+}
+
+API long gcshim_growth(long percent)
+{
+	long old = (long)atomic_load(&gc.growth);
+
+	if (percent == GCSHIM_GROWTH_QUERY)
+		return old;
+	if (percent == GCSHIM_GROWTH_ON)
+		percent = GROWTH_DEFAULT;
+	if (gc_set_growth(percent) < 0)
 		return -2;
 	return old;
 }

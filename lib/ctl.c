@@ -22,7 +22,7 @@
 #include "options.h"
 #include "os.h"
 #include "proto.h"
-#include "stats.h"
+#include "events.h"
 #include "watch.h"
 
 #define EXPORT __attribute__((visibility("default")))

@@ -8,7 +8,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 
-#include "gc.h"
+#include "account.h"
 #include "shim.h"
 #include "sites.h"
 

@@ -92,7 +92,13 @@ extern "C" {
 	X(root_bytes_scanned, "bytes of roots scanned, in total")          \
 	X(heap_bytes_scanned, "bytes of heap blocks scanned, in total")     \
 	X(cached_bytes, "freed small blocks kept by thread caches for reuse") \
-	X(stack_unwinds, "allocation stacks unwound, the others found in a memo")
+	X(stack_unwinds, "allocation stacks unwound, the others found in a memo") \
+	X(growth, "growth trigger: percent over the last live heap, -1 when off") \
+	X(growth_target, "mem_alloc at which the growth trigger fires, -1 when off") \
+	X(growth_triggers, "times the heap outgrew its growth target")      \
+	X(markers, "threads that marked, last collection")                  \
+	X(last_roots_ns, "time scanning roots, last collection")            \
+	X(sweep_pending_bytes, "bytes found dead, not yet given back to the allocator")
 
 struct gcshim_stats {
 	uint32_t size;    /* set by the caller: sizeof(struct gcshim_stats) */
@@ -121,6 +127,14 @@ int64_t gcshim_mem_free(void);
 /* Collect every BYTES allocated (-1 or 0: never).  Returns the previous value;
  * GCSHIM_THRESHOLD_QUERY only reads.  Below -2: returns -2, errno EINVAL. */
 long gcshim_threshold(long bytes);
+
+/* Collect when mem_alloc has grown by PERCENT over what the last
+ * collection left live (-1 or 0: off; GCSHIM_GROWTH_ON: the default
+ * percent, as GCSHIM_GROWTH=on).  Returns the previous percent (-1: off);
+ * GCSHIM_GROWTH_QUERY only reads.  A bad value: -2, errno EINVAL. */
+#define GCSHIM_GROWTH_QUERY (-2L)
+#define GCSHIM_GROWTH_ON (-3L)
+long gcshim_growth(long percent);
 
 /* CPython's generation thresholds; a negative argument keeps its value.
  * Return 0, or -1 with errno set. */

@@ -4,12 +4,14 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "collect.h"
 #include "ctl.h"
 #include "garbage.h"
-#include "gc.h"
+#include "account.h"
+#include "bcache.h"
 #include "heap.h"
 #include "inspect.h"
 #include "kroots.h"
@@ -19,6 +21,7 @@
 #include "regions.h"
 #include "sigguard.h"
 #include "sites.h"
+#include "sweep.h"
 #include "thread.h"
 #include "watch.h"
 
@@ -41,6 +44,28 @@ static void read_options(char **envp)
 /* The first allocation may come before our constructor (from the loader
  * or another library's constructor).  A call that arrives while the same
  * thread is still setting up is served by the bootstrap arena. */
+static bool caches_init(void)
+{
+	if (bcache_init())
+		return true;
+	log_msg("cannot map the block cache's depots");
+	return false;
+}
+
+/* The accounting's first: anything the thread allocates from here on is
+ * counted from the totals its record holds now. */
+static void thread_started(struct thread_rec *t)
+{
+	gc_thread_start(t);
+	heap_thread_init();
+}
+
+static void thread_ended(struct thread_rec *t)
+{
+	bcache_drain(&t->cache);
+	gc_publish(t);
+}
+
 bool shim_heap_ready(void)
 {
 	int expected = HEAP_NONE;
@@ -54,9 +79,10 @@ bool shim_heap_ready(void)
 
 		starting = true;
 		read_options(environ);
-		ok = heap_init((size_t)opt_int(OPT_HEAP_RESERVE), (unsigned)opt_int(OPT_ARENAS));
+		ok = heap_init((size_t)opt_int(OPT_HEAP_RESERVE), (unsigned)opt_int(OPT_ARENAS)) &&
+		     caches_init();
 		if (ok)
-			thread_registry_init();
+			thread_registry_init(thread_started, thread_ended);
 		atomic_store_explicit(&heap_state, ok ? HEAP_READY : HEAP_FAILED,
 				      memory_order_release);
 		starting = false;
@@ -73,6 +99,7 @@ bool shim_heap_ready(void)
 static void fork_prepare(void)
 {
 	collect_lock();
+	sweep_finish();   /* no block is half given back in the child */
 	heap_lock();
 	thread_lock();
 	garbage_lock();
@@ -98,6 +125,7 @@ static void fork_child(void)
 	regions_unlock();
 	insp_fork_child();
 	leaks_fork_child();
+	sweep_fork_child();
 	thread_unlock();
 	heap_unlock();
 	collect_unlock();
@@ -117,7 +145,7 @@ __attribute__((constructor(101))) static void shim_start(int argc, char **argv,
 	if (!shim_heap_ready() || !thread_get())
 		return;
 	gc_init();
-	if (!collect_init())
+	if (!collect_init() || !insp_init())
 		log_msg("the collector could not start; allocation works, collections do not");
 	leaks_init();
 	sites_init();
@@ -127,6 +155,11 @@ __attribute__((constructor(101))) static void shim_start(int argc, char **argv,
 
 __attribute__((destructor)) static void shim_stop(void)
 {
-	leaks_at_exit();
+	int code = leaks_at_exit();
+
+	if (code) {
+		fflush(NULL);
+		_exit(code);
+	}
 	ctl_stop();
 }

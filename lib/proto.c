@@ -9,7 +9,7 @@
 
 #include "collect.h"
 #include "garbage.h"
-#include "gc.h"
+#include "account.h"
 #include "leaks.h"
 #include "objmap.h"
 #include "gcshim.h"
@@ -808,11 +808,53 @@ static int cmd_watch(struct reply *r, char **argv, int argc)
 
 /* ---- allocation sites and leak reports ---- */
 
+#define LEAKS_RESERVE 2048   /* room kept for the closing members */
+
+struct leaks_reply {
+	struct reply *r;
+	size_t shown, groups;
+};
+
+static void leaks_totals(const struct leak_totals *t, void *arg)
+{
+	struct leaks_reply *lr = arg;
+
+	lr->groups = t->ngroups;
+	reply_fmt(lr->r, ",\"pid\":%d,\"backtrace\":%d,\"direct_blocks\":%ld,\"direct_bytes\":%ld,"
+		  "\"indirect_blocks\":%ld,\"indirect_bytes\":%ld,\"sites\":[", (int)getpid(),
+		  sites_depth(), (long)t->count[0], (long)t->bytes[0],
+		  (long)t->count[1], (long)t->bytes[1]);
+}
+
+static bool leaks_group(const struct leak_group *g, void *arg)
+{
+	struct leaks_reply *lr = arg;
+	struct reply *r = lr->r;
+	const uintptr_t *f = NULL;
+	size_t depth = sites_frames(g->site, &f);
+
+	if (r->len + LEAKS_RESERVE >= r->cap)
+		return false;
+	reply_fmt(r, "%s{\"kind\":\"%s\",\"bytes\":%ld,\"count\":%ld,\"frames\":[",
+		  lr->shown++ ? "," : "", g->indirect ? "indirect" : "direct",
+		  (long)g->bytes, (long)g->count);
+	for (size_t i = 0; i < depth; i++)
+		reply_fmt(r, "%s\"%p\"", i ? "," : "", (void *)f[i]);
+	reply_raw(r, "]}", 2);
+	return true;
+}
+
 static int cmd_leaks(struct reply *r, char **argv, int argc)
 {
+	struct leaks_reply lr = { .r = r };
+	struct leak_sink sink = { leaks_totals, leaks_group, &lr };
+
 	ok(r);
-	if (leaks_json(r) >= 0)
+	if (leaks_report(&sink) == 0) {
+		reply_fmt(r, "],\"groups\":%lu,\"truncated\":%s", (unsigned long)lr.groups,
+			  lr.shown < lr.groups ? "true" : "false");
 		return 0;
+	}
 	return fail_collection(r, "leak check failed: ", "");
 }
 

@@ -162,7 +162,13 @@ enum proto_stat_kind { STAT_GAUGE, STAT_COUNTER };
 	X(root_bytes_scanned, UNIT_BYTES, STAT_COUNTER)       \
 	X(heap_bytes_scanned, UNIT_BYTES, STAT_COUNTER)       \
 	X(cached_bytes, UNIT_BYTES, STAT_GAUGE)               \
-	X(stack_unwinds, UNIT_COUNT, STAT_COUNTER)
+	X(stack_unwinds, UNIT_COUNT, STAT_COUNTER)            \
+	X(growth, UNIT_COUNT, STAT_GAUGE)                     \
+	X(growth_target, UNIT_BYTES, STAT_GAUGE)              \
+	X(growth_triggers, UNIT_COUNT, STAT_COUNTER)          \
+	X(markers, UNIT_COUNT, STAT_GAUGE)                    \
+	X(last_roots_ns, UNIT_NS, STAT_GAUGE)                 \
+	X(sweep_pending_bytes, UNIT_BYTES, STAT_GAUGE)
 
 struct proto_stat_desc {
 	const char *name;

@@ -12,17 +12,18 @@
 #include "bcache.h"
 #include "boot.h"
 #include "collect.h"
-#include "gc.h"
+#include "account.h"
 #include "heap.h"
-#include "inspect.h"
+#include "frozen.h"
 #include "init.h"
 #include "log.h"
 #include "objmap.h"
 #include "os.h"
 #include "probes.h"
+#include "release.h"
 #include "shim.h"
 #include "sites.h"
-#include "stats.h"
+#include "events.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -239,30 +240,14 @@ static void free_stranger(void *p)
  * fast path only tests for. */
 static __attribute__((noinline)) void free_slow(void *p)
 {
-	struct thread_rec *t;
-	size_t u;
-
 	if (!live_usable(p)) {
 		free_stranger(p);
 		return;
 	}
 	if (gc_mode_now() & MODE_GARBAGE)
 		garbage_check_free(p, om_usable(p));
-	if (gc_mode_now() & MODE_PINNED)
-		sites_unpin_freed(p);
-	u = om_remove(p);
-	if (unlikely(!u)) {
+	if (unlikely(!release_block(thread_or_init(), p)))
 		free_stranger(p);
-		return;
-	}
-	if (gc_mode_now() & MODE_FROZEN)
-		insp_frozen_forget(p);
-	heap_free_sized(p, u);
-	if (gc_mode_now() & MODE_LIMITED)
-		gc_unreserve(u);
-	t = thread_or_init();
-	if (t)
-		gc_account_free(t, u);
 }
 
 /* free(NULL), and pointers outside the heap. */
@@ -441,7 +426,7 @@ EXPORT void *realloc(void *p, size_t n)
 	if (unlikely(gc_mode_now() & MODE_GARBAGE))
 		garbage_check_free(p, old);
 	if (unlikely(gc_mode_now() & MODE_FROZEN))
-		insp_frozen_forget(p);
+		frozen_forget(p);
 	if (n > SC_MAX)
 		return fail_enomem();
 	return realloc_live(p, old, n);
@@ -548,6 +533,6 @@ EXPORT void *__libc_pvalloc(size_t n) __attribute__((alias("pvalloc"), copy(pval
 EXPORT int malloc_trim(size_t pad)
 {
 	(void)pad;
-	heap_release_memory();
+	release_free_memory();
 	return 1;
 }

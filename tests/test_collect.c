@@ -436,3 +436,152 @@ Test(collect, python_test_suite_verify, .timeout = 900)
 {
 	python_suite("GCSHIM_VERIFY=1");
 }
+
+/* ---- automatic collection: the growth trigger, marker threads, the sweep */
+
+static int64_t figure(const char *out, const char *key)
+{
+	const char *p = strstr(out, key);
+
+	return p ? atoll(p + strlen(key)) : -1;
+}
+
+static void gc_auto(char *const argv[], const char *const env[], char *out, size_t cap)
+{
+	int rc = run(argv, env, true, NULL, out, cap);
+
+	cr_expect_eq(rc, 0, "%s %s exited %d:\n%s", argv[1], argv[2], rc, out);
+	cr_expect_eq(count(out, "FAILED"), 0, "%s", out);
+}
+
+/* The use the shim exists for: 256 MiB leaked in small blocks, 11 MiB
+ * live.  Growth collections keep the heap near twice the live data; the
+ * same program without the trigger holds every byte it leaked. */
+Test(collect, growth_trigger_keeps_a_leaky_program_small)
+{
+	static char out[OUT_MAX];
+	char *argv[] = { build_path("tests/fixtures/gc_auto"), "leaky", "256", NULL };
+	const char *on[] = { "GCSHIM_GROWTH=on", NULL }, *off[] = { "GCSHIM_GROWTH=off", NULL };
+
+	gc_auto(argv, on, out, sizeof(out));
+	cr_expect_geq(figure(out, "growth_triggers "), 5, "%s", out);
+	cr_expect_lt(figure(out, "max_rss_kib "), 80 * 1024, "%s", out);
+	gc_auto(argv, off, out, sizeof(out));
+	cr_expect_eq(figure(out, "collections "), 0, "%s", out);
+	cr_expect_gt(figure(out, "max_rss_kib "), 256 * 1024, "%s", out);
+}
+
+/* Percent values: 10% collects far more often than 400%. */
+Test(collect, growth_percent_sets_how_often)
+{
+	static char out[OUT_MAX];
+	char *argv[] = { build_path("tests/fixtures/gc_auto"), "leaky", "128", NULL };
+	const char *often[] = { "GCSHIM_GROWTH=10", NULL }, *rare[] = { "GCSHIM_GROWTH=400%", NULL };
+	int64_t n10, n400;
+
+	gc_auto(argv, often, out, sizeof(out));
+	n10 = figure(out, "growth_triggers ");
+	gc_auto(argv, rare, out, sizeof(out));
+	n400 = figure(out, "growth_triggers ");
+	cr_expect_gt(n400, 0, "%s", out);
+	cr_expect_gt(n10, 4 * n400, "10%%: %lld collections, 400%%: %lld", (long long)n10,
+		     (long long)n400);
+}
+
+/* Threads churn and leak while growth collections run with several
+ * markers and the sweep gives dead blocks back behind them: no kept block
+ * is touched, and in the end mem_alloc is exactly what the program holds. */
+static void churn_under(const char *markers, const char *verify)
+{
+	static char out[OUT_MAX];
+	char *argv[] = { build_path("tests/fixtures/gc_auto"), "churn", "4", NULL };
+	const char *env[] = { "GCSHIM_GROWTH=20", markers, verify, "GCSHIM_DEBUG=stats", NULL };
+	char *log;
+
+	gc_auto(argv, env, out, sizeof(out));
+	cr_expect_gt(figure(out, "growth_triggers "), 2, "%s", out);
+	log = read_log();
+	cr_expect_eq(count(log, "false garbage"), 0, "%.3000s", log);
+}
+
+Test(collect, churn_with_four_markers)
+{
+	churn_under("GCSHIM_MARKERS=4", "GCSHIM_VERIFY=0");
+}
+
+Test(collect, churn_with_one_marker)
+{
+	churn_under("GCSHIM_MARKERS=1", "GCSHIM_VERIFY=0");
+}
+
+Test(collect, churn_with_four_markers_in_verify_mode)
+{
+	churn_under("GCSHIM_MARKERS=4", "GCSHIM_VERIFY=1");
+}
+
+/* Ground truth with the marking shared among threads. */
+Test(collect, corpus_with_four_markers)
+{
+	corpus("reclaim", "GCSHIM_MARKERS=4");
+}
+
+/* Threads, forks and handed-over blocks under growth collections with
+ * several markers, freeing and in verify mode. */
+static void under_growth(const char *mode, const char *verify)
+{
+	const char *env[] = { "GCSHIM_GROWTH=5", "GCSHIM_MARKERS=3", "GCSHIM_DEBUG=stats",
+			      verify, NULL };
+	char *log;
+
+	modes(mode, env, 0);
+	log = read_log();
+	cr_expect_gt(count(log, "gc: collecting generation"), 2, "%.2000s", log);
+	cr_expect_eq(count(log, "false garbage"), 0, "%.2000s", log);
+}
+
+Test(collect, forkstress_under_growth_collections)
+{
+	under_growth("forkstress", "GCSHIM_VERIFY=0");
+}
+
+Test(collect, handoff_under_growth_collections_in_verify_mode)
+{
+	under_growth("handoff", "GCSHIM_VERIFY=1");
+}
+
+/* Real programs with the one setting a user turns collection on with. */
+static void growth_same_as_plain(char *const argv[], const char *verify)
+{
+	static char plain[OUT_MAX], shim[OUT_MAX];
+	const char *env[] = { "GCSHIM_GROWTH=on", "GCSHIM_DEBUG=stats", verify, NULL };
+	int rc_plain = run(argv, NULL, false, NULL, plain, sizeof(plain));
+	int rc_shim = run(argv, env, true, NULL, shim, sizeof(shim));
+	char *log = read_log();
+
+	cr_expect_eq(rc_shim, rc_plain, "%s: exit %d under the shim, %d without", argv[0],
+		     rc_shim, rc_plain);
+	cr_expect(!strcmp(plain, shim), "%s: output differs under the shim", argv[0]);
+	cr_expect_gt(count(log, "gc: collecting generation"), 0, "no collection ran");
+	cr_expect_eq(count(log, "false garbage"), 0, "%.3000s", log);
+}
+
+Test(collect, sort_under_growth_in_verify_mode)
+{
+	char in[256];
+	char *argv[] = { "sort", "--parallel=2", "-S", "64M", NULL, NULL };
+
+	write_sort_input(in, sizeof(in));
+	argv[4] = in;
+	growth_same_as_plain(argv, "GCSHIM_VERIFY=1");
+}
+
+Test(collect, python_under_growth_in_verify_mode)
+{
+	char *argv[] = { "python3", "-c",
+			 "import json\n"
+			 "t = [{'k%d' % i: [i] * 20} for i in range(200000)]\n"
+			 "s = json.dumps(t)\n"
+			 "print(len(json.loads(s)), len(s))", NULL };
+
+	growth_same_as_plain(argv, "GCSHIM_VERIFY=1");
+}

@@ -1,4 +1,4 @@
-/* Unit tests of the accounting (lib/gc.c, lib/thread.c, lib/stats.c) and
+/* Unit tests of the accounting (lib/heap/account.c, lib/heap/thread.c, lib/inspect/stats.c) and
  * the public API (lib/api.c), on the real allocator: the shim is linked
  * into this program, so malloc() here is the shim's malloc.
  *
@@ -19,8 +19,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "gc.h"
+#include "account.h"
 #include "gcshim.h"
+#include "options.h"
 
 /* The misuse is deliberate. */
 #pragma GCC diagnostic ignored "-Walloc-size-larger-than="
@@ -430,7 +431,7 @@ Test(api, get_stats_sizes)
 	int rc, err;
 
 	cr_expect_eq(full.size, sizeof(full));
-	cr_expect_eq(full.version, 3);
+	cr_expect_eq(full.version, 4);
 	cr_expect_eq(full.mem_free, -1);
 	cr_expect_eq(full.heap_limit, 0);
 	cr_expect(full.threads >= 1);
@@ -515,6 +516,46 @@ Test(triggers, byte_threshold)
 	cr_expect_eq(D(mem_alloc), 0);
 	cr_expect_eq(D(allocations), 2560);
 	cr_expect_eq(D(frees), 2560);
+}
+
+Test(api, growth)
+{
+	cr_expect_eq(gcshim_growth(GCSHIM_GROWTH_QUERY), -1, "default off");
+	cr_expect_eq(gcshim_growth(50), -1);
+	cr_expect_eq(gcshim_growth(GCSHIM_GROWTH_ON), 50);
+	cr_expect_eq(gcshim_growth(0), GROWTH_DEFAULT);
+	cr_expect_eq(gcshim_growth(GCSHIM_GROWTH_QUERY), -1, "0 is off");
+	errno = 0;
+	cr_expect_eq(gcshim_growth(-7), -2);
+	cr_expect_eq(errno, EINVAL);
+	cr_expect_eq(gcshim_growth(100001), -2);
+	cr_expect_eq(gcshim_growth(GCSHIM_GROWTH_QUERY), -1, "a bad value changed it");
+	gcshim_growth(30);
+	cr_expect_eq(snap().growth, 30);
+	gcshim_growth(-1);
+	cr_expect_eq(snap().growth_target, -1);
+}
+
+/* 40 MiB kept with a 100% growth trigger: collections as the heap passes
+ * 4 MiB, then each doubling of what they leave live, and no more. */
+Test(triggers, growth)
+{
+	struct gcshim_stats a, b;
+	enum { N = 640 };
+	static void *keep[N];
+
+	gcshim_growth(100);
+	a = snap();
+	for (int i = 0; i < N; i++)
+		keep[i] = malloc(64 << 10);
+	b = snap();
+	gcshim_growth(-1);
+	cr_expect(D(growth_triggers) >= 3 && D(growth_triggers) <= 5,
+		  "growth_triggers %+lld for 40 MiB kept under 100%%", D(growth_triggers));
+	cr_expect_geq(b.growth_target, b.mem_alloc, "target %lld below mem_alloc %lld",
+		      (long long)b.growth_target, (long long)b.mem_alloc);
+	for (int i = 0; i < N; i++)
+		free(keep[i]);
 }
 
 Test(triggers, byte_threshold_off)

@@ -1,4 +1,4 @@
-/* Unit tests of lib/options.c: the value parsers shared with the control
+/* Unit tests of lib/platform/options.c: the value parsers shared with the control
  * protocol, and options_load() over a synthetic environment. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -111,6 +111,28 @@ Test(parse_size_or_off, values)
 	cr_expect_not(parse_size_or_off("", &v));
 	cr_expect_not(parse_size_or_off("-1M", &v));
 	cr_expect_eq(v, 77);
+}
+
+Test(parse_percent_or_on, values)
+{
+	static const struct { const char *in; int64_t out; } ok[] = {
+		{ "on", GROWTH_DEFAULT }, { "YES", GROWTH_DEFAULT }, { "true", GROWTH_DEFAULT },
+		{ "off", -1 }, { "0", -1 }, { "-1", -1 }, { "no", -1 },
+		{ "1", 1 }, { "100", 100 }, { " 50% ", 50 }, { "100000", 100000 },
+	};
+	static const char *bad[] = { "", "-2", "100001", "5x", "%", "on1", "1.5", "50%%" };
+	int64_t v;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++) {
+		v = 12345;
+		cr_expect(parse_percent_or_on(ok[i].in, &v), "'%s' refused", ok[i].in);
+		cr_expect_eq(v, ok[i].out, "'%s' gave %lld", ok[i].in, (long long)v);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		v = 77;
+		cr_expect_not(parse_percent_or_on(bad[i], &v), "'%s' accepted", bad[i]);
+		cr_expect_eq(v, 77, "'%s' changed the value", bad[i]);
+	}
 }
 
 /* ---- parse_bool ---------------------------------------------------------- */

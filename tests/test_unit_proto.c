@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gc.h"
+#include "account.h"
 #include "gcshim.h"
 #include "proto.h"
 #include "stats.h"

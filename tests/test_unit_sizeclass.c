@@ -1,4 +1,4 @@
-/* Unit tests of lib/sizeclass.h against the jemalloc linked into the shim:
+/* Unit tests of lib/platform/sizeclass.h against the jemalloc linked into the shim:
  * sc_usable(n) must be exactly what jemalloc hands out for n bytes, or the
  * object map and mem_alloc would disagree with the heap. */
 #include <criterion/criterion.h>

@@ -73,6 +73,7 @@ static const char *arg_name(enum opt_kind kind)
 	case OPT_PATH: return "PATH";
 	case OPT_SIGNO: return "SIGNAL";
 	case OPT_ROOTSET: return "all|minimal";
+	case OPT_PERCENT_OR_ON: return "PERCENT|on|off";
 	}
 	return "VALUE";
 }

@@ -1,0 +1,566 @@
+#define _GNU_SOURCE
+#include "collect.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "bcache.h"
+#include "garbage.h"
+#include "account.h"
+#include "gcshim.h"
+#include "heap.h"
+#include "frozen.h"
+#include "kroots.h"
+#include "log.h"
+#include "mark.h"
+#include "markers.h"
+#include "objmap.h"
+#include "options.h"
+#include "os.h"
+#include "release.h"
+#include "roots.h"
+#include "sites.h"
+#include "events.h"
+#include "spin.h"
+#include "stop.h"
+#include "sweep.h"
+#include "watch.h"
+#include "probes.h"
+
+#define DEAD_ENTRIES (1u << 26)   /* 512 MiB of address space, committed as used */
+#define PAUSES 1024
+
+bool gc_verify;
+
+static struct {
+	bool ready;
+	atomic_flag busy;
+	uint64_t *age1, *age2;       /* survived one / two collections */
+	uintptr_t *dead;
+	size_t ndead, dead_cap;
+	uint32_t number;             /* collections run so far */
+	struct gen_stats gens[3];
+	struct collection last, max;
+	uint64_t pauses[PAUSES];
+	uint64_t total_pause_ns, total_root_bytes, total_heap_bytes;
+	int64_t total_collected, total_collected_bytes, abandoned;
+	enum roots_mode roots;
+	bool dry;                    /* a leak check: nothing changes */
+	bool unregister;             /* dead blocks leave the object map at once */
+} co = { .busy = ATOMIC_FLAG_INIT };
+
+static void collect_auto(enum gc_reason why);
+static bool collect_for_room(void);
+
+bool collect_init(void)
+{
+	size_t bitmap = om.size >> (OM_GRANULE_LG + 3);
+
+	co.age1 = os_map(bitmap);
+	co.age2 = os_map(bitmap);
+	co.dead_cap = DEAD_ENTRIES;
+	co.dead = os_map(co.dead_cap * sizeof(*co.dead));
+	co.roots = (enum roots_mode)opt_int(OPT_ROOTS);
+	gc_verify = opt_int(OPT_VERIFY) != 0;
+	if (!co.age1 || !co.age2 || !co.dead || !mark_init() || !roots_init() ||
+	    !garbage_init() || !stop_init((int)opt_int(OPT_SIGNAL), (int)opt_int(OPT_STOP_TIMEOUT)))
+		return false;
+	kroots_init();
+	sweep_init();
+	gc_register_collector(collect_auto, collect_for_room);
+	roots_add_extra(garbage_scan_root);
+	roots_add_extra(kroots_scan);
+	if (!watch_init())
+		return false;
+	co.ready = true;
+	return true;
+}
+
+void collect_lock(void)
+{
+	spin_lock_yield(&co.busy);
+}
+
+void collect_unlock(void)
+{
+	spin_unlock(&co.busy);
+}
+
+/* In a dead block's entry, with its generation: the block was taken out
+ * of the object map while the world was stopped. */
+#define DEAD_UNREGISTERED 4
+
+/* A fixed reservation, filled while the world is stopped.  Beyond it,
+ * dead blocks stay for the next collection. */
+static bool note_dead(uintptr_t block)
+{
+	if (co.ndead == co.dead_cap)
+		return false;
+	co.dead[co.ndead++] = block;
+	return true;
+}
+
+static void store_if_changed(uint64_t *w, uint64_t v)
+{
+	if (*w != v)
+		*w = v;   /* untouched bitmap pages stay unallocated */
+}
+
+/* One word of the bitmaps: 64 granules.  Unmarked live blocks of the
+ * collected generations are dead; marked ones of those generations move
+ * up one generation.  Mark bits are cleared for the next collection. */
+static void sweep_word(size_t w, int gen, struct collection *c, bool count)
+{
+	uint64_t *mark = mark_bits();
+	uint64_t live = atomic_load_explicit(&om.starts[w], memory_order_relaxed);
+	uint64_t m = mark[w], a1 = co.age1[w] & live, a2 = co.age2[w] & live;
+	uint64_t eligible = gen >= 2 ? ~0ULL : gen == 1 ? ~a2 : ~a1;
+	uint64_t dead = live & ~m & eligible & ~frozen_word(w);
+	uint64_t surv = live & m & eligible, gone = 0;
+
+	store_if_changed(&mark[w], 0);
+	if (co.dry) {   /* a leak check: the ages stay as they are */
+		for (; dead; dead &= dead - 1) {
+			uintptr_t g = (w << 6) + (uintptr_t)__builtin_ctzll(dead);
+
+			note_dead(om.base + (g << OM_GRANULE_LG));
+		}
+		return;
+	}
+	if (count) {
+		c->objects[0] += __builtin_popcountll(live & ~a1);
+		c->objects[1] += __builtin_popcountll(a1 & ~a2);
+		c->objects[2] += __builtin_popcountll(a2);
+	}
+	store_if_changed(&co.age2[w], (a2 | (surv & a1)) & ~dead);
+	store_if_changed(&co.age1[w], (a1 | surv) & ~dead);
+	for (; dead; dead &= dead - 1) {
+		unsigned b = (unsigned)__builtin_ctzll(dead);
+		uintptr_t g = (w << 6) + b, p = om.base + (g << OM_GRANULE_LG);
+
+		/* the block's generation rides in the low bits of its address */
+		if (!note_dead(p | ((a2 >> b) & 1 ? 2 : (a1 >> b) & 1)))
+			break;
+		if (co.unregister && !sites_pinned(p)) {
+			co.dead[co.ndead - 1] |= DEAD_UNREGISTERED;
+			gone |= 1ULL << b;
+		}
+	}
+	/* one store for the word, not an atomic operation a block: nothing
+	 * else changes the map while the world is stopped */
+	if (gone)
+		atomic_store_explicit(&om.starts[w], live & ~gone, memory_order_relaxed);
+}
+
+/* Counting blocks per generation is only for DEBUG_STATS's summary. */
+static void find_dead(int gen, struct collection *c, bool count)
+{
+	size_t pages = (heap_top() - om.base) >> OM_PAGE_LG;
+
+	co.ndead = 0;
+	for (size_t pg = 0; pg < pages; pg++) {
+		if (!om_page_has_starts(pg))
+			continue;   /* no start bit, so no mark bit either */
+		for (size_t w = pg * OM_WORDS_PER_PAGE; w < (pg + 1) * OM_WORDS_PER_PAGE; w++)
+			sweep_word(w, gen, c, count);
+	}
+}
+
+#define LOG_FRAMES 12
+
+/* One line per block: address, size, generation, allocation site (raw
+ * return addresses, innermost first) and the first bytes. */
+static void log_block(const char *what, uintptr_t p, size_t size, int gen)
+{
+	const unsigned char *b = (const unsigned char *)p;
+	const uintptr_t *f = NULL;
+	size_t depth = sites_frames(sites_of(p), &f), len = 0;
+	char hex[3 * 16 + 1], site[LOG_FRAMES * 20 + 16];
+	size_t n = size < 16 ? size : 16;
+
+	for (size_t i = 0; i < n; i++)
+		fmt_s(hex + 3 * i, 4, "%c%c ", "0123456789abcdef"[b[i] >> 4],
+		      "0123456789abcdef"[b[i] & 15]);
+	hex[3 * n] = '\0';
+	if (!depth)
+		fmt_s(site, sizeof(site), "unknown");
+	for (size_t i = 0; i < depth && i < LOG_FRAMES; i++)
+		len += fmt_s(site + len, sizeof(site) - len, "%s%p", i ? " " : "", (void *)f[i]);
+	log_msg("gc: %s %p size %zu gen %d site %s: %s", what, (void *)p, size, gen, site, hex);
+}
+
+/* After the world resumed: free the dead blocks, or keep them.  later:
+ * the blocks the stop unregistered are counted as freed now and handed
+ * to the sweep (their entries moved to the front of the list); true when
+ * any were. */
+static bool reclaim(struct collection *c, bool save, bool later)
+{
+	int debug = atomic_load(&gc.debug);
+	struct thread_rec *t = thread_get();
+	size_t handed = 0;
+	int64_t handed_bytes = 0;
+
+	for (size_t i = 0; i < co.ndead; i++) {
+		uintptr_t p = co.dead[i] & ~(uintptr_t)7;
+		int gen = (int)(co.dead[i] & 3);
+		bool ours = co.dead[i] & DEAD_UNREGISTERED;
+		size_t size = ours ? om_size_at(p - om.base) : om_usable((void *)p);
+
+		/* A block left registered may have been freed since, through a
+		 * disguised pointer: then it waits in a cache, or is gone. */
+		if (!ours && (!size || bcache_holds((void *)p)))
+			continue;
+		if (!ours && sites_pinned(p)) {   /* gcshim_pin: uncollectable, kept */
+			c->uncollectable++;
+			if (debug & GCSHIM_DEBUG_UNCOLLECTABLE)
+				log_block("uncollectable", p, size, gen);
+			garbage_add(p, co.number);
+			gc_set_mode(MODE_GARBAGE, true);
+			continue;
+		}
+		c->collected++;
+		c->collected_bytes += (int64_t)size;
+		if (debug & GCSHIM_DEBUG_COLLECTABLE)
+			log_block("collectable", p, size, gen);
+		if (save) {
+			garbage_add(p, co.number);
+			gc_set_mode(MODE_GARBAGE, true);
+		} else if (ours && later) {
+			release_count(t, size);
+			co.dead[handed++] = p;
+			handed_bytes += (int64_t)size;
+		} else if (ours) {
+			release_unregistered(t, p, size);
+		} else {
+			release_block(t, (void *)p);   /* unpinned since */
+		}
+	}
+	sweep_hand_over(co.dead, handed, handed_bytes);
+	if (t)
+		gc_publish(t);
+	return handed != 0;
+}
+
+static void log_start(int gen)
+{
+	log_msg("gc: collecting generation %d...", gen);
+}
+
+static void log_done(const struct collection *c)
+{
+	uint64_t tenths_ms = (c->pause_ns + c->sweep_ns) / 100000;
+	char frac[8];
+
+	/* CPython prints "%.4fs"; the log formatter has no widths */
+	fmt_s(frac, sizeof(frac), "%lu", (unsigned long)(10000 + tenths_ms % 10000));
+	log_msg("gc: objects in each generation: %ld %ld %ld", (long)c->objects[0],
+		(long)c->objects[1], (long)c->objects[2]);
+	log_msg("gc: done, %ld unreachable, %ld uncollectable, %lu.%ss elapsed",
+		(long)c->collected, (long)c->uncollectable,
+		(unsigned long)(tenths_ms / 10000), frac + 1);
+}
+
+/* CPython's bookkeeping: collecting generation g resets the counts of
+ * generations up to g and adds one to the next generation's count. */
+static void account(const struct collection *c)
+{
+	int g = c->generation;
+	struct thread_totals tt;
+
+	thread_sum(&tt);
+	co.gens[g].collections++;
+	co.gens[g].collected += c->collected;
+	co.gens[g].uncollectable += c->uncollectable;
+	atomic_store(&gc.count_base, tt.allocations - tt.frees);
+	gc_collected(tt.bytes_allocated - tt.bytes_freed);
+	atomic_store(&gc.since, 0);
+	for (int i = 1; i <= g; i++)
+		atomic_store(&gc.gen_count[i], 0);
+	if (g < 2)
+		atomic_fetch_add(&gc.gen_count[g + 1], 1);
+	co.pauses[co.number % PAUSES] = c->pause_ns;
+	co.number++;
+	co.total_pause_ns += c->pause_ns;
+	co.total_root_bytes += c->root_bytes;
+	co.total_heap_bytes += c->heap_bytes;
+	co.total_collected += c->collected;
+	co.total_collected_bytes += c->collected_bytes;
+	co.last = *c;
+	if (c->pause_ns > co.max.pause_ns)
+		co.max = *c;
+}
+
+/* Marker threads pay off on a heap that takes a while to mark; a small
+ * one is marked faster than threads are started. */
+#define PARALLEL_MIN_BYTES (1u << 20)
+
+static unsigned markers_for_heap(void)
+{
+	int64_t heap = co.number ? (int64_t)co.last.heap_bytes : atomic_load(&gc.live);
+
+	return markers_chosen() || heap >= PARALLEL_MIN_BYTES ? markers_wanted() : 1;
+}
+
+static int open_pagemap(void)
+{
+	return open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+}
+
+/* The stopped-world part: nothing here allocates or takes a lock that
+ * another thread may hold.  Inlined into both callers: as a frame of its
+ * own it leaves slots of earlier calls unwritten in the collecting
+ * thread's scanned stack, and a stale pointer there keeps a block alive. */
+static inline __attribute__((always_inline)) bool
+stopped_phase(int gen, struct collection *c, int pagemap, bool count)
+{
+	struct world w;
+	struct mark_stats ms;
+	volatile uintptr_t here = 0;
+	uint64_t t0, t1;
+
+	__builtin_unwind_init();
+	w.self_sp = (uintptr_t)&here;
+	w.self_tp = (uintptr_t)pthread_self();
+	t0 = os_now_ns();
+	if (!stop_world(&w))
+		return false;
+	t1 = os_now_ns();
+	mark_begin(pagemap, markers_for_heap());
+	if (!roots_scan(&w, co.roots)) {
+		resume_world(&w);   /* without every root, nothing may be freed */
+		return false;
+	}
+	c->roots_ns = os_now_ns() - t1;
+	mark_finish(&ms);
+	c->mark_ns = os_now_ns() - t1 - c->roots_ns;
+	c->markers = ms.markers;
+	find_dead(gen, c, count);
+	resume_world(&w);
+	c->stop_ns = w.stop_ns;
+	c->pause_ns = os_now_ns() - t0;
+	c->root_bytes = ms.root_bytes;
+	c->heap_bytes = ms.heap_bytes;
+	return true;
+}
+
+long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
+{
+	struct collection c = { .generation = gen };
+	int debug = atomic_load(&gc.debug), pagemap;
+	uint64_t t;
+	bool ok;
+
+	if (gen < 0 || gen > 2) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!co.ready || stop_in_handler()) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (watch_in_callback()) {
+		errno = EBUSY;   /* from a collection callback: one is under way */
+		return -1;
+	}
+	if (why == GC_MANUAL || why == GC_LIMIT)
+		collect_lock();
+	else if (!spin_trylock(&co.busy))
+		return 0;   /* a collection is under way: it serves this trigger */
+	sweep_finish();   /* the list is about to be filled again */
+	watch_collection_start(gen);
+	PROBE(gc__start, gen);
+	if (debug & GCSHIM_DEBUG_STATS)
+		log_start(gen);
+	save = save || gc_verify || (debug & GCSHIM_DEBUG_SAVEALL);
+	pagemap = open_pagemap();
+	roots_prepare();
+	co.unregister = !save;
+	ok = pagemap >= 0 && kroots_complete() &&
+	     stopped_phase(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS);
+	co.unregister = false;
+	if (pagemap >= 0)
+		os_close(pagemap);
+	mark_release();
+	if (!ok) {
+		co.abandoned++;
+		PROBE(gc__abandoned, gen);
+		watch_collection_stop(&c, false);
+		collect_unlock();
+		log_msg("gc: %s; collection abandoned, nothing freed", pagemap < 0 ?
+			"/proc/self/pagemap cannot be read" : !kroots_complete() ?
+			"epoll registrations overflowed their table" :
+			"a thread could not be stopped in time, or /proc could not be read");
+		errno = EAGAIN;
+		return -1;
+	}
+	t = os_now_ns();
+	/* the program waits on an automatic collection: its blocks are given
+	 * back by the sweep; one asked for returns with the memory back */
+	if (!reclaim(&c, save, why != GC_MANUAL && why != GC_LIMIT)) {
+		os_purge(co.dead, co.ndead * sizeof(*co.dead) + OS_PAGE, true);
+		if (!save && c.collected)
+			release_free_memory();
+	}
+	c.sweep_ns = os_now_ns() - t;
+	account(&c);
+	if (debug & GCSHIM_DEBUG_STATS)
+		log_done(&c);
+	PROBE(gc__done, c.generation, (long)c.collected, (long)c.collected_bytes, c.pause_ns);
+	watch_collection_stop(&c, true);
+	collect_unlock();
+	if (out)
+		*out = c;
+	return c.collected;
+}
+
+/* A leak check: a full collection that frees nothing and leaves every
+ * block's generation as it was.  fn sees the unreachable blocks after
+ * the world resumed, while no other collection can run. */
+long gc_find_leaks(void (*fn)(const uintptr_t *dead, size_t n, void *arg), void *arg)
+{
+	struct collection c = { .generation = 2 };
+	int pagemap;
+	bool ok;
+
+	if (!co.ready || stop_in_handler()) {
+		errno = ENOSYS;
+		return -1;
+	}
+	collect_lock();
+	sweep_finish();
+	pagemap = open_pagemap();
+	roots_prepare();
+	co.dry = true;
+	ok = pagemap >= 0 && kroots_complete() && stopped_phase(2, &c, pagemap, false);
+	co.dry = false;
+	if (pagemap >= 0)
+		os_close(pagemap);
+	mark_release();
+	if (!ok) {
+		collect_unlock();
+		errno = EAGAIN;
+		return -1;
+	}
+	fn(co.dead, co.ndead, arg);
+	os_purge(co.dead, co.ndead * sizeof(*co.dead) + OS_PAGE, true);
+	collect_unlock();
+	return (long)co.ndead;
+}
+
+/* The generation CPython would collect: the oldest whose count exceeds
+ * its threshold. */
+static int generation_due(void)
+{
+	for (int g = 2; g >= 1; g--)
+		if (atomic_load(&gc.gen_count[g]) > atomic_load(&gc.gen_threshold[g]))
+			return g;
+	return 0;
+}
+
+static void collect_auto(enum gc_reason why)
+{
+	int saved = errno;
+
+	gc_collect(why == GC_COUNT ? generation_due() : 2, why, false, NULL);
+	errno = saved;
+}
+
+static bool collect_for_room(void)
+{
+	return gc_collect(2, GC_LIMIT, false, NULL) > 0;
+}
+
+void collect_get_gen_stats(struct gen_stats out[3])
+{
+	memcpy(out, co.gens, sizeof(co.gens));
+}
+
+static uint64_t percentile(int pct)
+{
+	size_t n = co.number < PAUSES ? co.number : PAUSES;
+	uint64_t sorted[PAUSES];
+
+	if (!n)
+		return 0;
+	memcpy(sorted, co.pauses, n * sizeof(*sorted));
+	for (size_t i = 1; i < n; i++) {
+		uint64_t x = sorted[i];
+		size_t j = i;
+
+		for (; j > 0 && sorted[j - 1] > x; j--)
+			sorted[j] = sorted[j - 1];
+		sorted[j] = x;
+	}
+	return sorted[((size_t)pct * n + 99) / 100 - 1];   /* nearest rank */
+}
+
+void collect_fill_stats(struct gcshim_stats *st)
+{
+	st->collections = co.number;
+	st->collections_abandoned = co.abandoned;
+	st->collected_blocks = co.total_collected;
+	st->collected_bytes = co.total_collected_bytes;
+	st->garbage_blocks = (int64_t)garbage_count();
+	st->pause_total_ns = (int64_t)co.total_pause_ns;
+	st->pause_last_ns = (int64_t)co.last.pause_ns;
+	st->pause_max_ns = (int64_t)co.max.pause_ns;
+	st->pause_p50_ns = (int64_t)percentile(50);
+	st->pause_p99_ns = (int64_t)percentile(99);
+	st->last_stop_ns = (int64_t)co.last.stop_ns;
+	st->last_mark_ns = (int64_t)co.last.mark_ns;
+	st->last_sweep_ns = (int64_t)co.last.sweep_ns;
+	st->last_root_bytes = (int64_t)co.last.root_bytes;
+	st->last_heap_bytes = (int64_t)co.last.heap_bytes;
+	st->last_collected_blocks = co.last.collected;
+	st->last_collected_bytes = co.last.collected_bytes;
+	st->root_bytes_scanned = (int64_t)co.total_root_bytes;
+	st->heap_bytes_scanned = (int64_t)co.total_heap_bytes;
+	st->markers = co.last.markers;
+	st->last_roots_ns = (int64_t)co.last.roots_ns;
+	st->sweep_pending_bytes = sweep_pending_bytes();
+}
+
+/* A free() or realloc() of a block the collector declared unreachable:
+ * the collector missed a reference.  In reclaim mode it would have been a
+ * use after free; here it is reported and the block simply leaves the
+ * garbage list. */
+void garbage_check_free(void *p, size_t usable)
+{
+	uint32_t number;
+
+	if (!garbage_take(p, &number))
+		return;
+	stat_inc(EV_false_garbage);
+	PROBE(false__garbage, p, usable, number + 1);
+	log_msg("false garbage: %p (%zu bytes), found unreachable by collection "
+		"#%u, was freed by the program", p, usable, number + 1);
+	if (!garbage_count())
+		gc_set_mode(MODE_GARBAGE, false);
+}
+
+/* ---- inspection (lib/inspect.c) --------------------------------------------- */
+
+/* Collections a live block survived, as a generation. */
+int collect_generation(uintptr_t start)
+{
+	uintptr_t g = (start - om.base) >> OM_GRANULE_LG;
+	uint64_t bit = 1ULL << (g & 63);
+
+	if (!co.age1)
+		return 0;
+	return (co.age2[g >> 6] & bit) ? 2 : (co.age1[g >> 6] & bit) ? 1 : 0;
+}
+
+/* Unfrozen blocks go to the oldest generation, as in CPython.  Under the
+ * collector's lock. */
+void collect_make_oldest(size_t word, uint64_t bits)
+{
+	co.age1[word] |= bits;
+	co.age2[word] |= bits;
+}

@@ -1,0 +1,433 @@
+#define _GNU_SOURCE
+#include "mark.h"
+
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "heap.h"
+#include "markers.h"
+#include "objmap.h"
+#include "os.h"
+#include "spin.h"
+
+#define STACK_ENTRIES (1u << 24)   /* per marker: 256 MiB of address space, committed as used */
+#define POOL_ENTRIES (1u << 20)
+#define SHARE_MIN 32               /* a marker keeps work until it has this much */
+#define SHARE_MAX 4096
+#define SCAN_CHECK_PAGES (64 * 1024)
+
+struct entry {
+	uintptr_t start;
+	size_t size;
+};
+
+/* One marker's state.  Marker 0 is the collecting thread, which also
+ * scans the roots; the others run only inside mark_finish. */
+struct marker {
+	struct entry *stack;
+	size_t top;
+	bool code;                /* scanning machine code: every byte offset */
+	struct mark_stats st;
+} __attribute__((aligned(64)));
+
+static struct {
+	_Atomic uint64_t *bits;   /* one bit per granule, like om.starts */
+	struct marker m[MARK_MAX_MARKERS];
+	unsigned n;               /* markers of this collection */
+	int pagemap_fd;
+	_Atomic bool overflow;
+	/* Work shared between markers: a marker with plenty gives half of
+	 * its stack here when another is idle.  Changed only under the
+	 * lock, with `idle`, so that "everyone idle and nothing shared" is
+	 * seen exactly when it holds. */
+	atomic_flag lock;
+	struct entry *pool;
+	_Atomic size_t pool_n;
+	_Atomic unsigned idle;
+	_Atomic bool done;
+	_Atomic bool go;          /* mk.n is final: markers may start */
+} mk = { .lock = ATOMIC_FLAG_INIT };
+
+static struct marker *const root_marker = &mk.m[0];
+
+bool mark_init(void)
+{
+	mk.bits = os_map(om.size >> (OM_GRANULE_LG + 3));
+	mk.pool = os_map(POOL_ENTRIES * sizeof(*mk.pool));
+	root_marker->stack = os_map(STACK_ENTRIES * sizeof(struct entry));
+	return mk.bits && mk.pool && root_marker->stack && markers_init();
+}
+
+uint64_t *mark_bits(void)
+{
+	return (uint64_t *)mk.bits;
+}
+
+/* The stacks of the other markers, mapped the first time they are used. */
+static unsigned stacks_ready(unsigned want)
+{
+	unsigned n = 1;
+
+	for (; n < want; n++) {
+		if (!mk.m[n].stack)
+			mk.m[n].stack = os_map(STACK_ENTRIES * sizeof(struct entry));
+		if (!mk.m[n].stack)
+			break;
+	}
+	return n;
+}
+
+void mark_begin(int pagemap_fd, unsigned markers)
+{
+	mk.n = stacks_ready(markers ? markers : 1);
+	for (unsigned i = 0; i < MARK_MAX_MARKERS && mk.m[i].stack; i++) {
+		memset(&mk.m[i].st, 0, sizeof(mk.m[i].st));
+		mk.m[i].top = 0;
+		mk.m[i].code = false;
+	}
+	mk.overflow = false;
+	mk.pagemap_fd = pagemap_fd;
+	mk.pool_n = 0;
+	mk.idle = 0;
+	mk.done = false;
+	mk.go = false;
+}
+
+/* A marker's stack is one fixed reservation of the shim's own: it never
+ * moves while the world is stopped.  When it is full, the block stays
+ * marked and the rescan over the mark bits finds it again. */
+static void push(struct marker *m, uintptr_t start, size_t size)
+{
+	if (m->top == STACK_ENTRIES) {
+		atomic_store_explicit(&mk.overflow, true, memory_order_relaxed);
+		m->st.overflows++;
+		return;
+	}
+	m->stack[m->top++] = (struct entry){ start, size };
+}
+
+/* With one marker the bit is simply set; with several, of two markers
+ * reaching a block at once exactly one scans it. */
+static void mark_block(struct marker *m, uintptr_t start, size_t size)
+{
+	uintptr_t g = (start - om.base) >> OM_GRANULE_LG;
+	uint64_t bit = 1ULL << (g & 63), old;
+	_Atomic uint64_t *w = &mk.bits[g >> 6];
+
+	old = atomic_load_explicit(w, memory_order_relaxed);
+	if (old & bit)
+		return;
+	if (mk.n == 1)
+		atomic_store_explicit(w, old | bit, memory_order_relaxed);
+	else if (atomic_fetch_or_explicit(w, bit, memory_order_relaxed) & bit)
+		return;
+	m->st.marked_blocks++;
+	push(m, start, size);
+}
+
+/* A word marks the block it points into, at its start or inside it, or
+ * the block it points one past the end of — only when it starts no live
+ * block itself: blocks of a slab are packed, and otherwise every pointer
+ * to a block would also hold its neighbour (see LIMITATIONS).  The exact
+ * start of an already marked block, the commonest case, is settled from
+ * two bitmap words. */
+static inline void consider(struct marker *m, uintptr_t w)
+{
+	uintptr_t off = w - om.base, soff;
+	size_t sz;
+
+	if (off >= om.size)
+		return;
+	if (!(off & ((1UL << OM_GRANULE_LG) - 1))) {
+		uintptr_t g = off >> OM_GRANULE_LG;
+
+		if ((atomic_load_explicit(&om.starts[g >> 6], memory_order_relaxed) >> (g & 63)) & 1) {
+			if (!((atomic_load_explicit(&mk.bits[g >> 6], memory_order_relaxed) >>
+			       (g & 63)) & 1) && (sz = om_size_at(off)))
+				mark_block(m, w, sz);
+			return;
+		}
+	}
+	if (om_nearest(off, &soff, &sz) && off <= soff + sz)
+		mark_block(m, om.base + soff, sz);
+}
+
+/* Most words of most blocks are not heap addresses: four at a time are
+ * ruled out with one branch before any is looked up. */
+static void scan_words(struct marker *m, uintptr_t lo, uintptr_t hi)
+{
+	const uintptr_t *p = (const uintptr_t *)((lo + 7) & ~(uintptr_t)7);
+	const uintptr_t *end = (const uintptr_t *)(hi & ~(uintptr_t)7);
+	const uintptr_t base = om.base, size = om.size;
+
+	for (; end - p >= 4; p += 4) {
+		uintptr_t a = p[0], b = p[1], c = p[2], d = p[3];
+
+		if (__builtin_expect((a - base >= size) & (b - base >= size) &
+				     (c - base >= size) & (d - base >= size), 1))
+			continue;
+		consider(m, a);
+		consider(m, b);
+		consider(m, c);
+		consider(m, d);
+	}
+	for (; p < end; p++)
+		consider(m, *p);
+}
+
+/* Machine code written at run time (a JIT's code cache) holds addresses
+ * as instruction operands, at any byte offset. */
+static void scan_bytes(struct marker *m, uintptr_t lo, uintptr_t hi)
+{
+	for (uintptr_t p = lo; p + sizeof(uintptr_t) <= hi; p++) {
+		uintptr_t w;
+
+		memcpy(&w, (const void *)p, sizeof(w));
+		consider(m, w);
+	}
+}
+
+static void scan_run(uintptr_t a, uintptr_t b, void *arg)
+{
+	struct marker *m = arg;
+
+	if (m->code)
+		scan_bytes(m, a, b);
+	else
+		scan_words(m, a, b);
+}
+
+static void scan_resident(struct marker *m, uintptr_t lo, uintptr_t hi, bool shared)
+{
+	os_written_runs(mk.pagemap_fd, lo, hi, shared, scan_run, m);
+}
+
+void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared)
+{
+	struct marker *m = root_marker;
+
+	if (hi <= lo)
+		return;
+	m->st.root_bytes += hi - lo;
+	if (resident_only && mk.pagemap_fd >= 0)
+		scan_resident(m, lo, hi, shared);
+	else
+		scan_words(m, lo, hi);
+}
+
+void mark_code_range(uintptr_t lo, uintptr_t hi)
+{
+	root_marker->code = true;
+	mark_range(lo, hi, true, false);
+	root_marker->code = false;
+}
+
+/* Small blocks are read directly; big ones only where resident, since a
+ * large calloc'd block may never have been touched. */
+static void scan_block(struct marker *m, uintptr_t start, size_t size)
+{
+	m->st.heap_bytes += size;
+	if (size >= SCAN_CHECK_PAGES && mk.pagemap_fd >= 0)
+		scan_resident(m, start, start + size, false);
+	else
+		scan_words(m, start, start + size);
+}
+
+/* ---- sharing work ----------------------------------------------------- */
+
+/* Half the stack, at most SHARE_MAX entries, from its top: no copy of
+ * the rest, however deep the stack. */
+static void share(struct marker *m)
+{
+	size_t give = m->top / 2, room;
+
+	if (give > SHARE_MAX)
+		give = SHARE_MAX;
+	spin_lock(&mk.lock);
+	room = POOL_ENTRIES - mk.pool_n;
+	if (give > room)
+		give = room;
+	m->top -= give;
+	memcpy(&mk.pool[mk.pool_n], m->stack + m->top, give * sizeof(*m->stack));
+	atomic_store_explicit(&mk.pool_n, mk.pool_n + give, memory_order_release);
+	spin_unlock(&mk.lock);
+}
+
+static inline void share_if_wanted(struct marker *m)
+{
+	if (m->top >= SHARE_MIN &&
+	    atomic_load_explicit(&mk.idle, memory_order_relaxed) &&
+	    !atomic_load_explicit(&mk.pool_n, memory_order_relaxed))
+		share(m);
+}
+
+/* Takes up to half the pool (at least one entry); under the lock. */
+static bool take_locked(struct marker *m)
+{
+	size_t n = mk.pool_n, take = (n + 1) / 2;
+
+	if (!n)
+		return false;
+	memcpy(m->stack, &mk.pool[n - take], take * sizeof(*m->stack));
+	m->top = take;
+	atomic_store_explicit(&mk.pool_n, n - take, memory_order_release);
+	return true;
+}
+
+/* ---- draining --------------------------------------------------------- */
+
+/* Depth first, the block pushed last would be scanned next, long before
+ * its lines could arrive.  So blocks pass from the stack through a small
+ * queue: each is prefetched as it enters; halfway along, when its words
+ * have arrived, the bitmap words its pointers will be looked up in are
+ * prefetched in turn; it is scanned as it leaves. */
+#define PREFETCH_QUEUE 16
+#define PREFETCH_WORDS 8   /* blocks up to 64 bytes: the commonest nodes */
+
+static void prefetch_lookups(const struct entry *e)
+{
+	const uintptr_t *p = (const uintptr_t *)e->start;
+	size_t n = e->size / sizeof(uintptr_t);
+
+	if (n > PREFETCH_WORDS)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		uintptr_t off = p[i] - om.base;
+
+		if (off < om.size) {
+			uintptr_t w = off >> (OM_GRANULE_LG + 6);
+
+			__builtin_prefetch(&om.starts[w]);
+			__builtin_prefetch(&mk.bits[w]);
+		}
+	}
+}
+
+static void drain(struct marker *m)
+{
+	struct entry q[PREFETCH_QUEUE];
+	unsigned head = 0, n = 0;
+
+	for (;;) {
+		while (n < PREFETCH_QUEUE && m->top) {
+			struct entry e = m->stack[--m->top];
+
+			__builtin_prefetch((const void *)e.start);
+			q[(head + n++) % PREFETCH_QUEUE] = e;
+		}
+		if (!n)
+			return;
+		if (n > PREFETCH_QUEUE / 2)
+			prefetch_lookups(&q[(head + PREFETCH_QUEUE / 2) % PREFETCH_QUEUE]);
+		scan_block(m, q[head].start, q[head].size);
+		head = (head + 1) % PREFETCH_QUEUE;
+		n--;
+		if (mk.n > 1)
+			share_if_wanted(m);
+	}
+}
+
+/* An idle marker waits for shared work; false when there is none left
+ * anywhere: every marker idle with the pool empty can only stay so. */
+static bool wait_for_work(struct marker *m)
+{
+	unsigned spins = 0;
+	bool got = false;
+
+	spin_lock(&mk.lock);
+	got = take_locked(m);
+	if (!got)
+		atomic_fetch_add_explicit(&mk.idle, 1, memory_order_relaxed);
+	spin_unlock(&mk.lock);
+	while (!got) {
+		if (atomic_load_explicit(&mk.done, memory_order_acquire))
+			return false;
+		if (atomic_load_explicit(&mk.pool_n, memory_order_acquire) ||
+		    atomic_load_explicit(&mk.idle, memory_order_relaxed) == mk.n) {
+			spin_lock(&mk.lock);
+			if (take_locked(m)) {
+				atomic_fetch_sub_explicit(&mk.idle, 1, memory_order_relaxed);
+				got = true;
+			} else if (mk.idle == mk.n) {
+				atomic_store_explicit(&mk.done, true, memory_order_release);
+			}
+			spin_unlock(&mk.lock);
+			continue;
+		}
+		markers_pause(spins++);
+	}
+	return true;
+}
+
+static void mark_until_done(struct marker *m)
+{
+	do
+		drain(m);
+	while (wait_for_work(m));
+}
+
+/* A marker thread's body (markers.c): it owns mk.m[i]. */
+static void marker_run(unsigned i)
+{
+	unsigned spins = 0;
+
+	while (!atomic_load_explicit(&mk.go, memory_order_acquire))
+		markers_pause(spins++);
+	if (i < mk.n)
+		mark_until_done(&mk.m[i]);
+}
+
+static void rescan_marked(void)
+{
+	size_t words = (heap_top() - om.base) >> (OM_GRANULE_LG + 6);
+
+	mk.overflow = false;
+	for (size_t w = 0; w < words; w++) {
+		uint64_t bits = atomic_load_explicit(&mk.bits[w], memory_order_relaxed);
+
+		while (bits) {
+			uintptr_t g = (w << 6) + (uintptr_t)__builtin_ctzll(bits);
+			uintptr_t start = om.base + (g << OM_GRANULE_LG);
+
+			bits &= bits - 1;
+			scan_block(root_marker, start, om_usable((void *)start));
+			drain(root_marker);
+		}
+	}
+}
+
+static void add_stats(struct mark_stats *to, const struct mark_stats *from)
+{
+	to->root_bytes += from->root_bytes;
+	to->heap_bytes += from->heap_bytes;
+	to->marked_blocks += from->marked_blocks;
+	to->overflows += from->overflows;
+}
+
+/* The roots are scanned: every marker now drains the graph, marker 0 on
+ * the calling thread.  A full stack anywhere is made good alone after. */
+void mark_finish(struct mark_stats *st)
+{
+	unsigned started = mk.n > 1 ? markers_start(mk.n - 1, marker_run) : 0;
+
+	mk.n = started + 1;   /* as many as could be started */
+	atomic_store_explicit(&mk.go, true, memory_order_release);
+	mark_until_done(root_marker);
+	markers_join();
+	mk.n = 1;
+	while (mk.overflow)
+		rescan_marked();
+	memset(st, 0, sizeof(*st));
+	for (unsigned i = 0; i < MARK_MAX_MARKERS && mk.m[i].stack; i++)
+		add_stats(st, &mk.m[i].st);
+	st->markers = started + 1;
+}
+
+/* After the world resumed: the pages the stacks used go back. */
+void mark_release(void)
+{
+	for (unsigned i = 0; i < MARK_MAX_MARKERS && mk.m[i].stack; i++)
+		os_purge(mk.m[i].stack, STACK_ENTRIES * sizeof(struct entry), true);
+	os_purge(mk.pool, POOL_ENTRIES * sizeof(*mk.pool), true);
+}

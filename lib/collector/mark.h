@@ -1,0 +1,29 @@
+/* Marking: every word of a root range or a reachable block that points
+ * into a live block (its start, inside it, or one past its end) marks
+ * that block, whose words are scanned in turn.  Iterative, with an
+ * explicit stack; when the stack is full, marked blocks are rescanned
+ * from the mark bitmap until nothing new is found.  Pages that are not
+ * resident or that still belong to a file are never read: they hold no
+ * pointers, and touching them would raise the program's footprint. */
+#ifndef GCSHIM_MARK_H
+#define GCSHIM_MARK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mark_stats {
+	uint64_t root_bytes, heap_bytes, marked_blocks, overflows;
+	unsigned markers;
+};
+
+bool mark_init(void);
+/* markers: how many threads may share the marking (1: this one only). */
+void mark_begin(int pagemap_fd, unsigned markers);
+void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared);
+void mark_code_range(uintptr_t lo, uintptr_t hi);
+void mark_finish(struct mark_stats *st);
+void mark_release(void);
+uint64_t *mark_bits(void);
+
+#endif

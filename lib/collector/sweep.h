@@ -1,0 +1,27 @@
+/* Freeing off the pause: the dead blocks of an automatic collection are
+ * accounted as freed at once (mem_alloc is exact whenever it is read),
+ * then given back to jemalloc a chunk at a time by the program's threads
+ * as they publish their allocation counts, instead of all by the thread
+ * that collected while its caller waits.  The thread that frees the last
+ * chunk hands the free memory back to the system, as a collection that
+ * frees at once does. */
+#ifndef GCSHIM_SWEEP_H
+#define GCSHIM_SWEEP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+void sweep_init(void);
+/* Hands over n blocks, taken out of the object map's start bits but
+ * with their page entries (so their sizes) intact; bytes is their total.
+ * The list is the sweep's until it is over: its pages are then purged. */
+void sweep_hand_over(uintptr_t *blocks, size_t n, int64_t bytes);
+/* Frees whatever is left, on the calling thread; returns when no block
+ * of the last hand-over remains.  Before a collection, a fork, or when
+ * the caller wants the memory back now. */
+void sweep_finish(void);
+int64_t sweep_pending_bytes(void);
+void sweep_fork_child(void);
+
+#endif

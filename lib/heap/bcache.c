@@ -1,0 +1,331 @@
+#include "bcache.h"
+
+#include <sys/auxv.h>
+
+#include "heap.h"
+#include "objmap.h"
+#include "os.h"
+#include "spin.h"
+#include "thread.h"
+
+#define BC_BUDGET (32 * 1024)
+#define BC_MIN_SLOTS 8
+#define DEPOT_SLOTS (2 * BC_SLOTS)
+
+/* Blocks on their way from threads that free more of a class than they
+ * allocate to threads that allocate more than they free (a producer and
+ * a consumer): half a thread cache moves in one copy, and jemalloc is not
+ * involved.  A depot is only ever tried, never waited for: a thread that
+ * finds it busy goes to jemalloc instead, so no thread can block another
+ * here, whether it was stopped by the collector, interrupted by a signal
+ * or left behind by fork.
+ *
+ * Blocks move between a depot and a cache by being claimed by the
+ * receiver before the giver lets go: stopped at any point, every cached
+ * block is counted by one holder or both. */
+struct depot {
+	atomic_flag busy;
+	_Atomic unsigned count;
+	uint64_t hid[DEPOT_SLOTS / 64];   /* as in struct bcache */
+	void *slot[DEPOT_SLOTS];
+} __attribute__((aligned(64)));
+
+uint8_t bc_limit[BC_CLASSES];
+uint64_t bc_key;
+/* Mapped by os_map(), like the thread records that hold the caches: the
+ * collector does not take the stale addresses in their slots for roots. */
+static struct depot *depot;
+
+bool bcache_init(void)
+{
+	const uint64_t *random = (const uint64_t *)getauxval(AT_RANDOM);
+
+	depot = os_map(BC_CLASSES * sizeof(*depot));
+	if (!depot)
+		return false;
+	for (unsigned i = 0; i < BC_CLASSES; i++) {
+		size_t n = BC_BUDGET / sc_sizes[i];
+
+		n = n < BC_MIN_SLOTS ? BC_MIN_SLOTS : n > BC_SLOTS ? BC_SLOTS : n;
+		bc_limit[i] = (uint8_t)(n & ~(size_t)1);
+	}
+	/* Odd, so never mistaken for a pointer to a block. */
+	bc_key = (random ? random[1] : (uint64_t)os_now_ns() * 0x9e3779b97f4a7c15ULL) | 1;
+	return true;
+}
+
+static bool depot_enter(struct depot *d)
+{
+	return spin_trylock(&d->busy);
+}
+
+static void depot_leave(struct depot *d)
+{
+	spin_unlock(&d->busy);
+}
+
+static bool depot_put(unsigned idx, void **s, unsigned n)
+{
+	struct depot *d = &depot[idx];
+	unsigned have;
+	bool ok;
+
+	if (!depot_enter(d))
+		return false;
+	have = atomic_load_explicit(&d->count, memory_order_relaxed);
+	ok = have + n <= 2u * bc_limit[idx];
+	if (ok) {
+		memcpy(d->slot + have, s, n * sizeof(*s));
+		atomic_store_explicit(&d->count, have + n, memory_order_relaxed);
+	}
+	depot_leave(d);
+	return ok;
+}
+
+/* Refills an empty class of the cache from the depot; false if the depot
+ * had nothing for it (or was busy). */
+bool bcache_refill(struct bcache *c, unsigned idx)
+{
+	struct depot *d = &depot[idx];
+	unsigned have, take;
+
+	if (!atomic_load_explicit(&d->count, memory_order_relaxed) || !depot_enter(d))
+		return false;
+	have = atomic_load_explicit(&d->count, memory_order_relaxed);
+	take = have < bc_limit[idx] / 2u ? have : bc_limit[idx] / 2u;
+	memcpy(c->slot[idx], d->slot + have - take, take * sizeof(void *));
+	c->count[idx] = (uint8_t)take;
+	atomic_signal_fence(memory_order_seq_cst);
+	atomic_store_explicit(&d->count, have - take, memory_order_relaxed);
+	depot_leave(d);
+	return take != 0;
+}
+
+/* Blocks leave a cache for jemalloc in three steps, each safe to stop
+ * after: they are unregistered (a hidden block is only one still
+ * registered), the cache lets go of them, and only then does jemalloc get
+ * them back, when no cache names them any more: were jemalloc to hand one
+ * to another thread first, hiding the stale slot would hide a live block. */
+static void unregister(void *const *s, unsigned n, void **out, unsigned *nout)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (om_remove(s[i]))
+			out[(*nout)++] = s[i];
+}
+
+static void release(void *const *out, unsigned n, unsigned idx)
+{
+	for (unsigned i = 0; i < n; i++)
+		heap_free_sized(out[i], sc_sizes[idx]);
+}
+
+/* A full class gives its older half away, to the depot if it has room,
+ * else to jemalloc, and keeps the blocks freed last, whose lines are the
+ * likeliest still in the CPU cache.  The limit is even, so the halves
+ * do not overlap and the move never has a block in no slot at all. */
+void bcache_overflow(struct bcache *c, unsigned idx)
+{
+	unsigned n = c->count[idx], half = n / 2, nout = 0;
+	void **s = c->slot[idx], *out[BC_SLOTS / 2];
+
+	if (!depot_put(idx, s, half))
+		unregister(s, half, out, &nout);
+	memcpy(s, s + half, (n - half) * sizeof(*s));
+	atomic_signal_fence(memory_order_seq_cst);
+	c->count[idx] = (uint8_t)(n - half);
+	atomic_signal_fence(memory_order_seq_cst);
+	release(out, nout, idx);
+}
+
+void bcache_drain(struct bcache *c)
+{
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
+		void *out[BC_SLOTS];
+		unsigned nout = 0;
+
+		unregister(c->slot[idx], c->count[idx], out, &nout);
+		c->count[idx] = 0;
+		atomic_signal_fence(memory_order_seq_cst);
+		release(out, nout, idx);
+	}
+}
+
+/* What the depots hold goes back to jemalloc (a trim).  A busy depot is
+ * left for the next trim. */
+void bcache_drain_depots(void)
+{
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
+		struct depot *d = &depot[idx];
+		void *out[DEPOT_SLOTS];
+		unsigned nout = 0;
+
+		if (!depot_enter(d))
+			continue;
+		unregister(d->slot, atomic_load_explicit(&d->count, memory_order_relaxed),
+			   out, &nout);
+		atomic_store_explicit(&d->count, 0, memory_order_relaxed);
+		depot_leave(d);
+		release(out, nout, idx);
+	}
+}
+
+/* The thread that held a depot at fork does not exist in the child. */
+void bcache_fork_child(void)
+{
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
+		depot_leave(&depot[idx]);
+}
+
+static bool slots_hold(void *const *s, unsigned n, const void *p)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (s[i] == p)
+			return true;
+	return false;
+}
+
+static bool cache_holds(const struct bcache *c, unsigned idx, const void *p)
+{
+	return atomic_load_explicit(&c->freeing, memory_order_relaxed) == p ||
+	       slots_hold(c->slot[idx], c->count[idx], p);
+}
+
+/* Whether the registered block at p is in a cache or a depot, i.e. free.
+ * Only a block that carries the key is searched for; one whose program
+ * stored the key there itself is found in no cache and counts as live. */
+bool bcache_holds(const void *p)
+{
+	uintptr_t off = (uintptr_t)p - om.base;
+	unsigned v = om_class_at(off), idx = v - 1;
+	struct thread_rec *self = thread_self;
+
+	if (idx >= BC_CLASSES || !bcache_marked(p))
+		return false;
+	if (self && cache_holds(&self->cache, idx, p))
+		return true;
+	if (slots_hold(depot[idx].slot, atomic_load(&depot[idx].count), p))
+		return true;
+	for (struct thread_rec *r = thread_first(); r; r = r->next)
+		if (r != self && cache_holds(&r->cache, idx, p))
+			return true;
+	return false;
+}
+
+/* Calls fn on every array of cached blocks, each thread's classes and then
+ * the depots, with its index, its count and its hidden-slot mask.  Counts
+ * read while their owners run are never above the arrays' sizes. */
+typedef void slots_fn(void **s, unsigned n, uint64_t *hid, unsigned idx, void *arg);
+
+static void each_array(slots_fn *fn, void *arg)
+{
+	for (struct thread_rec *r = thread_first(); r; r = r->next)
+		for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
+			unsigned n = r->cache.count[idx];
+
+			fn(r->cache.slot[idx], n < BC_SLOTS ? n : BC_SLOTS, &r->cache.hid[idx],
+			   idx, arg);
+		}
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
+		unsigned n = atomic_load_explicit(&depot[idx].count, memory_order_relaxed);
+
+		fn(depot[idx].slot, n < DEPOT_SLOTS ? n : DEPOT_SLOTS, depot[idx].hid, idx, arg);
+	}
+}
+
+struct each_block {
+	void (*fn)(void *p);
+};
+
+static void call_each(void **s, unsigned n, uint64_t *hid, unsigned idx, void *arg)
+{
+	const struct each_block *e = arg;
+
+	(void)hid, (void)idx;
+	for (unsigned i = 0; i < n; i++)
+		e->fn(s[i]);
+}
+
+/* Calls fn for every block in a cache or depot, while the owners run: a
+ * block may be taken meanwhile, so fn must be harmless on a live one. */
+void bcache_each(void (*fn)(void *p))
+{
+	struct each_block e = { fn };
+
+	each_array(call_each, &e);
+}
+
+static void add_bytes(void **s, unsigned n, uint64_t *hid, unsigned idx, void *arg)
+{
+	(void)s, (void)hid;
+	*(size_t *)arg += n * sc_sizes[idx];
+}
+
+/* Bytes of the blocks in caches and depots, read while their owners run. */
+size_t bcache_bytes(void)
+{
+	size_t n = 0;
+
+	each_array(add_bytes, &n);
+	return n;
+}
+
+/* ---- hiding cached blocks from a stopped world ------------------------------
+ *
+ * The caches do not change while the world is stopped, so the slots a hide
+ * cleared are the slots an unhide sets again; which ones is remembered in
+ * the caches themselves, memory the collector does not scan or allocate.
+ * A slot whose bit was already clear (a block on its way back to jemalloc)
+ * is left so. */
+
+static bool hide_block(void *p)
+{
+	uintptr_t off = (uintptr_t)p - om.base;
+
+	return off < om.size && om_clear_start(off);
+}
+
+static void unhide_block(void *p)
+{
+	om_set_start((uintptr_t)p - om.base);
+}
+
+static void hide_slots(void **s, unsigned n, uint64_t *hid, unsigned idx, void *arg)
+{
+	(void)idx, (void)arg;
+	for (unsigned i = 0; i < n; i++)
+		if (hide_block(s[i]))
+			hid[i / 64] |= 1ULL << (i % 64);
+}
+
+static void unhide_slots(void **s, unsigned n, uint64_t *hid, unsigned idx, void *arg)
+{
+	(void)idx, (void)arg;
+	for (unsigned w = 0; w < (n + 63) / 64; w++) {
+		for (uint64_t m = hid[w]; m; m &= m - 1)
+			unhide_block(s[w * 64 + (unsigned)__builtin_ctzll(m)]);
+		hid[w] = 0;
+	}
+}
+
+/* With every other thread stopped: clears the start bits of the blocks in
+ * caches and depots, so that the object map shows live blocks only. */
+void bcache_hide(void)
+{
+	for (struct thread_rec *r = thread_first(); r; r = r->next) {
+		void *f = atomic_load_explicit(&r->cache.freeing, memory_order_relaxed);
+
+		r->cache.hid_freeing = f && hide_block(f);
+	}
+	each_array(hide_slots, NULL);
+}
+
+/* Before the world resumes: the hidden blocks are registered again. */
+void bcache_unhide(void)
+{
+	for (struct thread_rec *r = thread_first(); r; r = r->next) {
+		if (r->cache.hid_freeing)
+			unhide_block(atomic_load_explicit(&r->cache.freeing, memory_order_relaxed));
+		r->cache.hid_freeing = false;
+	}
+	each_array(unhide_slots, NULL);
+}

@@ -1,0 +1,3 @@
+#include "events.h"
+
+_Atomic int64_t stat_events[EV_COUNT];

@@ -1,0 +1,299 @@
+#define _GNU_SOURCE
+#include "heap.h"
+
+#include <errno.h>
+#include <jemalloc/jemalloc.h>
+#include <stdatomic.h>
+
+#include "log.h"
+#include "objmap.h"
+#include "os.h"
+#include "spin.h"
+
+/* jemalloc's API under the names the build gave it (lib/jemalloc.syms). */
+void gsje_free(void *);
+void *gsje_mallocx(size_t, int);
+size_t gsje_xallocx(void *, size_t, size_t, int);
+size_t gsje_sallocx(const void *, int);
+size_t gsje_nallocx(size_t, int);
+int gsje_mallctl(const char *, void *, size_t *, void *, size_t);
+
+/* Options for the embedded jemalloc.  No huge arena: it would take large
+ * blocks out of the reserved range.  One automatic arena: only jemalloc's
+ * own metadata lives there.  Freed extents in one contiguous range merge
+ * into large ones, which jemalloc would not reuse for requests more than
+ * 64 times smaller: allow 1024 times, or the heap keeps growing. */
+const char *gsje_malloc_conf = "oversize_threshold:0,narenas:1,lg_extent_max_active_fit:10";
+
+#define MAX_ARENAS 256
+
+static uintptr_t range_end;
+static _Atomic uintptr_t range_top;
+static unsigned narenas;
+static _Atomic unsigned arena_ids[MAX_ARENAS];
+static _Atomic unsigned next_slot;
+static atomic_flag arena_lock = ATOMIC_FLAG_INIT;
+static __thread unsigned thread_arena __attribute__((tls_model("initial-exec")));
+
+/* Extents are carved from the reserved range by a bump pointer.  jemalloc
+ * retains what it no longer uses (dalloc opts out) and purges its pages,
+ * so the range is only ever consumed as the heap's high-water mark grows. */
+static void *ext_alloc(extent_hooks_t *h, void *new_addr, size_t size,
+		       size_t align, bool *zero, bool *commit, unsigned ind)
+{
+	uintptr_t top = atomic_load(&range_top), start;
+
+	(void)h, (void)ind;
+	do {
+		start = (top + align - 1) & ~(uintptr_t)(align - 1);
+		if (new_addr && (uintptr_t)new_addr != start)
+			return NULL;
+		if (start + size > range_end || start + size < start)
+			return NULL;
+	} while (!atomic_compare_exchange_weak(&range_top, &top, start + size));
+	if (!os_commit((void *)start, size))
+		return NULL;
+	*zero = true;
+	*commit = true;
+	return (void *)start;
+}
+
+static bool ext_dalloc(extent_hooks_t *h, void *addr, size_t size, bool committed,
+		       unsigned ind)
+{
+	(void)h, (void)addr, (void)size, (void)committed, (void)ind;
+	return true;
+}
+
+static void ext_destroy(extent_hooks_t *h, void *addr, size_t size,
+			bool committed, unsigned ind)
+{
+	(void)h, (void)committed, (void)ind;
+	os_decommit(addr, size);
+}
+
+static bool ext_commit(extent_hooks_t *h, void *addr, size_t size, size_t off,
+		       size_t len, unsigned ind)
+{
+	(void)h, (void)size, (void)ind;
+	return !os_commit((char *)addr + off, len);
+}
+
+static bool ext_decommit(extent_hooks_t *h, void *addr, size_t size, size_t off,
+			 size_t len, unsigned ind)
+{
+	(void)h, (void)size, (void)ind;
+	return !os_decommit((char *)addr + off, len);
+}
+
+static bool ext_purge_lazy(extent_hooks_t *h, void *addr, size_t size,
+			   size_t off, size_t len, unsigned ind)
+{
+	(void)h, (void)size, (void)ind;
+	return !os_purge((char *)addr + off, len, false);
+}
+
+static bool ext_purge_forced(extent_hooks_t *h, void *addr, size_t size,
+			     size_t off, size_t len, unsigned ind)
+{
+	(void)h, (void)size, (void)ind;
+	return !os_purge((char *)addr + off, len, true);
+}
+
+static bool ext_split(extent_hooks_t *h, void *addr, size_t size, size_t a,
+		      size_t b, bool committed, unsigned ind)
+{
+	(void)h, (void)addr, (void)size, (void)a, (void)b, (void)committed, (void)ind;
+	return false;
+}
+
+static bool ext_merge(extent_hooks_t *h, void *a, size_t asz, void *b,
+		      size_t bsz, bool committed, unsigned ind)
+{
+	(void)h, (void)a, (void)asz, (void)b, (void)bsz, (void)committed, (void)ind;
+	return false;
+}
+
+static extent_hooks_t hooks = {
+	ext_alloc, ext_dalloc, ext_destroy, ext_commit, ext_decommit,
+	ext_purge_lazy, ext_purge_forced, ext_split, ext_merge,
+};
+
+/* jemalloc alone wants four arenas a CPU to keep threads off each other's
+ * locks.  In front of it here, the thread caches and depots (bcache.h)
+ * take all but a few percent of the traffic, while every arena more lets
+ * blocks wander between arenas through the caches and grows the heap: one
+ * arena for every four CPUs. */
+static unsigned default_arenas(void)
+{
+	unsigned n = (unsigned)os_ncpus() / 4;
+
+	return n ? n : 1;
+}
+
+bool heap_init(size_t reserve, unsigned want_arenas)
+{
+	void *base = os_reserve(&reserve);
+
+	if (!base) {
+		log_msg("cannot reserve address space for the heap");
+		return false;
+	}
+	if (!om_init((uintptr_t)base, reserve)) {
+		log_msg("cannot map the object map");
+		return false;
+	}
+	range_top = (uintptr_t)base;
+	range_end = (uintptr_t)base + reserve;
+	narenas = want_arenas ? want_arenas : default_arenas();
+	if (narenas > MAX_ARENAS)
+		narenas = MAX_ARENAS;
+	return true;
+}
+
+size_t heap_reserved(void)
+{
+	return om.size;
+}
+
+/* End of the part of the range handed to jemalloc so far. */
+uintptr_t heap_top(void)
+{
+	return atomic_load_explicit(&range_top, memory_order_acquire);
+}
+
+/* Held across fork so that the child never inherits it taken. */
+void heap_lock(void)
+{
+	spin_lock(&arena_lock);
+}
+
+void heap_unlock(void)
+{
+	spin_unlock(&arena_lock);
+}
+
+/* Arenas are created on first use, so a short-lived single-threaded
+ * program pays for one. */
+static unsigned arena_for_slot(unsigned slot)
+{
+	unsigned ind = atomic_load_explicit(&arena_ids[slot], memory_order_acquire);
+	extent_hooks_t *hp = &hooks;
+	size_t sz = sizeof(ind);
+
+	if (ind)
+		return ind;
+	heap_lock();
+	ind = atomic_load_explicit(&arena_ids[slot], memory_order_relaxed);
+	if (!ind && gsje_mallctl("arenas.create", &ind, &sz, &hp, sizeof(hp)) == 0)
+		atomic_store_explicit(&arena_ids[slot], ind, memory_order_release);
+	heap_unlock();
+	return ind;
+}
+
+unsigned heap_arenas(void)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < narenas; i++)
+		n += atomic_load_explicit(&arena_ids[i], memory_order_relaxed) != 0;
+	return n;
+}
+
+/* Binds the calling thread to one of our arenas: jemalloc's fast path and
+ * thread cache then serve it from the reserved range. */
+bool heap_thread_init(void)
+{
+	unsigned slot = atomic_fetch_add(&next_slot, 1) % narenas;
+	unsigned ind = arena_for_slot(slot);
+
+	if (!ind)
+		return false;
+	thread_arena = ind;
+	return gsje_mallctl("thread.arena", NULL, NULL, &ind, sizeof(ind)) == 0;
+}
+
+/* A block outside the range means jemalloc did not use the bound arena
+ * (e.g. a MALLOC_CONF in the environment changed its arena selection):
+ * give it back and ask our arena explicitly. */
+static void *in_range(void *p, size_t n, int flags)
+{
+	if (__builtin_expect(p == NULL || om_in_heap(p), 1))
+		return p;
+	gsje_free(p);
+	log_once(warned, "jemalloc ignored the arena binding; using explicit arenas");
+	p = gsje_mallocx(n ? n : 1, flags | MALLOCX_ARENA(thread_arena));
+	if (p && !om_in_heap(p)) {
+		gsje_free(p);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return p;
+}
+
+void *heap_alloc(size_t n)
+{
+	return in_range(gsje_malloc(n), n, 0);
+}
+
+void *heap_alloc_zeroed(size_t n)
+{
+	return in_range(gsje_calloc(1, n), n, MALLOCX_ZERO);
+}
+
+void *heap_alloc_aligned(size_t n, size_t align, size_t *usable)
+{
+	int flags = MALLOCX_ALIGN(align);
+	void *p = in_range(gsje_mallocx(n ? n : 1, flags), n, flags);
+
+	if (p)
+		*usable = gsje_sallocx(p, 0);
+	return p;
+}
+
+size_t heap_usable_for(size_t n, size_t align)
+{
+	return gsje_nallocx(n ? n : 1, MALLOCX_ALIGN(align));
+}
+
+void heap_free(void *p)
+{
+	gsje_free(p);
+}
+
+/* Grows or shrinks a large block without moving it; returns the new usable
+ * size, which is only meaningful when it fits n. */
+size_t heap_resize_in_place(void *p, size_t n)
+{
+	return gsje_xallocx(p, n, 0, 0);
+}
+
+static int64_t ctl_u64(const char *name)
+{
+	size_t v = 0, sz = sizeof(v);
+
+	return gsje_mallctl(name, &v, &sz, NULL, 0) == 0 ? (int64_t)v : -1;
+}
+
+void heap_read_stats(struct heap_stats *st)
+{
+	uint64_t epoch = 1;
+	size_t sz = sizeof(epoch);
+
+	gsje_mallctl("epoch", &epoch, &sz, &epoch, sz);
+	st->allocated = ctl_u64("stats.allocated");
+	st->active = ctl_u64("stats.active");
+	st->resident = ctl_u64("stats.resident");
+	st->mapped = ctl_u64("stats.mapped");
+	st->metadata = ctl_u64("stats.metadata");
+}
+
+/* jemalloc's free memory back to the system now instead of after decay. */
+void heap_release_memory(void)
+{
+	char name[64];
+
+	gsje_mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+	fmt_s(name, sizeof(name), "arena.%u.purge", (unsigned)MALLCTL_ARENAS_ALL);
+	gsje_mallctl(name, NULL, NULL, NULL, 0);
+}

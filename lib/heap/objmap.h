@@ -1,0 +1,254 @@
+/* The object map: which addresses of the heap start a live block, and how
+ * big each block is, kept outside the blocks themselves.
+ *
+ *  starts: one bit per 8-byte granule of the heap range, set while a block
+ *          starting there is live.  Also what free() validates against.
+ *  pages:  one word per 4 KiB page.  A page where blocks start holds their
+ *          size class + 1 (a page belongs to one jemalloc slab or one large
+ *          extent, so one class per page); the further pages of a large
+ *          block hold OM_CONT | distance to its first page.
+ *
+ * Updates use relaxed atomics and happen in an order that keeps every
+ * block findable by a thread that was stopped anywhere in between. */
+#ifndef GCSHIM_OBJMAP_H
+#define GCSHIM_OBJMAP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sizeclass.h"
+
+#define OM_GRANULE_LG 3
+#define OM_PAGE_LG 12
+#define OM_CONT 0x80000000u
+
+struct objmap {
+	uintptr_t base;
+	size_t size;
+	_Atomic uint64_t *starts;
+	_Atomic uint32_t *pages;
+};
+
+extern struct objmap om;
+
+bool om_init(uintptr_t base, size_t size);
+
+static inline bool om_in_heap(const void *p)
+{
+	return (uintptr_t)p - om.base < om.size;
+}
+
+static inline void om_set_pages_idx(uintptr_t off, size_t usable, unsigned idx)
+{
+	uintptr_t pg = off >> OM_PAGE_LG;
+	uint32_t v = idx + 1;
+
+	if (atomic_load_explicit(&om.pages[pg], memory_order_relaxed) != v)
+		atomic_store_explicit(&om.pages[pg], v, memory_order_relaxed);
+	if (usable > SC_SMALL_MAX) {
+		uintptr_t last = (off + usable - 1) >> OM_PAGE_LG;
+
+		for (uintptr_t q = pg + 1; q <= last; q++)
+			atomic_store_explicit(&om.pages[q], OM_CONT | (uint32_t)(q - pg),
+					      memory_order_relaxed);
+	}
+}
+
+static inline void om_set_pages(uintptr_t off, size_t usable)
+{
+	om_set_pages_idx(off, usable, sc_index(usable));
+}
+
+static inline void om_clear_cont(uintptr_t off, size_t from, size_t usable)
+{
+	uintptr_t first = (off + from + (1UL << OM_PAGE_LG) - 1) >> OM_PAGE_LG;
+	uintptr_t last = (off + usable - 1) >> OM_PAGE_LG;
+
+	if (first <= off >> OM_PAGE_LG)
+		first = (off >> OM_PAGE_LG) + 1;
+	for (uintptr_t q = first; q <= last; q++)
+		atomic_store_explicit(&om.pages[q], 0, memory_order_relaxed);
+}
+
+/* Sets the start bit of the block at heap offset off. */
+static inline void om_set_start(uintptr_t off)
+{
+	uintptr_t g = off >> OM_GRANULE_LG;
+
+	atomic_fetch_or_explicit(&om.starts[g >> 6], 1ULL << (g & 63),
+				 memory_order_release);
+}
+
+/* Pages first, then the start bit: a block is never visible with the size
+ * of whatever used its page before. */
+static inline void om_insert_idx(void *p, size_t usable, unsigned idx)
+{
+	uintptr_t off = (uintptr_t)p - om.base;
+
+	om_set_pages_idx(off, usable, idx);
+	om_set_start(off);
+}
+
+static inline size_t om_size_at(uintptr_t off)
+{
+	uint32_t v = atomic_load_explicit(&om.pages[off >> OM_PAGE_LG],
+					  memory_order_relaxed);
+
+	return (v == 0 || (v & OM_CONT)) ? 0 : sc_sizes[(v - 1) & 255];
+}
+
+static inline bool om_is_start(uintptr_t off)
+{
+	uintptr_t g = off >> OM_GRANULE_LG;
+
+	return (off & ((1UL << OM_GRANULE_LG) - 1)) == 0 &&
+	       (atomic_load_explicit(&om.starts[g >> 6], memory_order_acquire) >>
+		(g & 63)) & 1;
+}
+
+/* A block of a slab class: one page entry, no continuation pages. */
+static inline void om_insert_small(void *p, unsigned idx)
+{
+	uintptr_t off = (uintptr_t)p - om.base;
+	_Atomic uint32_t *pe = &om.pages[off >> OM_PAGE_LG];
+
+	if (atomic_load_explicit(pe, memory_order_relaxed) != idx + 1)
+		atomic_store_explicit(pe, idx + 1, memory_order_relaxed);
+	om_set_start(off);
+}
+
+static inline void om_insert(void *p, size_t usable)
+{
+	om_insert_idx(p, usable, sc_index(usable));
+}
+
+/* Usable size of the live block starting at p, 0 if none does. */
+static inline size_t om_usable(const void *p)
+{
+	uintptr_t off = (uintptr_t)p - om.base;
+
+	return om_is_start(off) ? om_size_at(off) : 0;
+}
+
+/* Clears the start bit of the block at heap offset off; false when no
+ * live block started there (a double or invalid free).  The bit is cleared
+ * atomically, so of two racing frees exactly one wins. */
+static inline bool om_clear_start(uintptr_t off)
+{
+	uintptr_t g = off >> OM_GRANULE_LG;
+	uint64_t bit = 1ULL << (g & 63);
+
+	if (off & ((1UL << OM_GRANULE_LG) - 1))
+		return false;
+	return atomic_fetch_and_explicit(&om.starts[g >> 6], ~bit,
+					 memory_order_acq_rel) & bit;
+}
+
+/* Class index + 1 of the blocks starting in the page of off. */
+static inline unsigned om_class_at(uintptr_t off)
+{
+	return atomic_load_explicit(&om.pages[off >> OM_PAGE_LG], memory_order_relaxed);
+}
+
+/* Whether blocks may start on heap page pg: not a page no block ever
+ * started on, nor a further page of a large block.  Lets a walk over the
+ * start bits skip what it would otherwise have to read, and so bring in
+ * (where the kernel backs reads of untouched memory with fresh pages). */
+static inline bool om_page_has_starts(uintptr_t pg)
+{
+	uint32_t v = atomic_load_explicit(&om.pages[pg], memory_order_relaxed);
+
+	return v != 0 && !(v & OM_CONT);
+}
+
+#define OM_WORDS_PER_PAGE (1u << (OM_PAGE_LG - OM_GRANULE_LG - 6))
+
+/* Unregisters the live block at p and returns its usable size; 0 when no
+ * live block starts at p.  A large block's further pages are cleared. */
+static inline size_t om_remove(void *p)
+{
+	uintptr_t off = (uintptr_t)p - om.base;
+	size_t usable;
+
+	if (!om_clear_start(off))
+		return 0;
+	usable = sc_sizes[om_class_at(off) - 1];
+	if (usable > SC_SMALL_MAX)
+		om_clear_cont(off, 0, usable);
+	return usable;
+}
+
+/* A live block changed size in place (large realloc). */
+static inline void om_resize(void *p, size_t old_usable, size_t new_usable)
+{
+	uintptr_t off = (uintptr_t)p - om.base;
+
+	if (new_usable < old_usable)
+		om_clear_cont(off, new_usable, old_usable);
+	om_set_pages(off, new_usable);
+}
+
+/* Nearest start bit at or below granule g, looking back at most `span`
+ * granules; false when there is none in that window. */
+static inline bool om_start_below(uintptr_t g, uintptr_t span, uintptr_t *found)
+{
+	uintptr_t low = g > span ? g - span : 0;
+	uintptr_t w = g >> 6;
+	uint64_t bits = atomic_load_explicit(&om.starts[w], memory_order_acquire) &
+			(~0ULL >> (63 - (g & 63)));
+
+	for (;;) {
+		if (bits) {
+			uintptr_t s = (w << 6) + 63 - (uintptr_t)__builtin_clzll(bits);
+
+			if (s < low)
+				return false;
+			*found = s;
+			return true;
+		}
+		if (w == 0 || (w << 6) <= low)
+			return false;
+		w--;
+		bits = atomic_load_explicit(&om.starts[w], memory_order_acquire);
+	}
+}
+
+/* The live block starting nearest at or below heap offset woff, when it
+ * could reach woff: its offset and size.  Reads only the side tables. */
+static inline bool om_nearest(uintptr_t woff, uintptr_t *soff, size_t *size)
+{
+	uint32_t pv = atomic_load_explicit(&om.pages[woff >> OM_PAGE_LG], memory_order_relaxed);
+	uintptr_t g;
+
+	if (pv & OM_CONT) {
+		uintptr_t first = ((woff >> OM_PAGE_LG) - (pv & ~OM_CONT)) << OM_PAGE_LG;
+
+		if (om_start_below((first + (1UL << OM_PAGE_LG) - 1) >> OM_GRANULE_LG,
+				   (1UL << OM_PAGE_LG) >> OM_GRANULE_LG, &g)) {
+			*soff = g << OM_GRANULE_LG;
+			*size = om_size_at(*soff);
+			if (*size && woff <= *soff + *size)
+				return true;
+		}
+	}
+	if (!om_start_below(woff >> OM_GRANULE_LG, SC_SMALL_MAX >> OM_GRANULE_LG, &g))
+		return false;
+	*soff = g << OM_GRANULE_LG;
+	*size = om_size_at(*soff);
+	return *size != 0;
+}
+
+/* The live block that contains `word`: its start, an interior address. */
+static inline bool om_find(uintptr_t word, uintptr_t *start, size_t *size)
+{
+	uintptr_t woff = word - om.base, soff;
+
+	if (woff >= om.size || !om_nearest(woff, &soff, size) || woff >= soff + *size)
+		return false;
+	*start = om.base + soff;
+	return true;
+}
+
+#endif

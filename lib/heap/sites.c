@@ -1,0 +1,354 @@
+#define _GNU_SOURCE
+#include "config.h"
+#include "sites.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include "bcache.h"
+#include "account.h"
+#include "log.h"
+#include "objmap.h"
+#include "options.h"
+#include "os.h"
+#include "stackmemo.h"
+#include "events.h"
+
+#define SITE_SLOTS (1u << 18)             /* distinct stacks */
+#define POOL_WORDS (1ul << 23)            /* frames of all stacks: 64 MiB */
+#define EXTRA_FRAMES 12                   /* the shim's own frames, dropped */
+#define MAX_CODE 8
+
+struct site {
+	_Atomic uint64_t key;     /* hash of the frames, never 0 once claimed */
+	_Atomic uint64_t info;    /* pool offset << 8 | depth; 0 while being filled */
+};
+
+static struct {
+	int depth;
+	uint32_t sample;
+	struct site *slots;
+	uintptr_t *pool;
+	_Atomic size_t pool_top;
+	/* One per heap granule: the site index + 1 of the block starting
+	 * there, 0 for none.  Only the block's owner writes its entry: plain
+	 * stores, no atomic operation on the allocation path. */
+	_Atomic uint32_t *of_block;
+	_Atomic(_Atomic uint64_t *) pins;   /* one bit per heap granule */
+	uintptr_t code_lo[MAX_CODE], code_hi[MAX_CODE];
+	int ncode;
+} st;
+
+/* libunwind, opened RTLD_LOCAL when backtraces are on (see configure). */
+static int (*backtrace_fn)(void **, int);
+
+static __thread int capturing;
+static __thread uint32_t countdown;
+/* The program's call into the shim, while the allocation it asked for is
+ * made (sites_enter .. sites_leave); sp 0 when not known. */
+static __thread struct site_caller caller __attribute__((tls_model("initial-exec")));
+static bool memo_on;
+
+static int find_own_code(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	uintptr_t me = (uintptr_t)arg;
+	bool mine = false;
+
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+
+		if (ph->p_type == PT_LOAD && me >= lo && me < lo + ph->p_memsz)
+			mine = true;
+	}
+	if (!mine)
+		return 0;
+	for (int i = 0; i < info->dlpi_phnum && st.ncode < MAX_CODE; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+			st.code_lo[st.ncode] = info->dlpi_addr + ph->p_vaddr;
+			st.code_hi[st.ncode] = st.code_lo[st.ncode] + ph->p_memsz;
+			st.ncode++;
+		}
+	}
+	return 1;
+}
+
+static bool own_code(uintptr_t pc)
+{
+	for (int i = 0; i < st.ncode; i++)
+		if (pc >= st.code_lo[i] && pc < st.code_hi[i])
+			return true;
+	return false;
+}
+
+static void *open_libunwind(void)
+{
+	void *h = dlopen(LIBUNWIND_SONAME, RTLD_NOW | RTLD_LOCAL);
+	int (*policy)(unw_addr_space_t, unw_caching_policy_t);
+	unw_addr_space_t *space;
+
+	if (!h) {
+		log_msg("allocation sites: cannot load %s; backtraces are off", LIBUNWIND_SONAME);
+		return NULL;
+	}
+	*(void **)&backtrace_fn = dlsym(h, "unw_backtrace");
+	*(void **)&policy = dlsym(h, UNW_SYMBOL(unw_set_caching_policy));
+	space = dlsym(h, UNW_SYMBOL(unw_local_addr_space));
+	if (!backtrace_fn) {
+		log_msg("allocation sites: %s has no unw_backtrace; backtraces are off",
+			LIBUNWIND_SONAME);
+		return NULL;
+	}
+	if (policy && space)
+		policy(*space, UNW_CACHE_PER_THREAD);
+	return h;
+}
+
+void sites_init(void)
+{
+	int64_t depth = opt_int(OPT_BACKTRACE);
+	const char *report = opt_str(OPT_REPORT);
+	void *warm[4], *h;
+
+	if (depth < 0)   /* unset: on for exit reports, off otherwise */
+		depth = report && !strcmp(report, "exit") ? 16 : 0;
+	if (depth == 0 || !(h = open_libunwind()))
+		return;
+	st.slots = os_map(SITE_SLOTS * sizeof(*st.slots));
+	st.pool = os_map(POOL_WORDS * sizeof(*st.pool));
+	st.of_block = os_map((om.size >> OM_GRANULE_LG) * sizeof(*st.of_block));
+	if (!st.slots || !st.pool || !st.of_block) {
+		log_msg("allocation sites: no memory for the tables; backtraces are off");
+		return;
+	}
+	dl_iterate_phdr(find_own_code, (void *)(uintptr_t)sites_init);
+	memo_on = memo_init(h, (int)depth);
+	/* libunwind does its one-time set-up here, outside malloc. */
+	capturing = 1;
+	backtrace_fn(warm, 4);
+	capturing = 0;
+	st.sample = (uint32_t)opt_int(OPT_BACKTRACE_SAMPLE);
+	st.depth = (int)depth;
+	gc_set_mode(MODE_SITES, true);
+}
+
+int sites_depth(void)
+{
+	return st.depth;
+}
+
+static uint64_t hash_frames(const uintptr_t *f, int n)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)n;
+
+	for (int i = 0; i < n; i++) {
+		h ^= f[i];
+		h *= 0xff51afd7ed558ccdULL;
+		h ^= h >> 32;
+	}
+	return h ? h : 1;
+}
+
+static bool same_frames(uint64_t info, const uintptr_t *f, int n)
+{
+	return (int)(info & 255) == n &&
+	       !memcmp(st.pool + (info >> 8), f, (size_t)n * sizeof(*f));
+}
+
+static uint64_t wait_info(struct site *s)
+{
+	uint64_t info;
+
+	/* bounded: the filler may be a thread that no longer exists (fork) */
+	for (long spins = 0; spins < (1L << 20); spins++)
+		if ((info = atomic_load_explicit(&s->info, memory_order_acquire)))
+			return info;
+	return 0;
+}
+
+/* The index + 1 of the site with these frames, added if new; 0 when the
+ * tables are full. */
+static uint32_t intern(const uintptr_t *f, int n)
+{
+	uint64_t h = hash_frames(f, n);
+	size_t off = SIZE_MAX;
+
+	for (uint32_t i = 0, idx = (uint32_t)h & (SITE_SLOTS - 1); i < SITE_SLOTS;
+	     i++, idx = (idx + 1) & (SITE_SLOTS - 1)) {
+		struct site *s = &st.slots[idx];
+		uint64_t k = atomic_load_explicit(&s->key, memory_order_acquire);
+
+		if (k == 0) {
+			uint64_t zero = 0;
+
+			if (off == SIZE_MAX) {
+				off = atomic_fetch_add_explicit(&st.pool_top, (size_t)n,
+								memory_order_relaxed);
+				if (off + (size_t)n > POOL_WORDS)
+					return 0;
+				memcpy(st.pool + off, f, (size_t)n * sizeof(*f));
+			}
+			if (atomic_compare_exchange_strong(&s->key, &zero, h)) {
+				atomic_store_explicit(&s->info, (uint64_t)off << 8 | (uint64_t)n,
+						      memory_order_release);
+				return idx + 1;
+			}
+			k = zero;
+		}
+		if (k == h && same_frames(wait_info(s), f, n))
+			return idx + 1;
+	}
+	return 0;
+}
+
+/* The side-table entry of the block at heap address p. */
+static _Atomic uint32_t *site_entry(uintptr_t p)
+{
+	return &st.of_block[(p - om.base) >> OM_GRANULE_LG];
+}
+
+/* Every allocation sets its block's entry: the site, or 0 when it is not
+ * sampled, so a freed block's entry needs no clearing on the free path
+ * (the next block there overwrites it).  An entry already 0 is not
+ * written: pages of blocks never sampled stay untouched. */
+static void no_site(void *p)
+{
+	_Atomic uint32_t *e = site_entry((uintptr_t)p);
+
+	if (atomic_load_explicit(e, memory_order_relaxed))
+		atomic_store_explicit(e, 0, memory_order_relaxed);
+}
+
+/* The site of the stack unwound now, remembered in t's memo when the
+ * program's call is known; 0 when no frame is left or the tables are
+ * full. */
+static uint32_t unwind(struct thread_rec *t)
+{
+	void *raw[SITES_MAX_DEPTH + EXTRA_FRAMES];
+	uintptr_t f[SITES_MAX_DEPTH];
+	int got, skip = 0, n = 0;
+	uint32_t id;
+
+	stat_inc(EV_stack_unwinds);
+	got = backtrace_fn(raw, st.depth + EXTRA_FRAMES);
+	while (skip < got && own_code((uintptr_t)raw[skip]))
+		skip++;
+	for (; skip + n < got && n < st.depth; n++)
+		f[n] = (uintptr_t)raw[skip + n];
+	if (n == 0)
+		return 0;
+	id = intern(f, n);
+	if (memo_on && caller.sp && f[0] == caller.ra)
+		memo_add(t, caller.sp, f, n, id);
+	return id;
+}
+
+/* Every sample-th allocation of each thread; none from inside libunwind
+ * (which may allocate) or from a signal handler that interrupted it. */
+void sites_alloc(struct thread_rec *t, void *p)
+{
+	uint32_t id = 0;
+
+	if (!st.depth)
+		return;
+	if (capturing || countdown > 1) {
+		countdown -= !capturing;
+		no_site(p);
+		return;
+	}
+	countdown = st.sample;
+	capturing = 1;
+	if (memo_on && caller.sp)
+		id = memo_find(t, caller.ra, caller.sp);
+	if (!id)
+		id = unwind(t);
+	capturing = 0;
+	atomic_store_explicit(site_entry((uintptr_t)p), id, memory_order_release);
+}
+
+/* Called on entry by a function the program called: with ra its return
+ * address and fp its frame address, the program's stack pointer is fp +
+ * 16.  That holds only if every call from the exported function on was a
+ * tail call, which the return address tells: it must be the program's. */
+void sites_enter(struct site_caller *prev, void *ra, void *fp)
+{
+	*prev = caller;
+	if (!memo_on || own_code((uintptr_t)ra) || ((void **)fp)[1] != ra)
+		return;
+	caller.ra = (uintptr_t)ra;
+	caller.sp = (uintptr_t)fp + 16;
+}
+
+void sites_leave(const struct site_caller *prev)
+{
+	caller = *prev;
+}
+
+void sites_unpin_freed(void *p)
+{
+	uintptr_t g = ((uintptr_t)p - om.base) >> OM_GRANULE_LG;
+	_Atomic uint64_t *pins = atomic_load_explicit(&st.pins, memory_order_acquire);
+
+	if (pins && (atomic_load_explicit(&pins[g >> 6], memory_order_relaxed) >> (g & 63)) & 1)
+		atomic_fetch_and_explicit(&pins[g >> 6], ~(1ULL << (g & 63)), memory_order_relaxed);
+}
+
+uint32_t sites_of(uintptr_t p)
+{
+	if (!st.of_block || !om_in_heap((void *)p))
+		return 0;
+	return atomic_load_explicit(site_entry(p), memory_order_acquire);
+}
+
+size_t sites_frames(uint32_t site, const uintptr_t **frames)
+{
+	uint64_t info;
+
+	if (!site || site > SITE_SLOTS || !st.slots)
+		return 0;
+	info = atomic_load_explicit(&st.slots[site - 1].info, memory_order_acquire);
+	*frames = st.pool + (info >> 8);
+	return (size_t)(info & 255);
+}
+
+/* The pin bitmap is mapped at the first pin, outside malloc. */
+bool sites_pin(void *p, bool on)
+{
+	_Atomic uint64_t *pins = atomic_load(&st.pins);
+	uintptr_t g;
+
+	if (!om_in_heap(p) || !om_usable(p) || bcache_holds(p))
+		return false;
+	if (!pins) {
+		_Atomic uint64_t *fresh = os_map(om.size >> (OM_GRANULE_LG + 3)), *none = NULL;
+
+		if (!fresh)
+			return false;
+		if (!atomic_compare_exchange_strong(&st.pins, &none, fresh))
+			os_unmap(fresh, om.size >> (OM_GRANULE_LG + 3));
+		pins = atomic_load(&st.pins);
+		gc_set_mode(MODE_PINNED, true);
+	}
+	g = ((uintptr_t)p - om.base) >> OM_GRANULE_LG;
+	if (on)
+		atomic_fetch_or(&pins[g >> 6], 1ULL << (g & 63));
+	else
+		atomic_fetch_and(&pins[g >> 6], ~(1ULL << (g & 63)));
+	return true;
+}
+
+bool sites_pinned(uintptr_t p)
+{
+	_Atomic uint64_t *pins = atomic_load_explicit(&st.pins, memory_order_acquire);
+	uintptr_t g = (p - om.base) >> OM_GRANULE_LG;
+
+	return pins && (atomic_load_explicit(&pins[g >> 6], memory_order_relaxed) >> (g & 63)) & 1;
+}
