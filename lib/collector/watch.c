@@ -153,9 +153,11 @@ void watch_collection_start(int generation)
 {
 	struct event e = { .phase = GCSHIM_PHASE_START, .generation = generation, .ok = 1 };
 
+	/* read even unwatched: a watcher may arrive before the collection ends */
+	mem_at_start = gc_mem_alloc();
 	if (watched()) {
 		e.wall_ns = wall_ns();
-		e.mem_before = mem_at_start = gc_mem_alloc();
+		e.mem_before = mem_at_start;
 	}
 	struct gcshim_collection_info info = { .generation = generation, .ok = 1 };
 
