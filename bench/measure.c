@@ -1,8 +1,10 @@
 /* measure [NAME=VALUE]... PROGRAM [ARG]...
  *
  * Runs PROGRAM with the given variables added to its environment and its
- * standard output discarded, then prints "SECONDS MAXRSS_KIB": the wall
- * time from fork to exit and the child's peak resident set.  The
+ * standard output discarded, then prints "SECONDS MAXRSS_KIB CPU_SECONDS":
+ * the wall time from fork to exit, the child's peak resident set and the
+ * processor time it used (user and system; on a machine others load, the
+ * steadier figure).  The
  * variables are set only in the child, so that an LD_PRELOAD measured
  * here never loads into this process.  Exits non-zero, with a message,
  * when PROGRAM does not exit with status 0. */
@@ -83,6 +85,8 @@ int main(int argc, char **argv)
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
 		return report_failure(*prog, status);
-	printf("%.3f %ld\n", now() - start, ru.ru_maxrss);
+	printf("%.3f %ld %.3f\n", now() - start, ru.ru_maxrss,
+	       (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
 	return 0;
 }

@@ -262,6 +262,22 @@ API size_t gcshim_site_frames(uint32_t site, void **frames, size_t cap)
 	return n;
 }
 
+API int gcshim_set_backtrace(int depth)
+{
+	int old;
+
+	if (depth < 0)
+		return sites_depth();
+	if (depth > SITES_MAX_DEPTH) {
+		errno = EINVAL;
+		return -1;
+	}
+	old = sites_set_depth(depth);
+	if (old < 0)
+		errno = ENOSYS;
+	return old;
+}
+
 API int gcshim_pin(void *ptr)
 {
 	if (!sites_pin(ptr, true)) {

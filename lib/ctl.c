@@ -1,7 +1,6 @@
 #define _GNU_SOURCE
 #include "ctl.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -23,6 +22,7 @@
 #include "os.h"
 #include "proto.h"
 #include "events.h"
+#include "tstacks.h"
 #include "watch.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -95,27 +95,22 @@ static bool private_dir(const char *dir)
 	return true;
 }
 
+static bool remove_if_stale(const char *name, void *dir)
+{
+	char path[sizeof(ctl.path) + 32], *end;
+	long pid = strtol(name, &end, 10);
+
+	if (pid > 0 && !strcmp(end, ".sock") && kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+		fmt_s(path, sizeof(path), "%s/%s", (const char *)dir, name);
+		unlink(path);
+	}
+	return true;
+}
+
 /* Sockets whose process is gone are removed by whoever notices first. */
 static void remove_stale(const char *dir)
 {
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[sizeof(ctl.path) + 32];
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		char *end;
-		long pid = strtol(e->d_name, &end, 10);
-
-		if (pid <= 0 || strcmp(end, ".sock"))
-			continue;
-		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-			continue;
-		fmt_s(path, sizeof(path), "%s/%s", dir, e->d_name);
-		unlink(path);
-	}
-	closedir(d);
+	os_each_name(dir, remove_if_stale, (void *)dir);
 }
 
 /* Bound under a temporary name and renamed once it listens: a client
@@ -424,6 +419,7 @@ static void *serve(void *arg)
 	char dir[sizeof(ctl.path)];
 
 	(void)arg;
+	tstacks_shim_started((uintptr_t)__builtin_frame_address(0));
 	if (ctl_socket_dir(dir, sizeof(dir)) == 0)
 		remove_stale(dir);
 	for (;;)

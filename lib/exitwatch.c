@@ -1,7 +1,6 @@
 #define _GNU_SOURCE
 #include "exitwatch.h"
 
-#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +14,8 @@
 
 #include "log.h"
 #include "os.h"
+#include "thread.h"
+#include "tstacks.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -65,6 +66,7 @@ static void thread_ending(void *unused)
 	uint64_t one = 1;
 
 	(void)unused;
+	tstacks_ended();
 	if (os_gettid() == getpid())
 		atomic_store(&leader_done, true);
 	if (atomic_load(&leader_done) && event_fd >= 0)
@@ -72,17 +74,45 @@ static void thread_ending(void *unused)
 			;
 }
 
+/* What a new thread is to run, handed over in memory of our own: a block
+ * of the program's heap would be ours among its blocks, and be reported
+ * as a leak in a child forked before the thread took it over. */
+#define START_SLOTS 1024
+
 struct start {
 	void *(*fn)(void *);
 	void *arg;
+	_Atomic bool used;
 };
+
+static struct start starts[START_SLOTS];
+
+static struct start *new_start(void)
+{
+	for (size_t i = 0; i < START_SLOTS; i++) {
+		bool no = false;
+
+		if (!atomic_load_explicit(&starts[i].used, memory_order_relaxed) &&
+		    atomic_compare_exchange_strong(&starts[i].used, &no, true))
+			return &starts[i];
+	}
+	return NULL;
+}
+
+static void free_start(struct start *s)
+{
+	s->arg = NULL;
+	atomic_store_explicit(&s->used, false, memory_order_release);
+}
 
 static void *trampoline(void *p)
 {
 	struct start s = *(struct start *)p;
 	void *ret;
 
-	free(p);
+	free_start(p);
+	thread_get();   /* counted among the threads from its start */
+	tstacks_started((uintptr_t)__builtin_frame_address(0));
 	pthread_cleanup_push(thread_ending, NULL);
 	ret = s.fn(s.arg);
 	pthread_cleanup_pop(1);
@@ -98,14 +128,14 @@ EXPORT int pthread_create(pthread_t *t, const pthread_attr_t *attr,
 
 	if (!real && !(real = (create_fn)next_symbol("pthread_create")))
 		return EAGAIN;
-	s = malloc(sizeof(*s));
-	if (!s)
-		return EAGAIN;
+	s = new_start();
+	if (!s)   /* a thousand threads starting at once */
+		return real(t, attr, fn, arg);
 	s->fn = fn;
 	s->arg = arg;
 	rc = real(t, attr, trampoline, s);
 	if (rc)
-		free(s);
+		free_start(s);
 	return rc;
 }
 
@@ -154,24 +184,27 @@ static bool task_alive(const char *tid)
 	return paren && paren[1] == ' ' && paren[2] != 'Z' && paren[2] != 'X';
 }
 
+struct alone {
+	char self[24];
+	bool alone;
+};
+
+static bool other_alive(const char *name, void *arg)
+{
+	struct alone *a = arg;
+
+	if (name[0] != '.' && strcmp(name, a->self) && task_alive(name))
+		a->alone = false;
+	return a->alone;
+}
+
 /* True when every other thread of the process has ended. */
 bool exitwatch_alone(void)
 {
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	char self[24];
-	bool alone = true;
+	struct alone a = { .alone = true };
 
-	if (!d)
-		return false;
-	fmt_s(self, sizeof(self), "%d", (int)os_gettid());
-	while (alone && (e = readdir(d))) {
-		if (e->d_name[0] == '.' || !strcmp(e->d_name, self))
-			continue;
-		alone = !task_alive(e->d_name);
-	}
-	closedir(d);
-	return alone;
+	fmt_s(a.self, sizeof(a.self), "%d", (int)os_gettid());
+	return os_each_name("/proc/self/task", other_alive, &a) && a.alone;
 }
 
 void exitwatch_fork_child(void)

@@ -161,6 +161,8 @@ struct gcshim_block {
 	int generation;       /* 0, 1 or 2: collections survived, capped */
 	int frozen;           /* 1 after gcshim_freeze() */
 	uint32_t site;        /* allocation site when recorded, else 0 */
+	size_t requested;     /* the size the program asked for when recorded
+				 (GCSHIM_BACKTRACE, gcshim_backtrace()), else 0 */
 };
 
 /* Where a pointer to one of the blocks asked about is kept. */
@@ -240,6 +242,13 @@ int gcshim_callback_remove(gcshim_callback_fn fn, void *arg);
  * the start of a live block; free() and realloc() drop the pin.  Return
  * 0, or -1 with errno EINVAL. */
 int gcshim_pin(void *ptr);
+
+/* Allocation sites recorded from now on, DEPTH frames deep (1 to 64), or
+ * no more (0: requested sizes go on being recorded); -1 only asks.
+ * Blocks allocated before have no site; leak reports group them under
+ * one entry.  Returns the depth before the call, or -1 with errno EINVAL
+ * (DEPTH above 64) or ENOSYS (libunwind cannot be loaded). */
+int gcshim_set_backtrace(int depth);
 
 /* The return addresses of allocation site SITE (struct gcshim_block's
  * site), innermost first: at most CAP of them into FRAMES; returns how

@@ -19,10 +19,12 @@
 #include "log.h"
 #include "options.h"
 #include "regions.h"
+#include "report.h"
 #include "sigguard.h"
 #include "sites.h"
 #include "sweep.h"
 #include "thread.h"
+#include "tstacks.h"
 #include "watch.h"
 
 extern char **environ;
@@ -130,6 +132,7 @@ static void fork_child(void)
 	heap_unlock();
 	collect_unlock();
 	thread_fork_child();
+	tstacks_fork_child();
 	bcache_fork_child();
 	ctl_fork_child();
 }
@@ -139,7 +142,8 @@ static void fork_child(void)
 __attribute__((constructor(101))) static void shim_start(int argc, char **argv,
 							  char **envp)
 {
-	(void)argc, (void)argv;
+	(void)argc;
+	tstacks_main_started((uintptr_t)argv);
 	read_options(envp);
 	sigguard_init();
 	if (!shim_heap_ready() || !thread_get())
@@ -147,7 +151,7 @@ __attribute__((constructor(101))) static void shim_start(int argc, char **argv,
 	gc_init();
 	if (!collect_init() || !insp_init())
 		log_msg("the collector could not start; allocation works, collections do not");
-	leaks_init();
+	report_init();
 	sites_init();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	ctl_start();
@@ -155,7 +159,7 @@ __attribute__((constructor(101))) static void shim_start(int argc, char **argv,
 
 __attribute__((destructor)) static void shim_stop(void)
 {
-	int code = leaks_at_exit();
+	int code = report_at_exit();
 
 	if (code) {
 		fflush(NULL);

@@ -341,6 +341,17 @@ static int cmd_get_stats(struct reply *r, char **argv, int argc)
 }
 
 #define GARBAGE_SHOWN 256
+#define LIT(r, s) reply_raw(r, s, sizeof(s) - 1)
+
+/* A block's usable size, and the size the program asked for when known. */
+static void sizes_json(struct reply *r, uintptr_t p)
+{
+	size_t usable = om_usable((void *)p), asked = sites_request(p, usable);
+
+	reply_fmt(r, "\"size\":%lu", (unsigned long)usable);
+	if (asked)
+		reply_fmt(r, ",\"requested\":%lu", (unsigned long)asked);
+}
 
 static int garbage_hexdump(struct reply *r, const char *arg);
 
@@ -360,16 +371,17 @@ static int cmd_garbage(struct reply *r, char **argv, int argc)
 	n = garbage_list(blocks, GARBAGE_SHOWN);
 	ok(r);
 	reply_fmt(r, ",\"count\":%lu,\"blocks\":[", (unsigned long)garbage_count());
-	for (size_t i = 0; i < n; i++)
-		reply_fmt(r, "%s{\"address\":\"%p\",\"size\":%lu}", i ? "," : "",
-			  (void *)blocks[i], (unsigned long)om_usable((void *)blocks[i]));
+	for (size_t i = 0; i < n; i++) {
+		reply_fmt(r, "%s{\"address\":\"%p\",", i ? "," : "", (void *)blocks[i]);
+		sizes_json(r, blocks[i]);
+		LIT(r, "}");
+	}
 	reply_raw(r, "]", 1);
 	return 0;
 }
 
 /* ---- inspection --------------------------------------------------------- */
 
-#define LIT(r, s) reply_raw(r, s, sizeof(s) - 1)
 #define SHOWN_ROOM 1024   /* an entry is left out when less than this is left */
 
 static struct proto_session *current;   /* the session of the request */
@@ -399,8 +411,9 @@ static int garbage_hexdump(struct reply *r, const char *arg)
 	ok(r);
 	reply_fmt(r, ",\"count\":%lu,\"blocks\":[", (unsigned long)garbage_count());
 	for (; shown < n && r->len + SHOWN_ROOM + 2 * each < r->cap; shown++) {
-		reply_fmt(r, "%s{\"address\":\"%p\",\"size\":%lu,\"hex\":\"", shown ? "," : "",
-			  (void *)blocks[shown], (unsigned long)om_usable((void *)blocks[shown]));
+		reply_fmt(r, "%s{\"address\":\"%p\",", shown ? "," : "", (void *)blocks[shown]);
+		sizes_json(r, blocks[shown]);
+		LIT(r, ",\"hex\":\"");
 		hex_bytes(r, bytes + shown * each, sizes[shown]);
 		LIT(r, "\"}");
 	}
@@ -460,6 +473,8 @@ static void block_json(struct reply *r, const struct gcshim_block *b)
 {
 	reply_fmt(r, "\"address\":\"%p\",\"size\":%lu,\"generation\":%d", b->start,
 		  (unsigned long)b->size, b->generation);
+	if (b->requested)
+		reply_fmt(r, ",\"requested\":%lu", (unsigned long)b->requested);
 	if (b->frozen)
 		LIT(r, ",\"frozen\":true");
 	if (b->site) {
@@ -476,21 +491,21 @@ static void block_json(struct reply *r, const struct gcshim_block *b)
 static int cmd_is_tracked(struct reply *r, char **argv, int argc)
 {
 	struct gcshim_block b;
-	uintptr_t p;
+	uintptr_t p[INSP_MAX_TARGETS];   /* "A,B,..." parses before it is refused */
 	size_t n;
 
-	if (parse_addrs(r, argv, argc, &p, &n) < 0)
+	if (parse_addrs(r, argv, argc, p, &n) < 0)
 		return -1;
 	if (n != 1)
 		return fail_usage(r, "usage: is-tracked ADDR");
 	ok(r);
-	if (!insp_is_tracked(p, &b)) {
+	if (!insp_is_tracked(p[0], &b)) {
 		LIT(r, ",\"tracked\":false");
 		return 0;
 	}
 	LIT(r, ",\"tracked\":true,");
 	block_json(r, &b);
-	reply_fmt(r, ",\"offset\":%lu", (unsigned long)(p - (uintptr_t)b.start));
+	reply_fmt(r, ",\"offset\":%lu", (unsigned long)(p[0] - (uintptr_t)b.start));
 	return 0;
 }
 
@@ -595,9 +610,11 @@ static int cmd_get_referrers(struct reply *r, char **argv, int argc)
 #define SUMMARY_SITES 4096   /* distinct sites counted; more go under site 0 */
 #define SUMMARY_SHOWN 32     /* sites listed, largest first */
 
+/* requested: what the program asked for, the usable size of the unsized
+ * blocks (allocated while requests were not recorded) included. */
 struct site_total {
 	uint32_t site;
-	long count, bytes;
+	long count, bytes, requested, unsized;
 };
 
 /* Open addressing on the site number; the table is the control thread's. */
@@ -621,6 +638,8 @@ static void add_site(struct site_total *t, const struct gcshim_block *b)
 	s->site = s->count ? s->site : b->site;
 	s->count++;
 	s->bytes += (long)b->size;
+	s->requested += (long)(b->requested ? b->requested : b->size);
+	s->unsized += !b->requested;
 }
 
 /* The largest sites by bytes, with their frames. */
@@ -638,8 +657,9 @@ static void list_sites(struct reply *r, struct site_total *t)
 		if (!best)
 			break;
 		n = best->site ? sites_frames(best->site, &frames) : 0;
-		reply_fmt(r, "%s{\"count\":%ld,\"bytes\":%ld,\"frames\":[", shown ? "," : "",
-			  best->count, best->bytes);
+		reply_fmt(r, "%s{\"count\":%ld,\"bytes\":%ld,\"requested\":%ld,\"unsized\":%ld,"
+			  "\"frames\":[", shown ? "," : "", best->count, best->bytes, best->requested,
+			  best->unsized);
 		for (size_t f = 0; f < n; f++)
 			reply_fmt(r, "%s\"%p\"", f ? "," : "", (void *)frames[f]);
 		LIT(r, "]}");
@@ -656,7 +676,7 @@ static int objects_summary(struct reply *r, int gen, size_t min_size)
 	static struct site_total sites[SUMMARY_SITES];
 	struct gcshim_block b[256];
 	uintptr_t cursor = 0;
-	long total = 0, total_bytes = 0;
+	long total = 0, total_bytes = 0, total_requested = 0, unsized = 0;
 	size_t n;
 	bool first = true;
 
@@ -672,6 +692,8 @@ static int objects_summary(struct reply *r, int gen, size_t min_size)
 			add_site(sites, &b[i]);
 			total++;
 			total_bytes += (long)b[i].size;
+			total_requested += (long)(b[i].requested ? b[i].requested : b[i].size);
+			unsized += !b[i].requested;
 		}
 	ok(r);
 	LIT(r, ",\"done\":true,\"classes\":[");
@@ -684,7 +706,8 @@ static int objects_summary(struct reply *r, int gen, size_t min_size)
 	}
 	LIT(r, "]");
 	list_sites(r, sites);
-	reply_fmt(r, ",\"count\":%ld,\"bytes\":%ld", total, total_bytes);
+	reply_fmt(r, ",\"count\":%ld,\"bytes\":%ld,\"requested\":%ld,\"unsized\":%ld", total,
+		  total_bytes, total_requested, unsized);
 	return 0;
 }
 
@@ -815,18 +838,20 @@ struct leaks_reply {
 	size_t shown, groups;
 };
 
-static void leaks_totals(const struct leak_totals *t, void *arg)
+static void totals_json(const struct leak_totals *t, void *arg)
 {
 	struct leaks_reply *lr = arg;
 
 	lr->groups = t->ngroups;
-	reply_fmt(lr->r, ",\"pid\":%d,\"backtrace\":%d,\"direct_blocks\":%ld,\"direct_bytes\":%ld,"
-		  "\"indirect_blocks\":%ld,\"indirect_bytes\":%ld,\"sites\":[", (int)getpid(),
-		  sites_depth(), (long)t->count[0], (long)t->bytes[0],
-		  (long)t->count[1], (long)t->bytes[1]);
+	reply_fmt(lr->r, ",\"pid\":%d,\"backtrace\":%d,\"sizes\":%s,\"direct_blocks\":%ld,"
+		  "\"direct_bytes\":%ld,\"indirect_blocks\":%ld,\"indirect_bytes\":%ld,\"sites\":[",
+		  (int)getpid(), sites_depth(), sites_sizes_recorded() ? "true" : "false",
+		  (long)t->count[0], (long)t->bytes[0], (long)t->count[1], (long)t->bytes[1]);
 }
 
-static bool leaks_group(const struct leak_group *g, void *arg)
+static const char *const stack_names[] = { "recorded", "not_sampled", "before_recording", "off" };
+
+static bool group_json(const struct leak_group *g, void *arg)
 {
 	struct leaks_reply *lr = arg;
 	struct reply *r = lr->r;
@@ -835,9 +860,10 @@ static bool leaks_group(const struct leak_group *g, void *arg)
 
 	if (r->len + LEAKS_RESERVE >= r->cap)
 		return false;
-	reply_fmt(r, "%s{\"kind\":\"%s\",\"bytes\":%ld,\"count\":%ld,\"frames\":[",
-		  lr->shown++ ? "," : "", g->indirect ? "indirect" : "direct",
-		  (long)g->bytes, (long)g->count);
+	reply_fmt(r, "%s{\"kind\":\"%s\",\"bytes\":%ld,\"count\":%ld,\"size_class\":%s,"
+		  "\"stack\":\"%s\",\"frames\":[", lr->shown++ ? "," : "",
+		  g->indirect ? "indirect" : "direct", (long)g->bytes, (long)g->count,
+		  g->unsized ? "true" : "false", stack_names[leaks_stack(g)]);
 	for (size_t i = 0; i < depth; i++)
 		reply_fmt(r, "%s\"%p\"", i ? "," : "", (void *)f[i]);
 	reply_raw(r, "]}", 2);
@@ -847,7 +873,7 @@ static bool leaks_group(const struct leak_group *g, void *arg)
 static int cmd_leaks(struct reply *r, char **argv, int argc)
 {
 	struct leaks_reply lr = { .r = r };
-	struct leak_sink sink = { leaks_totals, leaks_group, &lr };
+	struct leak_sink sink = { totals_json, group_json, &lr };
 
 	ok(r);
 	if (leaks_report(&sink) == 0) {
@@ -856,6 +882,26 @@ static int cmd_leaks(struct reply *r, char **argv, int argc)
 		return 0;
 	}
 	return fail_collection(r, "leak check failed: ", "");
+}
+
+static int cmd_backtrace(struct reply *r, char **argv, int argc)
+{
+	int64_t v = -1;
+	int old = sites_depth();
+
+	if (argc > 1 && !strcmp(argv[1], "off"))
+		v = 0;
+	else if (argc > 1 && (!parse_int(argv[1], &v) || v < 0 || v > SITES_MAX_DEPTH))
+		return fail_usage(r, "bad depth '%s': expected frames from 1 to %d, or off", argv[1],
+			    SITES_MAX_DEPTH);
+	if (v >= 0 && sites_set_depth((int)v) < 0)
+		return fail(r, "allocation sites cannot be recorded: libunwind cannot be loaded");
+	ok(r);
+	reply_fmt(r, ",\"backtrace\":%d,\"sizes\":%s", sites_depth(),
+		  sites_sizes_recorded() ? "true" : "false");
+	if (v >= 0)
+		reply_fmt(r, ",\"previous_backtrace\":%d", old);
+	return 0;
 }
 
 typedef int (*handler)(struct reply *, char **, int);
@@ -888,6 +934,7 @@ static const handler handlers[PROTO_VERB_COUNT] = {
 	[PROTO_GET_FREEZE_COUNT] = cmd_get_freeze_count,
 	[PROTO_WATCH] = cmd_watch,
 	[PROTO_LEAKS] = cmd_leaks,
+	[PROTO_BACKTRACE] = cmd_backtrace,
 };
 
 static int split(char *line, char **argv)

@@ -48,7 +48,9 @@
 	X(UNFREEZE, "unfreeze", 0, 0, "", "make frozen blocks collectable again")   \
 	X(GET_FREEZE_COUNT, "get-freeze-count", 0, 0, "", "how many blocks are frozen") \
 	X(WATCH, "watch", 0, 0, "", "show collections as they happen")            \
-	X(LEAKS, "leaks", 0, 0, "", "report unreachable blocks by allocation site")
+	X(LEAKS, "leaks", 0, 0, "", "report unreachable blocks by allocation site")  \
+	X(BACKTRACE, "backtrace", 0, 1, "[DEPTH|off]",                              \
+	  "record allocation sites from now on, DEPTH frames deep, or stop")
 
 enum proto_verb {
 #define PROTO_VERB_ENUM(id, ...) PROTO_##id,
@@ -79,6 +81,7 @@ enum proto_unit {
 #define PROTO_COLLECTION_FIELDS(X)                    \
 	X(collected, UNIT_COUNT, "collected")         \
 	X(collected_bytes, UNIT_BYTES, "collected")   \
+	X(collected_requested, UNIT_BYTES, "asked for") \
 	X(uncollectable, UNIT_COUNT, "uncollectable") \
 	X(generation, UNIT_GENERATION, "generation")  \
 	X(pause_ns, UNIT_NS, "pause")                 \

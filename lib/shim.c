@@ -61,7 +61,7 @@ static void *heap_make(size_t n, size_t align, bool zero, size_t *u)
 static void *alloc_slow(size_t n, size_t align, bool zero)
 {
 	struct thread_rec *t = thread_or_init();
-	size_t u = 0;
+	size_t u = 0, asked = n;
 	bool reserved = false;
 	void *p;
 
@@ -96,7 +96,7 @@ static void *alloc_slow(size_t n, size_t align, bool zero)
 	}
 	om_insert(p, u);
 	if (unlikely(gc_mode_now() & MODE_SITES))
-		sites_alloc(t, p);
+		sites_alloc(t, p, asked);
 	gc_account_alloc(t, u);
 	return p;
 }
@@ -112,10 +112,10 @@ static __attribute__((noinline)) void *alloc_rescue(void *p, size_t n, bool zero
 
 /* The end of every small allocation that is not a plain cache hit: the
  * site, the accounting. */
-static void *alloc_finish(struct thread_rec *t, void *p, struct sc_entry e)
+static void *alloc_finish(struct thread_rec *t, void *p, size_t n, struct sc_entry e)
 {
 	if (unlikely(gc_mode_now() & MODE_SITES))
-		sites_alloc(t, p);
+		sites_alloc(t, p, n);
 	gc_account_alloc(t, e.size);
 	return p;
 }
@@ -130,14 +130,14 @@ static __attribute__((noinline)) void *alloc_refill(size_t n, bool zero)
 	void *p;
 
 	if (bcache_refill(&t->cache, e.index)) {
-		p = alloc_finish(t, bcache_pop(&t->cache, e.index), e);
+		p = alloc_finish(t, bcache_pop(&t->cache, e.index), n, e);
 		return zero ? memset(p, 0, n) : p;
 	}
 	p = zero ? gsje_calloc(1, e.size) : gsje_malloc(e.size);
 	if (unlikely(!om_in_heap(p)))
 		return alloc_rescue(p, n, zero);
 	om_insert_small(p, e.index);
-	return alloc_finish(t, p, e);
+	return alloc_finish(t, p, n, e);
 }
 
 /* A cache hit that records its site, or after which the thread is due to
@@ -146,7 +146,7 @@ static __attribute__((noinline)) void *alloc_cached_slow(struct thread_rec *t, v
 							size_t n, bool zero, bool due)
 {
 	if (gc_mode_now() & MODE_SITES)
-		sites_alloc(t, p);
+		sites_alloc(t, p, n);
 	if (due)
 		gc_publish(t);
 	return zero ? memset(p, 0, n) : p;
@@ -220,8 +220,9 @@ static size_t live_usable(void *p)
 }
 
 /* Pointers the shim never handed out are left alone: counted, reported
- * once per kind, never passed to jemalloc. */
-static void free_stranger(void *p)
+ * once per kind, never passed to jemalloc.  Kept out of line: free()
+ * reaches it by a tail call and so needs no stack frame of its own. */
+static __attribute__((noinline)) void free_stranger(void *p)
 {
 	if (boot_owns(p))
 		return;
@@ -396,6 +397,8 @@ static void *realloc_live(void *p, size_t old, size_t n)
 		return NULL;
 	if (want == old ||
 	    (old > SC_SMALL_MAX && want > SC_SMALL_MAX && resize_in_place(t, p, old, n, want))) {
+		if (gc_mode_now() & MODE_SITES)   /* the block's request is the new one */
+			sites_alloc(t, p, n);
 		tc_add(&t->reallocs, 1);
 		return p;
 	}

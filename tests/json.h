@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum json_type { JSON_NULL, JSON_FALSE, JSON_TRUE, JSON_INT, JSON_STRING,
 		 JSON_ARRAY, JSON_OBJECT };
@@ -31,5 +32,8 @@ const struct json *json_get(const struct json *obj, const char *key);
 
 /* True if v exists and is an integer; *out receives it. */
 bool json_int(const struct json *v, int64_t *out);
+
+/* s as a JSON string, quotes included; NULL as null. */
+void json_put_string(FILE *f, const char *s);
 
 #endif

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "gcshim.h"
 #include "support.h"
 
 #define OUT_MAX (1 << 20)
@@ -158,6 +160,47 @@ Test(collect, empty_cxx_array_kept_in_verify_mode)
 Test(collect, empty_cxx_array_kept_when_freeing)
 {
 	cookie("GCSHIM_VERIFY=0");
+}
+
+/* Verify mode caught in the act: a block held only by a hidden (XORed)
+ * pointer is found unreachable, kept, and its free by the program is
+ * reported as false garbage, exactly once, at its address and size. */
+Test(collect, verify_mode_reports_a_hidden_pointer_as_false_garbage)
+{
+	static char out[OUT_MAX];
+	const char *env[] = { "GCSHIM_VERIFY=1", NULL };
+	char *argv[] = { build_path("tests/fixtures/gc_modes"), "hidden", NULL };
+	char want[128];
+	unsigned long addr = 0, size = 0;
+	int rc = run(argv, env, true, NULL, out, sizeof(out));
+	char *log = read_log();
+
+	cr_expect_eq(rc, 0, "gc_modes hidden exited %d:\n%s", rc, out);
+	cr_assert(sscanf(out, "hidden block %lx (%lu bytes)", &addr, &size) == 2, "%s", out);
+	snprintf(want, sizeof(want), "false garbage: %p (%lu bytes)", (void *)addr, size);
+	cr_expect_eq(count(log, "false garbage:"), 1, "%s", log);
+	cr_expect(strstr(log, want), "the log lacks '%s':\n%s", want, log);
+}
+
+/* Without verify mode the same block is freed by the collection: what
+ * verify mode exists to announce. */
+Test(collect, reclaim_mode_frees_a_block_behind_a_hidden_pointer)
+{
+	modes("hidden", NULL, 0);
+	cr_expect_eq(count(read_log(), "false garbage"), 0, "%s", read_log());
+}
+
+/* A full callback table, gcshim_garbage() and gcshim_site_frames(). */
+Test(collect, c_api_callbacks_garbage_and_site_frames)
+{
+	static char out[OUT_MAX];
+	const char *env[] = { "GCSHIM_BACKTRACE=16", NULL };
+	char *argv[] = { build_path("tests/fixtures/gc_capi"), NULL };
+	int rc = run(argv, env, true, NULL, out, sizeof(out));
+
+	cr_expect_eq(rc, 0, "gc_capi exited %d:\n%s", rc, out);
+	cr_expect_eq(count(out, "FAILED"), 0, "%s", out);
+	cr_expect_eq(count(out, "ok "), 12, "%s", out);
 }
 
 Test(collect, rss_falls_after_a_collection)
@@ -401,6 +444,23 @@ static void verdicts(const char *out, char *buf, size_t cap)
 	}
 }
 
+/* `python3 -m test ...`, then the number of collections the shim ran,
+ * read with ctypes from gcshim_get_stats() (SIZE and OFFSET of the
+ * struct and its member come from this test's own gcshim.h). */
+static const char python_then_collections[] =
+	"import ctypes, runpy, sys\n"
+	"size, offset = int(sys.argv[1]), int(sys.argv[2])\n"
+	"sys.argv = ['test'] + sys.argv[3:]\n"
+	"try:\n"
+	"    runpy.run_module('test', run_name='__main__', alter_sys=True)\n"
+	"finally:\n"
+	"    get_stats = getattr(ctypes.CDLL(None), 'gcshim_get_stats', None)\n"
+	"    if get_stats:\n"
+	"        st = ctypes.create_string_buffer(size)\n"
+	"        ctypes.c_uint32.from_buffer(st).value = size\n"
+	"        get_stats(st)\n"
+	"        print('gcshim collections', ctypes.c_int64.from_buffer(st, offset).value)\n";
+
 static void python_suite(const char *verify)
 {
 	static char plain[OUT_MAX], shim[OUT_MAX], vp[4096], vs[4096];
@@ -408,14 +468,18 @@ static void python_suite(const char *verify)
 	/* No DEBUG_STATS here: the suite lists its descriptors, and a log
 	 * file opened for the summaries would be one more. */
 	const char *env[] = { "GCSHIM_THRESHOLD=1M", verify, NULL };
-	char *argv[] = { NULL, "-m", "test", "test_threading", "test_json",
-			 "test_subprocess", "test_selectors", NULL };
+	char size[32], offset[32];
+	char *argv[] = { NULL, "-c", (char *)python_then_collections, size, offset,
+			 "test_threading", "test_json", "test_subprocess", "test_selectors", NULL };
+	const char *ran;
 	char *log;
 	int rc_plain, rc_shim;
 
 	if (!python)
 		cr_skip_test("Python's test suite is not installed");
 	argv[0] = (char *)python;
+	snprintf(size, sizeof(size), "%zu", sizeof(struct gcshim_stats));
+	snprintf(offset, sizeof(offset), "%zu", offsetof(struct gcshim_stats, collections));
 	rc_plain = run(argv, NULL, false, NULL, plain, sizeof(plain));
 	rc_shim = run(argv, env, true, NULL, shim, sizeof(shim));
 	log = read_log();
@@ -425,6 +489,9 @@ static void python_suite(const char *verify)
 		     rc_plain, vs);
 	cr_expect(vp[0] && !strcmp(vp, vs), "verdicts differ:\n%s---\n%s", vp, vs);
 	cr_expect_eq(count(log, "false garbage"), 0, "%.3000s", log);
+	ran = strstr(shim, "gcshim collections ");
+	cr_expect(ran && atol(ran + 19) > 0, "no collection ran in the suite's process: %s",
+		  ran ? ran : "no count printed");
 }
 
 Test(collect, python_test_suite_reclaim, .timeout = 900)
@@ -494,7 +561,8 @@ Test(collect, growth_percent_sets_how_often)
 static void churn_under(const char *markers, const char *verify)
 {
 	static char out[OUT_MAX];
-	char *argv[] = { build_path("tests/fixtures/gc_auto"), "churn", "4", NULL };
+	char *argv[] = { build_path("tests/fixtures/gc_auto"), "churn", "4",
+			 strstr(verify, "=0") ? "exact" : NULL, NULL };
 	const char *env[] = { "GCSHIM_GROWTH=20", markers, verify, "GCSHIM_DEBUG=stats", NULL };
 	char *log;
 

@@ -536,26 +536,41 @@ Test(api, growth)
 	cr_expect_eq(snap().growth_target, -1);
 }
 
-/* 40 MiB kept with a 100% growth trigger: collections as the heap passes
- * 4 MiB, then each doubling of what they leave live, and no more. */
+/* A 100% growth trigger: the first collection as the heap passes the
+ * 4 MiB floor; it sets the next target to what it left live plus what it
+ * scanned (that heap and the roots), and no collection runs before the
+ * heap reaches it. */
 Test(triggers, growth)
 {
-	struct gcshim_stats a, b;
-	enum { N = 640 };
+	enum { N = 4096, SMALL = 64 << 10, BIG = 1 << 20 };
 	static void *keep[N];
+	struct gcshim_stats s = { .size = sizeof(s) }, before;
+	int i = 0;
 
 	gcshim_growth(100);
-	a = snap();
-	for (int i = 0; i < N; i++)
-		keep[i] = malloc(64 << 10);
-	b = snap();
+	before = snap();
+	for (; i < N && snap().growth_triggers == before.growth_triggers; i++)
+		keep[i] = malloc(SMALL);
+	s = snap();
+	cr_assert_eq(s.growth_triggers, before.growth_triggers + 1);
+	cr_expect_geq(s.mem_alloc, 4 << 20, "collected at %lld bytes", (long long)s.mem_alloc);
+	cr_expect_lt(s.mem_alloc, (4 << 20) + 2 * SMALL, "collected at %lld bytes",
+		     (long long)s.mem_alloc);
+	cr_expect_eq(s.growth_target, 2 * s.mem_alloc + s.last_root_bytes,
+		     "target %lld, live %lld, roots %lld", (long long)s.growth_target,
+		     (long long)s.mem_alloc, (long long)s.last_root_bytes);
+	for (; i < N && snap().mem_alloc + BIG < s.growth_target; i++) {
+		keep[i] = malloc(BIG);
+		cr_assert_eq(snap().growth_triggers, s.growth_triggers, "collected early");
+	}
+	for (int k = 0; k < 4 && i < N; k++, i++)
+		keep[i] = malloc(BIG);
+	cr_expect_eq(snap().growth_triggers, s.growth_triggers + 1,
+		     "not collected at the target %lld: mem_alloc %lld", (long long)s.growth_target,
+		     (long long)snap().mem_alloc);
 	gcshim_growth(-1);
-	cr_expect(D(growth_triggers) >= 3 && D(growth_triggers) <= 5,
-		  "growth_triggers %+lld for 40 MiB kept under 100%%", D(growth_triggers));
-	cr_expect_geq(b.growth_target, b.mem_alloc, "target %lld below mem_alloc %lld",
-		      (long long)b.growth_target, (long long)b.mem_alloc);
-	for (int i = 0; i < N; i++)
-		free(keep[i]);
+	while (i > 0)
+		free(keep[--i]);
 }
 
 Test(triggers, byte_threshold_off)

@@ -737,3 +737,16 @@ Test(proto, tiny_buffer_is_not_overrun)
 		cr_assert(n < cap, "cap %zu: reply length %zu does not fit", cap, n);
 	}
 }
+
+/* is-tracked takes one address: a list of several, which the parser reads
+ * for the verbs that take lists, is refused without being stored. */
+Test(proto, is_tracked_refuses_an_address_list)
+{
+	struct proto_session s = { 0 };
+
+	greet(&s);
+	expect_error(&s, "is-tracked 0x10,0x20,0x30,0x40,0x50,0x60,0x70,0x80",
+		     "usage: is-tracked ADDR");
+	expect_error(&s, "is-tracked 0x10,0x20", "usage: is-tracked ADDR");
+	cr_expect(is_ok(ask(&s, "is-tracked 0x10")));
+}

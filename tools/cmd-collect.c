@@ -143,13 +143,9 @@ int cmd_garbage(struct ctx *cx, int argc, char **argv)
 		for (size_t i = 0; i < json_array_size(blocks); i++) {
 			const json_t *a = json_object_get(json_array_get(blocks, i), "address");
 			const json_t *hex = json_object_get(json_array_get(blocks, i), "hex");
-			int64_t size;
-			char sz[24];
+			char sz[48];
 
-			if (json_int_of(json_object_get(json_array_get(blocks, i), "size"), &size))
-				snprintf(sz, sizeof(sz), "%lld", (long long)size);
-			else
-				snprintf(sz, sizeof(sz), "?");
+			block_size(sz, sizeof(sz), json_array_get(blocks, i));
 			table_add(&t, a && json_is_string(a) ? json_string_value(a) : "?", sz,
 				  hex && json_is_string(hex) ? json_string_value(hex) : "");
 		}

@@ -16,14 +16,16 @@ int cmd_is_tracked(struct ctx *cx, int argc, char **argv)
 {
 	json_t *r = ask(cx, argc, argv);
 	const json_t *site;
+	char size[48];
 
 	if (!r)
 		return cx->status;
+	block_size(size, sizeof(size), r);
 	if (!true_of(r, "tracked"))
 		printf("%s: not in a live block\n", argv[1]);
 	else
-		printf("%s: in the block at %s, %lld bytes, offset %lld, generation %lld%s\n",
-		       argv[1], str_of(r, "address"), int_of(r, "size"), int_of(r, "offset"),
+		printf("%s: in the block at %s, %s bytes, offset %lld, generation %lld%s\n",
+		       argv[1], str_of(r, "address"), size, int_of(r, "offset"),
 		       int_of(r, "generation"), true_of(r, "frozen") ? ", frozen" : "");
 	site = json_object_get(r, "site");
 	if (!cx->json && site && json_is_array(site) && json_array_size(site)) {
@@ -39,9 +41,9 @@ int cmd_is_tracked(struct ctx *cx, int argc, char **argv)
 
 static void print_block_row(struct table *t, const json_t *b)
 {
-	char size[32], gen[32];
+	char size[48], gen[32];
 
-	snprintf(size, sizeof(size), "%lld", int_of(b, "size"));
+	block_size(size, sizeof(size), b);
 	snprintf(gen, sizeof(gen), "%lld%s", int_of(b, "generation"),
 		 true_of(b, "frozen") ? " frozen" : "");
 	table_add(t, str_of(b, "address"), size, gen);
@@ -125,6 +127,20 @@ int cmd_get_referrers(struct ctx *cx, int argc, char **argv)
 	return cx->status;
 }
 
+/* The bytes the program asked for, and how many blocks count with their
+ * size class because their request was not recorded. */
+static void summary_bytes(char *buf, size_t cap, const json_t *o)
+{
+	long long unsized = int_of(o, "unsized");
+	long long req = json_object_get(o, "requested") ? int_of(o, "requested") : int_of(o, "bytes");
+
+	if (unsized)
+		snprintf(buf, cap, "%lld byte(s) requested (%lld block(s) counted by size class)",
+			 req, unsized);
+	else
+		snprintf(buf, cap, "%lld byte(s) requested", req);
+}
+
 /* get-objects --summary: blocks per size class, then per allocation site
  * (largest first, frames named as in leaks). */
 static int get_objects_summary(struct ctx *cx, json_t *r)
@@ -132,7 +148,7 @@ static int get_objects_summary(struct ctx *cx, json_t *r)
 	const json_t *classes = json_object_get(r, "classes"), *sites = json_object_get(r, "sites");
 	struct table t = { .cols = 3, .right = { true, true, true } };
 	struct symbolizer *sym = NULL;
-	char total[32];
+	char total[96];
 
 	table_add(&t, "SIZE", "BLOCKS", "BYTES");
 	for (size_t i = 0; classes && i < json_array_size(classes); i++) {
@@ -147,11 +163,11 @@ static int get_objects_summary(struct ctx *cx, json_t *r)
 	table_print(&t);
 	for (size_t i = 0; sites && json_is_array(sites) && i < json_array_size(sites); i++) {
 		const json_t *s = json_array_get(sites, i), *frames = json_object_get(s, "frames");
-		char bytes[32];
+		char bytes[96];
 
 		if (!sym)
 			sym = symbolizer_open(cx->client.pid);
-		human_size(bytes, sizeof(bytes), int_of(s, "bytes"));
+		summary_bytes(bytes, sizeof(bytes), s);
 		printf("\n%lld blocks, %s, allocated from:\n", int_of(s, "count"), bytes);
 		if (!frames || !json_is_array(frames) || !json_array_size(frames))
 			printf("    <no backtrace recorded>\n");
@@ -159,7 +175,7 @@ static int get_objects_summary(struct ctx *cx, json_t *r)
 			print_frames(sym, frames);
 	}
 	symbolizer_close(sym);
-	human_size(total, sizeof(total), int_of(r, "bytes"));
+	summary_bytes(total, sizeof(total), r);
 	printf("%s%lld blocks, %s\n", sites && json_array_size(sites) ? "\n" : "", int_of(r, "count"), total);
 	return EXIT_OK;
 }

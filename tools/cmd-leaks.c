@@ -1,64 +1,54 @@
-/* leaks: the leak report of a live process, as LeakSanitizer shapes it. */
+/* leaks: the leak check of a live process, reported as LeakSanitizer
+ * reports (tools/leaks.c names the frames and applies suppressions). */
 #define _GNU_SOURCE
 
-#include <errno.h>
-#include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "gcctl.h"
-#include "symbolize.h"
+#include "leaks.h"
 
-static int64_t member_int(const json_t *o, const char *key)
+static int leaks_options(struct ctx *cx, int argc, char **argv, struct leaks_options *o)
 {
-	int64_t v = 0;
+	long code;
 
-	json_int_of(json_object_get(o, key), &v);
-	return v;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--suppressions") && i + 1 < argc) {
+			o->suppressions = argv[++i];
+		} else if (!strcmp(argv[i], "--exitcode") && i + 1 < argc) {
+			if (!arg_long(argv[++i], 0, 255, &code))
+				return fail_with(cx, EXIT_USAGE, "bad argument '%s' for --exitcode: "
+						 "expected 0 to 255", argv[i]);
+			o->exitcode = (int)code;
+		} else {
+			return fail_with(cx, EXIT_USAGE, "usage: gcctl leaks [--suppressions FILE] "
+					 "[--exitcode N] [--json]");
+		}
+	}
+	return EXIT_OK;
 }
 
-/* The reply of "leaks" as LeakSanitizer shapes its report. */
+/* LEAKS_EXIT_FOUND (or --exitcode) when leaks are left after the
+ * suppressions. */
 int cmd_leaks(struct ctx *cx, int argc, char **argv)
 {
-	json_t *r = ask(cx, argc, argv);
-	const json_t *sites = json_object_get(r, "sites");
-	struct symbolizer *sym;
-	int64_t bytes, blocks;
+	struct leaks_options o = { .exitcode = LEAKS_EXIT_FOUND, .json = cx->json };
+	char *request[] = { argv[0], NULL };
+	json_t *r;
+	int st = leaks_options(cx, argc, argv, &o);
 
+	if (st != EXIT_OK)
+		return st;
+	if (!leaks_load_suppressions(&o))
+		return EXIT_USAGE;
+	cx->json = false;   /* the reply is shown once its frames are named */
+	r = ask(cx, 1, request);
 	if (!r)
 		return cx->status;
-	if (!sites || !json_is_array(sites)) {
-		json_decref(r);
-		return fail_with(cx, EXIT_REPLY_ERROR, "the reply of process %d has no \"sites\" array",
-				 (int)cx->client.pid);
-	}
-	bytes = member_int(r, "direct_bytes") + member_int(r, "indirect_bytes");
-	blocks = member_int(r, "direct_blocks") + member_int(r, "indirect_blocks");
-	sym = symbolizer_open(cx->client.pid);
-	if (blocks)
-		printf("=================================================================\n"
-		       "==%d==gcshim: detected memory leaks\n", (int)cx->client.pid);
-	for (size_t i = 0; i < json_array_size(sites); i++) {
-		const json_t *site = json_array_get(sites, i), *kind = json_object_get(site, "kind");
-		const json_t *frames = json_object_get(site, "frames");
-		bool indirect = kind && json_is_string(kind) && !strcmp(json_string_value(kind), "indirect");
-
-		printf("\n%s leak of %lld byte(s) in %lld object(s) allocated from:\n",
-		       indirect ? "Indirect" : "Direct", (long long)member_int(site, "bytes"),
-		       (long long)member_int(site, "count"));
-		if (!frames || !json_is_array(frames) || !json_array_size(frames))
-			printf("    <unknown: no backtrace recorded (GCSHIM_BACKTRACE=0, or not sampled)>\n");
-		print_frames(sym, frames);
-	}
-	if (json_object_get(r, "truncated") && json_is_true(json_object_get(r, "truncated")))
-		printf("\n(only the largest %zu of %lld sites fit in the reply)\n", json_array_size(sites),
-		       (long long)member_int(r, "groups"));
-	printf("%sSUMMARY: gcshim: %lld byte(s) leaked in %lld allocation(s).\n", blocks ? "\n" : "",
-	       (long long)bytes, (long long)blocks);
-	symbolizer_close(sym);
+	st = leaks_print(r, cx->client.pid, &o);
 	json_decref(r);
-	return cx->status;
+	if (st < 0)
+		return fail_with(cx, EXIT_REPLY_ERROR, "the reply of process %d is not a leak report",
+				 (int)cx->client.pid);
+	return st;
 }
-

@@ -39,9 +39,10 @@ static void print_event(const json_t *r)
 	}
 	human_size(before, sizeof(before), int_of(r, "mem_alloc_before"));
 	human_size(after, sizeof(after), int_of(r, "mem_alloc_after"));
-	printf("%s  stop   generation %lld: %lld collected (%lld bytes), %lld uncollectable, "
-	       "pause %.3f ms, mem_alloc %s -> %s%s\n", when, int_of(r, "generation"),
-	       int_of(r, "collected"), int_of(r, "collected_bytes"), int_of(r, "uncollectable"),
+	printf("%s  stop   generation %lld: %lld collected (%lld bytes, %lld asked for), "
+	       "%lld uncollectable, pause %.3f ms, mem_alloc %s -> %s%s\n", when,
+	       int_of(r, "generation"), int_of(r, "collected"), int_of(r, "collected_bytes"),
+	       int_of(r, "collected_requested"), int_of(r, "uncollectable"),
 	       (double)int_of(r, "pause_ns") / 1e6, before, after,
 	       true_of(r, "completed") ? "" : " (abandoned)");
 }

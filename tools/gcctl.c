@@ -81,7 +81,8 @@ static const struct remote_verb remote_verbs[PROTO_VERB_COUNT] = {
 	[PROTO_GET_REFERRERS] = { cmd_get_referrers },
 	[PROTO_GET_OBJECTS] = { cmd_get_objects },
 	[PROTO_WATCH] = { cmd_watch, "[--count N]", 0, 2, NULL },
-	[PROTO_LEAKS] = { cmd_leaks },
+	[PROTO_LEAKS] = { cmd_leaks, "[--suppressions FILE] [--exitcode N]", 0, 4,
+			  "report unreachable blocks by allocation site (status 23 when leaks are found)" },
 };
 
 /* The local verbs, then every protocol verb but hello, which gcctl sends itself. */

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "client.h"
@@ -129,5 +130,9 @@ void show_blocks(char *buf, size_t cap, int64_t blocks, int64_t bytes);
 void show_value(char *buf, size_t cap, const char *key, const json_t *v);
 void print_reply(const json_t *r);
 void print_frames(struct symbolizer *sym, const json_t *frames);
+/* s as a JSON string, quotes and escapes included. */
+void put_json_string(FILE *f, const char *s);
+/* The size the program asked for, or the usable size said to be one. */
+void block_size(char *buf, size_t cap, const json_t *b);
 
 #endif

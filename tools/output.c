@@ -306,3 +306,22 @@ void print_frames(struct symbolizer *sym, const json_t *frames)
 }
 
 /* is-tracked: the block and, when recorded, where it was allocated. */
+
+void put_json_string(FILE *f, const char *s)
+{
+	json_t *v = json_string(s ? s : "");
+
+	if (v)
+		json_dumpf(v, f, JSON_ENCODE_ANY);
+	else
+		fputs("\"\"", f);
+	json_decref(v);
+}
+
+void block_size(char *buf, size_t cap, const json_t *b)
+{
+	if (json_object_get(b, "requested"))
+		snprintf(buf, cap, "%lld", int_of(b, "requested"));
+	else
+		snprintf(buf, cap, "%lld (size class)", int_of(b, "size"));
+}

@@ -38,28 +38,36 @@ void symbolizer_close(struct symbolizer *s)
 	free(s);
 }
 
-void symbolize(struct symbolizer *s, uintptr_t pc, char *out, size_t cap)
+void symbolize_names(struct symbolizer *s, uintptr_t pc, struct frame_names *out)
 {
 	Dwfl_Module *m = s ? dwfl_addrmodule(s->dwfl, pc - 1) : NULL;
-	const char *func, *file = NULL, *mod;
 	Dwarf_Addr start = 0;
 	Dwfl_Line *line;
-	int lno = 0, n = 0;
 
-	*out = '\0';
+	*out = (struct frame_names){ 0 };
 	if (!m)
 		return;
-	func = dwfl_module_addrname(m, pc - 1);
+	out->function = dwfl_module_addrname(m, pc - 1);
 	line = dwfl_module_getsrc(m, pc - 1);
 	if (line)
-		file = dwfl_lineinfo(line, NULL, &lno, NULL, NULL, NULL);
-	mod = dwfl_module_info(m, NULL, &start, NULL, NULL, NULL, NULL, NULL);
-	if (func)
-		n = snprintf(out, cap, "in %s ", func);
-	if (n < 0 || (size_t)n >= cap)
+		out->file = dwfl_lineinfo(line, NULL, &out->line, NULL, NULL, NULL);
+	out->module = dwfl_module_info(m, NULL, &start, NULL, NULL, NULL, NULL, NULL);
+	out->offset = pc - start;
+}
+
+void symbolize(struct symbolizer *s, uintptr_t pc, char *out, size_t cap)
+{
+	struct frame_names n;
+	int len = 0;
+
+	*out = '\0';
+	symbolize_names(s, pc, &n);
+	if (n.function)
+		len = snprintf(out, cap, "in %s ", n.function);
+	if (len < 0 || (size_t)len >= cap)
 		return;
-	if (file && lno > 0)
-		snprintf(out + n, cap - (size_t)n, "%s:%d", file, lno);
-	else if (mod)
-		snprintf(out + n, cap - (size_t)n, "(%s+0x%lx)", mod, (unsigned long)(pc - start));
+	if (n.file && n.line > 0)
+		snprintf(out + len, cap - (size_t)len, "%s:%d", n.file, n.line);
+	else if (n.module)
+		snprintf(out + len, cap - (size_t)len, "(%s+0x%lx)", n.module, (unsigned long)n.offset);
 }

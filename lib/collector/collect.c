@@ -174,15 +174,16 @@ static void find_dead(int gen, struct collection *c, bool count)
 
 #define LOG_FRAMES 12
 
-/* One line per block: address, size, generation, allocation site (raw
- * return addresses, innermost first) and the first bytes. */
+/* One line per block: address, requested size (the size class when no
+ * request was recorded), generation, allocation site (raw return
+ * addresses, innermost first) and the first bytes. */
 static void log_block(const char *what, uintptr_t p, size_t size, int gen)
 {
 	const unsigned char *b = (const unsigned char *)p;
 	const uintptr_t *f = NULL;
 	size_t depth = sites_frames(sites_of(p), &f), len = 0;
 	char hex[3 * 16 + 1], site[LOG_FRAMES * 20 + 16];
-	size_t n = size < 16 ? size : 16;
+	size_t n = size < 16 ? size : 16, asked = sites_request(p, size);
 
 	for (size_t i = 0; i < n; i++)
 		fmt_s(hex + 3 * i, 4, "%c%c ", "0123456789abcdef"[b[i] >> 4],
@@ -192,7 +193,8 @@ static void log_block(const char *what, uintptr_t p, size_t size, int gen)
 		fmt_s(site, sizeof(site), "unknown");
 	for (size_t i = 0; i < depth && i < LOG_FRAMES; i++)
 		len += fmt_s(site + len, sizeof(site) - len, "%s%p", i ? " " : "", (void *)f[i]);
-	log_msg("gc: %s %p size %zu gen %d site %s: %s", what, (void *)p, size, gen, site, hex);
+	log_msg("gc: %s %p size %zu%s gen %d site %s: %s", what, (void *)p, asked ? asked : size,
+		asked ? "" : " (size class)", gen, site, hex);
 }
 
 /* After the world resumed: free the dead blocks, or keep them.  later:
@@ -226,6 +228,7 @@ static bool reclaim(struct collection *c, bool save, bool later)
 		}
 		c->collected++;
 		c->collected_bytes += (int64_t)size;
+		c->collected_requested += (int64_t)(sites_request(p, size) ?: size);
 		if (debug & GCSHIM_DEBUG_COLLECTABLE)
 			log_block("collectable", p, size, gen);
 		if (save) {
@@ -278,7 +281,7 @@ static void account(const struct collection *c)
 	co.gens[g].collected += c->collected;
 	co.gens[g].uncollectable += c->uncollectable;
 	atomic_store(&gc.count_base, tt.allocations - tt.frees);
-	gc_collected(tt.bytes_allocated - tt.bytes_freed);
+	gc_collected(tt.bytes_allocated - tt.bytes_freed, (int64_t)c->root_bytes);
 	atomic_store(&gc.since, 0);
 	for (int i = 1; i <= g; i++)
 		atomic_store(&gc.gen_count[i], 0);

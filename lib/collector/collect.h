@@ -1,3 +1,7 @@
+/* Layer 3 of 5, the collector (lib/collector/): stopping threads, roots,
+ * kernel-held roots, marking and its marker threads, the garbage list,
+ * collection events, the sweep, the collection itself.  Calls its own
+ * layer and the two below. */
 /* A collection: stop the world, mark from the roots, find the unmarked
  * blocks of the collected generations, resume, then free them (or keep
  * them in `garbage` under DEBUG_SAVEALL or verify mode).  One at a time,
@@ -20,6 +24,7 @@ struct gen_stats {
 struct collection {
 	int generation;
 	int64_t collected, collected_bytes, uncollectable;
+	int64_t collected_requested;   /* asked-for bytes (usable where not recorded) */
 	uint64_t pause_ns, stop_ns, roots_ns, mark_ns, sweep_ns;
 	unsigned markers;
 	uint64_t root_bytes, heap_bytes;

@@ -26,7 +26,8 @@ struct entry {
  * scans the roots; the others run only inside mark_finish. */
 struct marker {
 	struct entry *stack;
-	size_t top;
+	size_t bottom, top;       /* entries [bottom, top): pushed and popped at
+				   * the top, shared from the bottom */
 	bool code;                /* scanning machine code: every byte offset */
 	struct mark_stats st;
 } __attribute__((aligned(64)));
@@ -83,7 +84,7 @@ void mark_begin(int pagemap_fd, unsigned markers)
 	mk.n = stacks_ready(markers ? markers : 1);
 	for (unsigned i = 0; i < MARK_MAX_MARKERS && mk.m[i].stack; i++) {
 		memset(&mk.m[i].st, 0, sizeof(mk.m[i].st));
-		mk.m[i].top = 0;
+		mk.m[i].bottom = mk.m[i].top = 0;
 		mk.m[i].code = false;
 	}
 	mk.overflow = false;
@@ -99,6 +100,11 @@ void mark_begin(int pagemap_fd, unsigned markers)
  * marked and the rescan over the mark bits finds it again. */
 static void push(struct marker *m, uintptr_t start, size_t size)
 {
+	if (m->top == STACK_ENTRIES && m->bottom) {
+		memmove(m->stack, m->stack + m->bottom, (m->top - m->bottom) * sizeof(*m->stack));
+		m->top -= m->bottom;
+		m->bottom = 0;
+	}
 	if (m->top == STACK_ENTRIES) {
 		atomic_store_explicit(&mk.overflow, true, memory_order_relaxed);
 		m->st.overflows++;
@@ -203,17 +209,28 @@ static void scan_resident(struct marker *m, uintptr_t lo, uintptr_t hi, bool sha
 	os_written_runs(mk.pagemap_fd, lo, hi, shared, scan_run, m);
 }
 
+/* Root bytes are the bytes read, not the size of the mappings: a large
+ * reservation the program never touched costs nothing. */
+static void scan_root_run(uintptr_t a, uintptr_t b, void *arg)
+{
+	struct marker *m = arg;
+
+	m->st.root_bytes += b - a;
+	scan_run(a, b, m);
+}
+
 void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared)
 {
 	struct marker *m = root_marker;
 
 	if (hi <= lo)
 		return;
-	m->st.root_bytes += hi - lo;
-	if (resident_only && mk.pagemap_fd >= 0)
-		scan_resident(m, lo, hi, shared);
-	else
+	if (resident_only && mk.pagemap_fd >= 0) {
+		os_written_runs(mk.pagemap_fd, lo, hi, shared, scan_root_run, m);
+	} else {
+		m->st.root_bytes += hi - lo;
 		scan_words(m, lo, hi);
+	}
 }
 
 void mark_code_range(uintptr_t lo, uintptr_t hi)
@@ -236,11 +253,13 @@ static void scan_block(struct marker *m, uintptr_t start, size_t size)
 
 /* ---- sharing work ----------------------------------------------------- */
 
-/* Half the stack, at most SHARE_MAX entries, from its top: no copy of
- * the rest, however deep the stack. */
+/* Half the stack, at most SHARE_MAX entries, from its bottom: the blocks
+ * pushed first, nearest the roots, whose subgraphs are the largest and
+ * farthest from the one this marker works on (markers on neighbouring
+ * blocks would fight over the lines of the mark bitmap). */
 static void share(struct marker *m)
 {
-	size_t give = m->top / 2, room;
+	size_t give = (m->top - m->bottom) / 2, room;
 
 	if (give > SHARE_MAX)
 		give = SHARE_MAX;
@@ -248,15 +267,15 @@ static void share(struct marker *m)
 	room = POOL_ENTRIES - mk.pool_n;
 	if (give > room)
 		give = room;
-	m->top -= give;
-	memcpy(&mk.pool[mk.pool_n], m->stack + m->top, give * sizeof(*m->stack));
+	memcpy(&mk.pool[mk.pool_n], m->stack + m->bottom, give * sizeof(*m->stack));
+	m->bottom += give;
 	atomic_store_explicit(&mk.pool_n, mk.pool_n + give, memory_order_release);
 	spin_unlock(&mk.lock);
 }
 
 static inline void share_if_wanted(struct marker *m)
 {
-	if (m->top >= SHARE_MIN &&
+	if (m->top - m->bottom >= SHARE_MIN &&
 	    atomic_load_explicit(&mk.idle, memory_order_relaxed) &&
 	    !atomic_load_explicit(&mk.pool_n, memory_order_relaxed))
 		share(m);
@@ -270,6 +289,7 @@ static bool take_locked(struct marker *m)
 	if (!n)
 		return false;
 	memcpy(m->stack, &mk.pool[n - take], take * sizeof(*m->stack));
+	m->bottom = 0;
 	m->top = take;
 	atomic_store_explicit(&mk.pool_n, n - take, memory_order_release);
 	return true;
@@ -310,12 +330,14 @@ static void drain(struct marker *m)
 	unsigned head = 0, n = 0;
 
 	for (;;) {
-		while (n < PREFETCH_QUEUE && m->top) {
+		while (n < PREFETCH_QUEUE && m->top > m->bottom) {
 			struct entry e = m->stack[--m->top];
 
 			__builtin_prefetch((const void *)e.start);
 			q[(head + n++) % PREFETCH_QUEUE] = e;
 		}
+		if (m->top == m->bottom)
+			m->top = m->bottom = 0;   /* empty: the space shared is reused */
 		if (!n)
 			return;
 		if (n > PREFETCH_QUEUE / 2)

@@ -11,6 +11,7 @@
 #include "mark.h"
 #include "objmap.h"
 #include "os.h"
+#include "tstacks.h"
 
 #define MAPS_MAX (64u << 20)   /* address space; committed as used */
 #define MAX_EXCLUDED 4096
@@ -181,14 +182,20 @@ static bool holds_tp(const struct world *w, uintptr_t start, uintptr_t end)
 
 /* Below a thread's stack pointer lies only dead data, when the mapping is
  * surely a stack: the main stack, or one right above a guard page (a
- * mapping merged with other data never sits above a guard). */
+ * mapping merged with other data never sits above a guard).  A stack no
+ * running thread is on may be that of a thread that ended: its own
+ * frames are dead too (tstacks.h). */
 static uintptr_t scan_from(const struct world *w, const struct mapping *m,
 			   const struct mapping *prev)
 {
-	uintptr_t sp = lowest_sp(w, m->start, m->end);
-	bool stack = path_is(m, "[stack]") ||
-		     (prev && prev->end == m->start && !strncmp(prev->perms, "---", 3));
+	uintptr_t sp = lowest_sp(w, m->start, m->end), dead = 0;
+	bool main_stack = path_is(m, "[stack]");
+	bool stack = main_stack || (prev && prev->end == m->start && !strncmp(prev->perms, "---", 3));
 
+	if (stack)
+		dead = tstacks_dead_floor(m->start, m->end, main_stack, sp != 0);
+	if (dead > sp)
+		sp = dead;
 	return sp && stack ? sp : m->start;
 }
 

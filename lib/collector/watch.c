@@ -21,7 +21,7 @@
 struct event {
 	uint32_t phase;           /* enum gcshim_phase */
 	int32_t generation;
-	int64_t collected, collected_bytes, uncollectable;
+	int64_t collected, collected_bytes, collected_requested, uncollectable;
 	uint64_t pause_ns;
 	uint32_t ok;
 	int64_t wall_ns;          /* when it happened, CLOCK_REALTIME */
@@ -170,6 +170,7 @@ void watch_collection_stop(const struct collection *c, bool ok)
 	struct event e = {
 		.phase = GCSHIM_PHASE_STOP, .generation = c->generation,
 		.collected = c->collected, .collected_bytes = c->collected_bytes,
+		.collected_requested = c->collected_requested,
 		.uncollectable = c->uncollectable, .pause_ns = c->pause_ns, .ok = ok,
 	};
 	struct gcshim_collection_info info = {
@@ -259,10 +260,12 @@ size_t watch_drain(int i, char *buf, size_t cap)
 		else
 			n = fmt_s(line, sizeof(line), "{\"ok\":true,\"event\":\"stop\","
 				  "\"generation\":%d,\"collected\":%ld,\"collected_bytes\":%ld,"
+				  "\"collected_requested\":%ld,"
 				  "\"uncollectable\":%ld,\"pause_ns\":%lu,\"completed\":%s,"
 				  "\"time_ns\":%ld,\"mem_alloc_before\":%ld,\"mem_alloc_after\":%ld,"
 				  "\"dropped\":%lu}\n", e->generation, (long)e->collected,
-				  (long)e->collected_bytes, (long)e->uncollectable,
+				  (long)e->collected_bytes, (long)e->collected_requested,
+				  (long)e->uncollectable,
 				  (unsigned long)e->pause_ns, e->ok ? "true" : "false",
 				  (long)e->wall_ns, (long)e->mem_before, (long)e->mem_after,
 				  (unsigned long)r->dropped_seen);

@@ -47,14 +47,26 @@ static int64_t clamp(int64_t v, int64_t lo, int64_t hi)
 }
 
 /* Deltas are published often enough that a threshold fires within a
- * quarter of its value of the exact point, and at least every 64 KiB or
- * 64 blocks so that the peak stays close. */
+ * quarter of its value of the exact point, and at least every 64 KiB so
+ * that the peak and the growth trigger stay close.  Blocks are counted
+ * towards a publish only for the count threshold t0: without it, a thread
+ * of small blocks would touch the shared counters every 64 of them, and
+ * two such threads would bounce their cache line between cores. */
 static void recompute_batches(void)
 {
 	int64_t thr = atomic_load(&gc.threshold), t0 = atomic_load(&gc.gen_threshold[0]);
 
 	atomic_store(&gc.batch_bytes, thr >= 0 ? clamp(thr / 4, 1, BATCH_BYTES) : BATCH_BYTES);
-	atomic_store(&gc.batch_count, t0 > 0 ? clamp(t0 / 4, 1, BATCH_COUNT) : BATCH_COUNT);
+	atomic_store(&gc.batch_count, t0 > 0 ? clamp(t0 / 4, 1, BATCH_COUNT) : INT32_MAX);
+}
+
+/* New batches: the calling thread takes them at once; the others at their
+ * next publish, within 64 KiB. */
+static void rebatch(void)
+{
+	recompute_batches();
+	if (thread_self)
+		gc_publish(thread_self);
 }
 
 void gc_init(void)
@@ -236,19 +248,24 @@ int gc_set_threshold_bytes(int64_t bytes)
 	}
 	atomic_store(&gc.threshold, bytes);
 	atomic_store(&gc.since, 0);
-	recompute_batches();
+	rebatch();
 	return 0;
 }
 
-/* The next target: P percent over what the last collection left live,
- * at least the floor, at most the heap limit. */
+/* The next target: what the last collection left live, plus P percent of
+ * what it had to scan (that live heap and the roots), so that the bytes
+ * allocated between two collections grow with the work of one, as in Go's
+ * pacer; at least the floor, at most the heap limit.  A program whose
+ * roots dwarf its heap (a compiler with its own arenas) is not collected
+ * every time its small heap doubles. */
 static void set_growth_target(void)
 {
 	int64_t p = atomic_load(&gc.growth), base = atomic_load(&gc.live_after);
+	int64_t work = base + atomic_load(&gc.roots_after);
 	int64_t limit = atomic_load(&gc.limit), target = INT64_MAX;
 
 	if (p > 0) {
-		target = base + (base / 100) * p + (base % 100) * p / 100;
+		target = base + (work / 100) * p + (work % 100) * p / 100;
 		if (target < GROWTH_FLOOR)
 			target = GROWTH_FLOOR;
 		if (limit && target > limit)
@@ -269,9 +286,10 @@ int gc_set_growth(int64_t percent)
 }
 
 /* From the collector, once a collection's dead blocks are accounted. */
-void gc_collected(int64_t live_after)
+void gc_collected(int64_t live_after, int64_t root_bytes)
 {
 	atomic_store(&gc.live_after, live_after);
+	atomic_store(&gc.roots_after, root_bytes);
 	set_growth_target();
 }
 
@@ -285,7 +303,7 @@ int gc_set_gen_thresholds(const int64_t t[3])
 	}
 	for (int i = 0; i < 3; i++)
 		atomic_store(&gc.gen_threshold[i], t[i]);
-	recompute_batches();
+	rebatch();
 	return 0;
 }
 

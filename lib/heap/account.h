@@ -31,6 +31,7 @@ struct gc_state {
 	 * off, or while the collection it started runs */
 	_Atomic int64_t growth_target;
 	_Atomic int64_t live_after;      /* mem_alloc the last collection left */
+	_Atomic int64_t roots_after;     /* root bytes the last collection scanned */
 	_Atomic bool sweep_pending;      /* dead blocks wait to be given back */
 };
 
@@ -74,7 +75,7 @@ void gc_set_mode(unsigned bit, bool on);
 
 int gc_set_threshold_bytes(int64_t bytes);
 int gc_set_growth(int64_t percent);
-void gc_collected(int64_t live_after);
+void gc_collected(int64_t live_after, int64_t root_bytes);
 int gc_set_gen_thresholds(const int64_t t[3]);
 int gc_set_debug(int64_t flags);
 void gc_get_counts(int64_t out[3]);

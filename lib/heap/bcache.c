@@ -1,5 +1,6 @@
 #include "bcache.h"
 
+#include <string.h>
 #include <sys/auxv.h>
 
 #include "heap.h"
@@ -38,7 +39,9 @@ static struct depot *depot;
 
 bool bcache_init(void)
 {
-	const uint64_t *random = (const uint64_t *)getauxval(AT_RANDOM);
+	/* the kernel's 16 random bytes are not aligned for a uint64_t */
+	const unsigned char *random = (const unsigned char *)getauxval(AT_RANDOM);
+	uint64_t seed = (uint64_t)os_now_ns() * 0x9e3779b97f4a7c15ULL;
 
 	depot = os_map(BC_CLASSES * sizeof(*depot));
 	if (!depot)
@@ -50,7 +53,9 @@ bool bcache_init(void)
 		bc_limit[i] = (uint8_t)(n & ~(size_t)1);
 	}
 	/* Odd, so never mistaken for a pointer to a block. */
-	bc_key = (random ? random[1] : (uint64_t)os_now_ns() * 0x9e3779b97f4a7c15ULL) | 1;
+	if (random)
+		memcpy(&seed, random + 8, sizeof(seed));
+	bc_key = seed | 1;
 	return true;
 }
 

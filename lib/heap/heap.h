@@ -1,3 +1,9 @@
+/* Layer 2 of 5, heap and side tables (lib/heap/): jemalloc and its
+ * arenas, the object map, threads, thread caches, accounting and its
+ * triggers, event counters, allocation sites, frozen and pinned blocks,
+ * giving blocks back.  Calls only its own layer and the platform; what
+ * must happen above (a collection, a sweep, a thread's start) is a hook
+ * the layer above registers. */
 /* The backing allocator: jemalloc, linked in privately with its public
  * names renamed (gsje_*), serving every block from arenas whose extents
  * come from one reserved address range, so the object map can cover it. */

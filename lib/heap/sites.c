@@ -24,21 +24,28 @@
 #define EXTRA_FRAMES 12                   /* the shim's own frames, dropped */
 #define MAX_CODE 8
 
+/* A block's entry in the side table: its site index + 1 in the low half,
+ * its request code (sites_request) in the high half; 0 when the block
+ * was allocated while nothing was recorded. */
+#define ENTRY(site, req) ((uint64_t)(req) << 32 | (site))
+#define REQ_SLACK (1u << 31)   /* the code holds usable - request */
+
 struct site {
 	_Atomic uint64_t key;     /* hash of the frames, never 0 once claimed */
 	_Atomic uint64_t info;    /* pool offset << 8 | depth; 0 while being filled */
 };
 
 static struct {
-	int depth;
-	uint32_t sample;
+	_Atomic int depth;        /* 0: sizes only, no stacks */
+	int memo_depth;           /* the depth the memo was made for */
+	_Atomic uint32_t sample;
 	struct site *slots;
 	uintptr_t *pool;
 	_Atomic size_t pool_top;
-	/* One per heap granule: the site index + 1 of the block starting
-	 * there, 0 for none.  Only the block's owner writes its entry: plain
-	 * stores, no atomic operation on the allocation path. */
-	_Atomic uint32_t *of_block;
+	/* One per heap granule: the ENTRY of the block starting there.
+	 * Only the block's owner writes its entry: plain stores, no atomic
+	 * operation on the allocation path. */
+	_Atomic uint64_t *of_block;
 	_Atomic(_Atomic uint64_t *) pins;   /* one bit per heap granule */
 	uintptr_t code_lo[MAX_CODE], code_hi[MAX_CODE];
 	int ncode;
@@ -112,37 +119,79 @@ static void *open_libunwind(void)
 	return h;
 }
 
-void sites_init(void)
+/* The tables and libunwind, once: from the constructor, or from the
+ * first live switch (the control thread or a call of the program's,
+ * never inside malloc).  The side table is never unmapped: once it
+ * exists every allocation writes its entry, so no entry goes stale. */
+static bool sites_setup(int depth)
 {
-	int64_t depth = opt_int(OPT_BACKTRACE);
-	const char *report = opt_str(OPT_REPORT);
-	void *warm[4], *h;
+	static void *unwind_lib;
+	static bool failed;
+	void *warm[4];
 
-	if (depth < 0)   /* unset: on for exit reports, off otherwise */
-		depth = report && !strcmp(report, "exit") ? 16 : 0;
-	if (depth == 0 || !(h = open_libunwind()))
-		return;
+	if (unwind_lib || failed)
+		return !failed;
+	failed = true;
+	if (!(unwind_lib = open_libunwind()))
+		return false;
 	st.slots = os_map(SITE_SLOTS * sizeof(*st.slots));
 	st.pool = os_map(POOL_WORDS * sizeof(*st.pool));
 	st.of_block = os_map((om.size >> OM_GRANULE_LG) * sizeof(*st.of_block));
 	if (!st.slots || !st.pool || !st.of_block) {
 		log_msg("allocation sites: no memory for the tables; backtraces are off");
-		return;
+		return false;
 	}
 	dl_iterate_phdr(find_own_code, (void *)(uintptr_t)sites_init);
-	memo_on = memo_init(h, (int)depth);
+	memo_on = memo_init(unwind_lib, depth);
+	st.memo_depth = depth;
 	/* libunwind does its one-time set-up here, outside malloc. */
 	capturing = 1;
 	backtrace_fn(warm, 4);
 	capturing = 0;
-	st.sample = (uint32_t)opt_int(OPT_BACKTRACE_SAMPLE);
-	st.depth = (int)depth;
-	gc_set_mode(MODE_SITES, true);
+	failed = false;
+	return true;
+}
+
+void sites_init(void)
+{
+	int64_t depth = opt_int(OPT_BACKTRACE);
+	const char *report = opt_str(OPT_REPORT);
+
+	if (depth < 0)   /* unset: on for exit reports, off otherwise */
+		depth = report && !strcmp(report, "exit") ? 16 : 0;
+	atomic_store(&st.sample, (uint32_t)opt_int(OPT_BACKTRACE_SAMPLE));
+	if (depth)
+		sites_set_depth((int)depth);
+}
+
+int sites_set_depth(int depth)
+{
+	static atomic_flag busy = ATOMIC_FLAG_INIT;
+	int old = atomic_load(&st.depth);
+
+	if (depth < 0 || depth > SITES_MAX_DEPTH)
+		return -1;
+	while (atomic_flag_test_and_set_explicit(&busy, memory_order_acquire))
+		;
+	if (depth && !sites_setup(depth)) {
+		atomic_flag_clear_explicit(&busy, memory_order_release);
+		return -1;
+	}
+	atomic_store_explicit(&st.depth, depth, memory_order_release);
+	if (st.of_block)
+		gc_set_mode(MODE_SITES, true);
+	atomic_flag_clear_explicit(&busy, memory_order_release);
+	return old;
 }
 
 int sites_depth(void)
 {
-	return st.depth;
+	return atomic_load_explicit(&st.depth, memory_order_relaxed);
+}
+
+bool sites_sizes_recorded(void)
+{
+	return st.of_block != NULL;
 }
 
 static uint64_t hash_frames(const uintptr_t *f, int n)
@@ -210,27 +259,28 @@ static uint32_t intern(const uintptr_t *f, int n)
 }
 
 /* The side-table entry of the block at heap address p. */
-static _Atomic uint32_t *site_entry(uintptr_t p)
+static _Atomic uint64_t *site_entry(uintptr_t p)
 {
 	return &st.of_block[(p - om.base) >> OM_GRANULE_LG];
 }
 
-/* Every allocation sets its block's entry: the site, or 0 when it is not
- * sampled, so a freed block's entry needs no clearing on the free path
- * (the next block there overwrites it).  An entry already 0 is not
- * written: pages of blocks never sampled stay untouched. */
-static void no_site(void *p)
+/* The request n of the block at p, coded in 32 bits: n + 1 when small
+ * enough, else the slack above it in its usable size; 0 when neither
+ * fits.  malloc(0) counts as 1 byte, as in LeakSanitizer. */
+static uint32_t request_code(void *p, size_t n)
 {
-	_Atomic uint32_t *e = site_entry((uintptr_t)p);
+	size_t usable;
 
-	if (atomic_load_explicit(e, memory_order_relaxed))
-		atomic_store_explicit(e, 0, memory_order_relaxed);
+	if (n < REQ_SLACK - 1)
+		return (uint32_t)(n ? n : 1) + 1;
+	usable = om_usable(p);
+	return usable >= n && usable - n < REQ_SLACK ? REQ_SLACK | (uint32_t)(usable - n) : 0;
 }
 
 /* The site of the stack unwound now, remembered in t's memo when the
  * program's call is known; 0 when no frame is left or the tables are
  * full. */
-static uint32_t unwind(struct thread_rec *t)
+static uint32_t unwind(struct thread_rec *t, int depth)
 {
 	void *raw[SITES_MAX_DEPTH + EXTRA_FRAMES];
 	uintptr_t f[SITES_MAX_DEPTH];
@@ -238,40 +288,42 @@ static uint32_t unwind(struct thread_rec *t)
 	uint32_t id;
 
 	stat_inc(EV_stack_unwinds);
-	got = backtrace_fn(raw, st.depth + EXTRA_FRAMES);
+	got = backtrace_fn(raw, depth + EXTRA_FRAMES);
 	while (skip < got && own_code((uintptr_t)raw[skip]))
 		skip++;
-	for (; skip + n < got && n < st.depth; n++)
+	for (; skip + n < got && n < depth; n++)
 		f[n] = (uintptr_t)raw[skip + n];
 	if (n == 0)
 		return 0;
 	id = intern(f, n);
-	if (memo_on && caller.sp && f[0] == caller.ra)
+	if (memo_on && caller.sp && f[0] == caller.ra && depth == st.memo_depth)
 		memo_add(t, caller.sp, f, n, id);
 	return id;
 }
 
-/* Every sample-th allocation of each thread; none from inside libunwind
- * (which may allocate) or from a signal handler that interrupted it. */
-void sites_alloc(struct thread_rec *t, void *p)
+/* Every allocation writes its entry, so a freed block's entry needs no
+ * clearing on the free path: the next block there overwrites it.  Every
+ * sample-th allocation of each thread gets its stack; none from inside
+ * libunwind (which may allocate) or from a signal handler that
+ * interrupted it. */
+void sites_alloc(struct thread_rec *t, void *p, size_t n)
 {
+	int depth = atomic_load_explicit(&st.depth, memory_order_acquire);
 	uint32_t id = 0;
 
-	if (!st.depth)
-		return;
-	if (capturing || countdown > 1) {
-		countdown -= !capturing;
-		no_site(p);
-		return;
+	if (depth && !capturing && countdown <= 1) {
+		countdown = atomic_load_explicit(&st.sample, memory_order_relaxed);
+		capturing = 1;
+		if (memo_on && caller.sp && depth == st.memo_depth)
+			id = memo_find(t, caller.ra, caller.sp);
+		if (!id)
+			id = unwind(t, depth);
+		capturing = 0;
+	} else if (depth && !capturing) {
+		countdown--;
 	}
-	countdown = st.sample;
-	capturing = 1;
-	if (memo_on && caller.sp)
-		id = memo_find(t, caller.ra, caller.sp);
-	if (!id)
-		id = unwind(t);
-	capturing = 0;
-	atomic_store_explicit(site_entry((uintptr_t)p), id, memory_order_release);
+	atomic_store_explicit(site_entry((uintptr_t)p), ENTRY(id, request_code(p, n)),
+			      memory_order_release);
 }
 
 /* Called on entry by a function the program called: with ra its return
@@ -301,11 +353,27 @@ void sites_unpin_freed(void *p)
 		atomic_fetch_and_explicit(&pins[g >> 6], ~(1ULL << (g & 63)), memory_order_relaxed);
 }
 
-uint32_t sites_of(uintptr_t p)
+static uint64_t entry_of(uintptr_t p)
 {
 	if (!st.of_block || !om_in_heap((void *)p))
 		return 0;
 	return atomic_load_explicit(site_entry(p), memory_order_acquire);
+}
+
+uint32_t sites_of(uintptr_t p)
+{
+	return (uint32_t)entry_of(p);
+}
+
+size_t sites_request(uintptr_t p, size_t usable)
+{
+	uint32_t code = (uint32_t)(entry_of(p) >> 32);
+
+	if (!code)
+		return 0;
+	if (code & REQ_SLACK)
+		return usable - (code & ~REQ_SLACK);
+	return code - 1 <= usable ? code - 1 : 0;
 }
 
 size_t sites_frames(uint32_t site, const uintptr_t **frames)

@@ -1,8 +1,9 @@
 /* Allocation sites: the call stack of an allocation, captured with
- * libunwind when GCSHIM_BACKTRACE is set (for one allocation in
- * GCSHIM_BACKTRACE_SAMPLE), stored once per distinct stack in a table of
- * its own mappings, and remembered per block in a side table indexed by
- * the block's heap granule.  Also the pin bits of gcshim_pin().
+ * libunwind when GCSHIM_BACKTRACE is set or recording is switched on in a
+ * running process (for one allocation in GCSHIM_BACKTRACE_SAMPLE), stored
+ * once per distinct stack in a table of its own mappings, and remembered
+ * per block, with the size the program asked for, in a side table indexed
+ * by the block's heap granule.  Also the pin bits of gcshim_pin().
  *
  * Nothing here calls malloc or takes a lock: the stack table is filled
  * with compare-and-swap, the side tables are written by the thread that
@@ -40,9 +41,15 @@ void sites_leave(const struct site_caller *prev);
 
 struct thread_rec;
 
-/* After an allocation of the block at p by thread t (MODE_SITES is set):
- * its site, when the allocation is sampled. */
-void sites_alloc(struct thread_rec *t, void *p);
+/* Recording on with stacks DEPTH frames deep, or off (0): stacks stop,
+ * requested sizes go on being recorded.  Returns the previous depth, or
+ * -1 when DEPTH is out of range or libunwind cannot be loaded.  Not from
+ * inside malloc. */
+int sites_set_depth(int depth);
+
+/* After an allocation of n bytes at p by thread t (MODE_SITES is set):
+ * its request, and its site when the allocation is sampled. */
+void sites_alloc(struct thread_rec *t, void *p, size_t n);
 
 /* Before the block at p is released, once blocks were pinned
  * (MODE_PINNED): its pin goes. */
@@ -50,6 +57,13 @@ void sites_unpin_freed(void *p);
 
 /* The site of the block at p: 0 when none was recorded. */
 uint32_t sites_of(uintptr_t p);
+
+/* The size the program asked for when it allocated the block at p (of
+ * usable size usable), 0 when it was not recorded. */
+size_t sites_request(uintptr_t p, size_t usable);
+
+/* Whether requests are being recorded (recording was on once). */
+bool sites_sizes_recorded(void);
 
 /* The frames of a site (return addresses, innermost first). */
 size_t sites_frames(uint32_t site, const uintptr_t **frames);

@@ -92,6 +92,7 @@ static void describe_block(uintptr_t start, size_t size, struct gcshim_block *ou
 	out->generation = collect_generation(start);
 	out->frozen = frozen_at(start);
 	out->site = sites_of(start);
+	out->requested = sites_request(start, size);
 }
 
 int insp_is_tracked(uintptr_t p, struct gcshim_block *out)

@@ -1,3 +1,6 @@
+/* Layer 4 of 5, introspection (lib/inspect/): inspection of the heap,
+ * leak reports, the assembly of statistics.  Calls its own layer and the
+ * three below; the surfaces format what it finds. */
 /* Inspection of the heap: which block an address lies in, what blocks
  * point to (referents) and what points to them (referrers, roots
  * included and named), the live blocks, and freezing.  Referents and

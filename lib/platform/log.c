@@ -186,6 +186,10 @@ void log_vmsg(const char *fmt, va_list ap)
 	len = fmt_v(line + n, sizeof(line) - n - 1, fmt, ap) + n;
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
+	/* one message, one line: a value quoted in it may hold any byte */
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
 	line[len++] = '\n';
 	fd = log_target();
 	while (fd >= 0 && write(fd, line, len) < 0 && errno == EINTR)

@@ -55,7 +55,9 @@
 	X(REPORT_FILE, OPT_PATH, 0, 0, 0, "stderr",                           \
 	  "file that receives the exit report")                               \
 	X(REPORT_EXITCODE, OPT_INT, 23, 0, 255, "23",                         \
-	  "exit status when the exit report found leaks, 0 = unchanged")
+	  "exit status when the exit report found leaks, 0 = unchanged")     \
+	X(SUPPRESSIONS, OPT_PATH, 0, 0, 0, "(none)",                          \
+	  "LeakSanitizer suppression file applied to the exit report")
 
 enum opt_id {
 #define OPT_ENUM(id, ...) OPT_##id,

@@ -197,3 +197,26 @@ ssize_t os_copy_from_self(void *dst, const void *src, size_t n)
 
 	return process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
 }
+
+bool os_each_name(const char *path, bool (*fn)(const char *name, void *arg), void *arg)
+{
+	char buf[4096] __attribute__((aligned(8)));
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	long got;
+
+	if (fd < 0)
+		return false;
+	while ((got = syscall(SYS_getdents64, fd, buf, sizeof(buf))) > 0)
+		for (long off = 0; off < got;) {
+			struct { uint64_t ino; int64_t off; unsigned short reclen;
+				 unsigned char type; char name[]; } *d = (void *)(buf + off);
+
+			off += d->reclen;
+			if (!fn(d->name, arg)) {
+				os_close(fd);
+				return true;
+			}
+		}
+	os_close(fd);
+	return got == 0;
+}

@@ -1,3 +1,6 @@
+/* Layer 1 of 5, platform (lib/platform/): mappings, the log, options, the
+ * stop signal's guard, boot-time memory, size classes, locks.  Calls
+ * nothing else of the shim.  See README, "Layout". */
 /* The operating-system layer: every system call the shim makes outside the
  * socket code goes through here, so the rest stays portable and testable. */
 #ifndef GCSHIM_OS_H
@@ -23,6 +26,10 @@ size_t os_ncpus(void);
 size_t os_read_small(const char *path, char *buf, size_t cap);
 int os_high_fd(int fd);
 int os_close(int fd);
+/* Calls fn with each name in directory path until it returns false;
+ * false when the directory cannot be read.  Raw getdents64: opendir's
+ * buffer would be a block of the program's heap. */
+bool os_each_name(const char *path, bool (*fn)(const char *name, void *arg), void *arg);
 ssize_t os_copy_from_self(void *dst, const void *src, size_t n);
 void os_written_runs(int pagemap, uintptr_t lo, uintptr_t hi, bool shared,
 		     void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg);
