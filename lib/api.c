@@ -53,7 +53,7 @@ API long gcshim_threshold(long bytes)
 
 	if (bytes == GCSHIM_THRESHOLD_QUERY)
 		return old;
-	if (gc_set_threshold_bytes(bytes) < 0)
+	if (gc_set_threshold_bytes(bytes ? bytes : -1) < 0)   /* 0 is off, as for the limit */
 		return -2;
 	return old;
 }

@@ -3,7 +3,8 @@
  *
  * Every function here is also reachable from outside the process through
  * gcctl(1).  Link with -lgcshim (pkg-config gcshim), or declare the symbols
- * weak to run with or without the shim: see gcshim(7).
+ * weak to run with or without the shim: see libgcshim(3), and gcshim(7)
+ * for the shim itself.
  */
 #ifndef GCSHIM_H
 #define GCSHIM_H
@@ -126,7 +127,7 @@ long gcshim_collect(int generation);
 int64_t gcshim_mem_alloc(void);
 int64_t gcshim_mem_free(void);
 
-/* Collect every BYTES allocated (-1: never).  Returns the previous value;
+/* Collect every BYTES allocated (-1 or 0: never).  Returns the previous value;
  * GCSHIM_THRESHOLD_QUERY only reads.  Below -2: returns -2, errno EINVAL. */
 long gcshim_threshold(long bytes);
 

@@ -2,6 +2,7 @@
 #include "proto.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,9 +17,8 @@
 #include "options.h"
 #include "sites.h"
 #include "stats.h"
+#include "stop.h"
 #include "inspect.h"
-
-#define MAX_ARGS 8
 
 void reply_raw(struct reply *r, const char *s, size_t n)
 {
@@ -69,19 +69,82 @@ void reply_str(struct reply *r, const char *s)
 	reply_raw(r, "\"", 1);
 }
 
-static int fail(struct reply *r, const char *fmt, ...)
+static int vfail(struct reply *r, bool usage, const char *fmt, va_list ap)
 {
 	char msg[256];
-	va_list ap;
 
-	va_start(ap, fmt);
 	fmt_v(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	r->len = 0;
 	reply_raw(r, "{\"ok\":false,\"error\":", 20);
 	reply_str(r, msg);
+	if (usage)
+		reply_raw(r, ",\"usage\":true", 13);
 	reply_raw(r, "}", 1);
 	return -1;
+}
+
+/* The request could not be served. */
+static int fail(struct reply *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(r, false, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* The request itself is wrong: "usage" tells a client it was misused,
+ * not that the process failed. */
+static int fail_usage(struct reply *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(r, true, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Why a collection or leak check did not run, the thread that did not
+ * stop named with its TID and name. */
+static void collection_failure(char *buf, size_t cap)
+{
+	char path[64], name[32] = "";
+	pid_t tid = stop_laggard();
+	ssize_t n;
+	int fd;
+
+	if (errno == EBUSY) {
+		fmt_s(buf, cap, "a collection callback is running");
+		return;
+	}
+	if (errno != EAGAIN) {
+		fmt_s(buf, cap, "the collector is not available in this process");
+		return;
+	}
+	fmt_s(path, sizeof(path), "/proc/self/task/%d/comm", (int)tid);
+	fd = tid ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	n = fd >= 0 ? read(fd, name, sizeof(name) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	name[n > 0 ? (size_t)n - (name[n - 1] == '\n') : 0] = '\0';
+	if (tid)
+		fmt_s(buf, cap, "thread %d (%s) did not stop within GCSHIM_STOP_TIMEOUT",
+		      (int)tid, *name ? name : "gone");
+	else
+		fmt_s(buf, cap, "a thread could not be stopped in time, or /proc could not be read");
+}
+
+/* Out of line: its buffers must not enlarge the frame of a verb that
+ * collects, whose stack the collector scans as a root. */
+static __attribute__((noinline)) int fail_collection(struct reply *r, const char *before,
+						     const char *after)
+{
+	char why[160];
+
+	collection_failure(why, sizeof(why));
+	return fail(r, "%s%s%s", before, why, after);
 }
 
 static void ok(struct reply *r)
@@ -98,9 +161,8 @@ static int cmd_hello(struct reply *r, char **argv, int argc)
 {
 	int64_t v;
 
-	(void)argc;
 	if (!parse_int(argv[1], &v) || v != PROTO_VERSION)
-		return fail(r, "unsupported protocol '%s' (this process speaks %d)",
+		return fail_usage(r, "unsupported protocol '%s' (this process speaks %d)",
 			    argv[1], PROTO_VERSION);
 	ok(r);
 	reply_fmt(r, ",\"protocol\":%d,\"version\":\"%s\",\"pid\":%d,\"command\":",
@@ -111,7 +173,6 @@ static int cmd_hello(struct reply *r, char **argv, int argc)
 
 static int cmd_mem_alloc(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	ok(r);
 	reply_fmt(r, ",\"mem_alloc\":%ld", (long)gcshim_mem_alloc());
 	return 0;
@@ -119,7 +180,6 @@ static int cmd_mem_alloc(struct reply *r, char **argv, int argc)
 
 static int cmd_mem_free(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	ok(r);
 	reply_fmt(r, ",\"mem_free\":%ld", (long)gcshim_mem_free());
 	return 0;
@@ -134,21 +194,18 @@ static int show_enabled(struct reply *r)
 
 static int cmd_enable(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	atomic_store(&gc.enabled, 1);
 	return show_enabled(r);
 }
 
 static int cmd_disable(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	atomic_store(&gc.enabled, 0);
 	return show_enabled(r);
 }
 
 static int cmd_isenabled(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	return show_enabled(r);
 }
 
@@ -158,7 +215,7 @@ static int cmd_threshold(struct reply *r, char **argv, int argc)
 
 	if (argc > 1) {
 		if (!parse_size_or_off(argv[1], &v))
-			return fail(r, "bad threshold '%s': expected bytes (like 64M) or -1",
+			return fail_usage(r, "bad threshold '%s': expected bytes (like 64M) or -1",
 				    argv[1]);
 		gc_set_threshold_bytes(v);
 	}
@@ -188,7 +245,7 @@ static int cmd_set_threshold(struct reply *r, char **argv, int argc)
 		t[i] = atomic_load(&gc.gen_threshold[i]);
 	for (int i = 1; i < argc; i++)
 		if (!parse_int(argv[i], &t[i - 1]) || t[i - 1] < 0 || t[i - 1] > INT32_MAX)
-			return fail(r, "bad threshold '%s': expected an integer from 0 to %d",
+			return fail_usage(r, "bad threshold '%s': expected an integer from 0 to %d",
 				    argv[i], INT32_MAX);
 	gc_set_gen_thresholds(t);
 	return show_thresholds(r);
@@ -196,7 +253,6 @@ static int cmd_set_threshold(struct reply *r, char **argv, int argc)
 
 static int cmd_get_threshold(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	return show_thresholds(r);
 }
 
@@ -204,7 +260,6 @@ static int cmd_get_count(struct reply *r, char **argv, int argc)
 {
 	int64_t c[3];
 
-	(void)argv, (void)argc;
 	gc_get_counts(c);
 	ok(r);
 	triple(r, "count", c);
@@ -222,9 +277,8 @@ static int cmd_set_debug(struct reply *r, char **argv, int argc)
 {
 	int64_t v;
 
-	(void)argc;
 	if (!parse_flags(argv[1], &v) || gc_set_debug(v) < 0)
-		return fail(r, "bad debug flags '%s': expected a combination of "
+		return fail_usage(r, "bad debug flags '%s': expected a combination of "
 			    "STATS=1 COLLECTABLE=2 UNCOLLECTABLE=4 SAVEALL=32 LEAK=38",
 			    argv[1]);
 	return show_debug(r);
@@ -232,7 +286,6 @@ static int cmd_set_debug(struct reply *r, char **argv, int argc)
 
 static int cmd_get_debug(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	return show_debug(r);
 }
 
@@ -241,7 +294,6 @@ static int cmd_stats(struct reply *r, char **argv, int argc)
 	char buf[4096];
 	size_t n;
 
-	(void)argv, (void)argc;
 	n = stats_json(buf, sizeof(buf));
 	if (n >= sizeof(buf))
 		return fail(r, "stats do not fit the reply buffer");
@@ -257,19 +309,13 @@ static int cmd_collect(struct reply *r, char **argv, int argc)
 	int64_t gen = 2;
 
 	if (argc > 1 && (!parse_int(argv[1], &gen) || gen < 0 || gen > 2))
-		return fail(r, "invalid generation '%s' (must be 0, 1 or 2)", argv[1]);
+		return fail_usage(r, "invalid generation '%s' (must be 0, 1 or 2)", argv[1]);
 	if (gc_collect((int)gen, GC_MANUAL, false, &c) < 0)
-		return fail(r, "collection failed: %s", errno == EAGAIN ?
-			    "a thread could not be stopped in time; nothing was freed" :
-			    "the collector is not available in this process");
+		return fail_collection(r, "collection failed: ", "; nothing was freed");
 	ok(r);
-	reply_fmt(r, ",\"generation\":%d,\"collected\":%ld,\"collected_bytes\":%ld,"
-		  "\"collected_requested\":%ld,\"uncollectable\":%ld,\"pause_ns\":%lu,\"stop_ns\":%lu,\"mark_ns\":%lu,"
-		  "\"sweep_ns\":%lu,\"root_bytes\":%lu,\"heap_bytes\":%lu",
-		  c.generation, (long)c.collected, (long)c.collected_bytes,
-		  (long)c.collected_requested, (long)c.uncollectable, (unsigned long)c.pause_ns, (unsigned long)c.stop_ns,
-		  (unsigned long)c.mark_ns, (unsigned long)c.sweep_ns,
-		  (unsigned long)c.root_bytes, (unsigned long)c.heap_bytes);
+#define COLLECTION_FIELD(field, unit, label) reply_fmt(r, ",\"" #field "\":%ld", (long)c.field);
+	PROTO_COLLECTION_FIELDS(COLLECTION_FIELD)
+#undef COLLECTION_FIELD
 	return 0;
 }
 
@@ -277,14 +323,19 @@ static int cmd_get_stats(struct reply *r, char **argv, int argc)
 {
 	struct gen_stats g[3];
 
-	(void)argv, (void)argc;
 	collect_get_gen_stats(g);
 	ok(r);
 	reply_raw(r, ",\"generations\":[", 16);
-	for (int i = 0; i < 3; i++)
-		reply_fmt(r, "%s{\"collections\":%ld,\"collected\":%ld,\"uncollectable\":%ld}",
-			  i ? "," : "", (long)g[i].collections, (long)g[i].collected,
-			  (long)g[i].uncollectable);
+	for (int i = 0; i < 3; i++) {
+		const char *sep = "{";
+
+#define GEN_STATS_FIELD(field) \
+		reply_fmt(r, "%s\"" #field "\":%ld", sep, (long)g[i].field), sep = ",";
+		reply_raw(r, i ? "," : "", i ? 1 : 0);
+		PROTO_GEN_STATS_FIELDS(GEN_STATS_FIELD)
+#undef GEN_STATS_FIELD
+		reply_raw(r, "}", 1);
+	}
 	reply_raw(r, "]", 1);
 	return 0;
 }
@@ -354,7 +405,7 @@ static int garbage_hexdump(struct reply *r, const char *arg)
 	size_t n, shown = 0, each;
 
 	if (!parse_int(arg, &want) || want < 1 || want > 256)
-		return fail(r, "usage: garbage [free|BYTES] (BYTES from 1 to 256)");
+		return fail_usage(r, "usage: garbage [free|BYTES] (BYTES from 1 to 256)");
 	each = (size_t)want;
 	n = garbage_peek(blocks, sizes, bytes, each, GARBAGE_SHOWN);
 	ok(r);
@@ -373,8 +424,8 @@ static int garbage_hexdump(struct reply *r, const char *arg)
 	return 0;
 }
 
-/* Addresses: hex (0x optional) or decimal with 0d... no: hex only, as
- * gcctl and every tool prints them.  Several per argument, split by commas. */
+/* Addresses are hexadecimal (0x optional), as gcctl and every tool print
+ * them.  Several per argument, split by commas. */
 static bool parse_addr(const char *s, size_t len, uintptr_t *out)
 {
 	uintptr_t v = 0;
@@ -406,9 +457,9 @@ static int parse_addrs(struct reply *r, char **argv, int argc, uintptr_t *out, s
 			size_t len = strcspn(s, ",");
 
 			if (*n == INSP_MAX_TARGETS)
-				return fail(r, "too many addresses (at most %d)", INSP_MAX_TARGETS);
+				return fail_usage(r, "too many addresses (at most %d)", INSP_MAX_TARGETS);
 			if (!parse_addr(s, len, &out[*n]))
-				return fail(r, "bad address '%s': expected hexadecimal, like 0x7f12a4c0", argv[i]);
+				return fail_usage(r, "bad address '%s': expected hexadecimal, like 0x7f12a4c0", argv[i]);
 			(*n)++;
 			s += len;
 			if (*s == ',')
@@ -446,7 +497,7 @@ static int cmd_is_tracked(struct reply *r, char **argv, int argc)
 	if (parse_addrs(r, argv, argc, p, &n) < 0)
 		return -1;
 	if (n != 1)
-		return fail(r, "usage: is-tracked ADDR");
+		return fail_usage(r, "usage: is-tracked ADDR");
 	ok(r);
 	if (!insp_is_tracked(p[0], &b)) {
 		LIT(r, ",\"tracked\":false");
@@ -525,8 +576,10 @@ static int related_begin(struct reply *r, char **argv, int argc, const char *key
 
 static int related_end(struct reply *r, long found, const struct listing *l)
 {
-	if (found < 0)
-		return fail(r, "a thread could not be stopped in time");
+	if (found < 0) {
+		errno = EAGAIN;   /* the only way a query fails: the world did not stop */
+		return fail_collection(r, "", "");
+	}
 	reply_fmt(r, "],\"count\":%ld,\"shown\":%lu", found, (unsigned long)l->shown);
 	return 0;
 }
@@ -703,14 +756,14 @@ static int cmd_get_objects(struct reply *r, char **argv, int argc)
 			summary = true;
 		} else if (!strcmp(argv[i], "--generation") && i + 1 < argc) {
 			if (!parse_int(argv[++i], &v) || v < 0 || v > 2)
-				return fail(r, "invalid generation '%s' (must be 0, 1 or 2)", argv[i]);
+				return fail_usage(r, "invalid generation '%s' (must be 0, 1 or 2)", argv[i]);
 			st.generation = (int)v;
 		} else if (!strcmp(argv[i], "--min-size") && i + 1 < argc) {
 			if (!parse_size(argv[++i], &v) || v < 0)
-				return fail(r, "bad size '%s': expected bytes (like 4K)", argv[i]);
+				return fail_usage(r, "bad size '%s': expected bytes (like 4K)", argv[i]);
 			st.min_size = (size_t)v;
 		} else {
-			return fail(r, "usage: get-objects [--generation G] [--min-size BYTES] [--summary]");
+			return fail_usage(r, "usage: get-objects [--generation G] [--min-size BYTES] [--summary]");
 		}
 	}
 	if (summary)
@@ -743,7 +796,6 @@ static int cmd_freeze(struct reply *r, char **argv, int argc)
 {
 	long n;
 
-	(void)argv, (void)argc;
 	n = insp_freeze();
 	ok(r);
 	reply_fmt(r, ",\"frozen\":%ld", n);
@@ -754,7 +806,6 @@ static int cmd_unfreeze(struct reply *r, char **argv, int argc)
 {
 	long n;
 
-	(void)argv, (void)argc;
 	n = insp_unfreeze();
 	ok(r);
 	reply_fmt(r, ",\"unfrozen\":%ld", n);
@@ -763,7 +814,6 @@ static int cmd_unfreeze(struct reply *r, char **argv, int argc)
 
 static int cmd_get_freeze_count(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	ok(r);
 	reply_fmt(r, ",\"freeze_count\":%ld", insp_freeze_count());
 	return 0;
@@ -773,7 +823,6 @@ static int cmd_get_freeze_count(struct reply *r, char **argv, int argc)
  * stream of events. */
 static int cmd_watch(struct reply *r, char **argv, int argc)
 {
-	(void)argv, (void)argc;
 	current->watch = true;
 	ok(r);
 	LIT(r, ",\"watching\":true");
@@ -860,9 +909,7 @@ static int cmd_leaks(struct reply *r, char **argv, int argc)
 			  lr.shown < lr.groups ? "true" : "false");
 		return 0;
 	}
-	return fail(r, "leak check failed: %s", errno == EAGAIN ?
-		    "a thread could not be stopped in time" :
-		    "the collector is not available in this process");
+	return fail_collection(r, "leak check failed: ", "");
 }
 
 static int cmd_backtrace(struct reply *r, char **argv, int argc)
@@ -873,7 +920,7 @@ static int cmd_backtrace(struct reply *r, char **argv, int argc)
 	if (argc > 1 && !strcmp(argv[1], "off"))
 		v = 0;
 	else if (argc > 1 && (!parse_int(argv[1], &v) || v < 0 || v > SITES_MAX_DEPTH))
-		return fail(r, "bad depth '%s': expected frames from 1 to %d, or off", argv[1],
+		return fail_usage(r, "bad depth '%s': expected frames from 1 to %d, or off", argv[1],
 			    SITES_MAX_DEPTH);
 	if (v >= 0 && sites_set_depth((int)v) < 0)
 		return fail(r, "allocation sites cannot be recorded: libunwind cannot be loaded");
@@ -885,43 +932,37 @@ static int cmd_backtrace(struct reply *r, char **argv, int argc)
 	return 0;
 }
 
-struct command {
-	const char *name;
-	int min_args, max_args;
-	int (*fn)(struct reply *, char **, int);
-	const char *usage;
-};
+typedef int (*handler)(struct reply *, char **, int);
 
-static const struct command commands[] = {
-	{ "hello", 1, 1, cmd_hello, "hello PROTOCOL" },
-	{ "mem-alloc", 0, 0, cmd_mem_alloc, "mem-alloc" },
-	{ "mem-free", 0, 0, cmd_mem_free, "mem-free" },
-	{ "enable", 0, 0, cmd_enable, "enable" },
-	{ "disable", 0, 0, cmd_disable, "disable" },
-	{ "isenabled", 0, 0, cmd_isenabled, "isenabled" },
-	{ "threshold", 0, 1, cmd_threshold, "threshold [BYTES|-1]" },
-	{ "set-threshold", 1, 3, cmd_set_threshold, "set-threshold T0 [T1 [T2]]" },
-	{ "get-threshold", 0, 0, cmd_get_threshold, "get-threshold" },
-	{ "get-count", 0, 0, cmd_get_count, "get-count" },
-	{ "set-debug", 1, 1, cmd_set_debug, "set-debug FLAGS" },
-	{ "get-debug", 0, 0, cmd_get_debug, "get-debug" },
-	{ "stats", 0, 0, cmd_stats, "stats" },
-	{ "collect", 0, 1, cmd_collect, "collect [GENERATION]" },
-	{ "get-stats", 0, 0, cmd_get_stats, "get-stats" },
-	{ "garbage", 0, 1, cmd_garbage, "garbage [free|BYTES]" },
-	/* inspection */
-	{ "is-tracked", 1, 1, cmd_is_tracked, "is-tracked ADDR" },
-	{ "get-referents", 1, MAX_ARGS - 1, cmd_get_referents, "get-referents ADDR[,ADDR...]..." },
-	{ "get-referrers", 1, MAX_ARGS - 1, cmd_get_referrers, "get-referrers ADDR[,ADDR...]..." },
-	{ "get-objects", 0, 5, cmd_get_objects,
-	  "get-objects [--generation G] [--min-size BYTES] [--summary]" },
-	{ "freeze", 0, 0, cmd_freeze, "freeze" },
-	{ "unfreeze", 0, 0, cmd_unfreeze, "unfreeze" },
-	{ "get-freeze-count", 0, 0, cmd_get_freeze_count, "get-freeze-count" },
-	{ "watch", 0, 0, cmd_watch, "watch" },
-	/* allocation sites and leak reports */
-	{ "leaks", 0, 2, cmd_leaks, "leaks [--keep SITE[,SITE...]]" },
-	{ "backtrace", 0, 1, cmd_backtrace, "backtrace [DEPTH|off]" },
+/* The handler of each verb of proto_desc.h; the table there gives the
+ * number of arguments and the usage line. */
+static const handler handlers[PROTO_VERB_COUNT] = {
+	[PROTO_HELLO] = cmd_hello,
+	[PROTO_MEM_ALLOC] = cmd_mem_alloc,
+	[PROTO_MEM_FREE] = cmd_mem_free,
+	[PROTO_ENABLE] = cmd_enable,
+	[PROTO_DISABLE] = cmd_disable,
+	[PROTO_ISENABLED] = cmd_isenabled,
+	[PROTO_THRESHOLD] = cmd_threshold,
+	[PROTO_SET_THRESHOLD] = cmd_set_threshold,
+	[PROTO_GET_THRESHOLD] = cmd_get_threshold,
+	[PROTO_GET_COUNT] = cmd_get_count,
+	[PROTO_SET_DEBUG] = cmd_set_debug,
+	[PROTO_GET_DEBUG] = cmd_get_debug,
+	[PROTO_STATS] = cmd_stats,
+	[PROTO_COLLECT] = cmd_collect,
+	[PROTO_GET_STATS] = cmd_get_stats,
+	[PROTO_GARBAGE] = cmd_garbage,
+	[PROTO_IS_TRACKED] = cmd_is_tracked,
+	[PROTO_GET_REFERENTS] = cmd_get_referents,
+	[PROTO_GET_REFERRERS] = cmd_get_referrers,
+	[PROTO_GET_OBJECTS] = cmd_get_objects,
+	[PROTO_FREEZE] = cmd_freeze,
+	[PROTO_UNFREEZE] = cmd_unfreeze,
+	[PROTO_GET_FREEZE_COUNT] = cmd_get_freeze_count,
+	[PROTO_WATCH] = cmd_watch,
+	[PROTO_LEAKS] = cmd_leaks,
+	[PROTO_BACKTRACE] = cmd_backtrace,
 };
 
 static int split(char *line, char **argv)
@@ -929,22 +970,11 @@ static int split(char *line, char **argv)
 	int argc = 0;
 
 	for (char *s = strtok_r(line, " \t", &line); s; s = strtok_r(NULL, " \t", &line)) {
-		if (argc == MAX_ARGS)
+		if (argc == PROTO_MAX_ARGS)
 			return -1;
 		argv[argc++] = s;
 	}
 	return argc;
-}
-
-/* Verbs take dashes or underscores, in any case. */
-static void normalize(char *verb)
-{
-	for (; *verb; verb++) {
-		if (*verb == '_')
-			*verb = '-';
-		else if (*verb >= 'A' && *verb <= 'Z')
-			*verb = (char)(*verb - 'A' + 'a');
-	}
 }
 
 /* A trailing CR (a client sending CRLF) is dropped; any other control
@@ -963,34 +993,33 @@ static bool printable(char *s)
 
 static int dispatch(struct proto_session *s, struct reply *r, char *line)
 {
-	char *argv[MAX_ARGS];
+	char *argv[PROTO_MAX_ARGS];
+	const struct proto_verb_desc *d;
+	enum proto_verb verb;
 	int argc;
 
 	if (!printable(line))
 		return fail(r, "request contains control characters");
 	argc = split(line, argv);
 	if (argc < 0)
-		return fail(r, "too many arguments");
+		return fail_usage(r, "too many arguments");
 	if (argc == 0)
-		return fail(r, "empty request");
-	normalize(argv[0]);
+		return fail_usage(r, "empty request");
+	proto_verb_normalize(argv[0]);
 	current = s;
-	if (!s->greeted && strcmp(argv[0], "hello"))
+	verb = proto_verb_find(argv[0]);
+	if (!s->greeted && verb != PROTO_HELLO)
 		return fail(r, "expected 'hello %d' first", PROTO_VERSION);
-	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
-		const struct command *c = &commands[i];
-
-		if (strcmp(argv[0], c->name))
-			continue;
-		if (argc - 1 < c->min_args || argc - 1 > c->max_args)
-			return fail(r, "usage: %s", c->usage);
-		if (c->fn(r, argv, argc) < 0)
-			return -1;
-		if (c->fn == cmd_hello)
-			s->greeted = true;
-		return 0;
-	}
-	return fail(r, "unknown request '%s'", argv[0]);
+	if (verb == PROTO_UNKNOWN)
+		return fail_usage(r, "unknown request '%s'", argv[0]);
+	d = &proto_verbs[verb];
+	if (argc - 1 < d->min_args || argc - 1 > d->max_args)
+		return fail_usage(r, "usage: %s%s%s", d->name, *d->args ? " " : "", d->args);
+	if (handlers[verb](r, argv, argc) < 0)
+		return -1;
+	if (verb == PROTO_HELLO)
+		s->greeted = true;
+	return 0;
 }
 
 /* Returns the length of the reply, newline included. */

@@ -7,8 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_VERSION 1
-#define PROTO_MAX_REQUEST 1024
+#include "proto_desc.h"
 
 /* A reply of several lines (get-objects): where the next line resumes. */
 struct proto_stream {

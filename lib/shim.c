@@ -19,6 +19,7 @@
 #include "log.h"
 #include "objmap.h"
 #include "os.h"
+#include "probes.h"
 #include "release.h"
 #include "shim.h"
 #include "sites.h"
@@ -79,6 +80,7 @@ static void *alloc_slow(size_t n, size_t align, bool zero)
 
 		if (!gc_reserve(need) && !(gc_make_room() && gc_reserve(need))) {
 			stat_inc(EV_limit_failures);
+			PROBE(limit__refused, need);
 			return fail_enomem();
 		}
 		u = need;

@@ -357,8 +357,8 @@ Test(api, threshold)
 	cr_expect_eq(gcshim_threshold(GCSHIM_THRESHOLD_QUERY), -1, "default off");
 	cr_expect_eq(gcshim_threshold(1 << 20), -1);
 	cr_expect_eq(gcshim_threshold(GCSHIM_THRESHOLD_QUERY), 1 << 20);
-	cr_expect_eq(gcshim_threshold(0), 1 << 20);
-	cr_expect_eq(gcshim_threshold(-1), 0);
+	cr_expect_eq(gcshim_threshold(0), 1 << 20);   /* 0 is off, as for the heap limit */
+	cr_expect_eq(gcshim_threshold(-1), -1);
 	cr_expect_eq(gcshim_threshold(GCSHIM_THRESHOLD_QUERY), -1);
 	gcshim_threshold(4096);
 	errno = 0;

@@ -99,8 +99,12 @@ Test(parse_size_or_off, values)
 	cr_expect_eq(v, -1);
 	cr_expect(parse_size_or_off("64M", &v));
 	cr_expect_eq(v, 64LL << 20);
+	/* 0 is off, as for the heap limit and the generation thresholds:
+	 * never "collect at every allocation". */
 	cr_expect(parse_size_or_off("0", &v));
-	cr_expect_eq(v, 0);
+	cr_expect_eq(v, -1);
+	cr_expect(parse_size_or_off("0K", &v));
+	cr_expect_eq(v, -1);
 	v = 77;
 	cr_expect_not(parse_size_or_off("-2", &v));
 	cr_expect_not(parse_size_or_off("offf", &v));
@@ -237,7 +241,7 @@ Test(parse_triple, full_and_partial)
 Test(parse_triple, rejects_and_keeps)
 {
 	static const char *bad[] = { "a,b", "1,2,3,4", "-1", "1,-1", "2147483648",
-				     "1,,x", "1,2,3x", "99999999999999999999999999999999" };
+				     "1,,x", "1,,2", "1,2,3x", "99999999999999999999999999999999" };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		int64_t t[3] = { 5, 6, 7 };

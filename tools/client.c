@@ -45,6 +45,20 @@ static enum client_status failure(struct client *c, enum client_status st, const
 	return st;
 }
 
+int client_timeout_ms = CLIENT_TIMEOUT_MS;
+
+/* "5 s", "250 ms" */
+static const char *timeout_text(void)
+{
+	static char text[32];
+
+	if (client_timeout_ms % 1000)
+		snprintf(text, sizeof(text), "%d ms", client_timeout_ms);
+	else
+		snprintf(text, sizeof(text), "%d s", client_timeout_ms / 1000);
+	return text;
+}
+
 static long long now_ms(void)
 {
 	struct timespec ts;
@@ -163,7 +177,7 @@ static void socket_dirs(struct dirs *d, pid_t pid, uid_t owner)
 static int connect_path(const char *path, int *fdp)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	struct timeval tv = { CLIENT_TIMEOUT_MS / 1000, CLIENT_TIMEOUT_MS % 1000 * 1000 };
+	struct timeval tv = { client_timeout_ms / 1000, client_timeout_ms % 1000 * 1000 };
 	int fd, err;
 
 	if (strlen(path) >= sizeof(addr.sun_path))
@@ -289,8 +303,8 @@ static enum client_status read_line_within(struct client *c, int timeout_ms)
 		if (ready < 0 && errno == EINTR)
 			continue;
 		if (ready <= 0)
-			return failure(c, CLIENT_FAILED, "process %d did not answer within %d seconds",
-				       (int)c->pid, CLIENT_TIMEOUT_MS / 1000);
+			return failure(c, CLIENT_TIMED_OUT, "process %d did not answer within %s (see --timeout)",
+				       (int)c->pid, timeout_text());
 		if (!make_room(c))
 			return failure(c, CLIENT_FAILED, "process %d sent a reply too long to read",
 				       (int)c->pid);
@@ -309,20 +323,33 @@ static enum client_status read_line_within(struct client *c, int timeout_ms)
 
 static enum client_status read_line(struct client *c)
 {
-	return read_line_within(c, CLIENT_TIMEOUT_MS);
+	return read_line_within(c, client_timeout_ms);
 }
 
-static bool is_reply(const struct json *r)
+/* One JSON object per line; a member named twice is an error. */
+static json_t *parse_line(const char *line, json_error_t *err)
 {
-	const struct json *ok = json_get(r, "ok");
+	json_t *v = json_loads(line, JSON_REJECT_DUPLICATES, err);
 
-	return ok && (ok->type == JSON_TRUE || ok->type == JSON_FALSE);
+	if (v && !json_is_object(v)) {
+		json_decref(v);
+		snprintf(err->text, sizeof(err->text), "not an object");
+		return NULL;
+	}
+	return v;
 }
 
-enum client_status client_request(struct client *c, const char *request, struct json **reply)
+static bool is_reply(const json_t *r)
+{
+	const json_t *ok = json_object_get(r, "ok");
+
+	return ok && (json_is_true(ok) || json_is_false(ok));
+}
+
+enum client_status client_request(struct client *c, const char *request, json_t **reply)
 {
 	enum client_status st;
-	char err[128];
+	json_error_t err;
 	size_t len = strlen(request);
 	char *line = malloc(len + 2);
 
@@ -340,12 +367,12 @@ enum client_status client_request(struct client *c, const char *request, struct 
 	st = read_line(c);
 	if (st != CLIENT_OK)
 		return st;
-	*reply = json_parse(c->line, strlen(c->line), err, sizeof(err));
+	*reply = parse_line(c->line, &err);
 	if (!*reply)
 		return failure(c, CLIENT_FAILED, "process %d sent a reply that is not JSON (%s)",
-			       (int)c->pid, err);
+			       (int)c->pid, err.text);
 	if (!is_reply(*reply)) {
-		json_free(*reply);
+		json_decref(*reply);
 		*reply = NULL;
 		return failure(c, CLIENT_FAILED, "process %d sent a reply without \"ok\"",
 			       (int)c->pid);
@@ -354,40 +381,40 @@ enum client_status client_request(struct client *c, const char *request, struct 
 }
 
 /* The next line of a streamed reply or of a watch. */
-enum client_status client_next(struct client *c, int timeout_ms, struct json **reply)
+enum client_status client_next(struct client *c, int timeout_ms, json_t **reply)
 {
 	enum client_status st;
-	char err[128];
+	json_error_t err;
 
 	*reply = NULL;
 	st = read_line_within(c, timeout_ms);
 	if (st != CLIENT_OK)
 		return st;
-	*reply = json_parse(c->line, strlen(c->line), err, sizeof(err));
+	*reply = parse_line(c->line, &err);
 	if (!*reply)
 		return failure(c, CLIENT_FAILED, "process %d sent a line that is not JSON (%s)",
-			       (int)c->pid, err);
+			       (int)c->pid, err.text);
 	return CLIENT_OK;
 }
 
-static const char *reply_error(const struct json *r)
+static const char *reply_error(const json_t *r)
 {
-	const struct json *e = json_get(r, "error");
+	const json_t *e = json_object_get(r, "error");
 
-	return e && e->type == JSON_STRING ? e->str : "no reason given";
+	return e && json_is_string(e) ? json_string_value(e) : "no reason given";
 }
 
 static enum client_status hello(struct client *c)
 {
 	char request[32];
-	struct json *r;
+	json_t *r;
 	enum client_status st;
 
-	snprintf(request, sizeof(request), "hello %d", CLIENT_PROTOCOL);
+	snprintf(request, sizeof(request), "hello %d", PROTO_VERSION);
 	st = client_request(c, request, &r);
 	if (st != CLIENT_OK)
 		return st;
-	if (json_get(r, "ok")->type == JSON_TRUE)
+	if (json_is_true(json_object_get(r, "ok")))
 		st = CLIENT_OK;
 	else if (!strcmp(reply_error(r), "permission denied"))
 		st = failure(c, CLIENT_DENIED, "permission denied: process %d belongs to another user",
@@ -395,7 +422,7 @@ static enum client_status hello(struct client *c)
 	else
 		st = failure(c, CLIENT_FAILED, "process %d refused the handshake: %s", (int)c->pid,
 			     reply_error(r));
-	json_free(r);
+	json_decref(r);
 	return st;
 }
 
@@ -433,8 +460,8 @@ static enum client_status connect_pid(struct client *c, uid_t owner)
 				       (int)c->pid);
 		if (err == EAGAIN)
 			return failure(c, CLIENT_FAILED,
-				       "process %d did not accept a connection within %d seconds",
-				       (int)c->pid, CLIENT_TIMEOUT_MS / 1000);
+				       "process %d did not accept a connection within %s",
+				       (int)c->pid, timeout_text());
 	}
 	if (owner != geteuid() && geteuid() != 0)
 		return failure(c, CLIENT_DENIED, "permission denied: process %d belongs to another user",

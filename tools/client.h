@@ -6,18 +6,21 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "json.h"
+#include <jansson.h>
+#include "proto_desc.h"
 
-#define CLIENT_PROTOCOL 1
 #define CLIENT_TIMEOUT_MS 5000
-#define CLIENT_MAX_REQUEST 1024
+
+/* How long to wait for a connection and for each reply (gcctl --timeout). */
+extern int client_timeout_ms;
 
 enum client_status {
 	CLIENT_OK,
 	CLIENT_NO_PROCESS, /* no process has that PID */
 	CLIENT_NO_SOCKET,  /* the process serves no control socket */
 	CLIENT_DENIED,     /* the process belongs to another user */
-	CLIENT_FAILED,     /* the connection broke, timed out or made no sense */
+	CLIENT_FAILED,     /* the connection broke or made no sense */
+	CLIENT_TIMED_OUT,  /* no answer in time */
 };
 
 struct client {
@@ -35,11 +38,11 @@ enum client_status client_open(struct client *c, pid_t pid);
 /* Sends one request line; *reply receives the parsed reply (to be freed
  * with json_free) and c->line the raw text.  CLIENT_OK also when the
  * process answered with an error: look at "ok". */
-enum client_status client_request(struct client *c, const char *request, struct json **reply);
+enum client_status client_request(struct client *c, const char *request, json_t **reply);
 
 /* The next line of a reply that goes on (get-objects, watch); timeout_ms
  * -1 waits for ever. */
-enum client_status client_next(struct client *c, int timeout_ms, struct json **reply);
+enum client_status client_next(struct client *c, int timeout_ms, json_t **reply);
 
 void client_close(struct client *c);
 

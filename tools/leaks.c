@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gcctl.h"
 #include "suppress.h"
 #include "symbolize.h"
 
@@ -21,7 +22,7 @@ static struct {
 
 /* A leak group of the reply, its frames named. */
 struct group {
-	const struct json *j;
+	const json_t *j;
 	bool indirect;
 	long long bytes, count;
 	size_t nframes;
@@ -67,19 +68,19 @@ bool leaks_load_suppressions(const struct leaks_options *o)
 	return true;
 }
 
-static long long int_member(const struct json *o, const char *key)
+static long long int_member(const json_t *o, const char *key)
 {
 	int64_t v = 0;
 
-	json_int(json_get(o, key), &v);
+	json_int_of(json_object_get(o, key), &v);
 	return (long long)v;
 }
 
-static const char *str_member(const struct json *o, const char *key)
+static const char *str_member(const json_t *o, const char *key)
 {
-	const struct json *v = json_get(o, key);
+	const json_t *v = json_object_get(o, key);
 
-	return v && v->type == JSON_STRING ? v->str : "";
+	return v && json_is_string(v) ? json_string_value(v) : "";
 }
 
 /* The shim's own frames (a thread's start) are not the program's: left
@@ -91,10 +92,10 @@ static bool shim_frame(const struct frame_names *n)
 	return base && !strcmp(base + 1, "libgcshim.so");
 }
 
-static bool name_group(struct group *g, const struct json *j, struct symbolizer *sym, bool match)
+static bool name_group(struct group *g, const json_t *j, struct symbolizer *sym)
 {
-	const struct json *frames = json_get(j, "frames");
-	size_t n = frames && frames->type == JSON_ARRAY ? frames->count : 0;
+	const json_t *frames = json_object_get(j, "frames");
+	size_t n = frames && json_is_array(frames) ? json_array_size(frames) : 0;
 
 	g->j = j;
 	g->indirect = !strcmp(str_member(j, "kind"), "indirect");
@@ -105,15 +106,15 @@ static bool name_group(struct group *g, const struct json *j, struct symbolizer 
 	if (!g->pc || !g->names)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		const struct json *a = &frames->items[i];
+		const json_t *a = json_array_get(frames, i);
 		struct frame_names *fn = &g->names[g->nframes];
 
-		g->pc[g->nframes] = a->type == JSON_STRING ? (uintptr_t)strtoull(a->str, NULL, 16) : 0;
+		g->pc[g->nframes] = json_is_string(a) ? (uintptr_t)strtoull(json_string_value(a), NULL, 16) : 0;
 		symbolize_names(sym, g->pc[g->nframes], fn);
 		if (shim_frame(fn))
 			continue;
 		g->nframes++;
-		if (match && !g->suppressed_by)
+		if (!g->suppressed_by)
 			g->suppressed_by = supp_find(&sp.list, fn->function, fn->file, fn->module);
 	}
 	if (g->suppressed_by) {
@@ -151,7 +152,7 @@ static void print_group(const struct group *g)
 {
 	printf("\n%s leak of %lld byte(s)%s in %lld object(s) allocated from:\n",
 	       g->indirect ? "Indirect" : "Direct", g->bytes,
-	       json_get(g->j, "size_class") && json_get(g->j, "size_class")->type == JSON_TRUE ?
+	       json_object_get(g->j, "size_class") && json_is_true(json_object_get(g->j, "size_class")) ?
 	       " (size class)" : "", g->count);
 	if (!g->nframes)
 		printf("    %s\n", no_stack_note(str_member(g->j, "stack")));
@@ -180,7 +181,7 @@ static void print_suppressions(void)
 }
 
 static void print_text(const struct group *g, size_t n, pid_t pid, long long bytes,
-		       long long count, const struct json *reply)
+		       long long count, const json_t *reply)
 {
 	bool any_stack = false;
 
@@ -194,7 +195,7 @@ static void print_text(const struct group *g, size_t n, pid_t pid, long long byt
 	}
 	for (size_t i = 0; i < n; i++)
 		any_stack = any_stack || g[i].nframes;
-	if (json_get(reply, "truncated") && json_get(reply, "truncated")->type == JSON_TRUE)
+	if (json_object_get(reply, "truncated") && json_is_true(json_object_get(reply, "truncated")))
 		printf("(only the largest %zu of %lld groups fit in the reply)\n\n", n,
 		       int_member(reply, "groups"));
 	print_suppressions();
@@ -210,11 +211,11 @@ static void print_text(const struct group *g, size_t n, pid_t pid, long long byt
 static void print_json_frame(uintptr_t pc, const struct frame_names *n)
 {
 	printf("{\"pc\":\"0x%lx\",\"function\":", (unsigned long)pc);
-	json_put_string(stdout, n->function);
+	put_json_string(stdout, n->function);
 	printf(",\"file\":");
-	json_put_string(stdout, n->file);
+	put_json_string(stdout, n->file);
 	printf(",\"line\":%d,\"module\":", n->line);
-	json_put_string(stdout, n->module);
+	put_json_string(stdout, n->module);
 	printf(",\"offset\":\"0x%lx\"}", (unsigned long)n->offset);
 }
 
@@ -222,18 +223,18 @@ static void print_json_pattern(const struct supp_rule *r)
 {
 	char *p = strndup(r->pattern, r->len);
 
-	json_put_string(stdout, p ? p : "");
+	put_json_string(stdout, p ? p : "");
 	free(p);
 }
 
 static void print_json_group(const struct group *g)
 {
-	const struct json *sc = json_get(g->j, "size_class");
+	const json_t *sc = json_object_get(g->j, "size_class");
 
 	printf("{\"kind\":\"%s\",\"bytes\":%lld,\"count\":%lld,\"size_class\":%s,\"stack\":",
 	       g->indirect ? "indirect" : "direct", g->bytes, g->count,
-	       sc && sc->type == JSON_TRUE ? "true" : "false");
-	json_put_string(stdout, str_member(g->j, "stack"));
+	       sc && json_is_true(sc) ? "true" : "false");
+	put_json_string(stdout, str_member(g->j, "stack"));
 	printf(",\"suppressed\":");
 	if (g->suppressed_by)
 		print_json_pattern(g->suppressed_by);
@@ -248,14 +249,14 @@ static void print_json_group(const struct group *g)
 }
 
 static void print_json(const struct group *g, size_t n, pid_t pid, long long bytes,
-		       long long count, const struct json *reply)
+		       long long count, const json_t *reply)
 {
 	bool first = true;
 
 	printf("{\"pid\":%d,\"leaked_bytes\":%lld,\"leaked_blocks\":%lld,\"backtrace\":%lld,"
 	       "\"truncated\":%s,\"leaks\":[", (int)pid, bytes, count,
 	       int_member(reply, "backtrace"),
-	       json_get(reply, "truncated") && json_get(reply, "truncated")->type == JSON_TRUE ?
+	       json_object_get(reply, "truncated") && json_is_true(json_object_get(reply, "truncated")) ?
 	       "true" : "false");
 	for (size_t i = 0; i < n; i++) {
 		printf("%s", i ? "," : "");
@@ -276,93 +277,42 @@ static void print_json(const struct group *g, size_t n, pid_t pid, long long byt
 	printf("]}\n");
 }
 
-/* The groups of the first check, named, the suppressed ones marked; the
- * symbolizer, which owns the names, until the report is printed. */
-static struct {
-	struct group *g;
-	size_t n, suppressed;
+int leaks_print(const json_t *reply, pid_t pid, const struct leaks_options *o)
+{
+	const json_t *sites = json_object_get(reply, "sites");
 	struct symbolizer *sym;
-} first;
+	struct group *g;
+	long long bytes = 0, count = 0;
+	size_t n;
 
-static struct group *name_groups(const struct json *sites, pid_t pid, bool match, size_t *n)
-{
-	struct group *g = calloc(sites->count + 1, sizeof(*g));
-
-	if (!first.sym && sites->count)
-		first.sym = symbolizer_open(pid);
-	*n = 0;
-	for (size_t i = 0; g && i < sites->count &&
-	     name_group(&g[i], &sites->items[i], first.sym, match); i++)
-		*n = i + 1;
-	return g;
-}
-
-size_t leaks_keep_list(const struct json *reply, pid_t pid, char *out, size_t cap)
-{
-	const struct json *sites = json_get(reply, "sites");
-	size_t len = 0;
-
-	*out = '\0';
-	if (!sites || sites->type != JSON_ARRAY || !sp.list.n ||
-	    !(first.g = name_groups(sites, pid, true, &first.n)))
-		return 0;
-	for (size_t i = 0; i < first.n; i++) {
-		long long site = int_member(first.g[i].j, "site");
-		int w;
-
-		if (!first.g[i].suppressed_by || site <= 0)
-			continue;
-		w = snprintf(out + len, cap - len, "%s%lld", len ? "," : "", site);
-		if (w < 0 || (size_t)w >= cap - len)
-			break;   /* the rest stay leaks; their rules are counted still */
-		len += (size_t)w;
-		first.suppressed++;
-	}
-	return first.suppressed;
-}
-
-static void free_groups(struct group *g, size_t n)
-{
-	for (size_t i = 0; g && i < n; i++) {
-		free(g[i].pc);
-		free(g[i].names);
-	}
-	free(g);
-}
-
-int leaks_print(const struct json *reply, pid_t pid, const struct leaks_options *o)
-{
-	const struct json *sites = json_get(reply, "sites");
-	struct group *g, *all;
-	long long bytes, count;
-	size_t n, shown = 0;
-
-	if (!sites || sites->type != JSON_ARRAY || !(g = name_groups(sites, pid, !first.g, &n)))
+	if (!sites || !json_is_array(sites))
 		return -1;
+	n = json_array_size(sites);
+	if (!(g = calloc(n + 1, sizeof(*g))))
+		return -1;
+	sym = n ? symbolizer_open(pid) : NULL;
 	/* the totals count the groups that did not fit in the reply too */
 	bytes = int_member(reply, "direct_bytes") + int_member(reply, "indirect_bytes");
 	count = int_member(reply, "direct_blocks") + int_member(reply, "indirect_blocks");
-	all = calloc(n + first.n + 1, sizeof(*all));
-	for (size_t i = 0; all && i < n; i++) {
-		all[shown++] = g[i];
+	for (size_t i = 0; i < n; i++) {
+		if (!name_group(&g[i], json_array_get(sites, i), sym)) {
+			n = i;
+			break;
+		}
 		if (g[i].suppressed_by) {
 			bytes -= g[i].bytes;
 			count -= g[i].count;
 		}
 	}
-	/* suppressed in the first check: left out of this one */
-	for (size_t i = 0; all && i < first.n; i++)
-		if (first.g[i].suppressed_by && first.suppressed)
-			all[shown++] = first.g[i];
 	if (o->json)
-		print_json(all ? all : g, all ? shown : n, pid, bytes, count, reply);
+		print_json(g, n, pid, bytes, count, reply);
 	else
-		print_text(all ? all : g, all ? shown : n, pid, bytes, count, reply);
-	free(all);
-	free_groups(g, n);
-	free_groups(first.g, first.n);
-	first.g = NULL;
-	symbolizer_close(first.sym);
-	first.sym = NULL;
+		print_text(g, n, pid, bytes, count, reply);
+	for (size_t i = 0; i < json_array_size(sites); i++) {
+		free(g[i].pc);
+		free(g[i].names);
+	}
+	free(g);
+	symbolizer_close(sym);
 	return count ? o->exitcode : 0;
 }

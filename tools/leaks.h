@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "json.h"
+#include <jansson.h>
 
 #define LEAKS_EXIT_FOUND 23   /* LeakSanitizer's exitcode */
 
@@ -22,16 +22,9 @@ struct leaks_options {
  * reported one per line and left out. */
 bool leaks_load_suppressions(const struct leaks_options *o);
 
-/* Names the groups of the reply of a first "leaks" of process pid and
- * applies the suppressions to them; writes the sites of the suppressed
- * groups into out ("12,57"), for a second check that counts what they
- * lead to as reachable, as LeakSanitizer does.  Returns how many. */
-size_t leaks_keep_list(const struct json *reply, pid_t pid, char *out, size_t cap);
-
-/* Prints the report from the reply of "leaks" of process pid (after
- * leaks_keep_list, the reply of the second check); returns
+/* Prints the report from the reply of "leaks" of process pid; returns
  * the exit status: 0, o->exitcode when leaks are left after suppressions,
  * or -1 when the reply is not a leak report. */
-int leaks_print(const struct json *reply, pid_t pid, const struct leaks_options *o);
+int leaks_print(const json_t *reply, pid_t pid, const struct leaks_options *o);
 
 #endif

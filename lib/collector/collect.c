@@ -31,6 +31,7 @@
 #include "stop.h"
 #include "sweep.h"
 #include "watch.h"
+#include "probes.h"
 
 #define DEAD_ENTRIES (1u << 26)   /* 512 MiB of address space, committed as used */
 #define PAUSES 1024
@@ -408,6 +409,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 		return 0;   /* a collection is under way: it serves this trigger */
 	sweep_finish();   /* the list is about to be filled again */
 	watch_collection_start(gen);
+	PROBE(gc__start, gen);
 	if (debug & GCSHIM_DEBUG_STATS)
 		log_start(gen);
 	save = save || gc_verify || (debug & GCSHIM_DEBUG_SAVEALL);
@@ -422,6 +424,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	mark_release();
 	if (!ok) {
 		co.abandoned++;
+		PROBE(gc__abandoned, gen);
 		watch_collection_stop(&c, false);
 		collect_unlock();
 		log_msg("gc: %s; collection abandoned, nothing freed", gc_failure_reason(err));
@@ -440,6 +443,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	account(&c);
 	if (debug & GCSHIM_DEBUG_STATS)
 		log_done(&c);
+	PROBE(gc__done, c.generation, (long)c.collected, (long)c.collected_bytes, c.pause_ns);
 	watch_collection_stop(&c, true);
 	collect_unlock();
 	if (out)
@@ -566,6 +570,7 @@ void garbage_check_free(void *p, size_t usable)
 	if (!garbage_take(p, &number))
 		return;
 	stat_inc(EV_false_garbage);
+	PROBE(false__garbage, p, usable, number + 1);
 	log_msg("false garbage: %p (%zu bytes), found unreachable by collection "
 		"#%u, was freed by the program", p, usable, number + 1);
 	if (!garbage_count())

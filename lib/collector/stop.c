@@ -16,6 +16,7 @@
 #include "bcache.h"
 #include "log.h"
 #include "os.h"
+#include "probes.h"
 #include "sigguard.h"
 #include "events.h"
 #include "tracer.h"
@@ -26,6 +27,7 @@
 
 static int stop_sig;
 static int timeout_ms;
+static _Atomic pid_t laggard;   /* the last thread that did not stop */
 static struct stopped *slots;
 static pid_t *tids;
 static _Atomic size_t nslots;
@@ -231,6 +233,24 @@ static bool task_gone(pid_t tid)
 	return p && (p[2] == 'Z' || p[2] == 'X');
 }
 
+/* The first thread that did not acknowledge: it is named when a
+ * collection gives up. */
+static bool note_laggard(uint32_t seq)
+{
+	for (size_t i = 0, n = atomic_load(&nslots); i < n; i++)
+		if (atomic_load(&slots[i].acked) != seq) {
+			atomic_store(&laggard, slots[i].tid);
+			PROBE(stop__failed, (int)slots[i].tid, timeout_ms);
+			break;
+		}
+	return false;
+}
+
+pid_t stop_laggard(void)
+{
+	return atomic_load(&laggard);
+}
+
 /* Waits until every listed thread has acknowledged (or has ended). */
 static bool wait_acks(uint32_t seq, uint64_t deadline)
 {
@@ -252,7 +272,7 @@ static bool wait_acks(uint32_t seq, uint64_t deadline)
 		if (!pending)
 			return true;
 		if (os_now_ns() > deadline)
-			return false;
+			return note_laggard(seq);
 		futex(&nacked, FUTEX_WAIT_PRIVATE, seen, &step);
 	}
 }

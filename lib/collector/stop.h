@@ -45,6 +45,8 @@ int stop_signal(void);
 bool stop_world(struct world *w);
 void resume_world(struct world *w);
 bool stop_in_handler(void);
+/* The thread that did not stop when a collection last gave up, or 0. */
+pid_t stop_laggard(void);
 
 /* Threads of the shim that cooperate with the collector (they touch no
  * heap memory while the world is stopped) are left running by

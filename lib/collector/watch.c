@@ -6,8 +6,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "collect.h"
 #include "log.h"
 #include "os.h"
@@ -21,6 +23,8 @@ struct event {
 	int64_t collected, collected_bytes, collected_requested, uncollectable;
 	uint64_t pause_ns;
 	uint32_t ok;
+	int64_t wall_ns;          /* when it happened, CLOCK_REALTIME */
+	int64_t mem_before, mem_after;
 };
 
 /* Single producer (the collector holds its lock), single consumer (the
@@ -119,9 +123,33 @@ bool watch_in_callback(void)
 	return in_callback;
 }
 
+/* mem_alloc when the collection under way started: collections run one
+ * at a time, under the collector's lock. */
+static int64_t mem_at_start;
+
+static int64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static bool watched(void)
+{
+	return rings && atomic_load_explicit(&watchers, memory_order_acquire);
+}
+
 void watch_collection_start(int generation)
 {
 	struct event e = { .phase = GCSHIM_PHASE_START, .generation = generation, .ok = 1 };
+
+	/* read even unwatched: a watcher may arrive before the collection ends */
+	mem_at_start = gc_mem_alloc();
+	if (watched()) {
+		e.wall_ns = wall_ns();
+		e.mem_before = mem_at_start;
+	}
 	struct gcshim_collection_info info = { .generation = generation, .ok = 1 };
 
 	publish(&e);
@@ -141,6 +169,11 @@ void watch_collection_stop(const struct collection *c, bool ok)
 		.uncollectable = (long)c->uncollectable, .pause_ns = c->pause_ns, .ok = ok,
 	};
 
+	if (watched()) {
+		e.wall_ns = wall_ns();
+		e.mem_before = mem_at_start;
+		e.mem_after = gc_mem_alloc();
+	}
 	publish(&e);
 	run_callbacks(GCSHIM_PHASE_STOP, &info);
 }
@@ -192,23 +225,26 @@ size_t watch_drain(int i, char *buf, size_t cap)
 
 	for (; tail != head; tail++) {
 		const struct event *e = &r->ev[tail % WATCH_ENTRIES];
-		char line[512];
+		char line[640];
 		size_t n;
 
 		r->dropped_seen += atomic_exchange_explicit(&r->dropped, 0, memory_order_relaxed);
 		if (e->phase == GCSHIM_PHASE_START)
 			n = fmt_s(line, sizeof(line), "{\"ok\":true,\"event\":\"start\","
-				  "\"generation\":%d,\"dropped\":%lu}\n", e->generation,
-				  (unsigned long)r->dropped_seen);
+				  "\"generation\":%d,\"time_ns\":%ld,\"mem_alloc\":%ld,"
+				  "\"dropped\":%lu}\n", e->generation, (long)e->wall_ns,
+				  (long)e->mem_before, (unsigned long)r->dropped_seen);
 		else
 			n = fmt_s(line, sizeof(line), "{\"ok\":true,\"event\":\"stop\","
 				  "\"generation\":%d,\"collected\":%ld,\"collected_bytes\":%ld,"
 				  "\"collected_requested\":%ld,"
 				  "\"uncollectable\":%ld,\"pause_ns\":%lu,\"completed\":%s,"
+				  "\"time_ns\":%ld,\"mem_alloc_before\":%ld,\"mem_alloc_after\":%ld,"
 				  "\"dropped\":%lu}\n", e->generation, (long)e->collected,
 				  (long)e->collected_bytes, (long)e->collected_requested,
 				  (long)e->uncollectable,
 				  (unsigned long)e->pause_ns, e->ok ? "true" : "false",
+				  (long)e->wall_ns, (long)e->mem_before, (long)e->mem_after,
 				  (unsigned long)r->dropped_seen);
 		if (len + n > cap)
 			break;

@@ -14,9 +14,9 @@
  * closed after it, so a program that closes or replaces descriptors it
  * does not know never takes ours, nor makes us write into its own file.
  * Its path is made absolute at start-up, against a later chdir.  If it
- * cannot be opened, messages are dropped rather than mixed into the
- * program's stderr, which the user asked us to spare. */
-enum { LOG_STDERR, LOG_FILE, LOG_DROP };
+ * cannot be opened, standard error says so once and receives the
+ * messages: a silent shim would hide bad options. */
+enum { LOG_STDERR, LOG_FILE };
 
 static char log_path[4096];
 static _Atomic int log_to = LOG_STDERR;
@@ -34,6 +34,28 @@ static bool absolute(const char *path, char *out, size_t cap)
 		     path) < cap - n;
 }
 
+/* strerror() may translate, and translating allocates. */
+static const char *open_error(int err)
+{
+	switch (err) {
+	case ENOENT: return "no such file or directory";
+	case ENOTDIR: return "a component of the path is not a directory";
+	case EISDIR: return "it is a directory";
+	case EACCES: return "permission denied";
+	case EROFS: return "read-only file system";
+	case ENOSPC: return "no space left on device";
+	case ENAMETOOLONG: return "the path is too long";
+	default: return "cannot be opened";
+	}
+}
+
+static void fall_back_to_stderr(const char *path, int err)
+{
+	atomic_store(&log_to, LOG_STDERR);
+	log_msg("cannot open GCSHIM_LOG '%s': %s (errno %d); logging to standard error",
+		path, open_error(err), err);
+}
+
 /* The file is created now, so that its presence tells that the shim
  * started. */
 void log_open(const char *path)
@@ -43,24 +65,38 @@ void log_open(const char *path)
 	if (!path || !*path)
 		return;
 	if (!absolute(path, log_path, sizeof(log_path))) {
-		atomic_store(&log_to, LOG_DROP);
+		fall_back_to_stderr(path, ENAMETOOLONG);
 		return;
 	}
 	fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	atomic_store(&log_to, fd < 0 ? LOG_DROP : LOG_FILE);
-	if (fd >= 0)
-		os_close(fd);
+	if (fd < 0) {
+		fall_back_to_stderr(log_path, errno);
+		return;
+	}
+	os_close(fd);
+	atomic_store(&log_to, LOG_FILE);
+}
+
+/* A file that opened at start-up and no longer does (removed directory,
+ * full disk): this message and the later ones go to standard error. */
+static int open_target(bool *owned)
+{
+	int fd;
+
+	if (atomic_load(&log_to) == LOG_FILE) {
+		fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			return fd;
+		atomic_store(&log_to, LOG_STDERR);
+	}
+	return os_program_fd(2, owned);
 }
 
 static void write_line(const char *line, size_t len)
 {
-	int to = atomic_load(&log_to), fd = -1;
 	bool owned = true;
+	int fd = open_target(&owned);
 
-	if (to == LOG_FILE)
-		fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	else if (to == LOG_STDERR)
-		fd = os_program_fd(2, &owned);
 	while (fd >= 0 && write(fd, line, len) < 0 && errno == EINTR)
 		;
 	if (fd >= 0 && owned)

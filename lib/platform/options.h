@@ -6,12 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum opt_kind { OPT_BOOL, OPT_SIZE, OPT_SIZE_OR_OFF, OPT_INT, OPT_FLAGS,
-		OPT_TRIPLE, OPT_PATH, OPT_SIGNO, OPT_ROOTSET, OPT_PERCENT_OR_ON };
-
-/* GCSHIM_GROWTH=on: the heap may double over what the last collection
- * left live (chosen with the allocation benchmarks). */
-#define GROWTH_DEFAULT 100
+#include "parse.h"
 
 /* X(ID, kind, default, min, max, default as shown, description) */
 #define GCSHIM_OPTIONS(X)                                                     \
@@ -86,15 +81,5 @@ void options_load(char **envp);
 int64_t opt_int(enum opt_id id);
 const char *opt_str(enum opt_id id);
 const int64_t *opt_triple(enum opt_id id);
-
-/* Parsers shared with the control protocol; return false on bad input. */
-bool parse_size(const char *s, int64_t *out);
-bool parse_size_or_off(const char *s, int64_t *out);
-bool parse_bool(const char *s, int64_t *out);
-bool parse_int(const char *s, int64_t *out);
-bool parse_percent_or_on(const char *s, int64_t *out);
-bool parse_flags(const char *s, int64_t *out);
-bool parse_triple(const char *s, int64_t out[3]);
-bool parse_signal(const char *s, int64_t *out);
 
 #endif

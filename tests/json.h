@@ -1,6 +1,7 @@
-/* A small JSON reader for the control socket's replies: objects, arrays,
- * strings, integers, true, false and null.  Numbers with a fraction or an
- * exponent are refused: the protocol never sends them. */
+/* The tests' own strict JSON reader, independent of the library's writer
+ * and of gcctl's jansson: objects, arrays, strings, integers, true, false
+ * and null.  Numbers with a fraction or an exponent are refused: the
+ * protocol never sends them. */
 #ifndef GCCTL_JSON_H
 #define GCCTL_JSON_H
 
