@@ -115,12 +115,8 @@ static void collection_failure(char *buf, size_t cap)
 	ssize_t n;
 	int fd;
 
-	if (errno == EBUSY) {
-		fmt_s(buf, cap, "a collection callback is running");
-		return;
-	}
 	if (errno != EAGAIN) {
-		fmt_s(buf, cap, "the collector is not available in this process");
+		fmt_s(buf, cap, "%s", gc_failure_reason(errno));
 		return;
 	}
 	fmt_s(path, sizeof(path), "/proc/self/task/%d/comm", (int)tid);

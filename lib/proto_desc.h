@@ -172,7 +172,10 @@ enum proto_stat_kind { STAT_GAUGE, STAT_COUNTER };
 	X(growth_triggers, UNIT_COUNT, STAT_COUNTER)          \
 	X(markers, UNIT_COUNT, STAT_GAUGE)                    \
 	X(last_roots_ns, UNIT_NS, STAT_GAUGE)                 \
-	X(sweep_pending_bytes, UNIT_BYTES, STAT_GAUGE)
+	X(sweep_pending_bytes, UNIT_BYTES, STAT_GAUGE)       \
+	X(stops_traced, UNIT_COUNT, STAT_COUNTER)             \
+	X(stops_signalled, UNIT_COUNT, STAT_COUNTER)          \
+	X(calls_restarted, UNIT_COUNT, STAT_COUNTER)
 
 struct proto_stat_desc {
 	const char *name;
