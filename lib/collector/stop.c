@@ -303,8 +303,13 @@ static enum tracer_status stop_traced(pid_t self, uint64_t deadline)
 	while ((added = add_new(self)) > 0) {
 		size_t to = atomic_load(&nslots);
 
-		if ((st = tracer_stop(slots, to - (size_t)added, to, deadline)) != TRACER_OK)
+		if ((st = tracer_stop(slots, to - (size_t)added, to, deadline)) != TRACER_OK) {
+			if (st == TRACER_TIMEOUT && tracer_waiting_on()) {
+				atomic_store(&laggard, tracer_waiting_on());
+				PROBE(stop__failed, (int)tracer_waiting_on(), timeout_ms);
+			}
 			return st;
+		}
 	}
 	if (added < 0) {
 		tracer_end(slots, atomic_load(&nslots));

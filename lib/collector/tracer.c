@@ -40,6 +40,7 @@ static struct {
 	intptr_t flag_offset;     /* of `interrupted`, from the thread pointer */
 	_Atomic bool program_chose;     /* the program set PR_SET_PTRACER */
 	_Atomic unsigned long program_ptracer;
+	_Atomic pid_t waiting_on;       /* the thread the helper waits to stop */
 } tr;
 
 /* Armed by a thread entering a call the kernel would end on a stop; set
@@ -249,6 +250,7 @@ static void helper_stop(void)
 
 		if (!s[i].traced)
 			continue;
+		atomic_store(&tr.waiting_on, s[i].tid);
 		while ((r = raw6(SYS_wait4, s[i].tid, (long)&status, __WALL, 0, 0, 0)) == -EINTR)
 			;
 		if (r != s[i].tid || !WIFSTOPPED(status) || !read_regs(&s[i])) {
@@ -419,6 +421,7 @@ enum tracer_status tracer_stop(struct stopped *s, size_t from, size_t to,
 	tr.from = from;
 	tr.to = to;
 	tr.status = TRACER_OK;
+	atomic_store(&tr.waiting_on, 0);
 	if (!command(OP_STOP, deadline_ns)) {
 		abort_helper();
 		errno = saved;
@@ -428,6 +431,11 @@ enum tracer_status tracer_stop(struct stopped *s, size_t from, size_t to,
 		abort_helper();
 	errno = saved;
 	return tr.status;
+}
+
+pid_t tracer_waiting_on(void)
+{
+	return atomic_load(&tr.waiting_on);
 }
 
 void tracer_end(struct stopped *s, size_t n)

@@ -34,6 +34,8 @@ enum tracer_status tracer_stop(struct stopped *s, size_t from, size_t to,
 			       uint64_t deadline_ns);
 /* Lets s[0..n) go and ends the helper. */
 void tracer_end(struct stopped *s, size_t n);
+/* After TRACER_TIMEOUT: the thread the helper was still waiting for. */
+pid_t tracer_waiting_on(void);
 
 /* For the calls the kernel ends with EINTR even under a ptrace stop
  * (epoll_wait and its kind): armed before the call, fired after it when
