@@ -114,18 +114,18 @@ static void threshold_crossed(int64_t since)
 	}
 }
 
-/* The heap outgrew its target.  Taking the target (not just reading it)
- * makes one thread the one that collects; the collection sets the next. */
+/* The heap outgrew its target; the collection sets the next one.  The
+ * target is only read: of threads crossing it together, the collector's
+ * own lock lets one collect, and a crossing that finds a collection (or a
+ * fork) under way is made again at the thread's next publish. */
 static void growth_crossed(int64_t live)
 {
 	int64_t target = atomic_load_explicit(&gc.growth_target, memory_order_relaxed);
 
 	if (live < target || !atomic_load(&gc.enabled) || !collector.collect_due)
 		return;
-	if (atomic_compare_exchange_strong(&gc.growth_target, &target, INT64_MAX)) {
-		stat_inc(EV_growth_triggers);
-		collector.collect_due(GC_GROWTH);
-	}
+	stat_inc(EV_growth_triggers);
+	collector.collect_due(GC_GROWTH);
 }
 
 static void count_crossed(int64_t count)

@@ -27,8 +27,7 @@ struct gc_state {
 	_Atomic int64_t count;           /* published allocations - frees */
 	_Atomic int64_t count_base;      /* count at the last gen-0 point */
 	_Atomic int64_t gen_count[3];    /* [1], [2]: CPython's count1, count2 */
-	/* mem_alloc at which the growth trigger fires; INT64_MAX while
-	 * off, or while the collection it started runs */
+	/* mem_alloc at which the growth trigger fires; INT64_MAX while off */
 	_Atomic int64_t growth_target;
 	_Atomic int64_t live_after;      /* mem_alloc the last collection left */
 	_Atomic int64_t roots_after;     /* root bytes the last collection scanned */
