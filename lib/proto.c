@@ -222,6 +222,24 @@ static int cmd_threshold(struct reply *r, char **argv, int argc)
 	return 0;
 }
 
+static int cmd_growth(struct reply *r, char **argv, int argc)
+{
+	int64_t old = atomic_load(&gc.growth), v;
+
+	if (argc > 1) {
+		if (!parse_percent_or_on(argv[1], &v))
+			return fail_usage(r, "bad growth '%s': expected a percent (like 100), on or off",
+					  argv[1]);
+		gc_set_growth(v);
+	}
+	ok(r);
+	reply_fmt(r, ",\"growth\":%ld,\"growth_target\":%ld", (long)atomic_load(&gc.growth),
+		  atomic_load(&gc.growth) > 0 ? (long)atomic_load(&gc.growth_target) : -1L);
+	if (argc > 1)
+		reply_fmt(r, ",\"previous\":%ld", (long)old);
+	return 0;
+}
+
 static int show_thresholds(struct reply *r)
 {
 	int64_t t[3];
@@ -940,6 +958,7 @@ static const handler handlers[PROTO_VERB_COUNT] = {
 	[PROTO_DISABLE] = cmd_disable,
 	[PROTO_ISENABLED] = cmd_isenabled,
 	[PROTO_THRESHOLD] = cmd_threshold,
+	[PROTO_GROWTH] = cmd_growth,
 	[PROTO_SET_THRESHOLD] = cmd_set_threshold,
 	[PROTO_GET_THRESHOLD] = cmd_get_threshold,
 	[PROTO_GET_COUNT] = cmd_get_count,

@@ -24,6 +24,8 @@
 	X(ISENABLED, "isenabled", 0, 0, "", "whether automatic collections are allowed") \
 	X(THRESHOLD, "threshold", 0, 1, "[BYTES|-1]",                               \
 	  "show or set the byte threshold (-1: off)")                               \
+	X(GROWTH, "growth", 0, 1, "[PERCENT|on|off]",                               \
+	  "show or set the growth trigger (percent over the last live heap)")       \
 	X(SET_THRESHOLD, "set-threshold", 1, 3, "T0 [T1 [T2]]",                     \
 	  "set the generation thresholds")                                          \
 	X(GET_THRESHOLD, "get-threshold", 0, 0, "", "show the generation thresholds") \

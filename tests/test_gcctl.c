@@ -813,6 +813,35 @@ Test(gcctl, enable_disable_isenabled)
 	cr_assert_eq(stat_of(f->pid, "enabled"), 1);
 }
 
+/* The growth trigger turned on, set and off from outside, and seen in
+ * the statistics. */
+Test(gcctl, growth_trigger)
+{
+	struct fixture *f = start_fixture(NULL);
+	struct json *r;
+	struct result *res;
+
+	cr_assert_eq(ask_int(f->pid, "growth", NULL, "growth"), -1);
+	r = ask_json(f->pid, "growth", "on");
+	cr_assert_eq(reply_int(r, "growth"), 100);
+	cr_assert_eq(reply_int(r, "previous"), -1);
+	cr_assert_geq(reply_int(r, "growth_target"), 4 << 20);
+	json_free(r);
+	cr_assert_eq(stat_of(f->pid, "growth"), 100);
+	r = ask_json(f->pid, "growth", "25%");
+	cr_assert_eq(reply_int(r, "growth"), 25);
+	cr_assert_eq(reply_int(r, "previous"), 100);
+	json_free(r);
+	res = gcctl("-p", pid_arg(f->pid), "growth", "lots", NULL);
+	cr_assert_eq(res->status, 2, "%s", res->err);
+	cr_assert_eq(ask_int(f->pid, "growth", NULL, "growth"), 25, "a bad value changed it");
+	r = ask_json(f->pid, "growth", "off");
+	cr_assert_eq(reply_int(r, "growth"), -1);
+	cr_assert_eq(reply_int(r, "growth_target"), -1);
+	json_free(r);
+	cr_assert_eq(stat_of(f->pid, "growth_target"), -1);
+}
+
 Test(gcctl, byte_threshold)
 {
 	struct fixture *f = start_fixture(NULL);
