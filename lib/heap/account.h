@@ -98,25 +98,28 @@ static inline void gc_unreserve(size_t usable)
 
 /* The fast path's bookkeeping: two counters and a compare.  True when
  * the thread is due to publish (gc_publish), which the caller does off its
- * fast path so that path stays a leaf. */
+ * fast path so that path stays a leaf.  The thread is the counters' only
+ * writer: plain stores, no read-modify-write. */
+static inline bool gc_count(_Atomic int64_t *count, _Atomic int64_t *bytes, size_t u,
+			    int64_t next_count, int64_t next_bytes)
+{
+	int64_t n = atomic_load_explicit(count, memory_order_relaxed) + 1;
+	int64_t b = atomic_load_explicit(bytes, memory_order_relaxed) + (int64_t)u;
+
+	atomic_store_explicit(count, n, memory_order_relaxed);
+	atomic_store_explicit(bytes, b, memory_order_relaxed);
+	return __builtin_expect(b >= next_bytes || n >= next_count, 0);
+}
+
 static inline bool gc_count_alloc(struct thread_rec *t, size_t u)
 {
-	int64_t n = atomic_load_explicit(&t->allocations, memory_order_relaxed) + 1;
-	int64_t b = atomic_load_explicit(&t->bytes_allocated, memory_order_relaxed) + (int64_t)u;
-
-	atomic_store_explicit(&t->allocations, n, memory_order_relaxed);
-	atomic_store_explicit(&t->bytes_allocated, b, memory_order_relaxed);
-	return __builtin_expect(b >= t->next_alloc_bytes || n >= t->next_alloc_count, 0);
+	return gc_count(&t->allocations, &t->bytes_allocated, u, t->next_alloc_count,
+			t->next_alloc_bytes);
 }
 
 static inline bool gc_count_free(struct thread_rec *t, size_t u)
 {
-	int64_t n = atomic_load_explicit(&t->frees, memory_order_relaxed) + 1;
-	int64_t b = atomic_load_explicit(&t->bytes_freed, memory_order_relaxed) + (int64_t)u;
-
-	atomic_store_explicit(&t->frees, n, memory_order_relaxed);
-	atomic_store_explicit(&t->bytes_freed, b, memory_order_relaxed);
-	return __builtin_expect(b >= t->next_free_bytes || n >= t->next_free_count, 0);
+	return gc_count(&t->frees, &t->bytes_freed, u, t->next_free_count, t->next_free_bytes);
 }
 
 static inline void gc_account_alloc(struct thread_rec *t, size_t u)
