@@ -292,13 +292,11 @@ Test(collect, blocks_handed_between_threads_with_backtraces)
 	under_collections("handoff", "GCSHIM_BACKTRACE=16");
 }
 
-/* A real program, once plain and once collecting every megabyte with one
- * more setting (extra: the mode, backtraces): same output, collections did
- * run, and (in verify mode) none was wrong. */
-static void same_as_plain(char *const argv[], const char *in_path, const char *extra)
+/* A real program, once plain and once under the shim with env: same
+ * output, collections did run, and (in verify mode) none was wrong. */
+static void same_as_plain_under(char *const argv[], const char *in_path, const char *const env[])
 {
 	static char plain[OUT_MAX], shim[OUT_MAX];
-	const char *env[] = { "GCSHIM_THRESHOLD=1M", "GCSHIM_DEBUG=stats", extra, NULL };
 	int rc_plain = run(argv, NULL, false, in_path, plain, sizeof(plain));
 	int rc_shim = run(argv, env, true, in_path, shim, sizeof(shim));
 	char *log = read_log();
@@ -308,6 +306,15 @@ static void same_as_plain(char *const argv[], const char *in_path, const char *e
 	cr_expect(!strcmp(plain, shim), "%s: output differs under the shim", argv[0]);
 	cr_expect_gt(count(log, "gc: collecting generation"), 0, "no collection ran");
 	cr_expect_eq(count(log, "false garbage"), 0, "%.3000s", log);
+}
+
+/* Collecting every megabyte, with one more setting (extra: the mode,
+ * backtraces). */
+static void same_as_plain(char *const argv[], const char *in_path, const char *extra)
+{
+	const char *env[] = { "GCSHIM_THRESHOLD=1M", "GCSHIM_DEBUG=stats", extra, NULL };
+
+	same_as_plain_under(argv, in_path, env);
 }
 
 static void write_sort_input(char *path, size_t cap)
@@ -622,17 +629,9 @@ Test(collect, handoff_under_growth_collections_in_verify_mode)
 /* Real programs with the one setting a user turns collection on with. */
 static void growth_same_as_plain(char *const argv[], const char *verify)
 {
-	static char plain[OUT_MAX], shim[OUT_MAX];
 	const char *env[] = { "GCSHIM_GROWTH=on", "GCSHIM_DEBUG=stats", verify, NULL };
-	int rc_plain = run(argv, NULL, false, NULL, plain, sizeof(plain));
-	int rc_shim = run(argv, env, true, NULL, shim, sizeof(shim));
-	char *log = read_log();
 
-	cr_expect_eq(rc_shim, rc_plain, "%s: exit %d under the shim, %d without", argv[0],
-		     rc_shim, rc_plain);
-	cr_expect(!strcmp(plain, shim), "%s: output differs under the shim", argv[0]);
-	cr_expect_gt(count(log, "gc: collecting generation"), 0, "no collection ran");
-	cr_expect_eq(count(log, "false garbage"), 0, "%.3000s", log);
+	same_as_plain_under(argv, NULL, env);
 }
 
 Test(collect, sort_under_growth_in_verify_mode)
