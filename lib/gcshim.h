@@ -95,7 +95,7 @@ extern "C" {
 	X(stack_unwinds, "allocation stacks unwound, the others found in a memo") \
 	X(growth, "growth trigger: percent over the last live heap, -1 when off") \
 	X(growth_target, "mem_alloc at which the growth trigger fires, -1 when off") \
-	X(growth_triggers, "times the heap outgrew its growth target")      \
+	X(growth_triggers, "collections started by the growth target")      \
 	X(markers, "threads that marked, last collection")                  \
 	X(last_roots_ns, "time scanning roots, last collection")            \
 	X(sweep_pending_bytes, "bytes found dead, not yet given back to the allocator") \

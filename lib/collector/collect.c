@@ -407,6 +407,8 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 		collect_lock();
 	else if (!spin_trylock(&co.busy))
 		return 0;   /* a collection is under way: it serves this trigger */
+	if (why == GC_GROWTH)   /* counted here: every publish past the target calls */
+		stat_inc(EV_growth_triggers);
 	sweep_finish();   /* the list is about to be filled again */
 	watch_collection_start(gen);
 	PROBE(gc__start, gen);

@@ -124,7 +124,6 @@ static void growth_crossed(int64_t live)
 
 	if (live < target || !atomic_load(&gc.enabled) || !collector.collect_due)
 		return;
-	stat_inc(EV_growth_triggers);
 	collector.collect_due(GC_GROWTH);
 }
 
