@@ -222,12 +222,12 @@ struct live {
 	int pid, out, in;
 };
 
-/* leak_cases live, with the control socket, started and ready. */
-static struct live start_live(const char *const extra[])
+/* leak_cases in a live mode, with the control socket, started and ready. */
+static struct live start_live(const char *mode, const char *const extra[])
 {
 	static char var[160];
 	const char *env[8] = { var, "GCSHIM_SOCKET=1" };
-	char *argv[] = { build_path("tests/fixtures/leak_cases"), "live", NULL };
+	char *argv[] = { build_path("tests/fixtures/leak_cases"), (char *)mode, NULL };
 	struct live l;
 	char line[64];
 	size_t k = 2;
@@ -244,15 +244,17 @@ static struct live start_live(const char *const extra[])
 	return l;
 }
 
-/* Lets the fixture leak its 2056 bytes and waits until it has. */
+/* Lets the fixture make its leaks and waits until it has. */
 static void live_step(struct live *l)
 {
 	char line[64], buf[256];
 	size_t len = 0;
 
 	cr_assert_eq(write(l->in, "go\n", 3), 3);
-	cr_assert(read_line_fd(l->out, buf, &len, sizeof(buf), line, sizeof(line), 10000));
-	cr_expect_str_eq(line, "leaked");
+	do
+		cr_assert(read_line_fd(l->out, buf, &len, sizeof(buf), line, sizeof(line), 10000),
+			  "the fixture did not leak");
+	while (strcmp(line, "leaked"));
 }
 
 static int end_live(struct live *l)
@@ -268,7 +270,7 @@ Test(leaks, inspection_and_debug_lines_give_requested_sizes)
 {
 	static char r[OUT_MAX];
 	const char *env[] = { "GCSHIM_DEBUG=collectable", NULL };
-	struct live l = start_live(env);
+	struct live l = start_live("live", env);
 	char *log;
 
 	cr_expect_eq(gcctl(l.pid, "backtrace 8", r), 0, "%s", r);
@@ -304,7 +306,7 @@ Test(leaks, inspection_and_debug_lines_give_requested_sizes)
 Test(leaks, backtrace_switched_on_live_gives_stacks)
 {
 	static char r[OUT_MAX];
-	struct live l = start_live(NULL);
+	struct live l = start_live("live", NULL);
 
 	cr_expect_eq(gcctl(l.pid, "leaks", r), 23, "%s", r);
 	cr_expect(strstr(r, "Direct leak of 3072 byte(s) (size class) in 1 object(s) allocated from:\n"
@@ -402,7 +404,7 @@ Test(leaks, gcctl_leaks_suppressions_status_and_json)
 	static char r[OUT_MAX];
 	char args[256];
 	const char *env[] = { "GCSHIM_BACKTRACE=16", NULL };
-	struct live l = start_live(env);
+	struct live l = start_live("live", env);
 
 	/* anchored: a bare "main" would match the module's path wherever the
 	 * build tree's path holds that word, and module names are tried first */
@@ -431,6 +433,80 @@ Test(leaks, gcctl_leaks_suppressions_status_and_json)
 	cr_expect_eq(gcctl(l.pid, "leaks --suppressions /nonexistent 2>&1", r), 2, "%s", r);
 	cr_expect(strstr(r, "cannot read suppressions /nonexistent"), "%s", r);
 	cr_expect_eq(gcctl(l.pid, "leaks --exitcode 300 2>&1", r), 2, "%s", r);
+	cr_expect_eq(end_live(&l), 0);
+}
+
+/* As in LeakSanitizer, what a suppressed leak points to is not reported
+ * either: gcctl asks the process again with the suppressed sites kept
+ * reachable.  leak_by_function's block holds make_child's. */
+Test(leaks, gcctl_leaks_leaves_out_what_suppressed_leaks_hold)
+{
+	static char r[OUT_MAX];
+	char text[160], json[160];
+	const char *env[] = { "GCSHIM_BACKTRACE=16", NULL };
+	struct live l = start_live("livesuppress", env);
+
+	write_file(suppfile, supp_text);
+	snprintf(text, sizeof(text), "leaks --suppressions %s", suppfile);
+	snprintf(json, sizeof(json), "--json leaks --suppressions %s", suppfile);
+	live_step(&l);
+	cr_expect_eq(gcctl(l.pid, "leaks", r), 23, "%s", r);
+	cr_expect(strstr(r, "Indirect leak of 222 byte(s) in 1 object(s) allocated from:\n"
+			 "    #0 0x"), "%s", r);
+	cr_expect(strstr(r, " in make_child "), "%s", r);
+	cr_expect_eq(gcctl(l.pid, text, r), 23, "%s", r);
+	cr_expect_eq(count(r, "make_child"), 0, "held by a suppressed leak:\n%s", r);
+	cr_expect(strstr(r, " in leak_kept "), "%s", r);
+	cr_expect(strstr(r, " in leak_early "), "%s", r);
+	expect_suppressions_table(r);
+	cr_expect(strstr(r, "SUMMARY: gcshim: 3999 byte(s) leaked in 2 allocation(s)."), "%s", r);
+	cr_expect_eq(gcctl(l.pid, json, r), 23, "%s", r);
+	cr_expect(strstr(r, "\"leaked_bytes\":3999,\"leaked_blocks\":2,"), "%s", r);
+	cr_expect(strstr(r, "\"bytes\":321,\"count\":1,\"size_class\":false,\"stack\":\"recorded\","
+			 "\"suppressed\":\"leak_by_function\""), "%s", r);
+	cr_expect_eq(count(r, "make_child"), 0, "%s", r);
+	cr_expect(strstr(r, "{\"template\":\"leak_by_function\",\"line\":2,\"count\":1,\"bytes\":321}"),
+		  "%s", r);
+	/* the rest suppressed too (no pattern names a frame of make_child's
+	 * stack): nothing is left, and the status says so */
+	write_file(suppfile, "leak:^leak_by_function$\nleak:*leak_file.c$\nleak:libleakmod.so\n"
+		   "leak:^leak_kept$\nleak:^leak_early$\n");
+	cr_expect_eq(gcctl(l.pid, text, r), 0, "%s", r);
+	cr_expect_eq(count(r, "make_child"), 0, "%s", r);
+	cr_expect(strstr(r, "SUMMARY: gcshim: 0 byte(s) leaked in 0 allocation(s)."), "%s", r);
+	cr_expect(strstr(r, "      1        321 ^leak_by_function$\n"), "%s", r);
+	cr_expect(strstr(r, "      1       3000 ^leak_early$\n"), "%s", r);
+	cr_expect_eq(end_live(&l), 0);
+}
+
+/* More suppressed sites than one request holds: those that fit are kept,
+ * gcctl says how many did not, what only those point to is reported,
+ * and each suppressed block is counted once. */
+Test(leaks, gcctl_leaks_says_which_suppressed_sites_it_could_not_keep)
+{
+	static char r[OUT_MAX];
+	char args[200], want[96];
+	const char *env[] = { "GCSHIM_BACKTRACE=1", NULL };
+	struct live l = start_live("livemany", env);
+	const char *note;
+	int left = -1;
+
+	write_file(suppfile, "leak:^leak_many_sites$\n");
+	snprintf(args, sizeof(args), "leaks --suppressions %s 2>&1", suppfile);
+	live_step(&l);
+	cr_expect_eq(gcctl(l.pid, args, r), 23, "%s", r);
+	note = strstr(r, "gcctl: ");
+	cr_assert(note && sscanf(note, "gcctl: %d suppressed allocation site(s) do not fit", &left) == 1,
+		  "%s", r);
+	cr_expect(left > 0 && left < 400, "%d left out\n%s", left, r);
+	cr_expect_eq(count(r, "request longer"), 0, "%s", r);
+	cr_expect(strstr(r, "    400      16000 ^leak_many_sites$\n"), "each once:\n%s", r);
+	snprintf(want, sizeof(want), "Indirect leak of %d byte(s) in %d object(s) allocated from:\n"
+		 "    #0 0x", 222 * left, left);
+	cr_expect(strstr(r, want), "%s", r);
+	snprintf(want, sizeof(want), "SUMMARY: gcshim: %d byte(s) leaked in %d allocation(s).",
+		 3000 + 222 * left, 1 + left);
+	cr_expect(strstr(r, want), "%s", r);
 	cr_expect_eq(end_live(&l), 0);
 }
 

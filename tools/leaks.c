@@ -20,15 +20,32 @@ static struct {
 	const char *path;
 } sp = { .list = { sp.rules, 0, MAX_RULES } };
 
-/* A leak group of the reply, its frames named. */
+/* A leak group of a reply, its frames named. */
 struct group {
 	const json_t *j;
 	bool indirect;
-	long long bytes, count;
+	bool kept;      /* suppressed, its site kept reachable in the second check */
+	long long site, bytes, count;
 	size_t nframes;
 	uintptr_t *pc;
 	struct frame_names *names;
 	struct supp_rule *suppressed_by;
+};
+
+/* The groups of one check's reply, which they point into. */
+struct check {
+	json_t *reply;
+	struct group *g;
+	size_t n;
+};
+
+/* A report: the first check and, when suppressions matched, the second
+ * one, in which the suppressed sites were kept reachable.  The frames'
+ * names belong to the symbolizer. */
+struct leaks {
+	pid_t pid;
+	struct symbolizer *sym;
+	struct check first, second;
 };
 
 static void bad_line(int line, const char *why, void *arg)
@@ -99,6 +116,7 @@ static bool name_group(struct group *g, const json_t *j, struct symbolizer *sym)
 
 	g->j = j;
 	g->indirect = !strcmp(str_member(j, "kind"), "indirect");
+	g->site = int_member(j, "site");
 	g->bytes = int_member(j, "bytes");
 	g->count = int_member(j, "count");
 	g->pc = calloc(n + 1, sizeof(*g->pc));
@@ -116,10 +134,6 @@ static bool name_group(struct group *g, const json_t *j, struct symbolizer *sym)
 		g->nframes++;
 		if (!g->suppressed_by)
 			g->suppressed_by = supp_find(&sp.list, fn->function, fn->file, fn->module);
-	}
-	if (g->suppressed_by) {
-		g->suppressed_by->count += g->count;
-		g->suppressed_by->bytes += g->bytes;
 	}
 	return true;
 }
@@ -196,8 +210,8 @@ static void print_text(const struct group *g, size_t n, pid_t pid, long long byt
 	for (size_t i = 0; i < n; i++)
 		any_stack = any_stack || g[i].nframes;
 	if (json_object_get(reply, "truncated") && json_is_true(json_object_get(reply, "truncated")))
-		printf("(only the largest %zu of %lld groups fit in the reply)\n\n", n,
-		       int_member(reply, "groups"));
+		printf("(only the largest %zu of %lld groups fit in the reply)\n\n",
+		       json_array_size(json_object_get(reply, "sites")), int_member(reply, "groups"));
 	print_suppressions();
 	printf("SUMMARY: gcshim: %lld byte(s) leaked in %lld allocation(s).\n", bytes, count);
 	if (count && !any_stack && int_member(reply, "backtrace") == 0)
@@ -277,42 +291,157 @@ static void print_json(const struct group *g, size_t n, pid_t pid, long long byt
 	printf("]}\n");
 }
 
-int leaks_print(const json_t *reply, pid_t pid, const struct leaks_options *o)
+/* ---- the two checks ----------------------------------------------------------- */
+
+static void free_check(struct check *c)
+{
+	for (size_t i = 0; c->g && i < c->n; i++) {
+		free(c->g[i].pc);
+		free(c->g[i].names);
+	}
+	free(c->g);
+	json_decref(c->reply);
+	*c = (struct check){ 0 };
+}
+
+/* Names the groups of a reply and finds their suppressions; false when
+ * it is not a leak report or memory ran out. */
+static bool read_check(struct leaks *lk, struct check *c, const json_t *reply)
 {
 	const json_t *sites = json_object_get(reply, "sites");
-	struct symbolizer *sym;
+	size_t n = sites && json_is_array(sites) ? json_array_size(sites) : 0;
+
+	if (!sites || !json_is_array(sites) || !(c->g = calloc(n + 1, sizeof(*c->g))))
+		return false;
+	c->reply = json_incref((json_t *)reply);
+	if (n && !lk->sym)
+		lk->sym = symbolizer_open(lk->pid);
+	while (c->n < n) {
+		struct group *g = &c->g[c->n++];   /* counted now: freed with the rest */
+
+		if (!name_group(g, json_array_get(sites, c->n - 1), lk->sym))
+			return false;
+	}
+	return true;
+}
+
+struct leaks *leaks_first(const json_t *reply, pid_t pid)
+{
+	struct leaks *lk = calloc(1, sizeof(*lk));
+
+	if (lk)
+		lk->pid = pid;
+	if (lk && !read_check(lk, &lk->first, reply)) {
+		leaks_free(lk);
+		return NULL;
+	}
+	return lk;
+}
+
+bool leaks_second(struct leaks *lk, const json_t *reply)
+{
+	return read_check(lk, &lk->second, reply);
+}
+
+void leaks_free(struct leaks *lk)
+{
+	if (!lk)
+		return;
+	free_check(&lk->first);
+	free_check(&lk->second);
+	symbolizer_close(lk->sym);
+	free(lk);
+}
+
+/* A suppressed group of the first check before g from g's site (a site
+ * has a group per kind), or NULL. */
+static const struct group *site_seen(const struct leaks *lk, const struct group *g)
+{
+	for (const struct group *o = lk->first.g; o < g; o++)
+		if (o->suppressed_by && o->site == g->site)
+			return o;
+	return NULL;
+}
+
+size_t leaks_keep_list(struct leaks *lk, char *out, size_t cap, size_t *left_out)
+{
+	size_t len = 0, listed = 0;
+
+	*out = '\0';
+	*left_out = 0;
+	/* the reply's order, direct leaks first: they hold the others */
+	for (size_t i = 0; i < lk->first.n; i++) {
+		struct group *g = &lk->first.g[i];
+		const struct group *seen;
+		int w;
+
+		if (!g->suppressed_by || g->site <= 0)
+			continue;
+		if ((seen = site_seen(lk, g))) {
+			g->kept = seen->kept;
+			continue;
+		}
+		w = snprintf(out + len, cap - len, "%s%lld", len ? "," : "", g->site);
+		if (w < 0 || (size_t)w >= cap - len) {
+			out[len] = '\0';
+			++*left_out;
+			continue;
+		}
+		len += (size_t)w;
+		g->kept = true;
+		listed++;
+	}
+	return listed;
+}
+
+/* What is reported: the groups of the last check, and, after a second
+ * one, the suppressed groups of the first that it kept reachable (the
+ * second does not list them).  The rules count what they suppressed
+ * there, each group once. */
+static struct group *report_groups(struct leaks *lk, size_t *n)
+{
+	const struct check *last = lk->second.reply ? &lk->second : &lk->first;
+	struct group *all = calloc(last->n + lk->first.n + 1, sizeof(*all));
+
+	*n = 0;
+	if (!all)
+		return NULL;
+	for (size_t i = 0; i < last->n; i++)
+		all[(*n)++] = last->g[i];
+	for (size_t i = 0; last != &lk->first && i < lk->first.n; i++)
+		if (lk->first.g[i].kept)
+			all[(*n)++] = lk->first.g[i];
+	for (size_t i = 0; i < *n; i++)
+		if (all[i].suppressed_by) {
+			all[i].suppressed_by->count += all[i].count;
+			all[i].suppressed_by->bytes += all[i].bytes;
+		}
+	return all;
+}
+
+int leaks_print(struct leaks *lk, const struct leaks_options *o)
+{
+	const struct check *last = lk->second.reply ? &lk->second : &lk->first;
+	const json_t *reply = last->reply;
 	struct group *g;
-	long long bytes = 0, count = 0;
+	long long bytes, count;
 	size_t n;
 
-	if (!sites || !json_is_array(sites))
+	if (!(g = report_groups(lk, &n)))
 		return -1;
-	n = json_array_size(sites);
-	if (!(g = calloc(n + 1, sizeof(*g))))
-		return -1;
-	sym = n ? symbolizer_open(pid) : NULL;
-	/* the totals count the groups that did not fit in the reply too */
+	/* the totals count the groups that did not fit in the reply too; the
+	 * kept groups are not in the second check's */
 	bytes = int_member(reply, "direct_bytes") + int_member(reply, "indirect_bytes");
 	count = int_member(reply, "direct_blocks") + int_member(reply, "indirect_blocks");
-	for (size_t i = 0; i < n; i++) {
-		if (!name_group(&g[i], json_array_get(sites, i), sym)) {
-			n = i;
-			break;
+	for (size_t i = 0; i < last->n; i++)
+		if (last->g[i].suppressed_by) {
+			bytes -= last->g[i].bytes;
+			count -= last->g[i].count;
 		}
-		if (g[i].suppressed_by) {
-			bytes -= g[i].bytes;
-			count -= g[i].count;
-		}
-	}
 	if (o->json)
-		print_json(g, n, pid, bytes, count, reply);
+		print_json(g, n, lk->pid, bytes, count, reply);
 	else
-		print_text(g, n, pid, bytes, count, reply);
-	for (size_t i = 0; i < json_array_size(sites); i++) {
-		free(g[i].pc);
-		free(g[i].names);
-	}
+		print_text(g, n, lk->pid, bytes, count, reply);
 	free(g);
-	symbolizer_close(sym);
 	return count ? o->exitcode : 0;
 }
