@@ -17,11 +17,9 @@
 
 #include "support.h"
 
-#define OUT_MAX (1 << 20)
 #define LINE_MS 60000
 
-static char dir[64];
-static char logpath[128];
+static struct scratch sc;   /* its directory is the socket directory too */
 
 struct proc {
 	pid_t pid;
@@ -32,17 +30,12 @@ struct proc {
 
 static void setup(void)
 {
-	strcpy(dir, "/tmp/gcshim-behaviour-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(logpath, sizeof(logpath), "%s/shim.log", dir);
+	scratch_make(&sc, "behaviour");
 }
 
 static void teardown(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	system(cmd);
+	scratch_remove(&sc);
 }
 
 TestSuite(behaviour, .init = setup, .fini = teardown, .timeout = 120);
@@ -69,8 +62,8 @@ static void start(struct proc *p, char *const argv[], ...)
 		dup2(out[1], 1);
 		closefrom(3);
 		setenv("LD_PRELOAD", env_or("GCSHIM_LIB", ".libs/libgcshim.so"), 1);
-		setenv("GCSHIM_SOCKET_DIR", dir, 1);
-		setenv("GCSHIM_LOG", logpath, 1);
+		setenv("GCSHIM_SOCKET_DIR", sc.dir, 1);
+		setenv("GCSHIM_LOG", sc.log, 1);
 		for (int i = 0; i < ne; i++)
 			putenv(envs[i]);
 		execvp(argv[0], argv);
@@ -122,25 +115,13 @@ static int gcctl(pid_t pid, const char *verb, char *out, size_t cap)
 	FILE *f;
 	size_t n;
 
-	snprintf(cmd, sizeof(cmd), "GCSHIM_SOCKET_DIR='%s' '%s' -p %d %s 2>&1", dir,
+	snprintf(cmd, sizeof(cmd), "GCSHIM_SOCKET_DIR='%s' '%s' -p %d %s 2>&1", sc.dir,
 		 build_path("gcctl"), (int)pid, verb);
 	f = popen(cmd, "r");
 	cr_assert_not_null(f);
 	n = fread(out, 1, cap - 1, f);
 	out[n] = '\0';
 	return pclose(f);
-}
-
-static char *read_log(void)
-{
-	static char buf[OUT_MAX];
-	FILE *f = fopen(logpath, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-
-	buf[n] = '\0';
-	if (f)
-		fclose(f);
-	return buf;
 }
 
 /* ---- blocking calls ------------------------------------------------------ */
@@ -199,7 +180,7 @@ Test(behaviour, collections_interrupt_no_blocking_call)
 	}
 	/* epoll_wait is the one the kernel ends: made again, and counted. */
 	cr_expect_gt(w.restarted, 0);
-	cr_expect_eq(strstr(read_log(), "signal"), NULL, "%s", read_log());
+	cr_expect_eq(strstr(read_file(sc.log), "signal"), NULL, "%s", read_file(sc.log));
 }
 
 Test(behaviour, stop_signal_fallback_is_counted_and_interrupts)
@@ -221,7 +202,7 @@ Test(behaviour, a_traced_program_falls_back_once_in_the_log)
 	if (access("/usr/bin/strace", X_OK) != 0)
 		cr_skip_test("strace is not installed");
 	eintr_run(&w, "/usr/bin/strace", NULL);
-	log = read_log();
+	log = read_file(sc.log);
 	cr_expect_eq(w.traced, 0);
 	cr_expect_eq(w.signalled, 150);
 	cr_expect_not_null(strstr(log, "traced by another program"), "%s", log);
@@ -286,9 +267,9 @@ static void fds_run(const char *way, bool with_file)
 	struct proc p;
 	int pid;
 
-	snprintf(file, sizeof(file), "%s/program-file", dir);
+	snprintf(file, sizeof(file), "%s/program-file", sc.dir);
 	start(&p, argv, "GCSHIM_DEBUG=stats", NULL);
-	cr_assert(line_with(&p, "ready", l, sizeof(l)), "%s", read_log());
+	cr_assert(line_with(&p, "ready", l, sizeof(l)), "%s", read_file(sc.log));
 	pid = atoi(l + 6);
 	cr_expect_eq(gcctl(pid, "mem-alloc", out, sizeof(out)), 0, "%s: %s", way, out);
 	cr_expect_eq(gcctl(pid, "collect", out, sizeof(out)), 0, "%s: %s", way, out);
@@ -298,7 +279,7 @@ static void fds_run(const char *way, bool with_file)
 	tell(&p, "go\n");
 	cr_expect_eq(finish(&p), 0, "%s", way);
 	/* The summaries of both collections went to the shim's log. */
-	cr_expect_geq(strstr(read_log(), "gc: done") != NULL, 1, "%s", read_log());
+	cr_expect_geq(strstr(read_file(sc.log), "gc: done") != NULL, 1, "%s", read_file(sc.log));
 }
 
 Test(behaviour, close_range_leaves_the_control_socket)
@@ -325,11 +306,11 @@ Test(behaviour, dup2_over_every_number_takes_nothing_of_ours)
 
 Test(behaviour, pointers_in_a_shared_file_mapping_are_roots)
 {
-	char *argv[] = { build_path("tests/fixtures/beh_probe"), "shared", dir, NULL };
+	char *argv[] = { build_path("tests/fixtures/beh_probe"), "shared", sc.dir, NULL };
 	struct proc p;
 
 	start(&p, argv, "GCSHIM_SOCKET=0", NULL);
-	cr_expect_eq(finish(&p), 0, "%s", read_log());
+	cr_expect_eq(finish(&p), 0, "%s", read_file(sc.log));
 }
 
 /* ---- a real program ------------------------------------------------------- */
@@ -339,7 +320,7 @@ Test(behaviour, pointers_in_a_shared_file_mapping_are_roots)
  * with the control socket on. */
 Test(behaviour, python_test_subprocess_passes_under_collections, .timeout = 900)
 {
-	static char out[OUT_MAX];
+	static char out[TEXT_MAX];
 	char *argv[] = { "/usr/bin/python3", "-m", "test", "test_subprocess", NULL };
 	struct proc p;
 	size_t n = 0;

@@ -86,15 +86,6 @@ static char *read_log(void)
 	return buf;
 }
 
-static int count(const char *hay, const char *needle)
-{
-	int n = 0;
-
-	for (const char *p = hay; (p = strstr(p, needle)); p++)
-		n++;
-	return n;
-}
-
 TestSuite(collect, .init = make_dir, .fini = remove_dir, .timeout = 240);
 
 static void corpus(const char *mode, const char *extra)

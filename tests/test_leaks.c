@@ -1,136 +1,41 @@
 /* Leak reports as exact as valgrind's and as usable as LeakSanitizer's,
  * on real processes: requested sizes in every report, recording switched
- * on in a running process, suppressions by function, file and module,
- * gcctl leaks's exit status and JSON, the stacks of ended threads and of
+ * on in a running process, suppressions by function, file and module
+ * with what suppressed leaks hold left out, gcctl leaks's exit status
+ * and JSON, the stacks of ended threads and of
  * a fork child's missing threads, and nothing of the shim's own. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "support.h"
 
-#define OUT_MAX (1 << 20)
-
-static char dir[64], logpath[128], errpath[128], sockdir[128], suppfile[128];
-static char out[OUT_MAX];
+static struct scratch sc;
+static char suppfile[128];
+static char out[TEXT_MAX];
 
 static void make_dir(void)
 {
-	strcpy(dir, "/tmp/gcshim-leaks-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(logpath, sizeof(logpath), "%s/shim.log", dir);
-	snprintf(errpath, sizeof(errpath), "%s/stderr", dir);
-	snprintf(sockdir, sizeof(sockdir), "%s/sock", dir);
-	snprintf(suppfile, sizeof(suppfile), "%s/lsan.supp", dir);
+	scratch_make(&sc, "leaks");
+	snprintf(suppfile, sizeof(suppfile), "%s/lsan.supp", sc.dir);
+	setenv("LEAKMOD", build_path("tests/fixtures/.libs/libleakmod.so"), 1);
 }
 
 static void remove_dir(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	system(cmd);
+	scratch_remove(&sc);
 }
 
 TestSuite(leaks, .init = make_dir, .fini = remove_dir, .timeout = 120);
 
-static char *read_file(const char *path)
-{
-	static char buf[4][OUT_MAX];
-	static int next;
-	char *b = buf[next++ % 4];
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(b, 1, OUT_MAX - 1, f) : 0;
-
-	if (f)
-		fclose(f);
-	b[n] = '\0';
-	return b;
-}
-
-static void write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	cr_assert_not_null(f);
-	fputs(text, f);
-	fclose(f);
-}
-
-static int count(const char *hay, const char *needle)
-{
-	int n = 0;
-
-	for (const char *p = hay; (p = strstr(p, needle)); p++)
-		n++;
-	return n;
-}
-
-/* Starts a fixture under the shim, the extra environment entries added;
- * stdout into a pipe (*outfd), stderr into errpath, stdin from a pipe
- * (*infd) or /dev/null. */
-static pid_t start(char *const argv[], const char *const env[], int *outfd, int *infd)
-{
-	int o[2], i[2];
-	pid_t pid;
-
-	cr_assert_eq(pipe(o), 0);
-	cr_assert_eq(pipe(i), 0);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int err = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		dup2(infd ? i[0] : open("/dev/null", O_RDONLY), 0);
-		dup2(o[1], 1);
-		dup2(err, 2);
-		close(o[0]);
-		close(i[1]);
-		setenv("LD_PRELOAD", env_or("GCSHIM_LIB", ".libs/libgcshim.so"), 1);
-		setenv("GCSHIM_SOCKET", "0", 1);
-		setenv("GCSHIM_LOG", logpath, 1);
-		setenv("LEAKMOD", build_path("tests/fixtures/.libs/libleakmod.so"), 1);
-		for (int k = 0; env && env[k]; k++)
-			putenv((char *)env[k]);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	close(o[1]);
-	close(i[0]);
-	*outfd = o[0];
-	if (infd)
-		*infd = i[1];
-	else
-		close(i[1]);
-	return pid;
-}
-
-static int finish(pid_t pid, int outfd)
-{
-	size_t len = 0;
-	ssize_t n;
-	int status;
-
-	while ((n = read(outfd, out + len, OUT_MAX - 1 - len)) > 0)
-		len += (size_t)n;
-	out[len] = '\0';
-	close(outfd);
-	waitpid(pid, &status, 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static int run_prog(const char *prog, const char *mode, const char *const env[])
 {
 	char *argv[] = { build_path(prog), (char *)mode, NULL };
-	int fd;
-	pid_t pid = start(argv, env, &fd, NULL);
 
-	return finish(pid, fd);
+	return shim_run(&sc, argv, env, out, sizeof(out));
 }
 
 static int run_cases(const char *mode, const char *const env[])
@@ -169,7 +74,7 @@ Test(leaks, exit_report_gives_requested_sizes)
 {
 	const char *env[] = { "GCSHIM_REPORT=exit", NULL };
 	int rc = run_cases("sizes", env);
-	char *err = read_file(errpath);
+	char *err = read_file(sc.err);
 
 	cr_expect_eq(rc, 23, "status %d:\n%s", rc, err);
 	expect_wanted(err);
@@ -181,7 +86,7 @@ Test(leaks, new_arrays_give_what_the_compiler_asked_for)
 {
 	const char *env[] = { "GCSHIM_REPORT=exit", NULL };
 	int rc = run_prog("tests/fixtures/leak_cxx", NULL, env);
-	char *err = read_file(errpath);
+	char *err = read_file(sc.err);
 
 	cr_expect_eq(rc, 23, "status %d:\n%s", rc, err);
 	expect_wanted(err);
@@ -194,7 +99,7 @@ Test(leaks, size_classes_are_said_to_be_so)
 	char *err;
 
 	cr_expect_eq(run_cases("sizes", env), 23);
-	err = read_file(errpath);
+	err = read_file(sc.err);
 	cr_expect(strstr(err, " byte(s) (size class) in 10 object(s) allocated from:\n"
 			 "    <no stack: allocation sites not recorded"), "%s", err);
 	cr_expect_eq(count(err, "    #0 "), 0, "%s", err);
@@ -203,19 +108,7 @@ Test(leaks, size_classes_are_said_to_be_so)
 /* gcctl's output for ARGS on process pid into buf; its exit status. */
 static int gcctl(int pid, const char *args, char *buf)
 {
-	char cmd[1024];
-	FILE *p;
-	size_t n;
-	int st;
-
-	snprintf(cmd, sizeof(cmd), "GCSHIM_SOCKET_DIR=%s %s -p %d %s", sockdir, build_path("gcctl"),
-		 pid, args);
-	p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	n = fread(buf, 1, OUT_MAX - 1, p);
-	buf[n] = '\0';
-	st = pclose(p);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	return gcctl_run(&sc, pid, args, buf, TEXT_MAX);
 }
 
 struct live {
@@ -229,18 +122,13 @@ static struct live start_live(const char *mode, const char *const extra[])
 	const char *env[8] = { var, "GCSHIM_SOCKET=1" };
 	char *argv[] = { build_path("tests/fixtures/leak_cases"), (char *)mode, NULL };
 	struct live l;
-	char line[64];
 	size_t k = 2;
-	FILE *f;
 
-	snprintf(var, sizeof(var), "GCSHIM_SOCKET_DIR=%s", sockdir);
+	snprintf(var, sizeof(var), "GCSHIM_SOCKET_DIR=%s", sc.sock);
 	for (; extra && *extra && k < 7; extra++)
 		env[k++] = *extra;
-	l.pid = start(argv, env, &l.out, &l.in);
-	f = fdopen(dup(l.out), "r");
-	cr_assert(fgets(line, sizeof(line), f) && sscanf(line, "ready %d", &l.pid) == 1,
-		  "the fixture did not start");
-	fclose(f);
+	shim_start(&sc, argv, env, &l.out, &l.in);
+	l.pid = read_ready(l.out);
 	return l;
 }
 
@@ -261,14 +149,14 @@ static int end_live(struct live *l)
 {
 	cr_expect_eq(write(l->in, "bye\n", 4), 4);
 	close(l->in);
-	return finish(l->pid, l->out);
+	return shim_finish(l->pid, l->out, out, sizeof(out));
 }
 
 /* get-objects, its summary, garbage and DEBUG_COLLECTABLE lines give
  * the request where it was recorded, and say when it was not. */
 Test(leaks, inspection_and_debug_lines_give_requested_sizes)
 {
-	static char r[OUT_MAX];
+	static char r[TEXT_MAX];
 	const char *env[] = { "GCSHIM_DEBUG=collectable", NULL };
 	struct live l = start_live("live", env);
 	char *log;
@@ -296,7 +184,7 @@ Test(leaks, inspection_and_debug_lines_give_requested_sizes)
 	cr_expect(strstr(r, "\"size\":2560,\"requested\":2056}"), "%s", r);
 	cr_expect(strstr(r, "\"size\":3072}"), "%s", r);
 	cr_expect_eq(end_live(&l), 0);
-	log = read_file(logpath);
+	log = read_file(sc.log);
 	cr_expect(strstr(log, " size 2056 gen 0 site 0x"), "%s", log);
 	cr_expect(strstr(log, " size 3072 (size class) gen 0 site unknown"), "%s", log);
 }
@@ -305,7 +193,7 @@ Test(leaks, inspection_and_debug_lines_give_requested_sizes)
 
 Test(leaks, backtrace_switched_on_live_gives_stacks)
 {
-	static char r[OUT_MAX];
+	static char r[TEXT_MAX];
 	struct live l = start_live("live", NULL);
 
 	cr_expect_eq(gcctl(l.pid, "leaks", r), 23, "%s", r);
@@ -367,18 +255,18 @@ Test(leaks, exit_report_applies_suppressions)
 	write_file(suppfile, supp_text);
 	snprintf(var, sizeof(var), "GCSHIM_SUPPRESSIONS=%s", suppfile);
 	rc = run_cases("suppress", env);
-	err = read_file(errpath);
+	err = read_file(sc.err);
 	cr_expect_eq(rc, 23, "status %d:\n%s", rc, err);
 	expect_wanted(err);
 	cr_expect(strstr(err, " in leak_kept "), "%s", err);
 	cr_expect_eq(count(err, "make_child"), 0, "held by a suppressed leak:\n%s", err);
 	expect_suppressions_table(err);
-	log = read_file(logpath);
+	log = read_file(sc.log);
 	cr_expect(strstr(log, "lsan.supp: line 6: expected TYPE:PATTERN"), "%s", log);
 	cr_expect_eq(count(log, "line ignored"), 1, "%s", log);
 	/* only suppressed leaks: the table, and the program's own status */
 	rc = run_cases("suppressed", env);
-	err = read_file(errpath);
+	err = read_file(sc.err);
 	cr_expect_eq(rc, 0, "status %d:\n%s", rc, err);
 	expect_suppressions_table(err);
 	cr_expect_eq(count(err, "leak of"), 0, "%s", err);
@@ -391,17 +279,17 @@ Test(leaks, missing_suppression_file_is_reported_and_the_report_runs)
 	int rc = run_cases("suppress", env);
 
 	cr_expect_eq(rc, 23);
-	cr_expect(strstr(read_file(logpath), "GCSHIM_SUPPRESSIONS=/nonexistent/lsan.supp: No such file"),
-		  "%s", read_file(logpath));
-	cr_expect(strstr(read_file(errpath), "SUMMARY: gcshim: 6339 byte(s) leaked in 5 allocation(s)."),
-		  "%s", read_file(errpath));
+	cr_expect(strstr(read_file(sc.log), "GCSHIM_SUPPRESSIONS=/nonexistent/lsan.supp: No such file"),
+		  "%s", read_file(sc.log));
+	cr_expect(strstr(read_file(sc.err), "SUMMARY: gcshim: 6339 byte(s) leaked in 5 allocation(s)."),
+		  "%s", read_file(sc.err));
 }
 
 /* ---- 4. gcctl leaks for scripts: suppressions, status, JSON ------------------- */
 
 Test(leaks, gcctl_leaks_suppressions_status_and_json)
 {
-	static char r[OUT_MAX];
+	static char r[TEXT_MAX];
 	char args[256];
 	const char *env[] = { "GCSHIM_BACKTRACE=16", NULL };
 	struct live l = start_live("live", env);
@@ -441,7 +329,7 @@ Test(leaks, gcctl_leaks_suppressions_status_and_json)
  * reachable.  leak_by_function's block holds make_child's. */
 Test(leaks, gcctl_leaks_leaves_out_what_suppressed_leaks_hold)
 {
-	static char r[OUT_MAX];
+	static char r[TEXT_MAX];
 	char text[160], json[160];
 	const char *env[] = { "GCSHIM_BACKTRACE=16", NULL };
 	struct live l = start_live("livesuppress", env);
@@ -484,7 +372,7 @@ Test(leaks, gcctl_leaks_leaves_out_what_suppressed_leaks_hold)
  * and each suppressed block is counted once. */
 Test(leaks, gcctl_leaks_says_which_suppressed_sites_it_could_not_keep)
 {
-	static char r[OUT_MAX];
+	static char r[TEXT_MAX];
 	char args[200], want[96];
 	const char *env[] = { "GCSHIM_BACKTRACE=1", NULL };
 	struct live l = start_live("livemany", env);
@@ -518,7 +406,7 @@ Test(leaks, leaks_held_only_by_ended_threads_stacks_are_found)
 {
 	const char *env[] = { "GCSHIM_REPORT=exit", NULL };
 	int rc = run_cases("deadthread", env);
-	char *err = read_file(errpath);
+	char *err = read_file(sc.err);
 
 	cr_expect_eq(rc, 23, "status %d:\n%s", rc, err);
 	cr_expect(strstr(err, "Direct leak of 17284 byte(s) in 4 object(s) allocated from:\n"
@@ -536,10 +424,10 @@ Test(leaks, fork_child_reports_exactly_its_own_leaks)
 	int rc;
 	char *err;
 
-	snprintf(var, sizeof(var), "GCSHIM_SOCKET_DIR=%s", sockdir);
+	snprintf(var, sizeof(var), "GCSHIM_SOCKET_DIR=%s", sc.sock);
 	for (int round = 0; round < 2; round++) {
 		rc = run_cases("fork", round ? env2 : env);
-		err = read_file(errpath);
+		err = read_file(sc.err);
 		cr_expect_eq(rc, 0, "the parent leaks nothing: %d\n%s", rc, err);
 		cr_expect(strstr(out, "child status 23"), "%s", out);
 		cr_expect_eq(count(err, "leak of"), 1, "%s", err);
@@ -556,7 +444,7 @@ Test(leaks, fork_child_does_not_scan_the_parents_other_threads)
 {
 	const char *env[] = { "GCSHIM_REPORT=exit", NULL };
 	int rc = run_cases("forkstack", env);
-	char *err = read_file(errpath);
+	char *err = read_file(sc.err);
 
 	cr_expect_eq(rc, 0, "the parent leaks nothing: %d\n%s", rc, err);
 	cr_expect(strstr(err, "Direct leak of 777 byte(s) in 1 object(s)"), "%s", err);
@@ -574,9 +462,9 @@ Test(leaks, nothing_of_the_shims_own_is_reported)
 	const char *env2[] = { "GCSHIM_REPORT=exit", "GCSHIM_SOCKET=1", var, NULL };
 	int rc;
 
-	snprintf(var, sizeof(var), "GCSHIM_SOCKET_DIR=%s", sockdir);
+	snprintf(var, sizeof(var), "GCSHIM_SOCKET_DIR=%s", sc.sock);
 	rc = run_cases("self", env2);
-	cr_expect_eq(rc, 0, "status %d:\n%s", rc, read_file(errpath));
-	cr_expect_eq(count(read_file(errpath), "leak"), 0, "%s", read_file(errpath));
+	cr_expect_eq(rc, 0, "status %d:\n%s", rc, read_file(sc.err));
+	cr_expect_eq(count(read_file(sc.err), "leak"), 0, "%s", read_file(sc.err));
 	(void)env;
 }

@@ -3,114 +3,31 @@
  * report options, gcctl leaks on a live process, pins. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "support.h"
 
-#define OUT_MAX (1 << 20)
-
-static char dir[64], logpath[128], errpath[128];
-static char out[OUT_MAX];
+static struct scratch sc;
+static char out[TEXT_MAX];
 
 static void make_dir(void)
 {
-	strcpy(dir, "/tmp/gcshim-sites-XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	snprintf(logpath, sizeof(logpath), "%s/shim.log", dir);
-	snprintf(errpath, sizeof(errpath), "%s/stderr", dir);
+	scratch_make(&sc, "sites");
 }
 
 static void remove_dir(void)
 {
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	system(cmd);
+	scratch_remove(&sc);
 }
 
 TestSuite(sites, .init = make_dir, .fini = remove_dir, .timeout = 120);
 
-static char *read_file(const char *path)
-{
-	static char buf[4][OUT_MAX];
-	static int next;
-	char *b = buf[next++ % 4];
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(b, 1, OUT_MAX - 1, f) : 0;
-
-	if (f)
-		fclose(f);
-	b[n] = '\0';
-	return b;
-}
-
-/* Starts argv under the shim with extra environment entries; stdout into
- * a pipe (returned in *outfd), stderr into errpath, stdin from a pipe
- * (returned in *infd) or /dev/null. */
-static pid_t start(char *const argv[], const char *const env[], int *outfd, int *infd)
-{
-	int o[2], i[2];
-	pid_t pid;
-
-	cr_assert_eq(pipe(o), 0);
-	cr_assert_eq(pipe(i), 0);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int err = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-		if (infd)
-			dup2(i[0], 0);
-		else
-			dup2(open("/dev/null", O_RDONLY), 0);
-		dup2(o[1], 1);
-		dup2(err, 2);
-		close(o[0]);
-		close(i[1]);
-		setenv("LD_PRELOAD", env_or("GCSHIM_LIB", ".libs/libgcshim.so"), 1);
-		setenv("GCSHIM_SOCKET", "0", 1);
-		setenv("GCSHIM_LOG", logpath, 1);
-		for (int k = 0; env && env[k]; k++)
-			putenv((char *)env[k]);
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	close(o[1]);
-	close(i[0]);
-	*outfd = o[0];
-	if (infd)
-		*infd = i[1];
-	else
-		close(i[1]);
-	return pid;
-}
-
-static int finish(pid_t pid, int outfd)
-{
-	size_t len = 0;
-	ssize_t n;
-	int status;
-
-	while ((n = read(outfd, out + len, OUT_MAX - 1 - len)) > 0)
-		len += (size_t)n;
-	out[len] = '\0';
-	close(outfd);
-	waitpid(pid, &status, 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static int run(char *const argv[], const char *const env[])
 {
-	int fd;
-	pid_t pid = start(argv, env, &fd, NULL);
-
-	return finish(pid, fd);
+	return shim_run(&sc, argv, env, out, sizeof(out));
 }
 
 static int run_leaky(const char *mode, const char *const env[])
@@ -118,15 +35,6 @@ static int run_leaky(const char *mode, const char *const env[])
 	char *argv[] = { build_path("tests/fixtures/site_leaky"), (char *)mode, NULL };
 
 	return run(argv, env);
-}
-
-static int count(const char *hay, const char *needle)
-{
-	int n = 0;
-
-	for (const char *p = hay; (p = strstr(p, needle)); p++)
-		n++;
-	return n;
 }
 
 /* Every "site FUNC FILE:LINE" line of the fixture's output has a frame
@@ -176,7 +84,7 @@ Test(sites, exit_report_names_functions_and_lines)
 {
 	const char *env[] = { "GCSHIM_REPORT=exit", NULL };
 	int rc = run_leaky("exit", env);
-	char *err = read_file(errpath);
+	char *err = read_file(sc.err);
 
 	cr_expect_eq(rc, 23, "status %d:\n%s", rc, err);
 	cr_expect(strstr(err, "gcshim: detected memory leaks"), "%s", err);
@@ -203,7 +111,7 @@ Test(sites, corpus_report_matches_the_ground_truth)
 	snprintf(plugin, sizeof(plugin), "GC_PLUGIN=%s",
 		 build_path("tests/fixtures/.libs/libgcplugin.so"));
 	rc = run(argv, env);
-	err = read_file(errpath);
+	err = read_file(sc.err);
 	cr_expect_eq(rc, 23, "status %d:\n%s\n%s", rc, out, err);
 	e = strstr(out, "expect ");
 	cr_assert_not_null(e, "%s", out);
@@ -228,12 +136,12 @@ Test(sites, exit_code_option)
 
 	rc = run_leaky("exit", keep);
 	cr_expect_eq(rc, 0, "EXITCODE=0: status %d", rc);
-	cr_expect(strstr(read_file(errpath), "SUMMARY: gcshim:"), "%s", read_file(errpath));
+	cr_expect(strstr(read_file(sc.err), "SUMMARY: gcshim:"), "%s", read_file(sc.err));
 	cr_expect_eq(run_leaky("exit", mine), 42);
 	cr_expect_eq(run_leaky("clean", mine), 0, "no leaks: the program's status");
-	cr_expect_eq(count(read_file(errpath), "leak"), 0, "%s", read_file(errpath));
+	cr_expect_eq(count(read_file(sc.err), "leak"), 0, "%s", read_file(sc.err));
 	cr_expect_eq(run_leaky("exit", none), 0, "no report asked for");
-	cr_expect_eq(count(read_file(errpath), "leak"), 0, "%s", read_file(errpath));
+	cr_expect_eq(count(read_file(sc.err), "leak"), 0, "%s", read_file(sc.err));
 }
 
 Test(sites, report_file)
@@ -242,14 +150,14 @@ Test(sites, report_file)
 	const char *env[] = { "GCSHIM_REPORT=exit", var, NULL };
 	char *report;
 
-	snprintf(file, sizeof(file), "%s/report.txt", dir);
+	snprintf(file, sizeof(file), "%s/report.txt", sc.dir);
 	snprintf(var, sizeof(var), "GCSHIM_REPORT_FILE=%s", file);
 	cr_expect_eq(run_leaky("exit", env), 23);
 	report = read_file(file);
 	cr_expect(strstr(report, "SUMMARY: gcshim: 984 byte(s) leaked in 11 allocation(s)."),
 		  "%s", report);
 	expect_sites_named(report);
-	cr_expect_eq(count(read_file(errpath), "leak"), 0, "%s", read_file(errpath));
+	cr_expect_eq(count(read_file(sc.err), "leak"), 0, "%s", read_file(sc.err));
 }
 
 /* The objects of the one group of the report whose stack runs through
@@ -285,7 +193,7 @@ Test(sites, memoized_stacks_tell_paths_apart)
 	int rc;
 
 	rc = run(argv, env);
-	err = read_file(errpath);
+	err = read_file(sc.err);
 	cr_assert_eq(rc, 23, "status %d:\n%s\n%s", rc, out, err);
 	/* conservative: the last block of a path may still be named by a
 	 * dead stack slot; a mixed-up stack would move hundreds */
@@ -309,7 +217,7 @@ Test(sites, sampling_records_one_allocation_in_n)
 	char *err;
 
 	cr_expect_eq(run_leaky("sample", env), 23);
-	err = read_file(errpath);
+	err = read_file(sc.err);
 	/* 100 in a row from one line: 25 recorded, 75 without a site, all
 	 * with their requested size */
 	cr_expect(strstr(err, "Direct leak of 1800 byte(s) in 25 object(s) allocated from:\n"
@@ -325,7 +233,7 @@ Test(sites, backtraces_off_reports_unknown_sites)
 	char *err;
 
 	cr_expect_eq(run_leaky("exit", env), 23);
-	err = read_file(errpath);
+	err = read_file(sc.err);
 	/* no request recorded: the size classes, said to be so */
 	cr_expect(strstr(err, "Direct leak of 720 byte(s) (size class) in 4 object(s)"), "%s", err);
 	cr_expect(strstr(err, "SUMMARY: gcshim: 1056 byte(s) leaked in 11 allocation(s)."), "%s", err);
@@ -333,58 +241,41 @@ Test(sites, backtraces_off_reports_unknown_sites)
 	cr_expect_eq(count(err, "    #0 "), 0, "%s", err);
 }
 
-/* gcctl's output for VERB on process pid, into out; its exit status. */
-static int gcctl_out(const char *sockdir, int pid, const char *verb, char *out)
+/* gcctl's output for VERB on process pid into buf; its exit status. */
+static int gcctl(int pid, const char *verb, char *buf)
 {
-	char cmd[512];
-	FILE *p;
-	size_t n;
-
-	snprintf(cmd, sizeof(cmd), "GCSHIM_SOCKET_DIR=%s %s -p %d %s", sockdir,
-		 build_path("gcctl"), pid, verb);
-	p = popen(cmd, "r");
-	cr_assert_not_null(p);
-	n = fread(out, 1, OUT_MAX - 1, p);
-	out[n] = '\0';
-	return pclose(p);
+	return gcctl_run(&sc, pid, verb, buf, TEXT_MAX);
 }
 
 Test(sites, gcctl_leaks_on_a_live_process)
 {
-	static char report[OUT_MAX];
-	char sockdir[128], var[160];
+	static char report[TEXT_MAX];
+	char var[160];
 	const char *env[] = { "GCSHIM_SOCKET=1", var, "GCSHIM_BACKTRACE=16", NULL };
 	char *argv[] = { build_path("tests/fixtures/site_leaky"), "live", NULL };
-	int fd, in, pid, got = 0;
-	char line[64];
-	FILE *f;
+	int fd, in, pid;
 
-	snprintf(sockdir, sizeof(sockdir), "%s/sock", dir);
-	snprintf(var, sizeof(var), "GCSHIM_SOCKET_DIR=%s", sockdir);
-	pid = start(argv, env, &fd, &in);
-	f = fdopen(dup(fd), "r");
-	while (fgets(line, sizeof(line), f) && !(got = sscanf(line, "ready %d", &pid) == 1))
-		;
-	fclose(f);
-	cr_assert(got, "the fixture did not start");
-	cr_expect_eq(WEXITSTATUS(gcctl_out(sockdir, pid, "leaks", report)), 23, "%s", report);
+	snprintf(var, sizeof(var), "GCSHIM_SOCKET_DIR=%s", sc.sock);
+	shim_start(&sc, argv, env, &fd, &in);
+	pid = read_ready(fd);
+	cr_expect_eq(gcctl(pid, "leaks", report), 23, "%s", report);
 	cr_expect(strstr(report, "Direct leak of 600 byte(s) in 3 object(s)"), "%s", report);
 	cr_expect(strstr(report, "Indirect leak of 336 byte(s) in 7 object(s)"), "%s", report);
 	cr_expect(strstr(report, " in leak_alpha "), "%s", report);
 	cr_expect(strstr(report, "site_leaky.c:"), "%s", report);
 	cr_expect(strstr(report, "SUMMARY: gcshim: 984 byte(s) leaked in 11 allocation(s)."),
 		  "%s", report);
-	gcctl_out(sockdir, pid, "--json leaks", report);
+	gcctl(pid, "--json leaks", report);
 	cr_expect(strstr(report, "\"leaked_bytes\":984,\"leaked_blocks\":11,"), "%s", report);
 	cr_expect(strstr(report, "\"frames\":[{\"pc\":\"0x"), "%s", report);
 	cr_expect(strstr(report, "\"function\":\"leak_alpha\",\"file\":\"tests/fixtures/site_leaky.c\""),
 		  "%s", report);
 	/* nothing was freed: the same answer twice, and the blocks still live */
-	gcctl_out(sockdir, pid, "--json stats", report);
+	gcctl(pid, "--json stats", report);
 	cr_expect(strstr(report, "\"collected_blocks\":0,"), "%s", report);
 	cr_expect_eq(write(in, "go\n", 3), 3);
 	close(in);
-	cr_expect_eq(finish(pid, fd), 0);
+	cr_expect_eq(shim_finish(pid, fd, out, sizeof(out)), 0);
 }
 
 Test(sites, pinned_blocks_are_uncollectable)
@@ -393,7 +284,7 @@ Test(sites, pinned_blocks_are_uncollectable)
 	char *log;
 	int rc = run_leaky("pin", env);
 
-	log = read_file(logpath);
+	log = read_file(sc.log);
 	cr_expect_eq(rc, 0, "status %d:\n%s\n%s", rc, out, log);
 	cr_expect_eq(count(out, "FAILED"), 0, "%s", out);
 	cr_expect_eq(count(log, "gc: uncollectable "), 1, "%s", log);
@@ -407,7 +298,7 @@ Test(sites, debug_log_shows_generation_and_site)
 	char *log;
 
 	cr_expect_eq(run_leaky("pin", env), 0, "%s", out);
-	log = read_file(logpath);
+	log = read_file(sc.log);
 	cr_expect(strstr(log, "gc: collectable 0x"), "%s", log);
 	cr_expect(strstr(log, " gen 0 site 0x"), "%s", log);
 	cr_expect_eq(count(log, "gc: uncollectable"), 0, "flag not set:\n%s", log);
