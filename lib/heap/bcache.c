@@ -116,37 +116,49 @@ bool bcache_refill(struct bcache *c, unsigned idx)
 	return take != 0;
 }
 
+/* A block straight from jemalloc; NULL if it has none, or gave one
+ * outside the heap (not from our arenas), which goes back. */
+static void *take_fresh(unsigned idx)
+{
+	void *p = gsje_malloc(sc_sizes[idx]);
+
+	if (p && !om_in_heap(p)) {
+		heap_free(p);
+		p = NULL;
+	}
+	return p;
+}
+
 /* Refills an empty class from jemalloc, half a cache at once, and returns
- * one more block for the caller; NULL when jemalloc has none, or gave one
- * outside the heap (which goes back).  The cached blocks carry the key and
- * sit in the slots before any of them is registered, so a thread stopped
- * anywhere in here has every registered block of the batch in its cache,
- * but the caller's, which is in its hands (a register or its stack). */
+ * one more block for the caller; NULL when jemalloc has none.  The slots
+ * are filled from the top down, so that the blocks come out in the order
+ * jemalloc gave them (mostly ascending addresses, as without the cache).
+ * They carry the key and are counted before any is registered: a thread
+ * stopped anywhere in here has every registered block of the batch in its
+ * cache, but the caller's, which is in its hands (a register), and no
+ * array of the new blocks is left on the stack to be taken for roots. */
 void *bcache_fill(struct bcache *c, unsigned idx)
 {
-	void *got[BC_SLOTS / 2 + 1];
-	unsigned want = bc_limit[idx] / 2u + 1, n = 0;
+	void **s = c->slot[idx], *first = take_fresh(idx);
+	unsigned want = bc_limit[idx] / 2u, n = 0;
 
-	for (; n < want; n++) {
-		void *p = gsje_malloc(sc_sizes[idx]);
-
-		if (!p || !om_in_heap(p)) {
-			if (p)
-				heap_free(p);
-			break;
-		}
-		got[n] = p;
-	}
-	if (!n)
+	if (!first)
 		return NULL;
-	for (unsigned i = 1; i < n; i++) {
-		memcpy(got[i], &bc_key, sizeof(bc_key));
-		c->slot[idx][i - 1] = got[i];
+	for (; n < want; n++) {
+		void *p = take_fresh(idx);
+
+		if (!p)
+			break;
+		memcpy(p, &bc_key, sizeof(bc_key));
+		s[want - 1 - n] = p;
 	}
-	c->count[idx] = (uint8_t)(n - 1);
+	if (n < want)
+		memmove(s, s + want - n, n * sizeof(*s));
+	c->count[idx] = (uint8_t)n;
+	s[n] = first;   /* past the count: registered with the rest, not cached */
 	atomic_signal_fence(memory_order_seq_cst);
-	om_insert_small_batch(got, n, idx);
-	return got[0];
+	om_insert_small_batch(s, n + 1, idx);
+	return first;
 }
 
 /* Blocks leave a cache for jemalloc in three steps, each safe to stop
