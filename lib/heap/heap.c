@@ -288,6 +288,11 @@ void heap_read_stats(struct heap_stats *st)
 	st->metadata = ctl_u64("stats.metadata");
 }
 
+void heap_purge_block(void *p, size_t usable)
+{
+	os_purge(p, usable, true);
+}
+
 /* jemalloc's free memory back to the system now instead of after decay. */
 void heap_release_memory(void)
 {
