@@ -101,15 +101,6 @@ static void *alloc_slow(size_t n, size_t align, bool zero)
 	return p;
 }
 
-/* jemalloc returned NULL, or a block outside the range (it did not use
- * our arena): the slow path, after giving the stray block back. */
-static __attribute__((noinline)) void *alloc_rescue(void *p, size_t n, bool zero)
-{
-	if (p)
-		heap_free(p);
-	return alloc_slow(n, 0, zero);
-}
-
 /* The end of every small allocation that is not a plain cache hit: the
  * site, the accounting. */
 static void *alloc_finish(struct thread_rec *t, void *p, size_t n, struct sc_entry e)
@@ -133,11 +124,10 @@ static __attribute__((noinline)) void *alloc_refill(size_t n, bool zero)
 		p = alloc_finish(t, bcache_pop(&t->cache, e.index), n, e);
 		return zero ? memset(p, 0, n) : p;
 	}
-	p = zero ? gsje_calloc(1, e.size) : gsje_malloc(e.size);
-	if (unlikely(!om_in_heap(p)))
-		return alloc_rescue(p, n, zero);
-	om_insert_small(p, e.index);
-	return alloc_finish(t, p, n, e);
+	p = bcache_fill(&t->cache, e.index);
+	if (unlikely(!p))
+		return alloc_slow(n, 0, zero);
+	return alloc_finish(t, zero ? memset(p, 0, n) : p, n, e);
 }
 
 /* A cache hit that records its site, or after which the thread is due to

@@ -438,7 +438,8 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	 * back by the sweep; one asked for returns with the memory back */
 	if (!reclaim(&c, save, why != GC_MANUAL && why != GC_LIMIT)) {
 		os_purge(co.dead, co.ndead * sizeof(*co.dead) + OS_PAGE, true);
-		if (!save && c.collected)
+		if (!save && c.collected &&
+		    (why == GC_MANUAL || why == GC_LIMIT || sweep_gives_back(c.collected_bytes)))
 			release_free_memory();
 	}
 	c.sweep_ns = os_now_ns() - t;

@@ -19,6 +19,7 @@ static struct {
 	atomic_flag lock;
 	uintptr_t *list;
 	size_t n, next;           /* next: first block not yet claimed */
+	int64_t bytes;            /* of the whole list */
 	_Atomic size_t done;      /* blocks freed */
 	_Atomic int64_t pending_bytes;
 } sw = { .lock = ATOMIC_FLAG_INIT };
@@ -36,6 +37,20 @@ static bool claim(size_t *from, size_t *to)
 	}
 	spin_unlock(&sw.lock);
 	return got;
+}
+
+/* After an automatic collection the program goes on allocating, and what
+ * was freed is what it allocates from until the next one: handing it all
+ * back to the system, to fault it in again a moment later, costs more
+ * than the collection (a system call per slab and a fault per page).  So
+ * only a heap that shrank by more than twice what stays in use (the live
+ * heap and the next cycle's allocations) gives back at once; the rest is
+ * returned by jemalloc's decay as it stays unused. */
+bool sweep_gives_back(int64_t freed)
+{
+	int64_t used = atomic_load(&gc.live_after) + gc_next_allowance();
+
+	return freed > 2 * used;
 }
 
 /* One chunk; false when nothing was left to claim. */
@@ -58,7 +73,8 @@ static bool sweep_chunk(void)
 	if (atomic_fetch_add(&sw.done, end - i) + (end - i) == sw.n) {
 		os_purge(sw.list, sw.n * sizeof(*sw.list), true);
 		atomic_store(&gc.sweep_pending, false);
-		release_free_memory();
+		if (sweep_gives_back(sw.bytes))
+			release_free_memory();
 	}
 	return true;
 }
@@ -85,6 +101,7 @@ void sweep_hand_over(uintptr_t *list, size_t n, int64_t bytes)
 	spin_lock(&sw.lock);
 	sw.list = list;
 	sw.n = n;
+	sw.bytes = bytes;
 	sw.next = 0;
 	atomic_store(&sw.done, 0);
 	atomic_store(&sw.pending_bytes, bytes);

@@ -22,6 +22,9 @@ void sweep_hand_over(uintptr_t *blocks, size_t n, int64_t bytes);
  * the caller wants the memory back now. */
 void sweep_finish(void);
 int64_t sweep_pending_bytes(void);
+/* Whether an automatic collection that freed this much gives the free
+ * memory back to the system at once, or leaves it to be reused. */
+bool sweep_gives_back(int64_t freed);
 void sweep_fork_child(void);
 
 #endif

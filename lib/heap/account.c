@@ -292,6 +292,18 @@ void gc_collected(int64_t live_after, int64_t root_bytes)
 	set_growth_target();
 }
 
+int64_t gc_next_allowance(void)
+{
+	int64_t live = atomic_load(&gc.live_after), target = atomic_load(&gc.growth_target);
+	int64_t thr = atomic_load(&gc.threshold), a = INT64_MAX;
+
+	if (target != INT64_MAX)
+		a = target > live ? target - live : 0;
+	if (thr > 0 && thr < a)
+		a = thr;
+	return a == INT64_MAX ? live : a;
+}
+
 int gc_set_gen_thresholds(const int64_t t[3])
 {
 	for (int i = 0; i < 3; i++) {

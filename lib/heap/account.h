@@ -75,6 +75,10 @@ void gc_set_mode(unsigned bit, bool on);
 int gc_set_threshold_bytes(int64_t bytes);
 int gc_set_growth(int64_t percent);
 void gc_collected(int64_t live_after, int64_t root_bytes);
+/* Bytes the program may allocate before the next automatic collection,
+ * by the growth target or the byte threshold, whichever is nearer; with
+ * neither, the live heap's size. */
+int64_t gc_next_allowance(void);
 int gc_set_gen_thresholds(const int64_t t[3]);
 int gc_set_debug(int64_t flags);
 void gc_get_counts(int64_t out[3]);

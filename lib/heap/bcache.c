@@ -11,7 +11,8 @@
 
 #define BC_BUDGET (32 * 1024)
 #define BC_MIN_SLOTS 8
-#define DEPOT_SLOTS (2 * BC_SLOTS)
+#define DEPOT_SLOTS 1024
+#define DEPOT_BUDGET (128 * 1024)
 
 /* Blocks on their way from threads that free more of a class than they
  * allocate to threads that allocate more than they free (a producer and
@@ -32,6 +33,12 @@ struct depot {
 } __attribute__((aligned(64)));
 
 uint8_t bc_limit[BC_CLASSES];
+/* Blocks a depot holds at most: enough that a program whose working set
+ * of a class swings by a thousand blocks (allocates a structure, frees
+ * it, builds the next) finds them here, registered, rather than going
+ * through jemalloc and the object map's atomics twice a block; bounded in
+ * bytes, since what a depot holds is free but not returned. */
+static uint16_t depot_limit[BC_CLASSES];
 uint64_t bc_key;
 /* Mapped by os_map(), like the thread records that hold the caches: the
  * collector does not take the stale addresses in their slots for roots. */
@@ -51,6 +58,9 @@ bool bcache_init(void)
 
 		n = n < BC_MIN_SLOTS ? BC_MIN_SLOTS : n > BC_SLOTS ? BC_SLOTS : n;
 		bc_limit[i] = (uint8_t)(n & ~(size_t)1);
+		n = DEPOT_BUDGET / sc_sizes[i];
+		n = n < 2u * bc_limit[i] ? 2u * bc_limit[i] : n > DEPOT_SLOTS ? DEPOT_SLOTS : n;
+		depot_limit[i] = (uint16_t)n;
 	}
 	/* Odd, so never mistaken for a pointer to a block. */
 	if (random)
@@ -78,7 +88,7 @@ static bool depot_put(unsigned idx, void **s, unsigned n)
 	if (!depot_enter(d))
 		return false;
 	have = atomic_load_explicit(&d->count, memory_order_relaxed);
-	ok = have + n <= 2u * bc_limit[idx];
+	ok = have + n <= depot_limit[idx];
 	if (ok) {
 		memcpy(d->slot + have, s, n * sizeof(*s));
 		atomic_store_explicit(&d->count, have + n, memory_order_relaxed);
@@ -106,6 +116,51 @@ bool bcache_refill(struct bcache *c, unsigned idx)
 	return take != 0;
 }
 
+/* A block straight from jemalloc; NULL if it has none, or gave one
+ * outside the heap (not from our arenas), which goes back. */
+static void *take_fresh(unsigned idx)
+{
+	void *p = gsje_malloc(sc_sizes[idx]);
+
+	if (p && !om_in_heap(p)) {
+		heap_free(p);
+		p = NULL;
+	}
+	return p;
+}
+
+/* Refills an empty class from jemalloc, half a cache at once, and returns
+ * one more block for the caller; NULL when jemalloc has none.  The slots
+ * are filled from the top down, so that the blocks come out in the order
+ * jemalloc gave them (mostly ascending addresses, as without the cache).
+ * They carry the key and are counted before any is registered: a thread
+ * stopped anywhere in here has every registered block of the batch in its
+ * cache, but the caller's, which is in its hands (a register), and no
+ * array of the new blocks is left on the stack to be taken for roots. */
+void *bcache_fill(struct bcache *c, unsigned idx)
+{
+	void **s = c->slot[idx], *first = take_fresh(idx);
+	unsigned want = bc_limit[idx] / 2u, n = 0;
+
+	if (!first)
+		return NULL;
+	for (; n < want; n++) {
+		void *p = take_fresh(idx);
+
+		if (!p)
+			break;
+		memcpy(p, &bc_key, sizeof(bc_key));
+		s[want - 1 - n] = p;
+	}
+	if (n < want)
+		memmove(s, s + want - n, n * sizeof(*s));
+	c->count[idx] = (uint8_t)n;
+	s[n] = first;   /* past the count: registered with the rest, not cached */
+	atomic_signal_fence(memory_order_seq_cst);
+	om_insert_small_batch(s, n + 1, idx);
+	return first;
+}
+
 /* Blocks leave a cache for jemalloc in three steps, each safe to stop
  * after: they are unregistered (a hidden block is only one still
  * registered), the cache lets go of them, and only then does jemalloc get
@@ -113,9 +168,7 @@ bool bcache_refill(struct bcache *c, unsigned idx)
  * to another thread first, hiding the stale slot would hide a live block. */
 static void unregister(void *const *s, unsigned n, void **out, unsigned *nout)
 {
-	for (unsigned i = 0; i < n; i++)
-		if (om_remove(s[i]))
-			out[(*nout)++] = s[i];
+	*nout += om_remove_small_batch(s, n, out + *nout);
 }
 
 static void release(void *const *out, unsigned n, unsigned idx)

@@ -49,6 +49,7 @@ extern uint64_t bc_key;
 bool bcache_init(void);
 void bcache_overflow(struct bcache *c, unsigned idx);
 bool bcache_refill(struct bcache *c, unsigned idx);
+void *bcache_fill(struct bcache *c, unsigned idx);
 void bcache_drain(struct bcache *c);
 void bcache_drain_depots(void);
 void bcache_fork_child(void);

@@ -288,6 +288,20 @@ void heap_read_stats(struct heap_stats *st)
 	st->metadata = ctl_u64("stats.metadata");
 }
 
+/* jemalloc starts a large block at a random cache line of its first page
+ * (cache-oblivious placement): only the whole pages inside it go.  The
+ * program's errno is kept, as free() must. */
+void heap_purge_block(void *p, size_t usable)
+{
+	uintptr_t from = ((uintptr_t)p + OS_PAGE - 1) & ~(uintptr_t)(OS_PAGE - 1);
+	uintptr_t to = ((uintptr_t)p + usable) & ~(uintptr_t)(OS_PAGE - 1);
+	int saved = errno;
+
+	if (to > from)
+		os_purge((void *)from, to - from, true);
+	errno = saved;
+}
+
 /* jemalloc's free memory back to the system now instead of after decay. */
 void heap_release_memory(void)
 {

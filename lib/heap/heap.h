@@ -31,9 +31,20 @@ void *heap_alloc_aligned(size_t n, size_t align, size_t *usable);
 size_t heap_usable_for(size_t n, size_t align);
 void heap_free(void *p);
 
+/* Blocks this big give their pages back to the system as they are freed,
+ * as plain jemalloc's oversize arena does (all our blocks come from one
+ * arena, whose pages otherwise wait for decay): a buffer this size is
+ * seldom reused whole soon, and its pages are what the program's RSS is
+ * made of. */
+#define HEAP_PURGE_AT (8UL << 20)
+
+void heap_purge_block(void *p, size_t usable);
+
 /* The size is the one the object map holds: jemalloc skips its lookup. */
 static inline void heap_free_sized(void *p, size_t usable)
 {
+	if (__builtin_expect(usable >= HEAP_PURGE_AT, 0))
+		heap_purge_block(p, usable);
 	gsje_sdallocx(p, usable, 0);
 }
 size_t heap_resize_in_place(void *p, size_t n);

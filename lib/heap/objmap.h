@@ -108,15 +108,66 @@ static inline bool om_is_start(uintptr_t off)
 		(g & 63)) & 1;
 }
 
-/* A block of a slab class: one page entry, no continuation pages. */
-static inline void om_insert_small(void *p, unsigned idx)
+/* Registers n blocks of slab class idx with one atomic OR per bitmap word
+ * that consecutive ones share: blocks that jemalloc hands out one after
+ * the other mostly come from one slab in address order, and a locked
+ * instruction per block is what registration costs most. */
+static inline void om_insert_small_batch(void *const *p, unsigned n, unsigned idx)
 {
-	uintptr_t off = (uintptr_t)p - om.base;
-	_Atomic uint32_t *pe = &om.pages[off >> OM_PAGE_LG];
+	uintptr_t word = 0;
+	uint64_t mask = 0;
 
-	if (atomic_load_explicit(pe, memory_order_relaxed) != idx + 1)
-		atomic_store_explicit(pe, idx + 1, memory_order_relaxed);
-	om_set_start(off);
+	for (unsigned i = 0; i < n; i++) {
+		uintptr_t off = (uintptr_t)p[i] - om.base, g = off >> OM_GRANULE_LG;
+		_Atomic uint32_t *pe = &om.pages[off >> OM_PAGE_LG];
+
+		if (atomic_load_explicit(pe, memory_order_relaxed) != idx + 1)
+			atomic_store_explicit(pe, idx + 1, memory_order_relaxed);
+		if (mask && g >> 6 != word) {
+			atomic_fetch_or_explicit(&om.starts[word], mask, memory_order_release);
+			mask = 0;
+		}
+		word = g >> 6;
+		mask |= 1ULL << (g & 63);
+	}
+	if (mask)
+		atomic_fetch_or_explicit(&om.starts[word], mask, memory_order_release);
+}
+
+/* Unregisters n blocks of slab classes (no continuation pages), one
+ * atomic AND per bitmap word that consecutive ones share, and copies to
+ * out those that were registered (as om_remove() says of each); returns
+ * how many. */
+static inline unsigned om_remove_small_batch(void *const *p, unsigned n, void **out)
+{
+	unsigned nout = 0;
+
+	for (unsigned i = 0; i < n;) {
+		uintptr_t word = ((uintptr_t)p[i] - om.base) >> (OM_GRANULE_LG + 6);
+		uint64_t mask = 0, was;
+		unsigned end = i;
+
+		for (; end < n; end++) {
+			uintptr_t off = (uintptr_t)p[end] - om.base;
+
+			if (off >> (OM_GRANULE_LG + 6) != word || (off & ((1UL << OM_GRANULE_LG) - 1)))
+				break;
+			mask |= 1ULL << ((off >> OM_GRANULE_LG) & 63);
+		}
+		if (end == i) {   /* not a granule start: never registered */
+			i++;
+			continue;
+		}
+		was = atomic_fetch_and_explicit(&om.starts[word], ~mask, memory_order_acq_rel);
+		for (; i < end; i++) {
+			uint64_t bit = 1ULL << ((((uintptr_t)p[i] - om.base) >> OM_GRANULE_LG) & 63);
+
+			if (was & bit)
+				out[nout++] = p[i];
+			was &= ~bit;   /* a block named twice is given back once */
+		}
+	}
+	return nout;
 }
 
 static inline void om_insert(void *p, size_t usable)
