@@ -3,8 +3,8 @@
  * then given back to jemalloc a chunk at a time by the program's threads
  * as they publish their allocation counts, instead of all by the thread
  * that collected while its caller waits.  The thread that frees the last
- * chunk hands the free memory back to the system, as a collection that
- * frees at once does. */
+ * chunk hands the free memory back to the system when sweep_gives_back()
+ * says the heap shrank for good. */
 #ifndef GCSHIM_SWEEP_H
 #define GCSHIM_SWEEP_H
 
