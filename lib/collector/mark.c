@@ -47,6 +47,10 @@ static struct {
 	struct entry *pool;
 	_Atomic size_t pool_n;
 	_Atomic unsigned idle;
+	/* Markers that took part so far: a helper joins when it first runs,
+	 * and one the scheduler starts after the work is done never joins,
+	 * so the others need not wait for a thread that had no CPU. */
+	_Atomic unsigned joined;
 	_Atomic bool done;
 	_Atomic bool go;          /* mk.n is final: markers may start */
 } mk = { .lock = ATOMIC_FLAG_INIT };
@@ -92,6 +96,7 @@ void mark_begin(int pagemap_fd, unsigned markers)
 	mk.pagemap_fd = pagemap_fd;
 	mk.pool_n = 0;
 	mk.idle = 0;
+	mk.joined = 1;
 	mk.done = false;
 	mk.go = false;
 }
@@ -367,12 +372,13 @@ static bool wait_for_work(struct marker *m)
 		if (atomic_load_explicit(&mk.done, memory_order_acquire))
 			return false;
 		if (atomic_load_explicit(&mk.pool_n, memory_order_acquire) ||
-		    atomic_load_explicit(&mk.idle, memory_order_relaxed) == mk.n) {
+		    atomic_load_explicit(&mk.idle, memory_order_relaxed) ==
+		    atomic_load_explicit(&mk.joined, memory_order_relaxed)) {
 			spin_lock(&mk.lock);
 			if (take_locked(m)) {
 				atomic_fetch_sub_explicit(&mk.idle, 1, memory_order_relaxed);
 				got = true;
-			} else if (mk.idle == mk.n) {
+			} else if (mk.idle == mk.joined) {
 				atomic_store_explicit(&mk.done, true, memory_order_release);
 			}
 			spin_unlock(&mk.lock);
@@ -390,6 +396,20 @@ static void mark_until_done(struct marker *m)
 	while (wait_for_work(m));
 }
 
+/* Under the lock, where the end is decided: a helper late enough to find
+ * the marking done leaves it so. */
+static bool join(void)
+{
+	bool in;
+
+	spin_lock(&mk.lock);
+	in = !atomic_load_explicit(&mk.done, memory_order_relaxed);
+	if (in)
+		atomic_fetch_add_explicit(&mk.joined, 1, memory_order_relaxed);
+	spin_unlock(&mk.lock);
+	return in;
+}
+
 /* A marker thread's body (markers.c): it owns mk.m[i]. */
 static void marker_run(unsigned i)
 {
@@ -397,7 +417,7 @@ static void marker_run(unsigned i)
 
 	while (!atomic_load_explicit(&mk.go, memory_order_acquire))
 		markers_pause(spins++);
-	if (i < mk.n)
+	if (i < mk.n && join())
 		mark_until_done(&mk.m[i]);
 }
 
