@@ -1,7 +1,9 @@
 #define _GNU_SOURCE
 #include "roots.h"
 
+#include <elf.h>
 #include <fcntl.h>
+#include <link.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -242,6 +244,81 @@ static uintptr_t scan_from(const struct world *w, const struct mapping *m,
 	return sp && stack ? sp : m->start;
 }
 
+static size_t path_length(const char *p)
+{
+	size_t n = 0;
+
+	while (p[n] && p[n] != '\n')
+		n++;
+	return n;
+}
+
+/* The object mapped last: where its ELF header lies, readable, if it
+ * does. */
+struct object {
+	const char *path;
+	size_t len;
+	uintptr_t base, hdr_end;   /* hdr_end: 0 when the header is not mapped */
+};
+
+static void follow_object(struct object *o, const struct mapping *m)
+{
+	size_t n;
+
+	if (*m->path != '/')
+		return;
+	n = path_length(m->path);
+	if (!o->path || n != o->len || strncmp(o->path, m->path, n)) {
+		o->path = m->path;
+		o->len = n;
+		o->base = m->start - m->offset;
+		o->hdr_end = 0;
+	}
+	if (m->offset == 0 && m->perms[0] == 'r')
+		o->hdr_end = m->end;
+}
+
+/* Where an object's writable segments end, bss included, page-rounded, as
+ * its program headers (mapped with its first page) say; 0 if unreadable. */
+static uintptr_t elf_data_end(const struct object *o)
+{
+	const ElfW(Ehdr) *eh = (const void *)o->base;
+	const ElfW(Phdr) *ph;
+	uintptr_t room = o->hdr_end - o->base, lowest = UINTPTR_MAX, bias, end = 0;
+
+	if (!o->hdr_end || room < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
+	    eh->e_phentsize != sizeof(*ph) || eh->e_phoff > room ||
+	    eh->e_phnum > (room - eh->e_phoff) / sizeof(*ph))
+		return 0;
+	ph = (const void *)(o->base + eh->e_phoff);
+	for (unsigned i = 0; i < eh->e_phnum; i++)
+		if (ph[i].p_type == PT_LOAD && (ph[i].p_vaddr & ~(OS_PAGE - 1)) < lowest)
+			lowest = ph[i].p_vaddr & ~(OS_PAGE - 1);
+	bias = eh->e_type == ET_DYN ? o->base - lowest : 0;
+	for (unsigned i = 0; i < eh->e_phnum; i++)
+		if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_W) &&
+		    bias + ph[i].p_vaddr + ph[i].p_memsz > end)
+			end = bias + ph[i].p_vaddr + ph[i].p_memsz;
+	return (end + OS_PAGE - 1) & ~(OS_PAGE - 1);
+}
+
+/* How far a mapping is scanned.  In minimal mode an anonymous mapping
+ * right behind an object's file mappings is scanned as its bss; but the
+ * kernel merges an anonymous mmap that lands right behind the bss into
+ * the same mapping, and the program's own mappings are not roots in this
+ * mode: the scan stops where the object's data ends. */
+static uintptr_t scan_to(enum roots_mode mode, const struct world *w, const struct mapping *m,
+			 const struct mapping *prev, const struct object *o)
+{
+	uintptr_t end;
+
+	if (mode != ROOTS_MINIMAL || !anonymous(m) || !prev || prev->end != m->start ||
+	    *prev->path != '/' || lowest_sp(w, m->start, m->end) || holds_tp(w, m->start, m->end))
+		return m->end;
+	end = elf_data_end(o);
+	return end > m->start && end < m->end ? end : m->end;
+}
+
 static bool wanted(enum roots_mode mode, const struct world *w,
 		   const struct mapping *m, const struct mapping *prev)
 {
@@ -274,18 +351,22 @@ static void scan_registers(const struct world *w)
 bool roots_scan(const struct world *w, enum roots_mode mode)
 {
 	struct mapping cur, prev;
+	struct object obj = { 0 };
 	bool have_prev = false;
 	const char *s;
 
 	if (!read_maps())
 		return false;
 	for (s = rt.buf; *s;) {
+		const struct mapping *pv = have_prev ? &prev : NULL;
+
 		s = parse_mapping(s, &cur);
+		follow_object(&obj, &cur);
 		if (shared_file(&cur) && wanted(mode, w, &cur, NULL))
 			scan_shared_file(cur.start, cur.end);
-		else if (wanted(mode, w, &cur, have_prev ? &prev : NULL))
-			scan_minus_excluded(scan_from(w, &cur, have_prev ? &prev : NULL),
-					    cur.end, cur.perms[3] == 's', cur.perms[2] == 'x');
+		else if (wanted(mode, w, &cur, pv))
+			scan_minus_excluded(scan_from(w, &cur, pv), scan_to(mode, w, &cur, pv, &obj),
+					    cur.perms[3] == 's', cur.perms[2] == 'x');
 		prev = cur;
 		have_prev = true;
 	}
@@ -304,15 +385,6 @@ void roots_add_described(enum root_kind kind, void (*each)(root_range_fn, void *
 		rt.described[rt.ndescribed].each = each;
 		rt.ndescribed++;
 	}
-}
-
-static size_t path_length(const char *p)
-{
-	size_t n = 0;
-
-	while (p[n] && p[n] != '\n')
-		n++;
-	return n;
 }
 
 /* The thread whose stack pointer lies in [start, end), self included. */
@@ -371,9 +443,7 @@ bool roots_enumerate(const struct world *w, enum roots_mode mode, bool skip_self
 		     root_desc_fn fn, void *arg)
 {
 	struct mapping cur, prev;
-	const char *module = NULL;   /* path of the object mapped last */
-	size_t module_len = 0;
-	uintptr_t base = 0;
+	struct object obj = { 0 };
 	bool have_prev = false;
 	const char *s;
 
@@ -385,16 +455,10 @@ bool roots_enumerate(const struct world *w, enum roots_mode mode, bool skip_self
 		bool self;
 
 		s = parse_mapping(s, &cur);
-		if (*cur.path == '/') {
-			size_t n = path_length(cur.path);
-
-			if (!module || n != module_len || strncmp(module, cur.path, n)) {
-				module = cur.path;
-				module_len = n;
-				base = cur.start - cur.offset;
-			}
-		}
+		follow_object(&obj, &cur);
 		if (wanted(mode, w, &cur, pv)) {
+			uintptr_t to = scan_to(mode, w, &cur, pv, &obj);
+
 			uintptr_t from = scan_from(w, &cur, pv);
 
 			d.map_lo = cur.start;
@@ -410,14 +474,14 @@ bool roots_enumerate(const struct world *w, enum roots_mode mode, bool skip_self
 				if (self && skip_self)
 					goto next;
 			} else if (*cur.path == '/' ||
-				   (anonymous(&cur) && pv && pv->end == cur.start && module &&
+				   (anonymous(&cur) && pv && pv->end == cur.start && obj.path &&
 				    *pv->path == '/')) {
 				d.kind = ROOT_DATA;
-				d.path = module;
-				d.path_len = module_len;
-				d.base = base;
+				d.path = obj.path;
+				d.path_len = obj.len;
+				d.base = obj.base;
 			}
-			describe_pieces(&d, from, cur.end, fn, arg);
+			describe_pieces(&d, from, to, fn, arg);
 		}
 next:
 		prev = cur;
