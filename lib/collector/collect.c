@@ -437,7 +437,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	/* the program waits on an automatic collection: its blocks are given
 	 * back by the sweep; one asked for returns with the memory back */
 	if (!reclaim(&c, save, why != GC_MANUAL && why != GC_LIMIT)) {
-		os_purge(co.dead, co.ndead * sizeof(*co.dead) + OS_PAGE, true);
+		os_purge_beyond(co.dead, co.ndead * sizeof(*co.dead) + OS_PAGE, OS_KEEP_RESIDENT);
 		if (!save && c.collected &&
 		    (why == GC_MANUAL || why == GC_LIMIT || sweep_gives_back(c.collected_bytes)))
 			release_free_memory();
@@ -484,7 +484,7 @@ long gc_find_leaks(void (*fn)(const uintptr_t *dead, size_t n, void *arg), void 
 		return -1;
 	}
 	fn(co.dead, co.ndead, arg);
-	os_purge(co.dead, co.ndead * sizeof(*co.dead) + OS_PAGE, true);
+	os_purge_beyond(co.dead, co.ndead * sizeof(*co.dead) + OS_PAGE, OS_KEEP_RESIDENT);
 	collect_unlock();
 	return (long)co.ndead;
 }

@@ -467,10 +467,11 @@ void mark_finish(struct mark_stats *st)
 	st->markers = started + 1;
 }
 
-/* After the world resumed: the pages the stacks used go back. */
+/* After the world resumed: the pages the stacks used beyond what stays
+ * resident go back. */
 void mark_release(void)
 {
 	for (unsigned i = 0; i < MARK_MAX_MARKERS && mk.m[i].stack; i++)
-		os_purge(mk.m[i].stack, STACK_ENTRIES * sizeof(struct entry), true);
-	os_purge(mk.pool, POOL_ENTRIES * sizeof(*mk.pool), true);
+		os_purge_beyond(mk.m[i].stack, STACK_ENTRIES * sizeof(struct entry), OS_KEEP_RESIDENT);
+	os_purge_beyond(mk.pool, POOL_ENTRIES * sizeof(*mk.pool), OS_KEEP_RESIDENT);
 }

@@ -71,7 +71,7 @@ static bool sweep_chunk(void)
 	atomic_fetch_sub(&sw.pending_bytes, bytes);
 	/* the thread completing the list gives the memory back */
 	if (atomic_fetch_add(&sw.done, end - i) + (end - i) == sw.n) {
-		os_purge(sw.list, sw.n * sizeof(*sw.list), true);
+		os_purge_beyond(sw.list, sw.n * sizeof(*sw.list), OS_KEEP_RESIDENT);
 		atomic_store(&gc.sweep_pending, false);
 		if (sweep_gives_back(sw.bytes))
 			release_free_memory();

@@ -78,6 +78,12 @@ bool os_purge(void *p, size_t size, bool forced)
 	return madvise(p, size, forced ? MADV_DONTNEED : MADV_FREE) == 0;
 }
 
+void os_purge_beyond(void *p, size_t size, size_t keep)
+{
+	if (size > keep)
+		os_purge((char *)p + keep, size - keep, true);
+}
+
 /* The shim's descriptors live high, away from the small numbers programs
  * expect open() to return; where the limit forbids, they stay put. */
 int os_high_fd(int fd)

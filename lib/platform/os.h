@@ -19,6 +19,13 @@ void os_unmap(void *p, size_t size);
 bool os_commit(void *p, size_t size);
 bool os_decommit(void *p, size_t size);
 bool os_purge(void *p, size_t size, bool forced);
+/* The collector's working memory (mark stacks, lists of dead blocks) is
+ * given back after a collection past this much: what a typical collection
+ * uses stays resident, so that the next one does not fault it in again
+ * (one collection every few megabytes would otherwise spend more on page
+ * faults than on marking). */
+#define OS_KEEP_RESIDENT (512UL * 1024)
+void os_purge_beyond(void *p, size_t size, size_t keep);
 uint64_t os_rss(void);
 pid_t os_gettid(void);
 uint64_t os_now_ns(void);
