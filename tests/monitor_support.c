@@ -146,6 +146,20 @@ void mon_kill_after(pid_t pid, int ms)
 	keep_child(k);
 }
 
+void mon_kill_when(pid_t pid, bool (*done)(void *arg), void *arg, int deadline_ms)
+{
+	pid_t k = fork();
+
+	cr_assert(k >= 0);
+	if (k == 0) {
+		for (int waited = 0; waited < deadline_ms && !done(arg); waited += 50)
+			poll(NULL, 0, 50);
+		kill(pid, SIGKILL);
+		_exit(0);
+	}
+	keep_child(k);
+}
+
 struct sink {
 	char *buf;
 	size_t len, cap;

@@ -27,6 +27,10 @@ pid_t mon_start_gcctl(char *const args[]);
 void mon_kill(pid_t pid);
 /* Kills pid after ms milliseconds, from another process. */
 void mon_kill_after(pid_t pid, int ms);
+/* Kills pid, from another process, once done(arg) holds (asked every
+ * 50 ms), or after deadline_ms whatever it says: a slow machine takes
+ * longer, and only a hang reaches the deadline. */
+void mon_kill_when(pid_t pid, bool (*done)(void *arg), void *arg, int deadline_ms);
 
 /* Runs argv to its end, stdin_text on its standard input (NULL: none). */
 struct mon_result *mon_run(char *const argv[], char *const env[], const char *stdin_text);

@@ -185,6 +185,8 @@ Test(cli, usage_errors_exit_2_wherever_found)
 	cr_assert_eq(mon_gcctl("-p", p, "collect", "7", NULL)->status, 2);
 	cr_assert_eq(mon_gcctl("-p", p, "set-threshold", "x", NULL)->status, 2);
 	cr_assert_eq(mon_gcctl("-p", p, "--timeout", "soon", "mem-alloc", NULL)->status, 2);
+	cr_assert_eq(mon_gcctl("-p", p, "--timeout", "nan", "mem-alloc", NULL)->status, 2);
+	cr_assert_eq(mon_gcctl("-p", p, "--timeout", "-nans", "mem-alloc", NULL)->status, 2);
 	/* found by the process */
 	cr_assert_eq(mon_gcctl("-p", p, "set-debug", "bogus", NULL)->status, 2);
 	cr_assert_eq(mon_gcctl("-p", p, "send", "collect", "7", NULL)->status, 2);

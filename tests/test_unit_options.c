@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,7 +121,8 @@ Test(parse_percent_or_on, values)
 		{ "off", -1 }, { "0", -1 }, { "-1", -1 }, { "no", -1 },
 		{ "1", 1 }, { "100", 100 }, { " 50% ", 50 }, { "100000", 100000 },
 	};
-	static const char *bad[] = { "", "-2", "100001", "5x", "%", "on1", "1.5", "50%%" };
+	static const char *bad[] = { "", "-2", "100001", "5x", "%", "on1", "1.5", "50%%",
+				     "18446744073709551615", "18446744073709551516" };
 	int64_t v;
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++) {
@@ -195,13 +197,15 @@ Test(parse_flags, names_and_numbers)
 
 Test(parse_flags, rejects)
 {
-	static const char *bad[] = { "bogus", "stats|bogus", "debug_", "stat", "|stats", "stats||leak", "1x", "-1" };
+	static const char *bad[] = { "bogus", "stats|bogus", "debug_", "stat", "|stats",
+				     "stats||leak", "1x", "-1", "", " ", "99", "stats," };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		int64_t v = -99;
 
 		cr_expect_not(parse_flags(bad[i], &v), "parse_flags(\"%s\") accepted: %lld",
 			      bad[i], (long long)v);
+		cr_expect_eq(v, -99, "parse_flags(\"%s\") changed its output", bad[i]);
 	}
 }
 
@@ -241,7 +245,8 @@ Test(parse_triple, full_and_partial)
 Test(parse_triple, rejects_and_keeps)
 {
 	static const char *bad[] = { "a,b", "1,2,3,4", "-1", "1,-1", "2147483648",
-				     "1,,x", "1,,2", "1,2,3x", "99999999999999999999999999999999" };
+				     "1,,x", "1,,2", "1,2,3x", "99999999999999999999999999999999",
+				     "", "  ", "1,", "1,2,", "1,2,3," };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		int64_t t[3] = { 5, 6, 7 };
@@ -250,6 +255,31 @@ Test(parse_triple, rejects_and_keeps)
 		cr_expect(t[0] == 5 && t[1] == 6 && t[2] == 7,
 			  "parse_triple(\"%s\") changed its output on failure: %lld,%lld,%lld",
 			  bad[i], (long long)t[0], (long long)t[1], (long long)t[2]);
+	}
+}
+
+/* ---- parse_signal -------------------------------------------------------- */
+
+Test(parse_signal, names_numbers_and_offsets)
+{
+	const struct { const char *in; int64_t want; } ok[] = {   /* SIGRTMIN is no constant */
+		{ "SIGUSR2", SIGUSR2 }, { "usr1", SIGUSR1 }, { "10", 10 },
+		{ "SIGRTMAX-3", SIGRTMAX - 3 }, { "rtmin+2", SIGRTMIN + 2 }, { "SIGRTMAX", SIGRTMAX },
+	};
+	static const char *bad[] = { "SIGKILL", "9", "19", "32", "0", "SIGRTMAX+1", "SIGRTMIN-1",
+				     "SIGRTMIN+9223372036854775807", "SIGRTMAX-9223372036854775808",
+				     "SIGRTMIN+65", "", "SIG", "USR3" };
+	int64_t v;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++) {
+		v = 0;
+		cr_expect(parse_signal(ok[i].in, &v), "'%s' refused", ok[i].in);
+		cr_expect_eq(v, ok[i].want, "'%s' gave %lld", ok[i].in, (long long)v);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		v = 77;
+		cr_expect_not(parse_signal(bad[i], &v), "'%s' accepted", bad[i]);
+		cr_expect_eq(v, 77, "'%s' changed the value", bad[i]);
 	}
 }
 
@@ -266,6 +296,9 @@ Test(parse_int, values)
 	cr_expect(parse_int("9223372036854775807", &v));
 	cr_expect_eq(v, INT64_MAX);
 	cr_expect_not(parse_int("9223372036854775808", &v));
+	cr_expect(parse_int("-9223372036854775808", &v));
+	cr_expect_eq(v, INT64_MIN);
+	cr_expect_not(parse_int("-9223372036854775809", &v));
 	cr_expect_not(parse_int("", &v));
 	cr_expect_not(parse_int("-", &v));
 	cr_expect_not(parse_int("5k", &v));

@@ -241,7 +241,7 @@ bool parse_duration_ms(const char *s, long *out)
 		if (!strcmp(end, units[i].suffix)) {
 			double ms = v * (double)units[i].ms;
 
-			if (ms < 1 || ms > (double)INT_MAX)
+			if (!(ms >= 1 && ms <= (double)INT_MAX))   /* NaN too */
 				return false;
 			*out = (long)ms;
 			return true;

@@ -4,12 +4,12 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "maps.h"
 #include "mark.h"
 #include "objmap.h"
 #include "os.h"
@@ -19,12 +19,6 @@
 #define MAX_EXCLUDED 4096
 #define MAX_EXTRA 8
 #define BOUNCE_BYTES (64u << 10)
-
-struct mapping {
-	uintptr_t start, end, offset;
-	char perms[5];
-	const char *path;
-};
 
 static struct {
 	char *buf;
@@ -78,9 +72,21 @@ void roots_prepare(void)
 	sort_regions(rt.excluded, rt.nexcluded);
 }
 
+/* Whether every line of the listing is a maps line: checked before
+ * anything is marked, so that the scans may parse it without failing
+ * halfway. */
+static bool listing_parses(const char *s)
+{
+	struct mapping m;
+
+	while (s && *s)
+		s = maps_parse_line(s, &m);
+	return s != NULL;
+}
+
 /* /proc/self/maps, read whole with bare system calls into a buffer that
- * never moves: nothing here may allocate.  A listing that does not fit
- * fails the collection rather than leave roots out. */
+ * never moves: nothing here may allocate.  A listing that does not fit,
+ * or does not parse, fails the collection rather than leave roots out. */
 static size_t read_maps(void)
 {
 	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
@@ -95,31 +101,7 @@ static size_t read_maps(void)
 	if (n < 0 || len >= rt.cap - 1)
 		return 0;
 	rt.buf[len] = '\0';
-	return len;
-}
-
-static const char *parse_mapping(const char *s, struct mapping *m)
-{
-	char *end;
-
-	m->start = strtoul(s, &end, 16);
-	m->end = strtoul(end + 1, &end, 16);
-	memcpy(m->perms, end + 1, 4);
-	m->perms[4] = '\0';
-	s = end + 6;
-	m->offset = strtoul(s, NULL, 16);
-	for (int field = 0; field < 3 && *s; field++) {   /* offset dev inode */
-		while (*s == ' ')
-			s++;
-		while (*s && *s != ' ' && *s != '\n')
-			s++;
-	}
-	while (*s == ' ')
-		s++;
-	m->path = s;
-	while (*s && *s != '\n')
-		s++;
-	return *s ? s + 1 : s;
+	return listing_parses(rt.buf) ? len : 0;
 }
 
 static bool path_is(const struct mapping *m, const char *name)
@@ -360,7 +342,7 @@ bool roots_scan(const struct world *w, enum roots_mode mode)
 	for (s = rt.buf; *s;) {
 		const struct mapping *pv = have_prev ? &prev : NULL;
 
-		s = parse_mapping(s, &cur);
+		s = maps_parse_line(s, &cur);
 		follow_object(&obj, &cur);
 		if (shared_file(&cur) && wanted(mode, w, &cur, NULL))
 			scan_shared_file(cur.start, cur.end);
@@ -454,12 +436,10 @@ bool roots_enumerate(const struct world *w, enum roots_mode mode, bool skip_self
 		const struct mapping *pv = have_prev ? &prev : NULL;
 		bool self;
 
-		s = parse_mapping(s, &cur);
+		s = maps_parse_line(s, &cur);
 		follow_object(&obj, &cur);
 		if (wanted(mode, w, &cur, pv)) {
-			uintptr_t to = scan_to(mode, w, &cur, pv, &obj);
-
-			uintptr_t from = scan_from(w, &cur, pv);
+			uintptr_t from = scan_from(w, &cur, pv), to = scan_to(mode, w, &cur, pv, &obj);
 
 			d.map_lo = cur.start;
 			d.map_hi = cur.end;

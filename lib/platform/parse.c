@@ -68,6 +68,7 @@ static bool parse_u64(const char **sp, uint64_t *out)
 	return digits > 0;
 }
 
+/* Down to INT64_MIN, which has no positive counterpart. */
 bool parse_int(const char *s, int64_t *out)
 {
 	bool neg;
@@ -77,9 +78,9 @@ bool parse_int(const char *s, int64_t *out)
 	neg = *s == '-';
 	if (neg || *s == '+')
 		s++;
-	if (!parse_u64(&s, &v) || *skip_space(s) || v > (uint64_t)INT64_MAX)
+	if (!parse_u64(&s, &v) || *skip_space(s) || v > (uint64_t)INT64_MAX + neg)
 		return false;
-	*out = neg ? -(int64_t)v : (int64_t)v;
+	*out = neg && v ? -(int64_t)(v - 1) - 1 : (int64_t)v;
 	return true;
 }
 
@@ -159,11 +160,15 @@ bool parse_flags(const char *s, int64_t *out)
 	int64_t v = 0;
 	char buf[64];
 
-	if (!(s = trim(s, buf, sizeof(buf))))
+	if (!(s = trim(s, buf, sizeof(buf))) || !*s)
 		return false;
-	if (*s >= '0' && *s <= '9')
-		return parse_int(s, out) && *out >= 0 && !(*out & ~(int64_t)GCSHIM_DEBUG_LEAK &
-							   ~(int64_t)GCSHIM_DEBUG_STATS);
+	if (*s >= '0' && *s <= '9') {
+		if (!parse_int(s, &v) || v < 0 ||
+		    v & ~(int64_t)GCSHIM_DEBUG_LEAK & ~(int64_t)GCSHIM_DEBUG_STATS)
+			return false;
+		*out = v;
+		return true;
+	}
 	while (*s) {
 		size_t len = strcspn(s, ",|"), n = len;
 		const char *p = s;
@@ -192,12 +197,12 @@ bool parse_flags(const char *s, int64_t *out)
 bool parse_triple(const char *s, int64_t out[3])
 {
 	int64_t v[3] = { out[0], out[1], out[2] };
+	bool comma = false;
 	char part[32];
 	char buf[64];
 
-	if (!(s = trim(s, buf, sizeof(buf))))
+	if (!(s = trim(s, buf, sizeof(buf))) || !*s)
 		return false;
-
 	for (int i = 0; i < 3 && *s; i++) {
 		size_t len = strcspn(s, ", ");
 
@@ -210,12 +215,13 @@ bool parse_triple(const char *s, int64_t out[3])
 		s += len;
 		while (*s == ' ')
 			s++;
-		if (*s == ',')   /* one comma between two values, blanks around it */
+		comma = *s == ',';   /* one comma between two values, blanks around it */
+		if (comma)
 			s++;
 		while (*s == ' ')
 			s++;
 	}
-	if (*s)
+	if (*s || comma)   /* more than three, or a comma with nothing after it */
 		return false;
 	memcpy(out, v, sizeof(v));
 	return true;
@@ -241,7 +247,10 @@ bool parse_signal(const char *s, int64_t *out)
 		bool max = s[3] == 'A' || s[3] == 'a';
 
 		s += 5;
-		if (*s && (!parse_int(s, &off) || (max ? off > 0 : off < 0)))
+		/* an offset beyond every signal is refused before the sum
+		 * could overflow */
+		if (*s && (!parse_int(s, &off) || (max ? off > 0 : off < 0) ||
+			   off < -SIGRTMAX || off > SIGRTMAX))
 			return false;
 		v = (max ? SIGRTMAX : SIGRTMIN) + off;
 	} else if (*s >= '0' && *s <= '9') {
@@ -278,6 +287,7 @@ bool parse_percent_or_on(const char *s, int64_t *out)
 {
 	char buf[64];
 	const char *t = trim(s, buf, sizeof(buf));
+	uint64_t u;
 	int64_t v;
 
 	if (!t)
@@ -290,13 +300,13 @@ bool parse_percent_or_on(const char *s, int64_t *out)
 		*out = -1;
 		return true;
 	}
-	if (!parse_u64(&t, (uint64_t *)&v) || v > 100000)
+	if (!parse_u64(&t, &u) || u > 100000)
 		return false;
 	if (*t == '%')
 		t++;
 	if (*skip_space(t))
 		return false;
-	*out = v ? v : -1;
+	*out = u ? (int64_t)u : -1;
 	return true;
 }
 

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Builds a libFuzzer harness with the whole shim linked in:
+# Builds a libFuzzer harness with the shim, or the part of it under test,
+# linked in:
 #   build.sh OUTPUT HARNESS.c [MORE.c ...] -- LIBRARY SOURCES ...
 # The harness and its own sources get AddressSanitizer and UBSan, and call
 # malloc from AddressSanitizer's heap.  The library's malloc family is
@@ -9,8 +10,11 @@
 # UBSan only: AddressSanitizer would take every redzone they cross for an
 # overflow.  Coverage, which guides the fuzzer, is taken where input is
 # parsed and replies are written; the collector's loops over words and
-# blocks do not depend on the input and would only slow each run down.  The C++ operators are left out: the fuzzer's own new and
-# delete stay AddressSanitizer's.
+# blocks do not depend on the input and would only slow each run down.
+# Both lists name files by their base name, as the objects are named: two
+# sources of one base name cannot be linked into one harness.  The C++
+# operators are left out: the fuzzer's own new and delete stay
+# AddressSanitizer's.
 #
 # Environment: FUZZ_CC, FUZZ_CXX (clang, clang++), FUZZ_CPPFLAGS (include
 # paths and defines), FUZZ_LIBS (jemalloc's archive and system libraries).
@@ -30,7 +34,7 @@ rm -rf "$objdir"
 mkdir -p "$objdir"
 
 unpoisoned=" mark markers roots kroots inspect stop stackmemo sites objmap frozen "
-guided=" proto options log stats garbage watch api "
+guided=" proto options log stats garbage watch api parse suppress maps "
 flags="-g -O1 -std=gnu11 -fno-omit-frame-pointer -ftls-model=initial-exec -fexceptions
 	-fno-sanitize-recover=all -Wno-unknown-attributes"
 
