@@ -11,13 +11,17 @@
 # overflow.  Coverage, which guides the fuzzer, is taken where input is
 # parsed and replies are written; the collector's loops over words and
 # blocks do not depend on the input and would only slow each run down.
-# Both lists name files by their base name, as the objects are named: two
-# sources of one base name cannot be linked into one harness.  The C++
+# A harness of one parser adds that parser's file (FUZZ_GUIDED): in the
+# protocol's harness the same file would read only what the process holds
+# (the maps parser its mappings), and coverage there is noise.  The lists
+# name files by their base name, as the objects are named: two sources of
+# one base name cannot be linked into one harness.  The C++
 # operators are left out: the fuzzer's own new and delete stay
 # AddressSanitizer's.
 #
 # Environment: FUZZ_CC, FUZZ_CXX (clang, clang++), FUZZ_CPPFLAGS (include
-# paths and defines), FUZZ_LIBS (jemalloc's archive and system libraries).
+# paths and defines), FUZZ_LIBS (jemalloc's archive and system libraries),
+# FUZZ_GUIDED (more base names to take coverage in).
 set -euo pipefail
 
 out=$1
@@ -34,7 +38,7 @@ rm -rf "$objdir"
 mkdir -p "$objdir"
 
 unpoisoned=" mark markers roots kroots inspect stop stackmemo sites objmap frozen "
-guided=" proto options log stats garbage watch api parse suppress maps "
+guided=" proto options log stats garbage watch api parse ${FUZZ_GUIDED:-} "
 flags="-g -O1 -std=gnu11 -fno-omit-frame-pointer -ftls-model=initial-exec -fexceptions
 	-fno-sanitize-recover=all -Wno-unknown-attributes"
 
