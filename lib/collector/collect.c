@@ -44,6 +44,7 @@ static struct {
 	uint64_t *age1, *age2;       /* survived one / two collections */
 	uintptr_t *dead;
 	size_t ndead, dead_cap;
+	struct os_scratch dead_mem;  /* co.dead's pages */
 	uint32_t number;             /* collections run so far */
 	struct gen_stats gens[3];
 	struct collection last, max;
@@ -66,6 +67,7 @@ bool collect_init(void)
 	co.age2 = os_map(bitmap);
 	co.dead_cap = DEAD_ENTRIES;
 	co.dead = os_map(co.dead_cap * sizeof(*co.dead));
+	co.dead_mem.base = co.dead;
 	co.roots = (enum roots_mode)opt_int(OPT_ROOTS);
 	gc_verify = opt_int(OPT_VERIFY) != 0;
 	if (!co.age1 || !co.age2 || !co.dead || !mark_init() || !roots_init() ||
@@ -96,6 +98,17 @@ void collect_unlock(void)
 /* In a dead block's entry, with its generation: the block was taken out
  * of the object map while the world was stopped. */
 #define DEAD_UNREGISTERED 4
+
+/* After each use of the list of dead blocks.  A list of up to 1/16 of
+ * the live heap's size stays resident: the next collection of a program
+ * that makes garbage at a steady rate needs as much again, and faulting
+ * it in would be part of the pause. */
+static void trim_dead_list(void)
+{
+	int64_t live = atomic_load(&gc.live_after);
+
+	os_scratch_trim(&co.dead_mem, co.ndead * sizeof(*co.dead), live > 0 ? (size_t)live / 16 : 0);
+}
 
 /* A fixed reservation, filled while the world is stopped.  Beyond it,
  * dead blocks stay for the next collection. */
@@ -245,7 +258,7 @@ static bool reclaim(struct collection *c, bool save, bool later)
 			release_block(t, (void *)p);   /* unpinned since */
 		}
 	}
-	sweep_hand_over(co.dead, handed, handed_bytes);
+	sweep_hand_over(co.dead, handed, handed_bytes, trim_dead_list);
 	if (t)
 		gc_publish(t);
 	return handed != 0;
@@ -437,7 +450,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	/* the program waits on an automatic collection: its blocks are given
 	 * back by the sweep; one asked for returns with the memory back */
 	if (!reclaim(&c, save, why != GC_MANUAL && why != GC_LIMIT)) {
-		os_purge_beyond(co.dead, co.ndead * sizeof(*co.dead) + OS_PAGE, OS_KEEP_RESIDENT);
+		trim_dead_list();
 		if (!save && c.collected &&
 		    (why == GC_MANUAL || why == GC_LIMIT || sweep_gives_back(c.collected_bytes)))
 			release_free_memory();
@@ -484,7 +497,7 @@ long gc_find_leaks(void (*fn)(const uintptr_t *dead, size_t n, void *arg), void 
 		return -1;
 	}
 	fn(co.dead, co.ndead, arg);
-	os_purge_beyond(co.dead, co.ndead * sizeof(*co.dead) + OS_PAGE, OS_KEEP_RESIDENT);
+	trim_dead_list();
 	collect_unlock();
 	return (long)co.ndead;
 }

@@ -13,9 +13,12 @@
 
 #define STACK_ENTRIES (1u << 24)   /* per marker: 256 MiB of address space, committed as used */
 #define POOL_ENTRIES (1u << 20)
-#define SHARE_MIN 32               /* a marker keeps work until it has this much */
 #define SHARE_MAX 4096
 #define SCAN_CHECK_PAGES (64 * 1024)
+#define PIECE (256 * 1024)         /* a big block is scanned this much at a time */
+#define ENTRY_CHECK_PAGES 1u       /* in an entry's start: read resident pages only */
+#define UNIT_LG 4                  /* a mark byte for every 16 bytes of heap */
+#define FOLD_PAGES 256             /* heap pages a marker folds at a time */
 
 struct entry {
 	uintptr_t start;
@@ -35,6 +38,9 @@ struct marker {
 static struct {
 	/* read on every block by every marker: a line of their own */
 	_Atomic uint64_t *bits;   /* one bit per granule, like om.starts */
+	uint8_t *bytes;           /* marks of several markers: see mark_block */
+	struct os_scratch bytes_mem;
+	bool by_byte;
 	unsigned n;               /* markers of this collection */
 	int pagemap_fd;
 	struct marker m[MARK_MAX_MARKERS];
@@ -53,6 +59,7 @@ static struct {
 	_Atomic unsigned joined;
 	_Atomic bool done;
 	_Atomic bool go;          /* mk.n is final: markers may start */
+	_Atomic size_t fold_next; /* the next heap page to fold */
 } mk = { .lock = ATOMIC_FLAG_INIT };
 
 static struct marker *const root_marker = &mk.m[0];
@@ -84,9 +91,18 @@ static unsigned stacks_ready(unsigned want)
 	return n;
 }
 
+static size_t bytes_size(void)
+{
+	return om.size >> UNIT_LG;
+}
+
 void mark_begin(int pagemap_fd, unsigned markers)
 {
 	mk.n = stacks_ready(markers ? markers : 1);
+	if (mk.n > 1 && !mk.bytes)
+		mk.bytes_mem.base = mk.bytes = os_map(bytes_size());
+	mk.by_byte = mk.n > 1 && mk.bytes;
+	mk.fold_next = 0;
 	for (unsigned i = 0; i < MARK_MAX_MARKERS && mk.m[i].stack; i++) {
 		memset(&mk.m[i].st, 0, sizeof(mk.m[i].st));
 		mk.m[i].bottom = mk.m[i].top = 0;
@@ -119,23 +135,85 @@ static void push(struct marker *m, uintptr_t start, size_t size)
 	m->stack[m->top++] = (struct entry){ start, size };
 }
 
-/* With one marker the bit is simply set; with several, of two markers
- * reaching a block at once exactly one scans it. */
-static void mark_block(struct marker *m, uintptr_t start, size_t size)
+/* With one marker the bit is simply set.  With several, a block of 16
+ * bytes or more that starts a 16-byte unit (all of jemalloc's but the
+ * 8-byte class) is marked in a byte of its own, with a plain store, as the
+ * Boehm collector does: a locked OR into the bitmap word that
+ * neighbouring blocks share cost 5 ns a block here, as much as scanning a
+ * small block.  Two markers that reach one block at the same moment may
+ * then both scan it (and count it twice in the marking's statistics),
+ * which costs only time.  No other block can start in such a block's
+ * unit; the others keep the locked OR.  The bytes are folded into the
+ * bitmap when the marking ends. */
+static inline bool marked_byte(uintptr_t off)
 {
-	uintptr_t g = (start - om.base) >> OM_GRANULE_LG;
+	return __atomic_load_n(&mk.bytes[off >> UNIT_LG], __ATOMIC_RELAXED);
+}
+
+#define HOT static inline __attribute__((always_inline))
+
+/* The marking loop comes in two copies, by bit and by byte (the `bytes`
+ * argument is a constant in each), so that neither tests the mode at
+ * every word. */
+HOT void mark_block(struct marker *m, uintptr_t start, size_t size, const bool bytes)
+{
+	uintptr_t off = start - om.base, g = off >> OM_GRANULE_LG;
 	uint64_t bit = 1ULL << (g & 63), old;
 	_Atomic uint64_t *w = &mk.bits[g >> 6];
 
-	old = atomic_load_explicit(w, memory_order_relaxed);
-	if (old & bit)
-		return;
-	if (mk.n == 1)
-		atomic_store_explicit(w, old | bit, memory_order_relaxed);
-	else if (atomic_fetch_or_explicit(w, bit, memory_order_relaxed) & bit)
-		return;
+	if (bytes && size > (1u << OM_GRANULE_LG) && !(off & ((1u << UNIT_LG) - 1))) {
+		if (marked_byte(off))
+			return;
+		__atomic_store_n(&mk.bytes[off >> UNIT_LG], 1, __ATOMIC_RELAXED);
+	} else {
+		old = atomic_load_explicit(w, memory_order_relaxed);
+		if (old & bit)
+			return;
+		if (mk.n == 1)
+			atomic_store_explicit(w, old | bit, memory_order_relaxed);
+		else if (atomic_fetch_or_explicit(w, bit, memory_order_relaxed) & bit)
+			return;
+	}
 	m->st.marked_blocks++;
 	push(m, start, size);
+}
+
+/* The mark bytes of one bitmap word's 64 granules, folded into it and
+ * cleared.  A byte stands for its unit's first granule. */
+static void fold_word(size_t w)
+{
+	uint64_t *b = (uint64_t *)(void *)&mk.bytes[(w << 6 << OM_GRANULE_LG) >> UNIT_LG];
+	uint64_t bits = 0;
+
+	for (unsigned i = 0; i < (64u << OM_GRANULE_LG >> UNIT_LG) / 8; i++) {
+		uint64_t x = b[i];
+
+		if (!x)
+			continue;
+		b[i] = 0;
+		/* eight 0/1 bytes to eight bits, then each to its granule */
+		x = (x * 0x0102040810204080ULL) >> 56;
+		for (; x; x &= x - 1)
+			bits |= 1ULL << ((i * 8 + (unsigned)__builtin_ctzll(x)) << UNIT_LG >> OM_GRANULE_LG);
+	}
+	if (bits)
+		atomic_fetch_or_explicit(&mk.bits[w], bits, memory_order_relaxed);
+}
+
+/* Every marker folds pages until none are left; a word is folded by the
+ * marker that claimed its page only. */
+static void fold_bytes(void)
+{
+	size_t pages = (heap_top() - om.base) >> OM_PAGE_LG, pg;
+
+	while ((pg = atomic_fetch_add_explicit(&mk.fold_next, FOLD_PAGES, memory_order_relaxed)) < pages) {
+		size_t end = pg + FOLD_PAGES < pages ? pg + FOLD_PAGES : pages;
+
+		for (; pg < end; pg++)
+			if (om_page_has_starts(pg))
+				for (size_t w = pg * OM_WORDS_PER_PAGE; w < (pg + 1) * OM_WORDS_PER_PAGE; w++)
+					fold_word(w);
+	}
 }
 
 /* A word marks the block it points into, at its start or inside it, or
@@ -144,7 +222,7 @@ static void mark_block(struct marker *m, uintptr_t start, size_t size)
  * to a block would also hold its neighbour (see LIMITATIONS).  The exact
  * start of an already marked block, the commonest case, is settled from
  * two bitmap words. */
-static inline void consider(struct marker *m, uintptr_t w)
+HOT void consider(struct marker *m, uintptr_t w, const bool bytes)
 {
 	uintptr_t off = w - om.base, soff;
 	size_t sz;
@@ -155,19 +233,22 @@ static inline void consider(struct marker *m, uintptr_t w)
 		uintptr_t g = off >> OM_GRANULE_LG;
 
 		if ((atomic_load_explicit(&om.starts[g >> 6], memory_order_relaxed) >> (g & 63)) & 1) {
-			if (!((atomic_load_explicit(&mk.bits[g >> 6], memory_order_relaxed) >>
-			       (g & 63)) & 1) && (sz = om_size_at(off)))
-				mark_block(m, w, sz);
+			if (bytes ? !marked_byte(off) :
+			    !((atomic_load_explicit(&mk.bits[g >> 6], memory_order_relaxed) >>
+			       (g & 63)) & 1)) {
+				if ((sz = om_size_at(off)))
+					mark_block(m, w, sz, bytes);
+			}
 			return;
 		}
 	}
 	if (om_nearest(off, &soff, &sz) && off <= soff + sz)
-		mark_block(m, om.base + soff, sz);
+		mark_block(m, om.base + soff, sz, bytes);
 }
 
 /* Most words of most blocks are not heap addresses: four at a time are
  * ruled out with one branch before any is looked up. */
-static void scan_words(struct marker *m, uintptr_t lo, uintptr_t hi)
+HOT void scan_words_as(struct marker *m, uintptr_t lo, uintptr_t hi, const bool bytes)
 {
 	const uintptr_t *p = (const uintptr_t *)((lo + 7) & ~(uintptr_t)7);
 	const uintptr_t *end = (const uintptr_t *)(hi & ~(uintptr_t)7);
@@ -179,13 +260,21 @@ static void scan_words(struct marker *m, uintptr_t lo, uintptr_t hi)
 		if (__builtin_expect((a - base >= size) & (b - base >= size) &
 				     (c - base >= size) & (d - base >= size), 1))
 			continue;
-		consider(m, a);
-		consider(m, b);
-		consider(m, c);
-		consider(m, d);
+		consider(m, a, bytes);
+		consider(m, b, bytes);
+		consider(m, c, bytes);
+		consider(m, d, bytes);
 	}
 	for (; p < end; p++)
-		consider(m, *p);
+		consider(m, *p, bytes);
+}
+
+static void scan_words(struct marker *m, uintptr_t lo, uintptr_t hi)
+{
+	if (mk.by_byte)
+		scan_words_as(m, lo, hi, true);
+	else
+		scan_words_as(m, lo, hi, false);
 }
 
 /* Machine code written at run time (a JIT's code cache) holds addresses
@@ -196,7 +285,7 @@ static void scan_bytes(struct marker *m, uintptr_t lo, uintptr_t hi)
 		uintptr_t w;
 
 		memcpy(&w, (const void *)p, sizeof(w));
-		consider(m, w);
+		consider(m, w, mk.by_byte);
 	}
 }
 
@@ -247,14 +336,24 @@ void mark_code_range(uintptr_t lo, uintptr_t hi)
 }
 
 /* Small blocks are read directly; big ones only where resident, since a
- * large calloc'd block may never have been touched. */
-static void scan_block(struct marker *m, uintptr_t start, size_t size)
+ * large calloc'd block may never have been touched.  A big block is
+ * scanned a piece at a time, the rest pushed back first: one marker
+ * alone would scan a 1 GiB array while the others wait, and this way they
+ * can take the rest from its stack. */
+HOT void scan_block(struct marker *m, uintptr_t start, size_t size, const bool bytes)
 {
+	bool check = (start & ENTRY_CHECK_PAGES) || size >= SCAN_CHECK_PAGES;
+
+	start &= ~(uintptr_t)ENTRY_CHECK_PAGES;
+	if (size > PIECE) {
+		push(m, (start + PIECE) | ENTRY_CHECK_PAGES, size - PIECE);
+		size = PIECE;
+	}
 	m->st.heap_bytes += size;
-	if (size >= SCAN_CHECK_PAGES && mk.pagemap_fd >= 0)
+	if (check && mk.pagemap_fd >= 0)
 		scan_resident(m, start, start + size, false);
 	else
-		scan_words(m, start, start + size);
+		scan_words_as(m, start, start + size, bytes);
 }
 
 /* ---- sharing work ----------------------------------------------------- */
@@ -279,11 +378,17 @@ static void share(struct marker *m)
 	spin_unlock(&mk.lock);
 }
 
+static inline bool others_idle(void)
+{
+	return atomic_load_explicit(&mk.idle, memory_order_relaxed) &&
+	       !atomic_load_explicit(&mk.pool_n, memory_order_relaxed);
+}
+
+/* Even one entry is worth giving: the bottom of a tree's stack is the
+ * sibling of a node near the root, half of what is left to mark. */
 static inline void share_if_wanted(struct marker *m)
 {
-	if (m->top - m->bottom >= SHARE_MIN &&
-	    atomic_load_explicit(&mk.idle, memory_order_relaxed) &&
-	    !atomic_load_explicit(&mk.pool_n, memory_order_relaxed))
+	if (m->top - m->bottom >= 2 && others_idle())
 		share(m);
 }
 
@@ -325,18 +430,25 @@ static void prefetch_lookups(const struct entry *e)
 			uintptr_t w = off >> (OM_GRANULE_LG + 6);
 
 			__builtin_prefetch(&om.starts[w]);
-			__builtin_prefetch(&mk.bits[w]);
+			if (mk.by_byte)
+				__builtin_prefetch(&mk.bytes[off >> UNIT_LG]);
+			else
+				__builtin_prefetch(&mk.bits[w]);
 		}
 	}
 }
 
-static void drain(struct marker *m)
+HOT void drain_as(struct marker *m, const bool bytes)
 {
 	struct entry q[PREFETCH_QUEUE];
 	unsigned head = 0, n = 0;
 
 	for (;;) {
-		while (n < PREFETCH_QUEUE && m->top > m->bottom) {
+		/* while another marker waits, two entries stay on the stack
+		 * to share: the queue may hold all a marker has */
+		size_t keep = n && mk.n > 1 && others_idle() ? 2 : 0;
+
+		while (n < PREFETCH_QUEUE && m->top > m->bottom + keep) {
 			struct entry e = m->stack[--m->top];
 
 			__builtin_prefetch((const void *)e.start);
@@ -348,12 +460,20 @@ static void drain(struct marker *m)
 			return;
 		if (n > PREFETCH_QUEUE / 2)
 			prefetch_lookups(&q[(head + PREFETCH_QUEUE / 2) % PREFETCH_QUEUE]);
-		scan_block(m, q[head].start, q[head].size);
+		scan_block(m, q[head].start, q[head].size, bytes);
 		head = (head + 1) % PREFETCH_QUEUE;
 		n--;
 		if (mk.n > 1)
 			share_if_wanted(m);
 	}
+}
+
+static void drain(struct marker *m)
+{
+	if (mk.by_byte)
+		drain_as(m, true);
+	else
+		drain_as(m, false);
 }
 
 /* An idle marker waits for shared work; false when there is none left
@@ -417,8 +537,10 @@ static void marker_run(unsigned i)
 
 	while (!atomic_load_explicit(&mk.go, memory_order_acquire))
 		markers_pause(spins++);
-	if (i < mk.n && join())
+	if (i < mk.n && join()) {
 		mark_until_done(&mk.m[i]);
+		fold_bytes();
+	}
 }
 
 static void rescan_marked(void)
@@ -434,7 +556,7 @@ static void rescan_marked(void)
 			uintptr_t start = om.base + (g << OM_GRANULE_LG);
 
 			bits &= bits - 1;
-			scan_block(root_marker, start, om_usable((void *)start));
+			scan_block(root_marker, start, om_usable((void *)start), false);
 			drain(root_marker);
 		}
 	}
@@ -457,8 +579,11 @@ void mark_finish(struct mark_stats *st)
 	mk.n = started + 1;   /* as many as could be started */
 	atomic_store_explicit(&mk.go, true, memory_order_release);
 	mark_until_done(root_marker);
+	if (mk.by_byte)
+		fold_bytes();
 	markers_join();
 	mk.n = 1;
+	mk.by_byte = false;
 	while (mk.overflow)
 		rescan_marked();
 	memset(st, 0, sizeof(*st));
@@ -474,4 +599,8 @@ void mark_release(void)
 	for (unsigned i = 0; i < MARK_MAX_MARKERS && mk.m[i].stack; i++)
 		os_purge_beyond(mk.m[i].stack, STACK_ENTRIES * sizeof(struct entry), OS_KEEP_RESIDENT);
 	os_purge_beyond(mk.pool, POOL_ENTRIES * sizeof(*mk.pool), OS_KEEP_RESIDENT);
+	/* those of the whole heap stay: the next parallel marking needs
+	 * them, and they are a sixteenth of the heap */
+	if (mk.bytes)
+		os_scratch_trim(&mk.bytes_mem, (heap_top() - om.base) >> UNIT_LG, SIZE_MAX);
 }

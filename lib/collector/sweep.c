@@ -18,6 +18,7 @@
 static struct {
 	atomic_flag lock;
 	uintptr_t *list;
+	void (*done_fn)(void);
 	size_t n, next;           /* next: first block not yet claimed */
 	int64_t bytes;            /* of the whole list */
 	_Atomic size_t done;      /* blocks freed */
@@ -71,7 +72,7 @@ static bool sweep_chunk(void)
 	atomic_fetch_sub(&sw.pending_bytes, bytes);
 	/* the thread completing the list gives the memory back */
 	if (atomic_fetch_add(&sw.done, end - i) + (end - i) == sw.n) {
-		os_purge_beyond(sw.list, sw.n * sizeof(*sw.list), OS_KEEP_RESIDENT);
+		sw.done_fn();
 		atomic_store(&gc.sweep_pending, false);
 		if (sweep_gives_back(sw.bytes))
 			release_free_memory();
@@ -94,12 +95,13 @@ void sweep_init(void)
 	gc_register_sweeper(sweep_some);
 }
 
-void sweep_hand_over(uintptr_t *list, size_t n, int64_t bytes)
+void sweep_hand_over(uintptr_t *list, size_t n, int64_t bytes, void (*done)(void))
 {
 	if (!n)
 		return;
 	spin_lock(&sw.lock);
 	sw.list = list;
+	sw.done_fn = done;
 	sw.n = n;
 	sw.bytes = bytes;
 	sw.next = 0;

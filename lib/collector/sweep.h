@@ -15,8 +15,9 @@
 void sweep_init(void);
 /* Hands over n blocks, taken out of the object map's start bits but
  * with their page entries (so their sizes) intact; bytes is their total.
- * The list is the sweep's until it is over: its pages are then purged. */
-void sweep_hand_over(uintptr_t *blocks, size_t n, int64_t bytes);
+ * The list is the sweep's until it is over: the thread that ends it then
+ * calls done(). */
+void sweep_hand_over(uintptr_t *blocks, size_t n, int64_t bytes, void (*done)(void));
 /* Frees whatever is left, on the calling thread; returns when no block
  * of the last hand-over remains.  Before a collection, a fork, or when
  * the caller wants the memory back now. */

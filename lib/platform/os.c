@@ -84,6 +84,19 @@ void os_purge_beyond(void *p, size_t size, size_t keep)
 		os_purge((char *)p + keep, size - keep, true);
 }
 
+void os_scratch_trim(struct os_scratch *s, size_t used, size_t cap)
+{
+	size_t keep = used < cap ? used : cap;
+
+	keep = keep < OS_KEEP_RESIDENT ? OS_KEEP_RESIDENT : (keep + OS_PAGE - 1) & ~(OS_PAGE - 1);
+	if (used > s->resident)
+		s->resident = used;
+	if (s->resident > keep)
+		os_purge((char *)s->base + keep, s->resident - keep, true);
+	if (s->resident > keep)
+		s->resident = keep;
+}
+
 /* The shim's descriptors live high, away from the small numbers programs
  * expect open() to return; where the limit forbids, they stay put. */
 int os_high_fd(int fd)

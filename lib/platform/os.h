@@ -26,6 +26,16 @@ bool os_purge(void *p, size_t size, bool forced);
  * faults than on marking). */
 #define OS_KEEP_RESIDENT (512UL * 1024)
 void os_purge_beyond(void *p, size_t size, size_t keep);
+/* Working memory that each use fills from its start (the list of dead
+ * blocks, the mark bytes): what the last use touched stays resident for
+ * the next, up to cap bytes (at least OS_KEEP_RESIDENT), so that a
+ * program whose collections look alike faults none of it in again; what
+ * an earlier, larger use left beyond that goes back. */
+struct os_scratch {
+	void *base;
+	size_t resident;          /* bytes from base that may be resident */
+};
+void os_scratch_trim(struct os_scratch *s, size_t used, size_t cap);
 uint64_t os_rss(void);
 pid_t os_gettid(void);
 uint64_t os_now_ns(void);
