@@ -191,6 +191,22 @@ void stop_fork_child(void)
 		atomic_store(&owned[i], 0);
 }
 
+/* Whether the collecting thread is the program's only one: then there is
+ * nothing to stop, and no thread can appear, with no other to create it.
+ * Sparing the tracer's round trip matters to a single-threaded program
+ * that collects hundreds of times. */
+static bool alone(pid_t self)
+{
+	size_t n = list_tasks(tids, MAX_THREADS);
+
+	if (n == 0 || n == MAX_THREADS)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (tids[i] != self && !owned_by_shim(tids[i]))
+			return false;
+	return true;
+}
+
 /* Adds the threads not yet in the stop set; returns how many, or -1 when
  * the threads cannot be listed or are too many to stop. */
 static long add_new(pid_t self)
@@ -344,32 +360,39 @@ static void note_fallback(enum tracer_status why)
 	}
 }
 
+/* Every thread but the caller and the shim's own; st says how. */
+static bool stop_others(pid_t self, uint32_t seq, uint64_t deadline, enum tracer_status *st)
+{
+	*st = trace ? stop_traced(self, deadline) : TRACER_OFF;
+	traced_now = *st == TRACER_OK;
+	if (traced_now) {
+		stat_inc(EV_stops_traced);
+		return true;
+	}
+	if (*st == TRACER_TIMEOUT) {
+		atomic_store(&resume_seq, seq);   /* the tracer let every thread go */
+		return false;
+	}
+	if (*st != TRACER_OFF)
+		note_fallback(*st);
+	atomic_store(&nslots, 0);
+	atomic_store(&signalling, true);
+	stat_inc(EV_stops_signalled);
+	return stop_signalled(self, seq, deadline);
+}
+
 bool stop_world(struct world *w)
 {
 	uint64_t t0 = os_now_ns(), deadline = t0 + (uint64_t)timeout_ms * 1000000;
 	uint32_t seq = atomic_load(&stop_seq) + 1;
 	pid_t self = os_gettid();
-	enum tracer_status st;
+	enum tracer_status st = TRACER_OFF;
 	bool ok;
 
 	atomic_store(&nslots, 0);
 	atomic_store(&stop_seq, seq);
-	st = trace ? stop_traced(self, deadline) : TRACER_OFF;
-	traced_now = st == TRACER_OK;
-	if (traced_now) {
-		ok = true;
-		stat_inc(EV_stops_traced);
-	} else if (st == TRACER_TIMEOUT) {
-		ok = false;   /* the tracer let every thread go */
-		atomic_store(&resume_seq, seq);
-	} else {
-		if (st != TRACER_OFF)
-			note_fallback(st);
-		atomic_store(&nslots, 0);
-		atomic_store(&signalling, true);
-		ok = stop_signalled(self, seq, deadline);
-		stat_inc(EV_stops_signalled);
-	}
+	traced_now = false;
+	ok = alone(self) || stop_others(self, seq, deadline, &st);
 	w->threads = slots;
 	w->n = atomic_load(&nslots);
 	if (ok)
