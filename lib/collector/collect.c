@@ -99,24 +99,52 @@ void collect_unlock(void)
  * of the object map while the world was stopped. */
 #define DEAD_UNREGISTERED 4
 
-/* After each use of the list of dead blocks.  A list of up to 1/16 of
- * the live heap's size stays resident: the next collection of a program
- * that makes garbage at a steady rate needs as much again, and faulting
- * it in would be part of the pause. */
-static void trim_dead_list(void)
+/* The collector's working memory (the mark stacks, the list of dead
+ * blocks) keeps what a collection used resident for the next, up to 1/16
+ * of the live heap's size each: a program that collects at a steady rate
+ * needs as much again, and faulting it in would be part of the pause. */
+static size_t scratch_cap(void)
 {
 	int64_t live = atomic_load(&gc.live_after);
 
-	os_scratch_trim(&co.dead_mem, co.ndead * sizeof(*co.dead), live > 0 ? (size_t)live / 16 : 0);
+	return live > 0 ? (size_t)live / 16 : 0;
 }
 
-/* A fixed reservation, filled while the world is stopped.  Beyond it,
- * dead blocks stay for the next collection. */
-static bool note_dead(uintptr_t block)
+static void trim_dead_list(void)
 {
-	if (co.ndead == co.dead_cap)
+	os_scratch_trim(&co.dead_mem, co.ndead * sizeof(*co.dead), scratch_cap());
+}
+
+/* Finding the dead blocks is shared by the marker threads, after the
+ * marking (mark_finish runs find_dead_share on each): they take the
+ * heap's pages FIND_PAGES at a time, count the dead blocks of a batch,
+ * reserve that many entries of the list with one atomic addition, then
+ * fill them.  Nothing else changes the bitmaps while the world is
+ * stopped, and each word is read and written by one marker only. */
+#define FIND_PAGES 256
+
+static struct {
+	int gen;
+	bool count;                  /* blocks per generation, for DEBUG_STATS */
+	struct collection *c;
+	size_t pages;
+	_Atomic size_t next_page, reserved;
+} fd;
+
+/* A batch's share of the list: entries beyond co.dead_cap are not
+ * written, and their blocks stay for the next collection. */
+struct dead_out {
+	uintptr_t *at;
+	size_t left;
+	int64_t objects[3];
+};
+
+static bool note_dead(struct dead_out *o, uintptr_t block)
+{
+	if (!o->left)
 		return false;
-	co.dead[co.ndead++] = block;
+	*o->at++ = block;
+	o->left--;
 	return true;
 }
 
@@ -126,64 +154,113 @@ static void store_if_changed(uint64_t *w, uint64_t v)
 		*w = v;   /* untouched bitmap pages stay unallocated */
 }
 
-/* One word of the bitmaps: 64 granules.  Unmarked live blocks of the
- * collected generations are dead; marked ones of those generations move
- * up one generation.  Mark bits are cleared for the next collection. */
-static void sweep_word(size_t w, int gen, struct collection *c, bool count)
-{
-	uint64_t *mark = mark_bits();
-	uint64_t live = atomic_load_explicit(&om.starts[w], memory_order_relaxed);
-	uint64_t m = mark[w], a1 = co.age1[w] & live, a2 = co.age2[w] & live;
-	uint64_t eligible = gen >= 2 ? ~0ULL : gen == 1 ? ~a2 : ~a1;
-	uint64_t dead = live & ~m & eligible & ~frozen_word(w);
-	uint64_t surv = live & m & eligible, gone = 0;
+/* One word of the bitmaps: 64 granules. */
+struct word_bits {
+	uint64_t live, a1, a2, dead, surv;
+};
 
-	store_if_changed(&mark[w], 0);
+/* Unmarked live blocks of the collected generations are dead; marked
+ * ones of those generations survive. */
+static inline struct word_bits read_word(size_t w, int gen)
+{
+	uint64_t live = atomic_load_explicit(&om.starts[w], memory_order_relaxed);
+	uint64_t m = mark_bits()[w], a1 = co.age1[w] & live, a2 = co.age2[w] & live;
+	uint64_t eligible = gen >= 2 ? ~0ULL : gen == 1 ? ~a2 : ~a1;
+
+	return (struct word_bits){ live, a1, a2, live & ~m & eligible & ~frozen_word(w),
+				   live & m & eligible };
+}
+
+/* Without a popcount instruction assumed: the shim runs on any x86-64. */
+static inline size_t bits_set(uint64_t x)
+{
+	x -= (x >> 1) & 0x5555555555555555ULL;
+	x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+	x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+	return (size_t)((x * 0x0101010101010101ULL) >> 56);
+}
+
+/* The dead blocks go to the list; survivors move up one generation; mark
+ * bits are cleared for the next collection. */
+static void sweep_word(size_t w, struct word_bits b, struct dead_out *o)
+{
+	uint64_t dead = b.dead, gone = 0;
+
+	store_if_changed(&mark_bits()[w], 0);
 	if (co.dry) {   /* a leak check: the ages stay as they are */
 		for (; dead; dead &= dead - 1) {
 			uintptr_t g = (w << 6) + (uintptr_t)__builtin_ctzll(dead);
 
-			note_dead(om.base + (g << OM_GRANULE_LG));
+			note_dead(o, om.base + (g << OM_GRANULE_LG));
 		}
 		return;
 	}
-	if (count) {
-		c->objects[0] += __builtin_popcountll(live & ~a1);
-		c->objects[1] += __builtin_popcountll(a1 & ~a2);
-		c->objects[2] += __builtin_popcountll(a2);
+	if (fd.count) {
+		o->objects[0] += (int64_t)bits_set(b.live & ~b.a1);
+		o->objects[1] += (int64_t)bits_set(b.a1 & ~b.a2);
+		o->objects[2] += (int64_t)bits_set(b.a2);
 	}
-	store_if_changed(&co.age2[w], (a2 | (surv & a1)) & ~dead);
-	store_if_changed(&co.age1[w], (a1 | surv) & ~dead);
+	store_if_changed(&co.age2[w], (b.a2 | (b.surv & b.a1)) & ~b.dead);
+	store_if_changed(&co.age1[w], (b.a1 | b.surv) & ~b.dead);
 	for (; dead; dead &= dead - 1) {
-		unsigned b = (unsigned)__builtin_ctzll(dead);
-		uintptr_t g = (w << 6) + b, p = om.base + (g << OM_GRANULE_LG);
+		unsigned i = (unsigned)__builtin_ctzll(dead);
+		uintptr_t g = (w << 6) + i, p = om.base + (g << OM_GRANULE_LG);
 
 		/* the block's generation rides in the low bits of its address */
-		if (!note_dead(p | ((a2 >> b) & 1 ? 2 : (a1 >> b) & 1)))
+		if (!note_dead(o, p | ((b.a2 >> i) & 1 ? 2 : (b.a1 >> i) & 1)))
 			break;
 		if (co.unregister && !sites_pinned(p)) {
-			co.dead[co.ndead - 1] |= DEAD_UNREGISTERED;
-			gone |= 1ULL << b;
+			o->at[-1] |= DEAD_UNREGISTERED;
+			gone |= 1ULL << i;
 		}
 	}
-	/* one store for the word, not an atomic operation a block: nothing
-	 * else changes the map while the world is stopped */
+	/* one store for the word, not an atomic operation a block */
 	if (gone)
-		atomic_store_explicit(&om.starts[w], live & ~gone, memory_order_relaxed);
+		atomic_store_explicit(&om.starts[w], b.live & ~gone, memory_order_relaxed);
 }
 
-/* Counting blocks per generation is only for DEBUG_STATS's summary. */
-static void find_dead(int gen, struct collection *c, bool count)
-{
-	size_t pages = (heap_top() - om.base) >> OM_PAGE_LG;
+/* Pages no block starts on have no mark bit either. */
+#define EACH_WORD(w, pg, end)                                                   \
+	for (size_t pg_ = (pg); pg_ < (end); pg_++)                               \
+		if (om_page_has_starts(pg_))                                      \
+			for (size_t w = pg_ * OM_WORDS_PER_PAGE;                  \
+			     w < (pg_ + 1) * OM_WORDS_PER_PAGE; w++)
 
-	co.ndead = 0;
-	for (size_t pg = 0; pg < pages; pg++) {
-		if (!om_page_has_starts(pg))
-			continue;   /* no start bit, so no mark bit either */
-		for (size_t w = pg * OM_WORDS_PER_PAGE; w < (pg + 1) * OM_WORDS_PER_PAGE; w++)
-			sweep_word(w, gen, c, count);
+static void find_in(size_t pg, size_t end)
+{
+	struct dead_out o = { 0 };
+	size_t n = 0, at;
+
+	EACH_WORD(w, pg, end)
+		n += bits_set(read_word(w, fd.gen).dead);
+	at = atomic_fetch_add_explicit(&fd.reserved, n, memory_order_relaxed);
+	if (at < co.dead_cap) {
+		o.at = co.dead + at;
+		o.left = n < co.dead_cap - at ? n : co.dead_cap - at;
 	}
+	EACH_WORD(w, pg, end)
+		sweep_word(w, read_word(w, fd.gen), &o);
+	for (int g = 0; fd.count && g < 3; g++)
+		__atomic_fetch_add(&fd.c->objects[g], o.objects[g], __ATOMIC_RELAXED);
+}
+
+static void find_dead_share(void)
+{
+	size_t pg;
+
+	while ((pg = atomic_fetch_add_explicit(&fd.next_page, FIND_PAGES, memory_order_relaxed)) <
+	       fd.pages)
+		find_in(pg, pg + FIND_PAGES < fd.pages ? pg + FIND_PAGES : fd.pages);
+}
+
+static void find_prepare(int gen, struct collection *c, bool count)
+{
+	fd.gen = gen;
+	fd.count = count;
+	fd.c = c;
+	fd.pages = (heap_top() - om.base) >> OM_PAGE_LG;
+	fd.next_page = 0;
+	fd.reserved = 0;
 }
 
 #define LOG_FRAMES 12
@@ -369,10 +446,11 @@ stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 		return false;
 	}
 	c->roots_ns = os_now_ns() - t1;
-	mark_finish(&ms);
-	c->mark_ns = os_now_ns() - t1 - c->roots_ns;
+	find_prepare(gen, c, count);
+	mark_finish(&ms, find_dead_share);
+	co.ndead = fd.reserved < co.dead_cap ? fd.reserved : co.dead_cap;
+	c->mark_ns = ms.marked_ns - t1 - c->roots_ns;
 	c->markers = ms.markers;
-	find_dead(gen, c, count);
 	resume_world(&w);
 	c->stop_ns = w.stop_ns;
 	c->pause_ns = os_now_ns() - t0;
@@ -436,7 +514,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	co.unregister = false;
 	if (pagemap >= 0)
 		os_close(pagemap);
-	mark_release();
+	mark_release(scratch_cap());
 	if (!ok) {
 		co.abandoned++;
 		PROBE(gc__abandoned, gen);
@@ -490,7 +568,7 @@ long gc_find_leaks(void (*fn)(const uintptr_t *dead, size_t n, void *arg), void 
 	co.dry = false;
 	if (pagemap >= 0)
 		os_close(pagemap);
-	mark_release();
+	mark_release(scratch_cap());
 	if (!ok) {
 		collect_unlock();
 		errno = err;

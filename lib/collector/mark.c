@@ -31,6 +31,8 @@ struct marker {
 	struct entry *stack;
 	size_t bottom, top;       /* entries [bottom, top): pushed and popped at
 				   * the top, shared from the bottom */
+	size_t high;              /* the most entries this collection */
+	struct os_scratch mem;    /* the stack's pages */
 	bool code;                /* scanning machine code: every byte offset */
 	struct mark_stats st;
 } __attribute__((aligned(64)));
@@ -60,6 +62,8 @@ static struct {
 	_Atomic bool done;
 	_Atomic bool go;          /* mk.n is final: markers may start */
 	_Atomic size_t fold_next; /* the next heap page to fold */
+	_Atomic unsigned folded;  /* markers done folding */
+	void (*then)(void);
 } mk = { .lock = ATOMIC_FLAG_INIT };
 
 static struct marker *const root_marker = &mk.m[0];
@@ -68,7 +72,7 @@ bool mark_init(void)
 {
 	mk.bits = os_map(om.size >> (OM_GRANULE_LG + 3));
 	mk.pool = os_map(POOL_ENTRIES * sizeof(*mk.pool));
-	root_marker->stack = os_map(STACK_ENTRIES * sizeof(struct entry));
+	root_marker->mem.base = root_marker->stack = os_map(STACK_ENTRIES * sizeof(struct entry));
 	return mk.bits && mk.pool && root_marker->stack && markers_init();
 }
 
@@ -84,7 +88,7 @@ static unsigned stacks_ready(unsigned want)
 
 	for (; n < want; n++) {
 		if (!mk.m[n].stack)
-			mk.m[n].stack = os_map(STACK_ENTRIES * sizeof(struct entry));
+			mk.m[n].mem.base = mk.m[n].stack = os_map(STACK_ENTRIES * sizeof(struct entry));
 		if (!mk.m[n].stack)
 			break;
 	}
@@ -103,9 +107,10 @@ void mark_begin(int pagemap_fd, unsigned markers)
 		mk.bytes_mem.base = mk.bytes = os_map(bytes_size());
 	mk.by_byte = mk.n > 1 && mk.bytes;
 	mk.fold_next = 0;
+	mk.folded = 0;
 	for (unsigned i = 0; i < MARK_MAX_MARKERS && mk.m[i].stack; i++) {
 		memset(&mk.m[i].st, 0, sizeof(mk.m[i].st));
-		mk.m[i].bottom = mk.m[i].top = 0;
+		mk.m[i].bottom = mk.m[i].top = mk.m[i].high = 0;
 		mk.m[i].code = false;
 	}
 	mk.overflow = false;
@@ -133,6 +138,8 @@ static void push(struct marker *m, uintptr_t start, size_t size)
 		return;
 	}
 	m->stack[m->top++] = (struct entry){ start, size };
+	if (m->top > m->high)
+		m->high = m->top;
 }
 
 /* With one marker the bit is simply set.  With several, a block of 16
@@ -402,6 +409,8 @@ static bool take_locked(struct marker *m)
 	memcpy(m->stack, &mk.pool[n - take], take * sizeof(*m->stack));
 	m->bottom = 0;
 	m->top = take;
+	if (take > m->high)
+		m->high = take;
 	atomic_store_explicit(&mk.pool_n, n - take, memory_order_release);
 	return true;
 }
@@ -530,6 +539,26 @@ static bool join(void)
 	return in;
 }
 
+/* Every marker that took part, once the marking is done: folds its share
+ * of the mark bytes, then waits for the others to have folded theirs.
+ * False when a stack overflowed: the collecting thread then rescans
+ * alone, after the others have gone. */
+static bool marks_final(void)
+{
+	unsigned spins = 0;
+
+	if (mk.by_byte)
+		fold_bytes();
+	atomic_fetch_add_explicit(&mk.folded, 1, memory_order_acq_rel);
+	if (atomic_load_explicit(&mk.overflow, memory_order_relaxed))
+		return false;
+	/* joined is final: no helper joins once the marking is done */
+	while (atomic_load_explicit(&mk.folded, memory_order_acquire) <
+	       atomic_load_explicit(&mk.joined, memory_order_relaxed))
+		markers_pause(spins++);
+	return true;
+}
+
 /* A marker thread's body (markers.c): it owns mk.m[i]. */
 static void marker_run(unsigned i)
 {
@@ -539,7 +568,8 @@ static void marker_run(unsigned i)
 		markers_pause(spins++);
 	if (i < mk.n && join()) {
 		mark_until_done(&mk.m[i]);
-		fold_bytes();
+		if (marks_final())
+			mk.then();
 	}
 }
 
@@ -572,21 +602,32 @@ static void add_stats(struct mark_stats *to, const struct mark_stats *from)
 
 /* The roots are scanned: every marker now drains the graph, marker 0 on
  * the calling thread.  A full stack anywhere is made good alone after. */
-void mark_finish(struct mark_stats *st)
+void mark_finish(struct mark_stats *st, void (*then)(void))
 {
 	unsigned started = mk.n > 1 ? markers_start(mk.n - 1, marker_run) : 0;
+	uint64_t marked_ns = 0;
+	bool done;
 
 	mk.n = started + 1;   /* as many as could be started */
+	mk.then = then;
 	atomic_store_explicit(&mk.go, true, memory_order_release);
 	mark_until_done(root_marker);
-	if (mk.by_byte)
-		fold_bytes();
+	done = marks_final();
+	if (done) {
+		marked_ns = os_now_ns();
+		then();
+	}
 	markers_join();
 	mk.n = 1;
 	mk.by_byte = false;
-	while (mk.overflow)
-		rescan_marked();
+	if (!done) {
+		while (mk.overflow)
+			rescan_marked();
+		marked_ns = os_now_ns();
+		then();
+	}
 	memset(st, 0, sizeof(*st));
+	st->marked_ns = marked_ns;
 	for (unsigned i = 0; i < MARK_MAX_MARKERS && mk.m[i].stack; i++)
 		add_stats(st, &mk.m[i].st);
 	st->markers = started + 1;
@@ -594,10 +635,10 @@ void mark_finish(struct mark_stats *st)
 
 /* After the world resumed: the pages the stacks used beyond what stays
  * resident go back. */
-void mark_release(void)
+void mark_release(size_t cap)
 {
 	for (unsigned i = 0; i < MARK_MAX_MARKERS && mk.m[i].stack; i++)
-		os_purge_beyond(mk.m[i].stack, STACK_ENTRIES * sizeof(struct entry), OS_KEEP_RESIDENT);
+		os_scratch_trim(&mk.m[i].mem, mk.m[i].high * sizeof(struct entry), cap);
 	os_purge_beyond(mk.pool, POOL_ENTRIES * sizeof(*mk.pool), OS_KEEP_RESIDENT);
 	/* those of the whole heap stay: the next parallel marking needs
 	 * them, and they are a sixteenth of the heap */

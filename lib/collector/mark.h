@@ -14,6 +14,7 @@
 
 struct mark_stats {
 	uint64_t root_bytes, heap_bytes, marked_blocks, overflows;
+	uint64_t marked_ns;       /* when the marks were final (os_now_ns) */
 	unsigned markers;
 };
 
@@ -22,8 +23,13 @@ bool mark_init(void);
 void mark_begin(int pagemap_fd, unsigned markers);
 void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared);
 void mark_code_range(uintptr_t lo, uintptr_t hi);
-void mark_finish(struct mark_stats *st);
-void mark_release(void);
+/* Marks what the roots reach, then runs then() on every marker thread
+ * once every mark is in the bitmap (it shares its work out itself), and
+ * returns when all have returned from it. */
+void mark_finish(struct mark_stats *st, void (*then)(void));
+/* After the world resumed: working memory beyond cap bytes (or beyond
+ * what this collection used) goes back to the system. */
+void mark_release(size_t cap);
 uint64_t *mark_bits(void);
 
 #endif
