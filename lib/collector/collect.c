@@ -126,6 +126,7 @@ static void trim_dead_list(void)
 static struct {
 	int gen;
 	bool count;                  /* blocks per generation, for DEBUG_STATS */
+	bool alone;                  /* one marker: no count before the fill */
 	struct collection *c;
 	size_t pages;
 	_Atomic size_t next_page, reserved;
@@ -226,20 +227,34 @@ static void sweep_word(size_t w, struct word_bits b, struct dead_out *o)
 			for (size_t w = pg_ * OM_WORDS_PER_PAGE;                  \
 			     w < (pg_ + 1) * OM_WORDS_PER_PAGE; w++)
 
-static void find_in(size_t pg, size_t end)
+static size_t count_dead(size_t pg, size_t end)
 {
-	struct dead_out o = { 0 };
-	size_t n = 0, at;
+	size_t n = 0;
 
 	EACH_WORD(w, pg, end)
 		n += bits_set(read_word(w, fd.gen).dead);
-	at = atomic_fetch_add_explicit(&fd.reserved, n, memory_order_relaxed);
+	return n;
+}
+
+/* A batch's entries follow the last batch's when one marker finds them
+ * all; with several, the batch reserves as many as it will fill. */
+static void find_in(size_t pg, size_t end)
+{
+	size_t at = fd.alone ? fd.reserved : 0, n = co.dead_cap - at;
+	struct dead_out o = { 0 };
+
+	if (!fd.alone) {
+		n = count_dead(pg, end);
+		at = atomic_fetch_add_explicit(&fd.reserved, n, memory_order_relaxed);
+	}
 	if (at < co.dead_cap) {
 		o.at = co.dead + at;
 		o.left = n < co.dead_cap - at ? n : co.dead_cap - at;
 	}
 	EACH_WORD(w, pg, end)
 		sweep_word(w, read_word(w, fd.gen), &o);
+	if (fd.alone && o.at)
+		fd.reserved = (size_t)(o.at - co.dead);
 	for (int g = 0; fd.count && g < 3; g++)
 		__atomic_fetch_add(&fd.c->objects[g], o.objects[g], __ATOMIC_RELAXED);
 }
@@ -253,8 +268,9 @@ static void find_dead_share(void)
 		find_in(pg, pg + FIND_PAGES < fd.pages ? pg + FIND_PAGES : fd.pages);
 }
 
-static void find_prepare(int gen, struct collection *c, bool count)
+static void find_prepare(int gen, struct collection *c, bool count, bool alone)
 {
+	fd.alone = alone;
 	fd.gen = gen;
 	fd.count = count;
 	fd.c = c;
@@ -392,7 +408,10 @@ static void account(const struct collection *c)
 
 /* Marker threads pay off on a heap that takes a while to mark; a small
  * one is marked faster than threads are started. */
-#define PARALLEL_MIN_BYTES (1u << 20)
+/* Below this much scanned, a second marker saves a millisecond or two of
+ * the pause and costs more processor time than that (starting, sharing,
+ * folding the mark bytes, waiting at the end). */
+#define PARALLEL_MIN_BYTES (16u << 20)
 
 static unsigned markers_for_heap(void)
 {
@@ -429,6 +448,7 @@ stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 	struct mark_stats ms;
 	volatile uintptr_t here = 0;
 	uint64_t t0, t1;
+	unsigned markers;
 
 	__builtin_unwind_init();
 	w.self_sp = (uintptr_t)&here;
@@ -439,14 +459,15 @@ stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 		return false;
 	}
 	t1 = os_now_ns();
-	mark_begin(pagemap, markers_for_heap());
+	markers = markers_for_heap();
+	mark_begin(pagemap, markers);
 	if (!roots_scan(&w, co.roots)) {
 		resume_world(&w);   /* without every root, nothing may be freed */
 		errno = EIO;
 		return false;
 	}
 	c->roots_ns = os_now_ns() - t1;
-	find_prepare(gen, c, count);
+	find_prepare(gen, c, count, markers == 1);
 	mark_finish(&ms, find_dead_share);
 	co.ndead = fd.reserved < co.dead_cap ? fd.reserved : co.dead_cap;
 	c->mark_ns = ms.marked_ns - t1 - c->roots_ns;
