@@ -400,23 +400,40 @@ static void ctl_wake(void)
 /* poll, with the wake-up signal let in only while it sleeps: one sent
  * just before is not lost.  Outside this window the signal is never
  * blocked, so that a stop of the world by signal reaches us. */
+struct poll_args {
+	struct pollfd *pfd;
+	int n;
+	const struct timespec *tmo;
+	const sigset_t *during;
+};
+
+/* The wait itself, parked (stop.h): a collection need not stop us. */
+static int parked_poll(void *arg)
+{
+	const struct poll_args *a = arg;
+
+	return ppoll(a->pfd, (nfds_t)a->n, a->tmo, a->during);
+}
+
 static int wait_events(struct pollfd *pfd, int n, int timeout_ms)
 {
 	int sig = stop_signal(), r;
 	sigset_t one, old, during;
 	struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000 },
 			zero = { 0, 0 }, *tmo = timeout_ms < 0 ? NULL : &ts;
+	struct poll_args a = { pfd, n, tmo, NULL };
 
 	if (sig <= 0)
-		return poll(pfd, (nfds_t)n, timeout_ms);
+		return stop_parked(parked_poll, &a);
 	sigemptyset(&one);
 	sigaddset(&one, sig);
 	syscall(SYS_rt_sigprocmask, SIG_BLOCK, &one, &old, _NSIG / 8);
 	during = old;
 	sigdelset(&during, sig);
 	if (atomic_exchange(&ctl.kicked, false))
-		tmo = &zero;
-	r = ppoll(pfd, (nfds_t)n, tmo, &during);
+		a.tmo = &zero;
+	a.during = &during;
+	r = stop_parked(parked_poll, &a);
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, _NSIG / 8);
 	return r;
 }

@@ -257,6 +257,31 @@ Test(behaviour, gcctl_collect_does_not_wake_a_sleeper)
 	cr_expect_eq(rc, -1, "with the stop signal the sleep is cut short");
 }
 
+/* The control thread, waiting for requests, is left running through the
+ * stops (it parks in its wait): a single-threaded program's collections
+ * stop nothing, but for one or two that find the control thread still
+ * starting, and the socket answers after them as before.  Without parking
+ * every one of them stops it. */
+Test(behaviour, a_single_threaded_program_stops_nothing)
+{
+	char *argv[] = { build_path("tests/fixtures/beh_probe"), "alone", "100", NULL };
+	char l[512], out[8192];
+	long traced = -1, signalled = -1, collections = 0;
+	struct proc p;
+
+	start(&p, argv, NULL);
+	cr_assert(line_with(&p, "stops", l, sizeof(l)));
+	cr_assert_eq(sscanf(l, "stops traced=%ld signalled=%ld collections=%ld", &traced,
+			    &signalled, &collections), 3, "%s", l);
+	cr_expect_geq(collections, 100, "%s", l);
+	cr_expect_leq(traced + signalled, 2, "%s", l);
+	cr_expect_eq(gcctl(p.pid, "collect", out, sizeof(out)), 0, "%s", out);
+	cr_expect_eq(gcctl(p.pid, "stats", out, sizeof(out)), 0, "%s", out);
+	cr_expect(strstr(out, "stops_traced"), "%s", out);
+	tell(&p, "end\n");
+	cr_assert_eq(finish(&p), 0);
+}
+
 /* ---- descriptors ------------------------------------------------------- */
 
 static void fds_run(const char *way, bool with_file)

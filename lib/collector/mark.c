@@ -63,6 +63,7 @@ static struct {
 	_Atomic bool go;          /* mk.n is final: markers may start */
 	_Atomic size_t fold_next; /* the next heap page to fold */
 	_Atomic unsigned folded;  /* markers done folding */
+	_Atomic uint64_t marked_at;   /* when the first marker saw every mark in */
 	void (*then)(void);
 } mk = { .lock = ATOMIC_FLAG_INIT };
 
@@ -108,6 +109,7 @@ void mark_begin(int pagemap_fd, unsigned markers)
 	mk.by_byte = mk.n > 1 && mk.bytes;
 	mk.fold_next = 0;
 	mk.folded = 0;
+	mk.marked_at = 0;
 	for (unsigned i = 0; i < MARK_MAX_MARKERS && mk.m[i].stack; i++) {
 		memset(&mk.m[i].st, 0, sizeof(mk.m[i].st));
 		mk.m[i].bottom = mk.m[i].top = mk.m[i].high = 0;
@@ -539,6 +541,15 @@ static bool join(void)
 	return in;
 }
 
+/* The marking's end is when the first marker finds every mark in: the
+ * collecting thread may be descheduled there while the others go on. */
+static void note_marked(void)
+{
+	uint64_t none = 0;
+
+	atomic_compare_exchange_strong(&mk.marked_at, &none, os_now_ns());
+}
+
 /* Every marker that took part, once the marking is done: folds its share
  * of the mark bytes, then waits for the others to have folded theirs.
  * False when a stack overflowed: the collecting thread then rescans
@@ -556,6 +567,7 @@ static bool marks_final(void)
 	while (atomic_load_explicit(&mk.folded, memory_order_acquire) <
 	       atomic_load_explicit(&mk.joined, memory_order_relaxed))
 		markers_pause(spins++);
+	note_marked();
 	return true;
 }
 
@@ -605,7 +617,6 @@ static void add_stats(struct mark_stats *to, const struct mark_stats *from)
 void mark_finish(struct mark_stats *st, void (*then)(void))
 {
 	unsigned started = mk.n > 1 ? markers_start(mk.n - 1, marker_run) : 0;
-	uint64_t marked_ns = 0;
 	bool done;
 
 	mk.n = started + 1;   /* as many as could be started */
@@ -613,21 +624,19 @@ void mark_finish(struct mark_stats *st, void (*then)(void))
 	atomic_store_explicit(&mk.go, true, memory_order_release);
 	mark_until_done(root_marker);
 	done = marks_final();
-	if (done) {
-		marked_ns = os_now_ns();
+	if (done)
 		then();
-	}
 	markers_join();
 	mk.n = 1;
 	mk.by_byte = false;
 	if (!done) {
 		while (mk.overflow)
 			rescan_marked();
-		marked_ns = os_now_ns();
+		note_marked();
 		then();
 	}
 	memset(st, 0, sizeof(*st));
-	st->marked_ns = marked_ns;
+	st->marked_ns = mk.marked_at;
 	for (unsigned i = 0; i < MARK_MAX_MARKERS && mk.m[i].stack; i++)
 		add_stats(st, &mk.m[i].st);
 	st->markers = started + 1;

@@ -38,6 +38,15 @@ static bool traced_now;   /* the threads stopped last are held by the tracer */
 static _Atomic bool signalling;   /* a stop by signal is under way */
 static __thread bool in_handler __attribute__((tls_model("initial-exec")));
 
+enum { RUNNING, PARKED, HELD };
+
+static struct {
+	_Atomic uint32_t state;
+	pid_t tid;
+	uintptr_t sp, tp;
+} park;
+static pid_t held_tid;    /* the parked thread this stop left running */
+
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *ts)
 {
 	return syscall(SYS_futex, addr, op, val, ts, NULL, 0);
@@ -114,7 +123,7 @@ bool stop_init(int sig, int tmo_ms, bool use_tracer)
 	sa.sa_sigaction = on_stop;
 	sa.sa_flags = SA_SIGINFO | SA_RESTART;
 	sigfillset(&sa.sa_mask);
-	slots = os_map(MAX_THREADS * sizeof(*slots));
+	slots = os_map((MAX_THREADS + 1) * sizeof(*slots));   /* + the parked one */
 	tids = os_map(MAX_THREADS * sizeof(*tids));
 	if (!slots || !tids || !tracer_init() || sigguard_install(sig, &sa) < 0)
 		return false;
@@ -157,6 +166,8 @@ static bool known(pid_t tid)
 
 static bool owned_by_shim(pid_t tid)
 {
+	if (tid == held_tid)
+		return true;
 	for (int i = 0; i < MAX_OWNED; i++)
 		if (atomic_load_explicit(&owned[i], memory_order_relaxed) == tid)
 			return true;
@@ -187,6 +198,7 @@ void stop_include(pid_t tid)
  * as the child's own threads. */
 void stop_fork_child(void)
 {
+	atomic_store(&park.state, RUNNING);
 	for (int i = 0; i < MAX_OWNED; i++)
 		atomic_store(&owned[i], 0);
 }
@@ -360,6 +372,43 @@ static void note_fallback(enum tracer_status why)
 	}
 }
 
+/* The registers are spilled into this frame, above `here`, which stays
+ * while wait() runs below it. */
+int stop_parked(int (*wait)(void *arg), void *arg)
+{
+	volatile uintptr_t here = 0;
+	uint32_t s;
+	int r, saved;
+
+	__builtin_unwind_init();
+	park.tid = os_gettid();
+	park.sp = (uintptr_t)&here;
+	park.tp = (uintptr_t)pthread_self();
+	atomic_store(&park.state, PARKED);
+	r = wait(arg);
+	saved = errno;
+	for (s = PARKED; !atomic_compare_exchange_strong(&park.state, &s, RUNNING); s = PARKED)
+		futex(&park.state, FUTEX_WAIT_PRIVATE, HELD, NULL);
+	errno = saved;
+	return r;
+}
+
+static bool hold_parked(void)
+{
+	uint32_t s = PARKED;
+
+	return atomic_compare_exchange_strong(&park.state, &s, HELD);
+}
+
+static void release_parked(void)
+{
+	uint32_t s = HELD;
+
+	held_tid = 0;
+	if (atomic_compare_exchange_strong(&park.state, &s, PARKED))
+		futex(&park.state, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
 /* Every thread but the caller and the shim's own; st says how. */
 static bool stop_others(pid_t self, uint32_t seq, uint64_t deadline, enum tracer_status *st)
 {
@@ -392,14 +441,20 @@ bool stop_world(struct world *w)
 	atomic_store(&nslots, 0);
 	atomic_store(&stop_seq, seq);
 	traced_now = false;
+	held_tid = hold_parked() ? park.tid : 0;
 	ok = alone(self) || stop_others(self, seq, deadline, &st);
 	w->threads = slots;
 	w->n = atomic_load(&nslots);
+	if (ok && held_tid)   /* after the others: no stop or release sees it */
+		slots[w->n++] = (struct stopped){ .tid = park.tid, .sp = park.sp,
+						  .isp = park.sp, .tp = park.tp };
 	if (ok)
 		bcache_hide();
 	w->stop_ns = os_now_ns() - t0;
 	if (!ok && st != TRACER_TIMEOUT)
 		resume_world(w);
+	else if (!ok)
+		release_parked();   /* the tracer let the others go */
 	return ok;
 }
 
@@ -410,6 +465,7 @@ void resume_world(struct world *w)
 	if (traced_now)
 		tracer_end(slots, atomic_load(&nslots));
 	traced_now = false;
+	release_parked();
 	atomic_store(&signalling, false);
 	atomic_store(&resume_seq, atomic_load(&stop_seq));
 	futex(&resume_seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL);

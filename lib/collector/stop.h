@@ -55,4 +55,14 @@ bool stop_exclude(pid_t tid);
 void stop_include(pid_t tid);
 void stop_fork_child(void);
 
+/* The control thread spends its life waiting for requests, holding
+ * nothing of the heap but what its stack above the wait holds.  Parked in
+ * such a wait (wait(arg), its result returned), it is left running
+ * through a stop of the world, its stack scanned from where it parked
+ * with its registers spilled there: a ptrace stop of it cost more than
+ * many a collection of a small heap.  A wait that ends while the world
+ * is stopped waits again, until the world resumes.  One thread at a time
+ * parks. */
+int stop_parked(int (*wait)(void *arg), void *arg);
+
 #endif
