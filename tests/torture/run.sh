@@ -51,12 +51,21 @@ for _ in $(seq 100); do
 done
 [ -S "$work/sock/$pid.sock" ] || { echo "the control socket never appeared"; exit 1; }
 
+# Whether the program still runs: an exited one stays a zombie, which
+# kill -0 still finds, until this shell reaps it.
+running() {
+	local st
+	st=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
 # One gcctl client: VERB... in a loop until the program ends.  A call
-# must end within 30 s, answered (exit 0) or refused with a reason.
+# must end within 30 s, answered (exit 0) or refused with a reason.  The
+# program removes its socket as it exits, a moment before it is gone.
 client() {
 	local name=$1 ok=0 refused=0 late=0 bad=0 status
 	shift
-	while kill -0 $pid 2>/dev/null; do
+	while running; do
 		timeout 30 "$gcctl" -p $pid "$@" >"$work/$name.last" 2>&1
 		status=$?
 		if [ $status -eq 0 ]; then
@@ -65,7 +74,8 @@ client() {
 			refused=$((refused + 1))
 		elif grep -q 'did not answer within' "$work/$name.last"; then
 			late=$((late + 1))   # queued behind collections: gcctl stops waiting
-		elif ! kill -0 $pid 2>/dev/null; then
+		elif ! running || { grep -q 'no control socket' "$work/$name.last" &&
+				    sleep 1 && ! running; }; then
 			break   # the program ended while it was asked
 		else
 			bad=$((bad + 1))
@@ -81,7 +91,7 @@ client collect0 collect 0 &
 client objects get-objects --min-size 64K &
 client summary get-objects --summary &
 client leaks leaks &
-{ while kill -0 $pid 2>/dev/null; do
+{ while running; do
 	timeout 30 "$gcctl" -p $pid freeze >/dev/null 2>&1 || true
 	timeout 30 "$gcctl" -p $pid unfreeze >/dev/null 2>&1 || true
   done; } &
@@ -89,13 +99,13 @@ client leaks leaks &
 
 max_rss=0
 deadline=$((SECONDS + seconds + 120))
-while kill -0 $pid 2>/dev/null && [ $SECONDS -lt $deadline ]; do
+while running && [ $SECONDS -lt $deadline ]; do
 	rss=$(awk '/^VmRSS/ { print int($2 / 1024) }' /proc/$pid/status 2>/dev/null || echo 0)
 	[ "${rss:-0}" -gt $max_rss ] && max_rss=$rss
 	sleep 0.5
 done
 fail=0
-if kill -0 $pid 2>/dev/null; then
+if running; then
 	echo "the program did not end $((seconds + 120)) s after it started: deadlock?"
 	kill -ABRT $pid
 	fail=1
