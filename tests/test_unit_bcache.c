@@ -92,8 +92,10 @@ Test(bcache, overflow_keeps_every_block_once)
 		free(again[i]);
 }
 
-/* A consumer's surplus reaches a producer through the depot. */
-#define HANDOVER 256
+/* A consumer's surplus reaches a producer through the depot, once the
+ * consumer has overflowed often enough to count as one (about ten times
+ * half a cache). */
+#define HANDOVER 1024
 static void *given[HANDOVER];
 
 static void *consumer(void *arg)
@@ -108,13 +110,21 @@ Test(bcache, depot_carries_blocks_between_threads)
 {
 	pthread_t t;
 	int reused = 0;
+	size_t before, each;
+	long held;
 
 	for (int i = 0; i < HANDOVER; i++)
 		cr_assert_not_null(given[i] = malloc(200));
 	/* the consumer frees all and exits: what overflowed its cache waits in
-	 * the depot, the rest went back to jemalloc with the thread */
+	 * the depot, the rest went back to jemalloc with the thread; this
+	 * thread's own cache is the same before and after */
+	each = malloc_usable_size(given[0]);
+	before = bcache_bytes();
 	cr_assert_eq(pthread_create(&t, NULL, consumer, NULL), 0);
 	pthread_join(t, NULL);
+	held = (long)bcache_bytes() - (long)before;
+	cr_expect_geq(held, (long)(HANDOVER / 4 * each),
+		      "the depot holds %ld bytes of the consumer's %d blocks", held, HANDOVER);
 	for (int i = 0; i < HANDOVER; i++) {
 		void *p = malloc(200);
 
@@ -122,6 +132,39 @@ Test(bcache, depot_carries_blocks_between_threads)
 			reused += p == given[j];
 	}
 	cr_expect_gt(reused, 0, "no block of the consumer's reached this thread");
+}
+
+/* A thread that allocates and frees a class alike keeps its blocks: they
+ * go back to jemalloc, never to the depot, where another thread would
+ * take them and write into cache lines this one still uses. */
+#define ROUNDS 200
+#define BATCH 100
+
+static void *balanced(void *arg)
+{
+	void *b[BATCH];
+
+	(void)arg;
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int i = 0; i < BATCH; i++)
+			b[i] = malloc(300);
+		for (int i = 0; i < BATCH; i++)
+			free(b[i]);
+	}
+	return NULL;
+}
+
+Test(bcache, a_balanced_thread_gives_nothing_to_the_depot)
+{
+	pthread_t t;
+	size_t before = bcache_bytes();
+	long held;
+
+	cr_assert_eq(pthread_create(&t, NULL, balanced, NULL), 0);
+	pthread_join(t, NULL);
+	held = (long)bcache_bytes() - (long)before;
+	cr_expect_lt(held, (long)(BATCH * 300 / 4),
+		     "the depot took %ld bytes from a thread that freed what it allocated", held);
 }
 
 /* What the program freed is gone from every view of the heap, though the

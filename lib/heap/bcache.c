@@ -97,6 +97,27 @@ static bool depot_put(unsigned idx, void **s, unsigned n)
 	return ok;
 }
 
+/* Each overflow moves a class's trend an eighth of the way to +64, each
+ * time it runs empty an eighth of the way to -64.  A thread that frees
+ * what others allocate overflows time after time and its trend passes
+ * TREND_GIVE after about ten overflows.  A thread that allocates and
+ * frees alike (most threads, most of the time) overflows and runs empty
+ * in turn as if by coin flips, and its trend stays near 0, three standard
+ * deviations below TREND_GIVE: its blocks stay with it, through jemalloc,
+ * rather than being handed by the depot to another thread, which would
+ * then write into cache lines this one still writes. */
+#define TREND_GIVE 48
+
+static void trend_up(struct bcache *c, unsigned idx)
+{
+	c->trend[idx] = (int8_t)(c->trend[idx] + ((64 - c->trend[idx]) >> 3));
+}
+
+static void trend_down(struct bcache *c, unsigned idx)
+{
+	c->trend[idx] = (int8_t)(c->trend[idx] - ((64 + c->trend[idx]) >> 3));
+}
+
 /* Refills an empty class of the cache from the depot; false if the depot
  * had nothing for it (or was busy). */
 bool bcache_refill(struct bcache *c, unsigned idx)
@@ -104,6 +125,7 @@ bool bcache_refill(struct bcache *c, unsigned idx)
 	struct depot *d = &depot[idx];
 	unsigned have, take;
 
+	trend_down(c, idx);
 	if (!atomic_load_explicit(&d->count, memory_order_relaxed) || !depot_enter(d))
 		return false;
 	have = atomic_load_explicit(&d->count, memory_order_relaxed);
@@ -177,8 +199,8 @@ static void release(void *const *out, unsigned n, unsigned idx)
 		heap_free_sized(out[i], sc_sizes[idx]);
 }
 
-/* A full class gives its older half away, to the depot if it has room,
- * else to jemalloc, and keeps the blocks freed last, whose lines are the
+/* A full class gives its older half away, to the depot if the thread
+ * mostly frees this class and the depot has room, else to jemalloc, and keeps the blocks freed last, whose lines are the
  * likeliest still in the CPU cache.  The limit is even, so the halves
  * do not overlap and the move never has a block in no slot at all. */
 void bcache_overflow(struct bcache *c, unsigned idx)
@@ -186,7 +208,8 @@ void bcache_overflow(struct bcache *c, unsigned idx)
 	unsigned n = c->count[idx], half = n / 2, nout = 0;
 	void **s = c->slot[idx], *out[BC_SLOTS / 2];
 
-	if (!depot_put(idx, s, half))
+	trend_up(c, idx);
+	if (c->trend[idx] < TREND_GIVE || !depot_put(idx, s, half))
 		unregister(s, half, out, &nout);
 	memcpy(s, s + half, (n - half) * sizeof(*s));
 	atomic_signal_fence(memory_order_seq_cst);

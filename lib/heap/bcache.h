@@ -35,6 +35,11 @@ struct bcache {
 	 * has it in neither the program's hands nor, yet, in the slots. */
 	_Atomic(void *) freeing;
 	uint8_t count[BC_CLASSES];
+	/* Per class, whether the thread has lately been freeing more than
+	 * it allocates: an average of +64 for each time the class overflowed
+	 * and -64 for each time it ran empty.  Only a thread far on the
+	 * freeing side gives blocks to the depot (bcache.c). */
+	int8_t trend[BC_CLASSES];
 	/* Slots whose start bits bcache_hide() cleared (collector only). */
 	bool hid_freeing;
 	uint64_t hid[BC_CLASSES];
