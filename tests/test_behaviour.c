@@ -282,6 +282,31 @@ Test(behaviour, a_single_threaded_program_stops_nothing)
 	cr_assert_eq(finish(&p), 0);
 }
 
+/* Two markers, which need their mark bytes: the first collection maps
+ * them, and had it done so after taking the list of the shim's memory,
+ * it would have read their whole page map as a root's (8,192 reads for
+ * the default reserve). */
+Test(behaviour, the_shims_own_memory_costs_the_roots_no_reads)
+{
+	char *argv[] = { build_path("tests/fixtures/beh_probe"), "reads", "3", NULL };
+	char l[512];
+	struct proc p;
+
+	start(&p, argv, "GCSHIM_MARKERS=2", NULL);
+	for (int i = 0; i < 3; i++) {
+		long reads = -1;
+		int at = -1;
+
+		cr_assert(line_with(&p, "collection", l, sizeof(l)));
+		cr_assert_eq(sscanf(l, "collection %d reads=%ld", &at, &reads), 2, "%s", l);
+		if (reads < 0)
+			cr_skip_test("/proc/self/io is not available");
+		cr_expect_lt(reads, 200, "collection %d: %ld read calls", at, reads);
+	}
+	tell(&p, "end\n");
+	cr_assert_eq(finish(&p), 0);
+}
+
 /* ---- descriptors ------------------------------------------------------- */
 
 static void fds_run(const char *way, bool with_file)

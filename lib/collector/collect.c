@@ -54,6 +54,7 @@ static struct {
 	enum roots_mode roots;
 	bool dry;                    /* a leak check: nothing changes */
 	bool unregister;             /* dead blocks leave the object map at once */
+	unsigned markers;            /* of the next stop, with their memory mapped */
 } co = { .busy = ATOMIC_FLAG_INIT };
 
 static void collect_auto(enum gc_reason why);
@@ -220,18 +221,11 @@ static void sweep_word(size_t w, struct word_bits b, struct dead_out *o)
 		atomic_store_explicit(&om.starts[w], b.live & ~gone, memory_order_relaxed);
 }
 
-/* Pages no block starts on have no mark bit either. */
-#define EACH_WORD(w, pg, end)                                                   \
-	for (size_t pg_ = (pg); pg_ < (end); pg_++)                               \
-		if (om_page_has_starts(pg_))                                      \
-			for (size_t w = pg_ * OM_WORDS_PER_PAGE;                  \
-			     w < (pg_ + 1) * OM_WORDS_PER_PAGE; w++)
-
 static size_t count_dead(size_t pg, size_t end)
 {
 	size_t n = 0;
 
-	EACH_WORD(w, pg, end)
+	OM_EACH_WORD(w, pg, end)
 		n += bits_set(read_word(w, fd.gen).dead);
 	return n;
 }
@@ -251,7 +245,7 @@ static void find_in(size_t pg, size_t end)
 		o.at = co.dead + at;
 		o.left = n < co.dead_cap - at ? n : co.dead_cap - at;
 	}
-	EACH_WORD(w, pg, end)
+	OM_EACH_WORD(w, pg, end)
 		sweep_word(w, read_word(w, fd.gen), &o);
 	if (fd.alone && o.at)
 		fd.reserved = (size_t)(o.at - co.dead);
@@ -261,11 +255,10 @@ static void find_in(size_t pg, size_t end)
 
 static void find_dead_share(void)
 {
-	size_t pg;
+	size_t pg, end;
 
-	while ((pg = atomic_fetch_add_explicit(&fd.next_page, FIND_PAGES, memory_order_relaxed)) <
-	       fd.pages)
-		find_in(pg, pg + FIND_PAGES < fd.pages ? pg + FIND_PAGES : fd.pages);
+	while (om_claim_pages(&fd.next_page, fd.pages, FIND_PAGES, &pg, &end))
+		find_in(pg, end);
 }
 
 static void find_prepare(int gen, struct collection *c, bool count, bool alone)
@@ -425,6 +418,14 @@ static int open_pagemap(void)
 	return open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 }
 
+/* What the stop needs that cannot be had once the world is stopped: the
+ * markers' memory, then the list of the shim's memory that is no root. */
+static void prepare_stop(void)
+{
+	co.markers = mark_reserve(markers_for_heap());
+	roots_prepare();
+}
+
 const char *gc_failure_reason(int err)
 {
 	switch (err) {
@@ -459,7 +460,7 @@ stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 		return false;
 	}
 	t1 = os_now_ns();
-	markers = markers_for_heap();
+	markers = co.markers;
 	mark_begin(pagemap, markers);
 	if (!roots_scan(&w, co.roots)) {
 		resume_world(&w);   /* without every root, nothing may be freed */
@@ -528,7 +529,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 		log_start(gen);
 	save = save || gc_verify || (debug & GCSHIM_DEBUG_SAVEALL);
 	pagemap = open_pagemap();
-	roots_prepare();
+	prepare_stop();
 	co.unregister = !save;
 	ok = run_stopped(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS);
 	err = errno;
@@ -582,7 +583,7 @@ long gc_find_leaks(void (*fn)(const uintptr_t *dead, size_t n, void *arg), void 
 	collect_lock();
 	sweep_finish();
 	pagemap = open_pagemap();
-	roots_prepare();
+	prepare_stop();
 	co.dry = true;
 	ok = run_stopped(2, &c, pagemap, false);
 	err = errno;

@@ -101,11 +101,22 @@ static size_t bytes_size(void)
 	return om.size >> UNIT_LG;
 }
 
+/* Before the stop, while the roots' list of the shim's own memory is
+ * still to be taken: memory mapped after it would be scanned as a root,
+ * and for the mark bytes (a sixteenth of the heap's range) only reading
+ * its page map takes longer than the whole mark. */
+unsigned mark_reserve(unsigned markers)
+{
+	unsigned n = stacks_ready(markers ? markers : 1);
+
+	if (n > 1 && !mk.bytes)
+		mk.bytes_mem.base = mk.bytes = os_map(bytes_size());
+	return n;
+}
+
 void mark_begin(int pagemap_fd, unsigned markers)
 {
-	mk.n = stacks_ready(markers ? markers : 1);
-	if (mk.n > 1 && !mk.bytes)
-		mk.bytes_mem.base = mk.bytes = os_map(bytes_size());
+	mk.n = markers;
 	mk.by_byte = mk.n > 1 && mk.bytes;
 	mk.fold_next = 0;
 	mk.folded = 0;
@@ -213,16 +224,11 @@ static void fold_word(size_t w)
  * marker that claimed its page only. */
 static void fold_bytes(void)
 {
-	size_t pages = (heap_top() - om.base) >> OM_PAGE_LG, pg;
+	size_t pages = (heap_top() - om.base) >> OM_PAGE_LG, pg, end;
 
-	while ((pg = atomic_fetch_add_explicit(&mk.fold_next, FOLD_PAGES, memory_order_relaxed)) < pages) {
-		size_t end = pg + FOLD_PAGES < pages ? pg + FOLD_PAGES : pages;
-
-		for (; pg < end; pg++)
-			if (om_page_has_starts(pg))
-				for (size_t w = pg * OM_WORDS_PER_PAGE; w < (pg + 1) * OM_WORDS_PER_PAGE; w++)
-					fold_word(w);
-	}
+	while (om_claim_pages(&mk.fold_next, pages, FOLD_PAGES, &pg, &end))
+		OM_EACH_WORD(w, pg, end)
+			fold_word(w);
 }
 
 /* A word marks the block it points into, at its start or inside it, or

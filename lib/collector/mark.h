@@ -19,7 +19,9 @@ struct mark_stats {
 };
 
 bool mark_init(void);
-/* markers: how many threads may share the marking (1: this one only). */
+/* Maps what `markers` threads marking need; returns how many have it. */
+unsigned mark_reserve(unsigned markers);
+/* markers: as mark_reserve() returned (1: this thread only). */
 void mark_begin(int pagemap_fd, unsigned markers);
 void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared);
 void mark_code_range(uintptr_t lo, uintptr_t hi);

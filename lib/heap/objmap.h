@@ -216,6 +216,24 @@ static inline bool om_page_has_starts(uintptr_t pg)
 
 #define OM_WORDS_PER_PAGE (1u << (OM_PAGE_LG - OM_GRANULE_LG - 6))
 
+/* Every start-bit word w of pages [pg, end) that blocks may start on. */
+#define OM_EACH_WORD(w, pg, end)                                                \
+	for (size_t pg_ = (pg); pg_ < (end); pg_++)                               \
+		if (om_page_has_starts(pg_))                                      \
+			for (size_t w = pg_ * OM_WORDS_PER_PAGE;                  \
+			     w < (pg_ + 1) * OM_WORDS_PER_PAGE; w++)
+
+/* Threads that share a walk over the heap's pages take them `batch` at a
+ * time from *next: false when none are left, else [*pg, *end) is the
+ * caller's alone. */
+static inline bool om_claim_pages(_Atomic size_t *next, size_t pages, size_t batch,
+				  size_t *pg, size_t *end)
+{
+	*pg = atomic_fetch_add_explicit(next, batch, memory_order_relaxed);
+	*end = *pg + batch < pages ? *pg + batch : pages;
+	return *pg < pages;
+}
+
 /* Unregisters the live block at p and returns its usable size; 0 when no
  * live block starts at p.  A large block's further pages are cleared. */
 static inline size_t om_remove(void *p)
