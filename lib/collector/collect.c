@@ -166,7 +166,7 @@ struct word_bits {
 static inline struct word_bits read_word(size_t w, int gen)
 {
 	uint64_t live = atomic_load_explicit(&om.starts[w], memory_order_relaxed);
-	uint64_t m = mark_bits()[w], a1 = co.age1[w] & live, a2 = co.age2[w] & live;
+	uint64_t m = mark_word(w), a1 = co.age1[w] & live, a2 = co.age2[w] & live;
 	uint64_t eligible = gen >= 2 ? ~0ULL : gen == 1 ? ~a2 : ~a1;
 
 	return (struct word_bits){ live, a1, a2, live & ~m & eligible & ~frozen_word(w),

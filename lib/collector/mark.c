@@ -62,7 +62,7 @@ static struct {
 	_Atomic bool done;
 	_Atomic bool go;          /* mk.n is final: markers may start */
 	_Atomic size_t fold_next; /* the next heap page to fold */
-	_Atomic unsigned folded;  /* markers done folding */
+	_Atomic unsigned arrived; /* markers past the end of the marking */
 	_Atomic uint64_t marked_at;   /* when the first marker saw every mark in */
 	void (*then)(void);
 } mk = { .lock = ATOMIC_FLAG_INIT };
@@ -119,7 +119,7 @@ void mark_begin(int pagemap_fd, unsigned markers)
 	mk.n = markers;
 	mk.by_byte = mk.n > 1 && mk.bytes;
 	mk.fold_next = 0;
-	mk.folded = 0;
+	mk.arrived = 0;
 	mk.marked_at = 0;
 	for (unsigned i = 0; i < MARK_MAX_MARKERS && mk.m[i].stack; i++) {
 		memset(&mk.m[i].st, 0, sizeof(mk.m[i].st));
@@ -220,8 +220,7 @@ static void fold_word(size_t w)
 		atomic_fetch_or_explicit(&mk.bits[w], bits, memory_order_relaxed);
 }
 
-/* Every marker folds pages until none are left; a word is folded by the
- * marker that claimed its page only. */
+/* After a stack overflowed: the whole bitmap, for the rescan. */
 static void fold_bytes(void)
 {
 	size_t pages = (heap_top() - om.base) >> OM_PAGE_LG, pg, end;
@@ -229,6 +228,15 @@ static void fold_bytes(void)
 	while (om_claim_pages(&mk.fold_next, pages, FOLD_PAGES, &pg, &end))
 		OM_EACH_WORD(w, pg, end)
 			fold_word(w);
+}
+
+/* Word w of the mark bitmap, once the marking is done, the mark bytes of
+ * its granules folded in; only the thread that claimed w's page calls. */
+uint64_t mark_word(size_t w)
+{
+	if (mk.by_byte)
+		fold_word(w);
+	return atomic_load_explicit(&mk.bits[w], memory_order_relaxed);
 }
 
 /* A word marks the block it points into, at its start or inside it, or
@@ -556,21 +564,21 @@ static void note_marked(void)
 	atomic_compare_exchange_strong(&mk.marked_at, &none, os_now_ns());
 }
 
-/* Every marker that took part, once the marking is done: folds its share
- * of the mark bytes, then waits for the others to have folded theirs.
- * False when a stack overflowed: the collecting thread then rescans
- * alone, after the others have gone. */
+/* Every marker that took part, once the marking is done, waits for the
+ * others to be past it too: then every mark byte is written, and the
+ * markers fold them into the bitmap word by word as they find the dead
+ * blocks (mark_word), in the one walk over the bitmap that finding takes.
+ * False when a stack overflowed: the collecting thread then folds them
+ * all and rescans alone, after the others have gone. */
 static bool marks_final(void)
 {
 	unsigned spins = 0;
 
-	if (mk.by_byte)
-		fold_bytes();
-	atomic_fetch_add_explicit(&mk.folded, 1, memory_order_acq_rel);
+	atomic_fetch_add_explicit(&mk.arrived, 1, memory_order_acq_rel);
 	if (atomic_load_explicit(&mk.overflow, memory_order_relaxed))
 		return false;
 	/* joined is final: no helper joins once the marking is done */
-	while (atomic_load_explicit(&mk.folded, memory_order_acquire) <
+	while (atomic_load_explicit(&mk.arrived, memory_order_acquire) <
 	       atomic_load_explicit(&mk.joined, memory_order_relaxed))
 		markers_pause(spins++);
 	note_marked();
@@ -634,6 +642,8 @@ void mark_finish(struct mark_stats *st, void (*then)(void))
 		then();
 	markers_join();
 	mk.n = 1;
+	if (!done && mk.by_byte)
+		fold_bytes();
 	mk.by_byte = false;
 	if (!done) {
 		while (mk.overflow)

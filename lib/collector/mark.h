@@ -26,12 +26,16 @@ void mark_begin(int pagemap_fd, unsigned markers);
 void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared);
 void mark_code_range(uintptr_t lo, uintptr_t hi);
 /* Marks what the roots reach, then runs then() on every marker thread
- * once every mark is in the bitmap (it shares its work out itself), and
- * returns when all have returned from it. */
+ * once the marking is done (it shares its work out itself, and reads
+ * the marks through mark_word), and returns when all have returned from
+ * it. */
 void mark_finish(struct mark_stats *st, void (*then)(void));
 /* After the world resumed: working memory beyond cap bytes (or beyond
  * what this collection used) goes back to the system. */
 void mark_release(size_t cap);
+/* The bitmap itself: all zero between collections. */
 uint64_t *mark_bits(void);
+/* Word w of it in then(), with what the marking left elsewhere folded in. */
+uint64_t mark_word(size_t w);
 
 #endif
