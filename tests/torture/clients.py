@@ -173,7 +173,8 @@ def main():
     path = os.path.join(work, "sock", f"{pid}.sock")
     run = {"silent": silent, "garbage": garbage, "hangup": hangup}[mode]
     rng = random.Random(os.getpid())
-    counts = {"connections": 0, "replies": 0, "errors": 0, "refused": 0, "cut_off": 0}
+    counts = {"connections": 0, "replies": 0, "errors": 0, "refused": 0, "cut_off": 0,
+              "backlog_full": 0}
     for _ in range(600):    # the socket appears once the process is up
         if os.path.exists(path) or not alive(pid):
             break
@@ -184,7 +185,12 @@ def main():
         try:
             run(path, deadline, counts, rng)
         except (ConnectionRefusedError, FileNotFoundError):
-            counts["refused"] += 1    # backlog full, or the process is ending
+            counts["refused"] += 1    # the process is ending
+        except BlockingIOError:
+            # the backlog is full (connections queue while a collection
+            # holds the control thread), and a connect() with a timeout,
+            # non-blocking underneath, fails with EAGAIN instead of waiting
+            counts["backlog_full"] += 1
         time.sleep(0.01)
     print(f"{mode}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
 
