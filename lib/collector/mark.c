@@ -103,8 +103,8 @@ static size_t bytes_size(void)
 
 /* Before the stop, while the roots' list of the shim's own memory is
  * still to be taken: memory mapped after it would be scanned as a root,
- * and for the mark bytes (a sixteenth of the heap's range) only reading
- * its page map takes longer than the whole mark. */
+ * and the mark bytes span a sixteenth of the heap's range, whose page map
+ * alone is thousands of reads. */
 unsigned mark_reserve(unsigned markers)
 {
 	unsigned n = stacks_ready(markers ? markers : 1);

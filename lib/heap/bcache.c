@@ -102,10 +102,10 @@ static bool depot_put(unsigned idx, void **s, unsigned n)
  * what others allocate overflows time after time and its trend passes
  * TREND_GIVE after about ten overflows.  A thread that allocates and
  * frees alike (most threads, most of the time) overflows and runs empty
- * in turn as if by coin flips, and its trend stays near 0, three standard
- * deviations below TREND_GIVE: its blocks stay with it, through jemalloc,
- * rather than being handed by the depot to another thread, which would
- * then write into cache lines this one still writes. */
+ * in turn as if by coin flips, and its trend stays near 0, nearly three
+ * standard deviations (17) below TREND_GIVE: its blocks stay with it,
+ * through jemalloc, rather than being handed by the depot to another
+ * thread, which would then write into cache lines this one still writes. */
 #define TREND_GIVE 48
 
 static void trend_up(struct bcache *c, unsigned idx)
