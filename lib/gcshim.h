@@ -101,7 +101,11 @@ extern "C" {
 	X(sweep_pending_bytes, "bytes found dead, not yet given back to the allocator") \
 	X(stops_traced, "stops of the world held by ptrace: no call interrupted") \
 	X(stops_signalled, "stops of the world made with the stop signal") \
-	X(calls_restarted, "epoll waits resumed after a stop ended them with EINTR")
+	X(calls_restarted, "epoll waits resumed after a stop ended them with EINTR") \
+	X(collections_minor, "collections that marked only young blocks")   \
+	X(written_pages, "heap pages written between collections, in total") \
+	X(last_written_pages, "heap pages written before the last collection") \
+	X(write_tracking, "1 when the kernel reports the heap's written pages")
 
 struct gcshim_stats {
 	uint32_t size;    /* set by the caller: sizeof(struct gcshim_stats) */

@@ -27,6 +27,7 @@
 #include "thread.h"
 #include "tstacks.h"
 #include "watch.h"
+#include "wtrack.h"
 
 extern char **environ;
 
@@ -136,6 +137,7 @@ static void fork_child(void)
 	tstacks_fork_child();
 	bcache_fork_child();
 	stop_fork_child();
+	wtrack_fork_child();
 	ctl_fork_child();
 }
 

@@ -177,7 +177,11 @@ enum proto_stat_kind { STAT_GAUGE, STAT_COUNTER };
 	X(sweep_pending_bytes, UNIT_BYTES, STAT_GAUGE)       \
 	X(stops_traced, UNIT_COUNT, STAT_COUNTER)             \
 	X(stops_signalled, UNIT_COUNT, STAT_COUNTER)          \
-	X(calls_restarted, UNIT_COUNT, STAT_COUNTER)
+	X(calls_restarted, UNIT_COUNT, STAT_COUNTER)          \
+	X(collections_minor, UNIT_COUNT, STAT_COUNTER)        \
+	X(written_pages, UNIT_COUNT, STAT_COUNTER)            \
+	X(last_written_pages, UNIT_COUNT, STAT_GAUGE)         \
+	X(write_tracking, UNIT_COUNT, STAT_GAUGE)
 
 struct proto_stat_desc {
 	const char *name;

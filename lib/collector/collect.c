@@ -24,6 +24,7 @@
 #include "options.h"
 #include "os.h"
 #include "release.h"
+#include "thread.h"
 #include "roots.h"
 #include "sites.h"
 #include "events.h"
@@ -31,6 +32,7 @@
 #include "stop.h"
 #include "sweep.h"
 #include "watch.h"
+#include "young.h"
 #include "probes.h"
 
 #define DEAD_ENTRIES (1u << 26)   /* 512 MiB of address space, committed as used */
@@ -46,6 +48,9 @@ static struct {
 	size_t ndead, dead_cap;
 	struct os_scratch dead_mem;  /* co.dead's pages */
 	uint32_t number;             /* collections run so far */
+	uint32_t minors;             /* of them, minor ones (young.h) */
+	uint64_t total_written_pages;
+	int64_t live_full;           /* mem_alloc the last generation-2 one left */
 	struct gen_stats gens[3];
 	struct collection last, max;
 	uint64_t pauses[PAUSES];
@@ -71,7 +76,7 @@ bool collect_init(void)
 	co.dead_mem.base = co.dead;
 	co.roots = (enum roots_mode)opt_int(OPT_ROOTS);
 	gc_verify = opt_int(OPT_VERIFY) != 0;
-	if (!co.age1 || !co.age2 || !co.dead || !mark_init() || !roots_init() ||
+	if (!co.age1 || !co.age2 || !co.dead || !mark_init() || !roots_init() || !young_init() ||
 	    !garbage_init() || !stop_init((int)opt_int(OPT_SIGNAL), (int)opt_int(OPT_STOP_TIMEOUT),
 			       opt_int(OPT_TRACE) != 0))
 		return false;
@@ -126,6 +131,8 @@ static void trim_dead_list(void)
 
 static struct {
 	int gen;
+	uint32_t need;               /* page flags of the pages to visit, 0: all */
+	uint32_t clear;              /* page flags cleared on the pages visited */
 	bool count;                  /* blocks per generation, for DEBUG_STATS */
 	bool alone;                  /* one marker: no count before the fill */
 	struct collection *c;
@@ -182,11 +189,13 @@ static inline size_t bits_set(uint64_t x)
 	return (size_t)((x * 0x0101010101010101ULL) >> 56);
 }
 
-/* The dead blocks go to the list; survivors move up one generation; mark
- * bits are cleared for the next collection. */
+/* The dead blocks go to the list; mark bits are cleared for the next
+ * collection; the blocks left move up, as in CPython: past generation 0
+ * after a collection of it, to the oldest after any other.  young.h says
+ * why every one of them must. */
 static void sweep_word(size_t w, struct word_bits b, struct dead_out *o)
 {
-	uint64_t dead = b.dead, gone = 0;
+	uint64_t dead = b.dead, gone = 0, left = b.live & ~b.dead;
 
 	store_if_changed(&mark_bits()[w], 0);
 	if (co.dry) {   /* a leak check: the ages stay as they are */
@@ -202,8 +211,8 @@ static void sweep_word(size_t w, struct word_bits b, struct dead_out *o)
 		o->objects[1] += (int64_t)bits_set(b.a1 & ~b.a2);
 		o->objects[2] += (int64_t)bits_set(b.a2);
 	}
-	store_if_changed(&co.age2[w], (b.a2 | (b.surv & b.a1)) & ~b.dead);
-	store_if_changed(&co.age1[w], (b.a1 | b.surv) & ~b.dead);
+	store_if_changed(&co.age2[w], fd.gen == 0 ? b.a2 & ~b.dead : left);
+	store_if_changed(&co.age1[w], left);
 	for (; dead; dead &= dead - 1) {
 		unsigned i = (unsigned)__builtin_ctzll(dead);
 		uintptr_t g = (w << 6) + i, p = om.base + (g << OM_GRANULE_LG);
@@ -221,13 +230,28 @@ static void sweep_word(size_t w, struct word_bits b, struct dead_out *o)
 		atomic_store_explicit(&om.starts[w], b.live & ~gone, memory_order_relaxed);
 }
 
+/* The pages a collection visits: all where blocks start, or in a minor
+ * one those flagged young. */
+#define FIND_EACH_WORD(w, pg, end)                                              \
+	for (size_t fpg_ = (pg); fpg_ < (end); fpg_++)                            \
+		if (om_page_has_starts(fpg_) && (!fd.need || om_page_flags(fpg_) & fd.need)) \
+			for (size_t w = fpg_ * OM_WORDS_PER_PAGE;                 \
+			     w < (fpg_ + 1) * OM_WORDS_PER_PAGE; w++)
+
 static size_t count_dead(size_t pg, size_t end)
 {
 	size_t n = 0;
 
-	OM_EACH_WORD(w, pg, end)
+	FIND_EACH_WORD(w, pg, end)
 		n += bits_set(read_word(w, fd.gen).dead);
 	return n;
+}
+
+static void clear_flags(size_t pg, size_t end)
+{
+	for (; pg < end; pg++)
+		if (om_page_has_starts(pg))
+			om_page_clear_flags(pg, fd.clear);
 }
 
 /* A batch's entries follow the last batch's when one marker finds them
@@ -245,8 +269,10 @@ static void find_in(size_t pg, size_t end)
 		o.at = co.dead + at;
 		o.left = n < co.dead_cap - at ? n : co.dead_cap - at;
 	}
-	OM_EACH_WORD(w, pg, end)
+	FIND_EACH_WORD(w, pg, end)
 		sweep_word(w, read_word(w, fd.gen), &o);
+	if (fd.clear)
+		clear_flags(pg, end);
 	if (fd.alone && o.at)
 		fd.reserved = (size_t)(o.at - co.dead);
 	for (int g = 0; fd.count && g < 3; g++)
@@ -261,10 +287,12 @@ static void find_dead_share(void)
 		find_in(pg, end);
 }
 
-static void find_prepare(int gen, struct collection *c, bool count, bool alone)
+static void find_prepare(int gen, struct collection *c, bool count, bool alone, bool minor)
 {
 	fd.alone = alone;
 	fd.gen = gen;
+	fd.need = minor ? yg.flags : 0;
+	fd.clear = co.dry ? 0 : young_flags_cleared(gen);
 	fd.count = count;
 	fd.c = c;
 	fd.pages = (heap_top() - om.base) >> OM_PAGE_LG;
@@ -378,6 +406,10 @@ static void account(const struct collection *c)
 
 	thread_sum(&tt);
 	co.gens[g].collections++;
+	co.minors += c->minor;
+	co.total_written_pages += c->written_pages;
+	if (g == 2)
+		co.live_full = tt.bytes_allocated - tt.bytes_freed;
 	co.gens[g].collected += c->collected;
 	co.gens[g].uncollectable += c->uncollectable;
 	atomic_store(&gc.count_base, tt.allocations - tt.frees);
@@ -423,6 +455,8 @@ static int open_pagemap(void)
 static void prepare_stop(void)
 {
 	co.markers = mark_reserve(markers_for_heap());
+	if (!co.dry)
+		young_prepare();
 	roots_prepare();
 }
 
@@ -435,6 +469,27 @@ const char *gc_failure_reason(int err)
 	case EAGAIN: return "a thread could not be stopped in time";
 	case EIO: return "/proc/self/maps could not be read";
 	default: return "/proc/self/pagemap cannot be read";
+	}
+}
+
+static void make_oldest(void *p)
+{
+	uintptr_t g = ((uintptr_t)p - om.base) >> OM_GRANULE_LG;
+
+	co.age1[g >> 6] |= 1ULL << (g & 63);
+	co.age2[g >> 6] |= 1ULL << (g & 63);
+}
+
+/* A block the program takes from a cache is not registered anew, and
+ * its page is not flagged young: it must not be young (young.h). */
+static void make_cached_oldest(void)
+{
+	bcache_each(make_oldest);
+	for (struct thread_rec *r = thread_first(); r; r = r->next) {
+		void *f = atomic_load_explicit(&r->cache.freeing, memory_order_relaxed);
+
+		if (f && om_in_heap(f))
+			make_oldest(f);
 	}
 }
 
@@ -461,15 +516,25 @@ stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 	}
 	t1 = os_now_ns();
 	markers = co.markers;
+	c->minor = !co.dry && young_scan(pagemap, gen);
+	c->written_pages = young_last_pages();
 	mark_begin(pagemap, markers);
+	if (c->minor)
+		young_begin(gen, gen == 0 ? co.age1 : co.age2);
 	if (!roots_scan(&w, co.roots)) {
+		yg.on = false;
 		resume_world(&w);   /* without every root, nothing may be freed */
 		errno = EIO;
 		return false;
 	}
+	if (c->minor)
+		young_mark_written(gen);
 	c->roots_ns = os_now_ns() - t1;
-	find_prepare(gen, c, count, markers == 1);
+	find_prepare(gen, c, count, markers == 1, c->minor);
 	mark_finish(&ms, find_dead_share);
+	yg.on = false;
+	if (!co.dry)
+		make_cached_oldest();
 	co.ndead = fd.reserved < co.dead_cap ? fd.reserved : co.dead_cap;
 	c->mark_ns = ms.marked_ns - t1 - c->roots_ns;
 	c->markers = ms.markers;
@@ -534,6 +599,8 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	ok = run_stopped(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS);
 	err = errno;
 	co.unregister = false;
+	if (ok)
+		young_end(gen);
 	if (pagemap >= 0)
 		os_close(pagemap);
 	mark_release(scratch_cap());
@@ -612,11 +679,42 @@ static int generation_due(void)
 	return 0;
 }
 
+/* Minor collections leave the old generation's dead blocks where they
+ * are: a collection of generation 2 runs once the heap they leave live
+ * has grown by the growth percent (100 without that trigger) over what
+ * the last one of generation 2 left. */
+static bool full_due(void)
+{
+	int64_t p = atomic_load(&gc.growth), live = atomic_load(&gc.live_after);
+
+	if (!young_tracking())
+		return true;   /* a minor one would mark everything anyway */
+	if (p <= 0)
+		p = 100;
+	return live - co.live_full > co.live_full / 100 * p;
+}
+
+/* The byte triggers collect the young blocks, every t1-th time those of
+ * generation 1 too, as CPython's counts would, and the whole heap when
+ * it is due; the heap limit and a failed allocation always the whole. */
+static int generation_for(enum gc_reason why)
+{
+	switch (why) {
+	case GC_COUNT:
+		return generation_due();
+	case GC_THRESHOLD:
+	case GC_GROWTH:
+		return full_due() ? 2 : generation_due();
+	default:
+		return 2;
+	}
+}
+
 static void collect_auto(enum gc_reason why)
 {
 	int saved = errno;
 
-	gc_collect(why == GC_COUNT ? generation_due() : 2, why, false, NULL);
+	gc_collect(generation_for(why), why, false, NULL);
 	errno = saved;
 }
 
@@ -695,6 +793,10 @@ void collect_fill_stats(struct gcshim_stats *st)
 	st->markers = co.last.markers;
 	st->last_roots_ns = (int64_t)co.last.roots_ns;
 	st->sweep_pending_bytes = sweep_pending_bytes();
+	st->collections_minor = co.minors;
+	st->written_pages = (int64_t)co.total_written_pages;
+	st->last_written_pages = (int64_t)co.last.written_pages;
+	st->write_tracking = young_tracking();
 }
 
 /* A free() or realloc() of a block the collector declared unreachable:

@@ -23,6 +23,8 @@ struct gen_stats {
 
 struct collection {
 	int generation;
+	bool minor;                    /* only young blocks were marked */
+	uint64_t written_pages;        /* heap pages written since the last scan */
 	int64_t collected, collected_bytes, uncollectable;
 	int64_t collected_requested;   /* asked-for bytes (usable where not recorded) */
 	uint64_t pause_ns, stop_ns, roots_ns, mark_ns, sweep_ns;

@@ -10,6 +10,7 @@
 #include "objmap.h"
 #include "os.h"
 #include "spin.h"
+#include "young.h"
 
 #define STACK_ENTRIES (1u << 24)   /* per marker: 256 MiB of address space, committed as used */
 #define POOL_ENTRIES (1u << 20)
@@ -181,6 +182,8 @@ HOT void mark_block(struct marker *m, uintptr_t start, size_t size, const bool b
 	uint64_t bit = 1ULL << (g & 63), old;
 	_Atomic uint64_t *w = &mk.bits[g >> 6];
 
+	if (yg.on && !young_block(off))
+		return;   /* a minor collection: old blocks are live */
 	if (bytes && size > (1u << OM_GRANULE_LG) && !(off & ((1u << UNIT_LG) - 1))) {
 		if (marked_byte(off))
 			return;
@@ -349,6 +352,13 @@ void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared)
 		m->st.root_bytes += hi - lo;
 		scan_words(m, lo, hi);
 	}
+}
+
+/* Old heap memory written since the last collection, in a minor one. */
+void mark_written(uintptr_t lo, uintptr_t hi)
+{
+	root_marker->st.heap_bytes += hi - lo;
+	scan_words(root_marker, lo, hi);
 }
 
 void mark_code_range(uintptr_t lo, uintptr_t hi)

@@ -25,6 +25,7 @@ unsigned mark_reserve(unsigned markers);
 void mark_begin(int pagemap_fd, unsigned markers);
 void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared);
 void mark_code_range(uintptr_t lo, uintptr_t hi);
+void mark_written(uintptr_t lo, uintptr_t hi);
 /* Marks what the roots reach, then runs then() on every marker thread
  * once the marking is done (it shares its work out itself, and reads
  * the marks through mark_word), and returns when all have returned from

@@ -5,7 +5,9 @@
  *          starting there is live.  Also what free() validates against.
  *  pages:  one word per 4 KiB page.  A page where blocks start holds their
  *          size class + 1 (a page belongs to one jemalloc slab or one large
- *          extent, so one class per page); the further pages of a large
+ *          extent, so one class per page), and the young flags: set when a
+ *          block is registered there, cleared by the collections that
+ *          promote its blocks (young.h).  The further pages of a large
  *          block hold OM_CONT | distance to its first page.
  *
  * Updates use relaxed atomics and happen in an order that keeps every
@@ -23,6 +25,10 @@
 #define OM_GRANULE_LG 3
 #define OM_PAGE_LG 12
 #define OM_CONT 0x80000000u
+#define OM_CLASS 0xffffu
+#define OM_YOUNG0 0x10000u   /* blocks registered since the last collection */
+#define OM_YOUNG1 0x20000u   /* ... since the last one of generation 1 or 2 */
+#define OM_YOUNG (OM_YOUNG0 | OM_YOUNG1)
 
 struct objmap {
 	uintptr_t base;
@@ -43,7 +49,7 @@ static inline bool om_in_heap(const void *p)
 static inline void om_set_pages_idx(uintptr_t off, size_t usable, unsigned idx)
 {
 	uintptr_t pg = off >> OM_PAGE_LG;
-	uint32_t v = idx + 1;
+	uint32_t v = (idx + 1) | OM_YOUNG;
 
 	if (atomic_load_explicit(&om.pages[pg], memory_order_relaxed) != v)
 		atomic_store_explicit(&om.pages[pg], v, memory_order_relaxed);
@@ -81,6 +87,15 @@ static inline void om_set_start(uintptr_t off)
 				 memory_order_release);
 }
 
+/* After the start bit: a collection that stopped the thread between the
+ * page's store and the start bit cleared the young flags and promoted
+ * nothing, since the block was not there yet.  It is young: flag it again. */
+static inline void om_keep_young(uintptr_t pg, uint32_t v)
+{
+	if ((atomic_load_explicit(&om.pages[pg], memory_order_relaxed) & OM_YOUNG) != OM_YOUNG)
+		atomic_store_explicit(&om.pages[pg], v, memory_order_relaxed);
+}
+
 /* Pages first, then the start bit: a block is never visible with the size
  * of whatever used its page before. */
 static inline void om_insert_idx(void *p, size_t usable, unsigned idx)
@@ -89,6 +104,7 @@ static inline void om_insert_idx(void *p, size_t usable, unsigned idx)
 
 	om_set_pages_idx(off, usable, idx);
 	om_set_start(off);
+	om_keep_young(off >> OM_PAGE_LG, (idx + 1) | OM_YOUNG);
 }
 
 static inline size_t om_size_at(uintptr_t off)
@@ -96,7 +112,7 @@ static inline size_t om_size_at(uintptr_t off)
 	uint32_t v = atomic_load_explicit(&om.pages[off >> OM_PAGE_LG],
 					  memory_order_relaxed);
 
-	return (v == 0 || (v & OM_CONT)) ? 0 : sc_sizes[(v - 1) & 255];
+	return (v == 0 || (v & OM_CONT)) ? 0 : sc_sizes[((v & OM_CLASS) - 1) & 255];
 }
 
 static inline bool om_is_start(uintptr_t off)
@@ -116,13 +132,14 @@ static inline void om_insert_small_batch(void *const *p, unsigned n, unsigned id
 {
 	uintptr_t word = 0;
 	uint64_t mask = 0;
+	uint32_t v = (idx + 1) | OM_YOUNG;
 
 	for (unsigned i = 0; i < n; i++) {
 		uintptr_t off = (uintptr_t)p[i] - om.base, g = off >> OM_GRANULE_LG;
 		_Atomic uint32_t *pe = &om.pages[off >> OM_PAGE_LG];
 
-		if (atomic_load_explicit(pe, memory_order_relaxed) != idx + 1)
-			atomic_store_explicit(pe, idx + 1, memory_order_relaxed);
+		if (atomic_load_explicit(pe, memory_order_relaxed) != v)
+			atomic_store_explicit(pe, v, memory_order_relaxed);
 		if (mask && g >> 6 != word) {
 			atomic_fetch_or_explicit(&om.starts[word], mask, memory_order_release);
 			mask = 0;
@@ -132,6 +149,8 @@ static inline void om_insert_small_batch(void *const *p, unsigned n, unsigned id
 	}
 	if (mask)
 		atomic_fetch_or_explicit(&om.starts[word], mask, memory_order_release);
+	for (unsigned i = 0; i < n; i++)
+		om_keep_young(((uintptr_t)p[i] - om.base) >> OM_PAGE_LG, v);
 }
 
 /* Unregisters n blocks of slab classes (no continuation pages), one
@@ -200,7 +219,7 @@ static inline bool om_clear_start(uintptr_t off)
 /* Class index + 1 of the blocks starting in the page of off. */
 static inline unsigned om_class_at(uintptr_t off)
 {
-	return atomic_load_explicit(&om.pages[off >> OM_PAGE_LG], memory_order_relaxed);
+	return atomic_load_explicit(&om.pages[off >> OM_PAGE_LG], memory_order_relaxed) & OM_CLASS;
 }
 
 /* Whether blocks may start on heap page pg: not a page no block ever
@@ -212,6 +231,21 @@ static inline bool om_page_has_starts(uintptr_t pg)
 	uint32_t v = atomic_load_explicit(&om.pages[pg], memory_order_relaxed);
 
 	return v != 0 && !(v & OM_CONT);
+}
+
+static inline uint32_t om_page_flags(uintptr_t pg)
+{
+	return atomic_load_explicit(&om.pages[pg], memory_order_relaxed) & OM_YOUNG;
+}
+
+/* With the world stopped: a thread stopped halfway through registering
+ * a block puts the flag back after (om_keep_young). */
+static inline void om_page_clear_flags(uintptr_t pg, uint32_t flags)
+{
+	uint32_t v = atomic_load_explicit(&om.pages[pg], memory_order_relaxed);
+
+	if (v & flags)
+		atomic_store_explicit(&om.pages[pg], v & ~flags, memory_order_relaxed);
 }
 
 #define OM_WORDS_PER_PAGE (1u << (OM_PAGE_LG - OM_GRANULE_LG - 6))

@@ -44,6 +44,8 @@
 	  "root set: all (every writable mapping) or minimal")               \
 	X(VERIFY, OPT_BOOL, 0, 0, 1, "0",                                     \
 	  "keep unreachable blocks and report frees of them (false garbage)") \
+	X(MINOR, OPT_BOOL, 1, 0, 1, "1",                                      \
+	  "minor collections, where the kernel reports written pages")       \
 	GCSHIM_SITE_OPTIONS(X)
 
 /* Allocation sites and leak reports (sites.c, leaks.c). */

@@ -1,0 +1,73 @@
+/* Minor collections: a collection of generation 0 or 1 that marks only
+ * the young blocks, and takes the old ones that the program wrote to
+ * since for extra roots.
+ *
+ * Young, for generation g, is a block on a page flagged young for g
+ * (OM_YOUNG0, or either flag for g = 1) whose age bit is clear (age1 for
+ * g = 0, age2 for g = 1), and not frozen.  Everything else is old: never
+ * marked, never traced, never freed by a minor collection.  This holds
+ * because of two rules kept by every collection:
+ *   - a collection of generation g promotes every block it leaves live
+ *     on the pages it visits past g (to age1 for g = 0, to age2 above),
+ *     and clears those pages' flags for g; blocks cached by the threads
+ *     are made oldest, as a block taken again from a cache is not
+ *     registered anew;
+ *   - registering a block flags its page (objmap.h), after the start bit.
+ * So a young block was allocated after the last collection of generation
+ * g or above, and any pointer to it from an old block was written since:
+ * the page it was written to was written since, which the write tracking
+ * (wtrack.h) reports.  Old blocks that came to be read as young are not:
+ * a block taken again from a cache or given again by jemalloc keeps its
+ * age bits, which only makes it old early. */
+#ifndef GCSHIM_YOUNG_H
+#define GCSHIM_YOUNG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "frozen.h"
+#include "objmap.h"
+
+struct young {
+	bool on;               /* this collection is minor */
+	uint32_t flags;        /* the page flags of its young blocks */
+	const uint64_t *aged;  /* set: too old for it */
+};
+
+extern struct young yg;
+
+/* Whether the block starting at heap offset off is young for the
+ * current minor collection. */
+static inline bool young_block(uintptr_t off)
+{
+	uintptr_t g = off >> OM_GRANULE_LG;
+
+	if (!(atomic_load_explicit(&om.pages[off >> OM_PAGE_LG], memory_order_relaxed) & yg.flags))
+		return false;
+	return !(((yg.aged[g >> 6] | frozen_word(g >> 6)) >> (g & 63)) & 1);
+}
+
+/* Page flags that a collection of generation gen clears. */
+static inline uint32_t young_flags_cleared(int gen)
+{
+	return gen == 0 ? OM_YOUNG0 : OM_YOUNG;
+}
+
+bool young_init(void);
+/* Before the stop: the heap's new mappings are registered for tracking. */
+void young_prepare(void);
+/* With the world stopped: the pages written since the last scan, and
+ * whether a minor collection of generation gen can run on them. */
+bool young_scan(int pagemap, int gen);
+/* The minor collection's set-up (aged: the age bitmap of its generation)
+ * and its extra roots: the old blocks' parts on written pages. */
+void young_begin(int gen, const uint64_t *aged);
+void young_mark_written(int gen);
+/* After the marking: the written pages a collection of gen has dealt with
+ * are forgotten. */
+void young_end(int gen);
+bool young_tracking(void);
+uint64_t young_last_pages(void);
+
+#endif

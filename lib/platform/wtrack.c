@@ -1,0 +1,191 @@
+#define _GNU_SOURCE
+#include "wtrack.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "os.h"
+
+/* Linux 6.7's interface, which older headers lack. */
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+#ifndef PAGEMAP_SCAN
+#define PAGE_IS_WRITTEN (1 << 1)
+#define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
+struct page_region {
+	uint64_t start, end, categories;
+};
+struct pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#endif
+
+#define SCAN_RUNS 256
+
+static int uffd = -1;
+static enum wtrack_state state;
+
+static int uffd_create(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+
+	return fd < 0 ? -1 : os_high_fd(fd);
+}
+
+/* Asynchronous write-protect only: no fault ever waits for a reader, so
+ * nothing here can stall the program. */
+static bool uffd_enable(int fd)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC };
+
+	return ioctl(fd, UFFDIO_API, &api) == 0 && (api.features & UFFD_FEATURE_WP_ASYNC);
+}
+
+bool wtrack_open(void)
+{
+	int fd;
+
+	if (uffd >= 0 || state != WTRACK_UNTRIED)
+		return uffd >= 0;
+	fd = uffd_create();
+	if (fd < 0) {
+		state = WTRACK_NO_USERFAULTFD;
+		return false;
+	}
+	if (!uffd_enable(fd)) {
+		os_close(fd);
+		state = WTRACK_NO_ASYNC;
+		return false;
+	}
+	uffd = fd;
+	state = WTRACK_ON;
+	return true;
+}
+
+enum wtrack_state wtrack_state(void)
+{
+	return state;
+}
+
+const char *wtrack_state_name(enum wtrack_state s)
+{
+	switch (s) {
+	case WTRACK_ON: return "userfaultfd";
+	case WTRACK_NO_USERFAULTFD: return "none (no userfaultfd)";
+	case WTRACK_NO_ASYNC: return "none (no asynchronous write-protect)";
+	case WTRACK_OFF: return "none (off)";
+	default: return "none (not yet needed)";
+	}
+}
+
+void wtrack_disable(void)
+{
+	state = WTRACK_OFF;
+}
+
+/* The descriptor is the shim's, but a program that closes every
+ * descriptor it does not know may have closed it and opened another under
+ * its number: that one is the program's and stays open. */
+static void forget_uffd(void)
+{
+	uffd = -1;
+	if (state == WTRACK_ON)
+		state = WTRACK_UNTRIED;
+}
+
+bool wtrack_register(uintptr_t lo, uintptr_t hi)
+{
+	struct uffdio_register r = { .range = { lo, hi - lo }, .mode = UFFDIO_REGISTER_MODE_WP };
+
+	if (hi <= lo)
+		return true;
+	if (uffd < 0 && !wtrack_open())
+		return false;
+	if (ioctl(uffd, UFFDIO_REGISTER, &r) == 0)
+		return true;
+	if (errno == EBADF || errno == ENOTTY || errno == EINVAL)
+		forget_uffd();   /* not ours any more: the next try opens another */
+	return false;
+}
+
+/* A failed call still reports, and has protected again, the pages it
+ * walked before the failure: they are handed on all the same, or their
+ * writes would be lost.  The kernel does not say how many it wrote out,
+ * hence the vector cleared before each call. */
+static long scan_once(int pagemap, struct pm_scan_arg *a, struct page_region *runs,
+		      void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg)
+{
+	long n;
+
+	memset(runs, 0, SCAN_RUNS * sizeof(*runs));
+	a->walk_end = 0;
+	n = ioctl(pagemap, PAGEMAP_SCAN, a);
+	for (long i = 0; i < (n < 0 ? SCAN_RUNS : n) && runs[i].end; i++)
+		fn(runs[i].start, runs[i].end, arg);
+	return n;
+}
+
+bool wtrack_scan(int pagemap, uintptr_t lo, uintptr_t hi,
+		 void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg)
+{
+	struct page_region runs[SCAN_RUNS];
+	struct pm_scan_arg a = {
+		.size = sizeof(a), .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+		.vec = (uintptr_t)runs, .vec_len = SCAN_RUNS,
+		.category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
+	};
+	int retries = 2;
+
+	if (uffd < 0 || pagemap < 0)
+		return false;
+	for (uintptr_t at = lo; at < hi;) {
+		a.start = at;
+		a.end = hi;
+		if (scan_once(pagemap, &a, runs, fn, arg) < 0) {
+			/* A mapping made since the registration (the failure
+			 * does not say where): all registered again, and the
+			 * walk starts over; what it already protected is
+			 * not reported twice. */
+			if (errno != EPERM || !retries-- || !wtrack_register(lo, hi))
+				return false;
+			at = lo;
+			continue;
+		}
+		if (a.walk_end <= at)
+			return false;
+		at = a.walk_end;
+	}
+	return true;
+}
+
+/* Only the parent's userfaultfd is closed: under the parent's number the
+ * child holds either it or a descriptor of the program's. */
+void wtrack_fork_child(void)
+{
+	char path[40], link[32];
+	ssize_t n;
+
+	if (uffd < 0)
+		return;
+	fmt_s(path, sizeof(path), "/proc/self/fd/%d", uffd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n > 0) {
+		link[n] = '\0';
+		if (!strcmp(link, "anon_inode:[userfaultfd]"))
+			os_close(uffd);
+	}
+	forget_uffd();
+}

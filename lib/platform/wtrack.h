@@ -1,0 +1,42 @@
+/* Write tracking: which pages of a range were written since they were
+ * last looked at, from the kernel, with no signal and no handler.
+ *
+ * The range is registered with a userfaultfd in asynchronous
+ * write-protect mode: a write to a protected page is resolved by the
+ * kernel itself, which only clears the page's protection.  The pagemap's
+ * PAGEMAP_SCAN ioctl then lists the pages whose protection is gone and
+ * protects them again, in one call.  Needs Linux 6.7; elsewhere (or with
+ * userfaultfd forbidden by sysctl or seccomp) wtrack_open fails and the
+ * caller does without. */
+#ifndef GCSHIM_WTRACK_H
+#define GCSHIM_WTRACK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Why tracking is off, for stats and the log. */
+enum wtrack_state {
+	WTRACK_UNTRIED,
+	WTRACK_ON,
+	WTRACK_NO_USERFAULTFD,   /* the syscall is missing or refused */
+	WTRACK_NO_ASYNC,         /* the kernel lacks asynchronous write-protect */
+	WTRACK_OFF,              /* turned off by option */
+};
+
+bool wtrack_open(void);
+enum wtrack_state wtrack_state(void);
+const char *wtrack_state_name(enum wtrack_state s);
+void wtrack_disable(void);
+/* Registers [lo, hi) (page-aligned); parts already registered stay so.
+ * Pages first registered count as written until scanned. */
+bool wtrack_register(uintptr_t lo, uintptr_t hi);
+/* Calls fn for every run of pages of [lo, hi) written since the last scan
+ * and protects them again.  False when some of the range is not
+ * registered (it was mapped anew): then what was reported is incomplete. */
+bool wtrack_scan(int pagemap, uintptr_t lo, uintptr_t hi,
+		 void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg);
+/* In a child after fork: the descriptor is the parent's, and the child's
+ * mappings are no longer registered. */
+void wtrack_fork_child(void);
+
+#endif
