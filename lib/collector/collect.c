@@ -190,12 +190,13 @@ static inline size_t bits_set(uint64_t x)
 }
 
 /* The dead blocks go to the list; mark bits are cleared for the next
- * collection; the blocks left move up, as in CPython: past generation 0
- * after a collection of it, to the oldest after any other.  young.h says
- * why every one of them must. */
-static void sweep_word(size_t w, struct word_bits b, struct dead_out *o)
+ * collection; every block left moves up one generation, frozen ones too
+ * (young.h says why each must).  Returns the blocks still young for a
+ * collection of generation 1: those that were in generation 0. */
+static uint64_t sweep_word(size_t w, struct word_bits b, struct dead_out *o)
 {
 	uint64_t dead = b.dead, gone = 0, left = b.live & ~b.dead;
+	uint64_t age2 = fd.gen == 0 ? b.a2 & left : (b.a2 | b.a1) & left;
 
 	store_if_changed(&mark_bits()[w], 0);
 	if (co.dry) {   /* a leak check: the ages stay as they are */
@@ -204,14 +205,14 @@ static void sweep_word(size_t w, struct word_bits b, struct dead_out *o)
 
 			note_dead(o, om.base + (g << OM_GRANULE_LG));
 		}
-		return;
+		return 0;
 	}
 	if (fd.count) {
 		o->objects[0] += (int64_t)bits_set(b.live & ~b.a1);
 		o->objects[1] += (int64_t)bits_set(b.a1 & ~b.a2);
 		o->objects[2] += (int64_t)bits_set(b.a2);
 	}
-	store_if_changed(&co.age2[w], fd.gen == 0 ? b.a2 & ~b.dead : left);
+	store_if_changed(&co.age2[w], age2);
 	store_if_changed(&co.age1[w], left);
 	for (; dead; dead &= dead - 1) {
 		unsigned i = (unsigned)__builtin_ctzll(dead);
@@ -228,30 +229,40 @@ static void sweep_word(size_t w, struct word_bits b, struct dead_out *o)
 	/* one store for the word, not an atomic operation a block */
 	if (gone)
 		atomic_store_explicit(&om.starts[w], b.live & ~gone, memory_order_relaxed);
+	return left & ~age2;
 }
 
 /* The pages a collection visits: all where blocks start, or in a minor
  * one those flagged young. */
-#define FIND_EACH_WORD(w, pg, end)                                              \
-	for (size_t fpg_ = (pg); fpg_ < (end); fpg_++)                            \
-		if (om_page_has_starts(fpg_) && (!fd.need || om_page_flags(fpg_) & fd.need)) \
-			for (size_t w = fpg_ * OM_WORDS_PER_PAGE;                 \
-			     w < (fpg_ + 1) * OM_WORDS_PER_PAGE; w++)
+static bool visits(size_t pg)
+{
+	return om_page_has_starts(pg) && (!fd.need || om_page_flags(pg) & fd.need);
+}
+
+#define PAGE_WORDS(w, pg)                                                       \
+	for (size_t w = (pg) * OM_WORDS_PER_PAGE; w < ((pg) + 1) * OM_WORDS_PER_PAGE; w++)
 
 static size_t count_dead(size_t pg, size_t end)
 {
 	size_t n = 0;
 
-	FIND_EACH_WORD(w, pg, end)
-		n += bits_set(read_word(w, fd.gen).dead);
+	for (; pg < end; pg++)
+		if (visits(pg))
+			PAGE_WORDS(w, pg)
+				n += bits_set(read_word(w, fd.gen).dead);
 	return n;
 }
 
-static void clear_flags(size_t pg, size_t end)
+/* A page keeps its generation-1 flag while blocks on it are still young
+ * for generation 1. */
+static void sweep_page(size_t pg, struct dead_out *o)
 {
-	for (; pg < end; pg++)
-		if (om_page_has_starts(pg))
-			om_page_clear_flags(pg, fd.clear);
+	uint64_t young1 = 0;
+
+	PAGE_WORDS(w, pg)
+		young1 |= sweep_word(w, read_word(w, fd.gen), o);
+	if (fd.clear)
+		om_page_clear_flags(pg, young1 ? fd.clear & ~OM_YOUNG1 : fd.clear);
 }
 
 /* A batch's entries follow the last batch's when one marker finds them
@@ -269,10 +280,9 @@ static void find_in(size_t pg, size_t end)
 		o.at = co.dead + at;
 		o.left = n < co.dead_cap - at ? n : co.dead_cap - at;
 	}
-	FIND_EACH_WORD(w, pg, end)
-		sweep_word(w, read_word(w, fd.gen), &o);
-	if (fd.clear)
-		clear_flags(pg, end);
+	for (; pg < end; pg++)
+		if (visits(pg))
+			sweep_page(pg, &o);
 	if (fd.alone && o.at)
 		fd.reserved = (size_t)(o.at - co.dead);
 	for (int g = 0; fd.count && g < 3; g++)
@@ -694,9 +704,9 @@ static bool full_due(void)
 	return live - co.live_full > co.live_full / 100 * p;
 }
 
-/* The byte triggers collect the young blocks, every t1-th time those of
- * generation 1 too, as CPython's counts would, and the whole heap when
- * it is due; the heap limit and a failed allocation always the whole. */
+/* The byte triggers collect generations 0 and 1, so that a block has two
+ * collections to die in before it is old, and the whole heap when it is
+ * due; the heap limit and a failed allocation always the whole. */
 static int generation_for(enum gc_reason why)
 {
 	switch (why) {
@@ -704,7 +714,7 @@ static int generation_for(enum gc_reason why)
 		return generation_due();
 	case GC_THRESHOLD:
 	case GC_GROWTH:
-		return full_due() ? 2 : generation_due();
+		return full_due() ? 2 : 1;
 	default:
 		return 2;
 	}

@@ -78,6 +78,11 @@ bool young_scan(int pagemap, int gen)
 	return ok && ready && gen < 2;
 }
 
+static size_t bitmap_words(void)
+{
+	return (((heap_top() - om.base) >> OM_PAGE_LG) + 63) / 64;
+}
+
 void young_begin(int gen, const uint64_t *aged)
 {
 	yg.flags = gen == 0 ? OM_YOUNG0 : OM_YOUNG;
@@ -121,26 +126,26 @@ static void scan_written_page(uintptr_t pg)
 void young_mark_written(int gen)
 {
 	const uint64_t *bits = gen == 0 ? wr.since0 : wr.since1;
-	size_t words = (((heap_top() - om.base) >> OM_PAGE_LG) + 63) / 64;
+	size_t words = bitmap_words();
 
 	for (size_t w = 0; w < words; w++)
 		for (uint64_t b = bits[w]; b; b &= b - 1)
 			scan_written_page((w << 6) + (uintptr_t)__builtin_ctzll(b));
 }
 
-static void clear_bits(uint64_t *bits)
-{
-	size_t words = (((heap_top() - om.base) >> OM_PAGE_LG) + 63) / 64;
-
-	for (size_t w = 0; w < words; w++)
-		if (bits[w])
-			bits[w] = 0;
-}
-
+/* After a collection of generation 1 or 2, the blocks that were in
+ * generation 0 are young for generation 1 still, and pointers to them
+ * were written since the collection before: the pages of that interval,
+ * since0 now, are where the next one of generation 1 starts from. */
 void young_end(int gen)
 {
+	size_t words = bitmap_words();
+
 	yg.on = false;
-	clear_bits(wr.since0);
-	if (gen > 0)
-		clear_bits(wr.since1);
+	for (size_t w = 0; w < words; w++) {
+		if (gen > 0 && wr.since1[w] != wr.since0[w])
+			wr.since1[w] = wr.since0[w];
+		if (wr.since0[w])
+			wr.since0[w] = 0;
+	}
 }

@@ -5,20 +5,22 @@
  * Young, for generation g, is a block on a page flagged young for g
  * (OM_YOUNG0, or either flag for g = 1) whose age bit is clear (age1 for
  * g = 0, age2 for g = 1), and not frozen.  Everything else is old: never
- * marked, never traced, never freed by a minor collection.  This holds
- * because of two rules kept by every collection:
- *   - a collection of generation g promotes every block it leaves live
- *     on the pages it visits past g (to age1 for g = 0, to age2 above),
- *     and clears those pages' flags for g; blocks cached by the threads
+ * marked, never traced, never freed by a minor collection.  Every
+ * collection keeps these rules:
+ *   - it moves every block it leaves on the pages it visits up one
+ *     generation (generation 0 only, for a collection of generation 0),
+ *     and clears those pages' flags, but the generation-1 flag of a page
+ *     where blocks just left generation 0; blocks cached by the threads
  *     are made oldest, as a block taken again from a cache is not
  *     registered anew;
  *   - registering a block flags its page (objmap.h), after the start bit.
- * So a young block was allocated after the last collection of generation
- * g or above, and any pointer to it from an old block was written since:
- * the page it was written to was written since, which the write tracking
- * (wtrack.h) reports.  Old blocks that came to be read as young are not:
- * a block taken again from a cache or given again by jemalloc keeps its
- * age bits, which only makes it old early. */
+ * So a block young for generation 0 was allocated after the last
+ * collection, and one young for generation 1 after the collection before
+ * the last of generation 1 or 2: any pointer to it from an old block was
+ * written since, to a page the write tracking (wtrack.h) reported since.
+ * A block that reads as old too early (one taken again from a cache, or
+ * given again by jemalloc with the age bits of the block before) is only
+ * kept longer. */
 #ifndef GCSHIM_YOUNG_H
 #define GCSHIM_YOUNG_H
 
@@ -64,8 +66,8 @@ bool young_scan(int pagemap, int gen);
  * and its extra roots: the old blocks' parts on written pages. */
 void young_begin(int gen, const uint64_t *aged);
 void young_mark_written(int gen);
-/* After the marking: the written pages a collection of gen has dealt with
- * are forgotten. */
+/* After the collection: the written pages it has dealt with are
+ * forgotten, those generation 1 needs still are kept. */
 void young_end(int gen);
 bool young_tracking(void);
 uint64_t young_last_pages(void);

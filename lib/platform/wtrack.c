@@ -21,6 +21,8 @@
 #endif
 #ifndef PAGEMAP_SCAN
 #define PAGE_IS_WRITTEN (1 << 1)
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
 #define PM_SCAN_WP_MATCHING (1 << 0)
 #define PM_SCAN_CHECK_WPASYNC (1 << 1)
 struct page_region {
@@ -145,7 +147,11 @@ bool wtrack_scan(int pagemap, uintptr_t lo, uintptr_t hi,
 	struct pm_scan_arg a = {
 		.size = sizeof(a), .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
 		.vec = (uintptr_t)runs, .vec_len = SCAN_RUNS,
-		.category_mask = PAGE_IS_WRITTEN, .return_mask = PAGE_IS_WRITTEN,
+		/* an unpopulated page counts as written (it was never
+		 * protected), and reading it would populate it */
+		.category_mask = PAGE_IS_WRITTEN,
+		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+		.return_mask = PAGE_IS_WRITTEN,
 	};
 	int retries = 2;
 
