@@ -27,7 +27,7 @@
 #include "thread.h"
 #include "tstacks.h"
 #include "watch.h"
-#include "wtrack.h"
+#include "young.h"
 
 extern char **environ;
 
@@ -137,7 +137,7 @@ static void fork_child(void)
 	tstacks_fork_child();
 	bcache_fork_child();
 	stop_fork_child();
-	wtrack_fork_child();
+	young_fork_child();
 	ctl_fork_child();
 }
 

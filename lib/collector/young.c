@@ -1,10 +1,19 @@
 #define _GNU_SOURCE
 #include "young.h"
 
+#include <errno.h>
+#include <linux/close_range.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "heap.h"
 #include "mark.h"
 #include "options.h"
 #include "os.h"
+#include "stop.h"
 #include "wtrack.h"
 
 struct young yg;
@@ -40,14 +49,77 @@ uint64_t young_last_pages(void)
 	return wr.last_pages;
 }
 
-/* jemalloc maps the heap's extents anew (MAP_FIXED) when it commits them,
- * which drops their registration: the whole heap is registered again
- * before each stop, a walk over its few mappings.  A page registered
- * anew counts as written, as it must: it was not tracked. */
+/* The userfaultfd is held by a task of the shim's, in a descriptor table
+ * of its own: a program that lists, closes or dup2()s over every
+ * descriptor it has never sees it, and its registration lasts as long as
+ * the process.  The task registers the whole reserved heap once (the
+ * heap's extents change protection, never mapping: os_commit), then
+ * sleeps.  It is made with clone, not pthread_create, as a collection
+ * may start inside malloc; it touches nothing of the thread that made
+ * it but errno, while that thread waits for it. */
+#define HOLDER_STACK (64 * 1024)
+
+static struct {
+	void *stack;
+	_Atomic pid_t tid;
+	_Atomic int result;        /* 0 while it starts, then 1 or -1 */
+	_Atomic int forever;
+	bool tried;
+} holder;
+
+static int holder_main(void *arg)
+{
+	bool ok;
+
+	(void)arg;
+	ok = syscall(SYS_close_range, 0, ~0U, CLOSE_RANGE_UNSHARE) == 0 && wtrack_open() &&
+	     wtrack_register(om.base, om.base + om.size);
+	atomic_store(&holder.result, ok ? 1 : -1);
+	syscall(SYS_futex, &holder.result, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	for (;;)
+		syscall(SYS_futex, &holder.forever, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	return 0;
+}
+
+/* Every signal blocked in the task (it inherits the mask): a signal for
+ * the process must never run the program's handler there. */
+static void start_holder(void)
+{
+	const int flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+			  CLONE_SYSVSEM | CLONE_PARENT_SETTID;
+	sigset_t all, old;
+	int saved = errno;
+	pid_t tid;
+
+	holder.tried = true;
+	if (!holder.stack && !(holder.stack = os_map(HOLDER_STACK)))
+		return;
+	atomic_store(&holder.result, 0);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	tid = clone(holder_main, (char *)holder.stack + HOLDER_STACK, flags, NULL,
+		    (pid_t *)&holder.tid);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (tid > 0) {
+		stop_exclude(tid);
+		while (atomic_load(&holder.result) == 0)
+			syscall(SYS_futex, &holder.result, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	}
+	errno = saved;
+}
+
 void young_prepare(void)
 {
-	if (wtrack_state() == WTRACK_UNTRIED || wtrack_state() == WTRACK_ON)
-		wtrack_register(om.base, heap_top());
+	if (!holder.tried && wtrack_state() == WTRACK_UNTRIED)
+		start_holder();
+}
+
+/* The parent's task did not follow the fork: the child makes its own. */
+void young_fork_child(void)
+{
+	holder.tried = false;
+	holder.tid = 0;
+	wtrack_fork_child();
 }
 
 static void set_bits(uint64_t *bits, uintptr_t first, uintptr_t end)

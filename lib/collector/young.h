@@ -57,8 +57,9 @@ static inline uint32_t young_flags_cleared(int gen)
 }
 
 bool young_init(void);
-/* Before the stop: the heap's new mappings are registered for tracking. */
+/* Before the stop: write tracking is started the first time. */
 void young_prepare(void);
+void young_fork_child(void);
 /* With the world stopped: the pages written since the last scan, and
  * whether a minor collection of generation gen can run on them. */
 bool young_scan(int pagemap, int gen);

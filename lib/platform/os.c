@@ -57,20 +57,21 @@ void os_unmap(void *p, size_t size)
 	munmap(p, size);
 }
 
-/* Committing replaces the range with fresh zero pages, which is what the
- * allocator is told (*zero = true) when it receives them. */
+/* Committing makes reserved pages of a private anonymous range
+ * accessible; they read as zero, never touched or emptied by a decommit,
+ * which is what the allocator is told (*zero = true).  Both change the
+ * protection of the mapping the reservation made rather than map anew:
+ * a new mapping would drop what is registered on the old one (the write
+ * tracking, wtrack.h).  The reservation is MAP_NORESERVE, so neither
+ * charges the commit limit. */
 bool os_commit(void *p, size_t size)
 {
-	return mmap(p, size, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
-		    -1, 0) != MAP_FAILED;
+	return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
 }
 
 bool os_decommit(void *p, size_t size)
 {
-	return mmap(p, size, PROT_NONE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
-		    -1, 0) != MAP_FAILED;
+	return madvise(p, size, MADV_DONTNEED) == 0 && mprotect(p, size, PROT_NONE) == 0;
 }
 
 bool os_purge(void *p, size_t size, bool forced)
@@ -110,7 +111,7 @@ int os_high_fd(int fd)
 }
 
 static __thread bool own_table __attribute__((tls_model("initial-exec")));
-static int program_pidfd = -1;   /* in the private table of its thread */
+static __thread int program_pidfd __attribute__((tls_model("initial-exec"))) = -1;   /* in the private table of its thread */
 
 /* Gives the calling thread a descriptor table of its own, empty but for
  * /dev/null on 0, 1 and 2 (nothing it opens may land there and be taken

@@ -9,7 +9,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "os.h"
 
 /* Linux 6.7's interface, which older headers lack. */
@@ -98,29 +97,11 @@ void wtrack_disable(void)
 	state = WTRACK_OFF;
 }
 
-/* The descriptor is the shim's, but a program that closes every
- * descriptor it does not know may have closed it and opened another under
- * its number: that one is the program's and stays open. */
-static void forget_uffd(void)
-{
-	uffd = -1;
-	if (state == WTRACK_ON)
-		state = WTRACK_UNTRIED;
-}
-
 bool wtrack_register(uintptr_t lo, uintptr_t hi)
 {
 	struct uffdio_register r = { .range = { lo, hi - lo }, .mode = UFFDIO_REGISTER_MODE_WP };
 
-	if (hi <= lo)
-		return true;
-	if (uffd < 0 && !wtrack_open())
-		return false;
-	if (ioctl(uffd, UFFDIO_REGISTER, &r) == 0)
-		return true;
-	if (errno == EBADF || errno == ENOTTY || errno == EINVAL)
-		forget_uffd();   /* not ours any more: the next try opens another */
-	return false;
+	return uffd >= 0 && ioctl(uffd, UFFDIO_REGISTER, &r) == 0;
 }
 
 /* A failed call still reports, and has protected again, the pages it
@@ -153,45 +134,23 @@ bool wtrack_scan(int pagemap, uintptr_t lo, uintptr_t hi,
 		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 		.return_mask = PAGE_IS_WRITTEN,
 	};
-	int retries = 2;
 
 	if (uffd < 0 || pagemap < 0)
 		return false;
-	for (uintptr_t at = lo; at < hi;) {
+	for (uintptr_t at = lo; at < hi; at = a.walk_end) {
 		a.start = at;
 		a.end = hi;
-		if (scan_once(pagemap, &a, runs, fn, arg) < 0) {
-			/* A mapping made since the registration (the failure
-			 * does not say where): all registered again, and the
-			 * walk starts over; what it already protected is
-			 * not reported twice. */
-			if (errno != EPERM || !retries-- || !wtrack_register(lo, hi))
-				return false;
-			at = lo;
-			continue;
-		}
-		if (a.walk_end <= at)
-			return false;
-		at = a.walk_end;
+		if (scan_once(pagemap, &a, runs, fn, arg) < 0 || a.walk_end <= at)
+			return false;   /* a part not registered: mapped anew */
 	}
 	return true;
 }
 
-/* Only the parent's userfaultfd is closed: under the parent's number the
- * child holds either it or a descriptor of the program's. */
+/* The descriptor was in the table of a task that did not follow the
+ * fork, and the child's mappings are not registered. */
 void wtrack_fork_child(void)
 {
-	char path[40], link[32];
-	ssize_t n;
-
-	if (uffd < 0)
-		return;
-	fmt_s(path, sizeof(path), "/proc/self/fd/%d", uffd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n > 0) {
-		link[n] = '\0';
-		if (!strcmp(link, "anon_inode:[userfaultfd]"))
-			os_close(uffd);
-	}
-	forget_uffd();
+	uffd = -1;
+	if (state == WTRACK_ON)
+		state = WTRACK_UNTRIED;
 }

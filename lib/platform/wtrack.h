@@ -7,7 +7,13 @@
  * PAGEMAP_SCAN ioctl then lists the pages whose protection is gone and
  * protects them again, in one call.  Needs Linux 6.7; elsewhere (or with
  * userfaultfd forbidden by sysctl or seccomp) wtrack_open fails and the
- * caller does without. */
+ * caller does without.
+ *
+ * The registration lasts while the descriptor is open, and covers the
+ * mappings it was made on: a range mapped anew over them is not
+ * registered.  wtrack_open and wtrack_register are for the one task
+ * that holds the descriptor (young.c keeps it out of the program's
+ * descriptor table); wtrack_scan needs only the pagemap. */
 #ifndef GCSHIM_WTRACK_H
 #define GCSHIM_WTRACK_H
 
@@ -27,16 +33,14 @@ bool wtrack_open(void);
 enum wtrack_state wtrack_state(void);
 const char *wtrack_state_name(enum wtrack_state s);
 void wtrack_disable(void);
-/* Registers [lo, hi) (page-aligned); parts already registered stay so.
- * Pages first registered count as written until scanned. */
+/* Registers [lo, hi) (page-aligned), which must be mapped. */
 bool wtrack_register(uintptr_t lo, uintptr_t hi);
 /* Calls fn for every run of pages of [lo, hi) written since the last scan
  * and protects them again.  False when some of the range is not
  * registered (it was mapped anew): then what was reported is incomplete. */
 bool wtrack_scan(int pagemap, uintptr_t lo, uintptr_t hi,
 		 void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg);
-/* In a child after fork: the descriptor is the parent's, and the child's
- * mappings are no longer registered. */
+/* In a child after fork, whose mappings are no longer registered. */
 void wtrack_fork_child(void);
 
 #endif
