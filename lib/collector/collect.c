@@ -51,6 +51,9 @@ static struct {
 	uint32_t minors;             /* of them, minor ones (young.h) */
 	uint64_t total_written_pages;
 	int64_t live_full;           /* mem_alloc the last generation-2 one left */
+	uint64_t full_pause_ns;      /* of the last one that marked everything */
+	uint64_t minor_pause_ns;     /* of the last minor one */
+	uint64_t minor_saves_ns;     /* for this one (young.h), UINT64_MAX if asked */
 	struct gen_stats gens[3];
 	struct collection last, max;
 	uint64_t pauses[PAUSES];
@@ -417,6 +420,10 @@ static void account(const struct collection *c)
 	thread_sum(&tt);
 	co.gens[g].collections++;
 	co.minors += c->minor;
+	if (c->minor)
+		co.minor_pause_ns = c->pause_ns;
+	else
+		co.full_pause_ns = c->pause_ns;
 	co.total_written_pages += c->written_pages;
 	if (g == 2)
 		co.live_full = tt.bytes_allocated - tt.bytes_freed;
@@ -458,6 +465,13 @@ static unsigned markers_for_heap(void)
 static int open_pagemap(void)
 {
 	return open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+}
+
+/* What an automatic minor collection saves the program: the pause of a
+ * full one, less its own. */
+static uint64_t minor_saving(void)
+{
+	return co.full_pause_ns > co.minor_pause_ns ? co.full_pause_ns - co.minor_pause_ns : 0;
 }
 
 /* What the stop needs that cannot be had once the world is stopped: the
@@ -526,7 +540,7 @@ stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 	}
 	t1 = os_now_ns();
 	markers = co.markers;
-	c->minor = !co.dry && young_scan(pagemap, gen);
+	c->minor = !co.dry && young_scan(pagemap, gen, co.minor_saves_ns);
 	c->written_pages = young_last_pages();
 	mark_begin(pagemap, markers);
 	if (c->minor)
@@ -605,6 +619,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	save = save || gc_verify || (debug & GCSHIM_DEBUG_SAVEALL);
 	pagemap = open_pagemap();
 	prepare_stop();
+	co.minor_saves_ns = why == GC_MANUAL ? UINT64_MAX : minor_saving();
 	co.unregister = !save;
 	ok = run_stopped(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS);
 	err = errno;

@@ -2,6 +2,8 @@
 #include "young.h"
 
 #include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <linux/close_range.h>
 #include <linux/futex.h>
 #include <sched.h>
@@ -24,6 +26,9 @@ struct young yg;
 static struct {
 	uint64_t *since0, *since1;
 	bool scanned;          /* a scan has protected the heap once */
+	unsigned paused;       /* automatic collections left without tracking */
+	unsigned backoff;      /* the next pause's length */
+	uint64_t fault_ns;     /* a first write to a protected page */
 	uint64_t last_pages;   /* written pages the last scan reported */
 	uintptr_t top;         /* end of the heap registered so far */
 } wr;
@@ -41,7 +46,42 @@ bool young_init(void)
 
 bool young_tracking(void)
 {
-	return wtrack_state() == WTRACK_ON && wr.scanned;
+	return wtrack_state() == WTRACK_ON && wr.scanned && !wr.paused;
+}
+
+/* Minor collections pay when marking the old heap costs more than the
+ * faults of the program's first writes after each collection: a program
+ * that writes every page again between two collections (a leaky one
+ * reusing what was collected) pays a fault a page and saves little.
+ * When the pages written since the last protection cost more than an
+ * automatic collection saves, the heap is left unprotected, and
+ * collections are full, for 4, then 16, up to 256 of them before the
+ * next try.  An explicit collection of generation 0 or 1 always
+ * protects. */
+#define BACKOFF_FIRST 4
+#define BACKOFF_MAX 256
+
+static void back_off(void)
+{
+	wr.backoff = !wr.backoff ? BACKOFF_FIRST :
+		     wr.backoff < BACKOFF_MAX ? wr.backoff * 4 : BACKOFF_MAX;
+	wr.paused = wr.backoff;
+}
+
+/* A first scan reports every page never protected, not what the program
+ * writes between collections: the heap is protected if an eighth of it
+ * rewritten would cost no more than a collection saves. */
+static bool worth_protecting(uint64_t saved_ns)
+{
+	uint64_t cost = wr.last_pages * wr.fault_ns;
+
+	if (!wr.scanned ? cost / 8 <= saved_ns : cost <= saved_ns) {
+		if (wr.scanned)
+			wr.backoff = 0;
+		return true;
+	}
+	back_off();
+	return false;
 }
 
 uint64_t young_last_pages(void)
@@ -54,7 +94,8 @@ uint64_t young_last_pages(void)
  * descriptor it has never sees it, and its registration lasts as long as
  * the process.  The task registers the whole reserved heap once (the
  * heap's extents change protection, never mapping: os_commit), then
- * sleeps.  It is made with clone, not pthread_create, as a collection
+ * protects the heap again each time a collection asks (the stop does
+ * not stop it).  It is made with clone, not pthread_create, as a collection
  * may start inside malloc; it touches nothing of the thread that made
  * it but errno, while that thread waits for it. */
 #define HOLDER_STACK (64 * 1024)
@@ -63,22 +104,88 @@ static struct {
 	void *stack;
 	_Atomic pid_t tid;
 	_Atomic int result;        /* 0 while it starts, then 1 or -1 */
-	_Atomic int forever;
+	_Atomic int asked, done;   /* requests made and served */
+	uintptr_t top;             /* of the heap to protect */
 	bool tried;
 } holder;
+
+static void futex_wait(_Atomic int *at, int was)
+{
+	syscall(SYS_futex, at, FUTEX_WAIT_PRIVATE, was, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic int *at)
+{
+	syscall(SYS_futex, at, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* What the program pays for each page it writes after a collection
+ * protected it: a fault the kernel resolves, measured on pages of the
+ * task's own (from 1 us on bare metal to 20 us in some VMs). */
+#define PROBE_PAGES 16
+
+static uint64_t measure_fault(void)
+{
+	size_t size = PROBE_PAGES * OS_PAGE;
+	char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t t = 0;
+
+	if (p == MAP_FAILED)
+		return 0;
+	memset(p, 1, size);
+	if (wtrack_register((uintptr_t)p, (uintptr_t)p + size) &&
+	    wtrack_protect((uintptr_t)p, (uintptr_t)p + size)) {
+		t = os_now_ns();
+		for (size_t i = 0; i < PROBE_PAGES; i++)
+			((volatile char *)p)[i * OS_PAGE] = 2;
+		t = (os_now_ns() - t) / PROBE_PAGES;
+	}
+	munmap(p, size);
+	return t;
+}
 
 static int holder_main(void *arg)
 {
 	bool ok;
+	int served = 0;
 
 	(void)arg;
 	ok = syscall(SYS_close_range, 0, ~0U, CLOSE_RANGE_UNSHARE) == 0 && wtrack_open() &&
 	     wtrack_register(om.base, om.base + om.size);
+	if (ok)
+		wr.fault_ns = measure_fault();
 	atomic_store(&holder.result, ok ? 1 : -1);
-	syscall(SYS_futex, &holder.result, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-	for (;;)
-		syscall(SYS_futex, &holder.forever, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	futex_wake(&holder.result);
+	for (;;) {
+		int asked = atomic_load(&holder.asked);
+
+		if (asked == served) {
+			futex_wait(&holder.asked, served);
+			continue;
+		}
+		wtrack_protect(om.base, holder.top);
+		served = asked;
+		atomic_store(&holder.done, served);
+		futex_wake(&holder.done);
+	}
 	return 0;
+}
+
+/* With the world stopped: the holder protects the heap again.  What it
+ * leaves unprotected (it failed, or is gone) only counts as written at
+ * the next scan. */
+static void protect_heap(void)
+{
+	int want = atomic_load(&holder.asked) + 1;
+	int done;
+
+	if (atomic_load(&holder.result) != 1)
+		return;
+	holder.top = heap_top();
+	atomic_store(&holder.asked, want);
+	futex_wake(&holder.asked);
+	while ((done = atomic_load(&holder.done)) != want)
+		futex_wait(&holder.done, done);
 }
 
 /* Every signal blocked in the task (it inherits the mask): a signal for
@@ -119,6 +226,8 @@ void young_fork_child(void)
 {
 	holder.tried = false;
 	holder.tid = 0;
+	holder.result = 0;
+	holder.asked = holder.done = 0;
 	wtrack_fork_child();
 }
 
@@ -138,16 +247,25 @@ static void note_written(uintptr_t a, uintptr_t b, void *arg)
 	set_bits(wr.since1, first, end);
 }
 
-bool young_scan(int pagemap, int gen)
+/* The report is complete whether or not the heap is protected again
+ * after it: without protection, the next scans start over. */
+bool young_scan(int pagemap, int gen, uint64_t saved_ns)
 {
-	bool ok, ready = wr.scanned;
+	bool ready = wr.scanned;
 
 	wr.last_pages = 0;
+	if (wr.paused) {
+		wr.paused--;
+		return false;
+	}
 	if (wtrack_state() != WTRACK_ON)
 		return false;
-	ok = wtrack_scan(pagemap, om.base, heap_top(), note_written, NULL);
-	wr.scanned = wr.scanned || ok;
-	return ok && ready && gen < 2;
+	if (!wtrack_scan(pagemap, om.base, heap_top(), note_written, NULL))
+		return false;
+	wr.scanned = worth_protecting(saved_ns);
+	if (wr.scanned)
+		protect_heap();
+	return ready && gen < 2;
 }
 
 static size_t bitmap_words(void)

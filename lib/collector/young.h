@@ -61,8 +61,10 @@ bool young_init(void);
 void young_prepare(void);
 void young_fork_child(void);
 /* With the world stopped: the pages written since the last scan, and
- * whether a minor collection of generation gen can run on them. */
-bool young_scan(int pagemap, int gen);
+ * whether a minor collection of generation gen can run on them.
+ * saved_ns: what a minor collection saves the program here (the heap is
+ * protected again only if the faults of its writes cost no more). */
+bool young_scan(int pagemap, int gen, uint64_t saved_ns);
 /* The minor collection's set-up (aged: the age bitmap of its generation)
  * and its extra roots: the old blocks' parts on written pages. */
 void young_begin(int gen, const uint64_t *aged);

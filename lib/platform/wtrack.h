@@ -4,8 +4,9 @@
  * The range is registered with a userfaultfd in asynchronous
  * write-protect mode: a write to a protected page is resolved by the
  * kernel itself, which only clears the page's protection.  The pagemap's
- * PAGEMAP_SCAN ioctl then lists the pages whose protection is gone and
- * protects them again, in one call.  Needs Linux 6.7; elsewhere (or with
+ * PAGEMAP_SCAN ioctl then lists the pages whose protection is gone, and
+ * the userfaultfd protects them all again.  A page never protected, or
+ * in a part not registered, counts as written.  Needs Linux 6.7; elsewhere (or with
  * userfaultfd forbidden by sysctl or seccomp) wtrack_open fails and the
  * caller does without.
  *
@@ -35,11 +36,12 @@ const char *wtrack_state_name(enum wtrack_state s);
 void wtrack_disable(void);
 /* Registers [lo, hi) (page-aligned), which must be mapped. */
 bool wtrack_register(uintptr_t lo, uintptr_t hi);
-/* Calls fn for every run of pages of [lo, hi) written since the last scan
- * and protects them again.  False when some of the range is not
- * registered (it was mapped anew): then what was reported is incomplete. */
+/* Calls fn for every run of present pages of [lo, hi) written since they
+ * were last protected; false if the list is incomplete. */
 bool wtrack_scan(int pagemap, uintptr_t lo, uintptr_t hi,
 		 void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg);
+/* Protects [lo, hi) again, for the holder of the descriptor. */
+bool wtrack_protect(uintptr_t lo, uintptr_t hi);
 /* In a child after fork, whose mappings are no longer registered. */
 void wtrack_fork_child(void);
 
