@@ -94,29 +94,31 @@ uint64_t young_last_pages(void)
  * descriptor it has never sees it, and its registration lasts as long as
  * the process.  The task registers the whole reserved heap once (the
  * heap's extents change protection, never mapping: os_commit), then
- * protects the heap again each time a collection asks (the stop does
- * not stop it).  It is made with clone, not pthread_create, as a collection
- * may start inside malloc; it touches nothing of the thread that made
- * it but errno, while that thread waits for it. */
+ * sleeps.  It is made with clone, not pthread_create, as a collection
+ * may start inside malloc; until it has started, it touches nothing of
+ * the thread that made it but errno, while that thread waits for it. */
 #define HOLDER_STACK (64 * 1024)
 
 static struct {
 	void *stack;
 	_Atomic pid_t tid;
 	_Atomic int result;        /* 0 while it starts, then 1 or -1 */
-	_Atomic int asked, done;   /* requests made and served */
-	uintptr_t top;             /* of the heap to protect */
+	_Atomic int forever;
 	bool tried;
 } holder;
 
+/* The task runs on the thread pointer of the thread that made it, which
+ * may end while the task lives on: once started, the task must not touch
+ * thread-local storage, errno included, so its futex calls are made
+ * without libc (os_futex_raw). */
 static void futex_wait(_Atomic int *at, int was)
 {
-	syscall(SYS_futex, at, FUTEX_WAIT_PRIVATE, was, NULL, NULL, 0);
+	os_futex_raw(at, FUTEX_WAIT_PRIVATE, was);
 }
 
 static void futex_wake(_Atomic int *at)
 {
-	syscall(SYS_futex, at, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	os_futex_raw(at, FUTEX_WAKE_PRIVATE, 1);
 }
 
 /* What the program pays for each page it writes after a collection
@@ -147,7 +149,6 @@ static uint64_t measure_fault(void)
 static int holder_main(void *arg)
 {
 	bool ok;
-	int served = 0;
 
 	(void)arg;
 	ok = syscall(SYS_close_range, 0, ~0U, CLOSE_RANGE_UNSHARE) == 0 && wtrack_open() &&
@@ -156,36 +157,9 @@ static int holder_main(void *arg)
 		wr.fault_ns = measure_fault();
 	atomic_store(&holder.result, ok ? 1 : -1);
 	futex_wake(&holder.result);
-	for (;;) {
-		int asked = atomic_load(&holder.asked);
-
-		if (asked == served) {
-			futex_wait(&holder.asked, served);
-			continue;
-		}
-		wtrack_protect(om.base, holder.top);
-		served = asked;
-		atomic_store(&holder.done, served);
-		futex_wake(&holder.done);
-	}
+	for (;;)
+		futex_wait(&holder.forever, 0);
 	return 0;
-}
-
-/* With the world stopped: the holder protects the heap again.  What it
- * leaves unprotected (it failed, or is gone) only counts as written at
- * the next scan. */
-static void protect_heap(void)
-{
-	int want = atomic_load(&holder.asked) + 1;
-	int done;
-
-	if (atomic_load(&holder.result) != 1)
-		return;
-	holder.top = heap_top();
-	atomic_store(&holder.asked, want);
-	futex_wake(&holder.asked);
-	while ((done = atomic_load(&holder.done)) != want)
-		futex_wait(&holder.done, done);
 }
 
 /* Every signal blocked in the task (it inherits the mask): a signal for
@@ -227,7 +201,6 @@ void young_fork_child(void)
 	holder.tried = false;
 	holder.tid = 0;
 	holder.result = 0;
-	holder.asked = holder.done = 0;
 	wtrack_fork_child();
 }
 
@@ -247,8 +220,15 @@ static void note_written(uintptr_t a, uintptr_t b, void *arg)
 	set_bits(wr.since1, first, end);
 }
 
-/* The report is complete whether or not the heap is protected again
- * after it: without protection, the next scans start over. */
+static void ignore_run(uintptr_t a, uintptr_t b, void *arg)
+{
+	(void)a, (void)b, (void)arg;
+}
+
+/* The pages are listed first, and protected again in a second walk only
+ * if that pays: without protection, the next scans start over.  The
+ * report is complete either way.  Protecting is what costs (a TLB flush
+ * for every 2 MiB it changes); a walk that only lists is a fraction. */
 bool young_scan(int pagemap, int gen, uint64_t saved_ns)
 {
 	bool ready = wr.scanned;
@@ -258,13 +238,11 @@ bool young_scan(int pagemap, int gen, uint64_t saved_ns)
 		wr.paused--;
 		return false;
 	}
-	if (wtrack_state() != WTRACK_ON)
+	if (wtrack_state() != WTRACK_ON ||
+	    !wtrack_scan(pagemap, om.base, heap_top(), false, note_written, NULL))
 		return false;
-	if (!wtrack_scan(pagemap, om.base, heap_top(), note_written, NULL))
-		return false;
-	wr.scanned = worth_protecting(saved_ns);
-	if (wr.scanned)
-		protect_heap();
+	wr.scanned = worth_protecting(saved_ns) &&
+		     wtrack_scan(pagemap, om.base, heap_top(), true, ignore_run, NULL);
 	return ready && gen < 2;
 }
 

@@ -22,6 +22,7 @@
 #define PAGE_IS_WRITTEN (1 << 1)
 #define PAGE_IS_PRESENT (1 << 3)
 #define PAGE_IS_SWAPPED (1 << 4)
+#define PM_SCAN_WP_MATCHING (1 << 0)
 struct page_region {
 	uint64_t start, end, categories;
 };
@@ -95,11 +96,10 @@ void wtrack_disable(void)
 	state = WTRACK_OFF;
 }
 
-/* Write-protects every present page of [lo, hi) in one call: the kernel
- * then flushes the other CPUs' TLBs once, where PAGEMAP_SCAN's own
- * protection (PM_SCAN_WP_MATCHING) flushes after every 2 MiB it changed,
- * an interrupt to each CPU that ran the program each time (measured
- * here: tens of milliseconds for a thousand scattered written pages). */
+/* Protects all of [lo, hi), unpopulated pages too: the kernel marks
+ * those in the page tables, where the pagemap then shows them as swapped
+ * out, and a reader that takes swapped pages for written ones would read
+ * them in.  For memory of the holder's own, fully populated. */
 bool wtrack_protect(uintptr_t lo, uintptr_t hi)
 {
 	struct uffdio_writeprotect w = { .range = { lo, hi - lo }, .mode = UFFDIO_WRITEPROTECT_MODE_WP };
@@ -130,12 +130,13 @@ static long scan_once(int pagemap, struct pm_scan_arg *a, struct page_region *ru
 	return n;
 }
 
-bool wtrack_scan(int pagemap, uintptr_t lo, uintptr_t hi,
+bool wtrack_scan(int pagemap, uintptr_t lo, uintptr_t hi, bool protect,
 		 void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg)
 {
 	struct page_region runs[SCAN_RUNS];
 	struct pm_scan_arg a = {
-		.size = sizeof(a), .vec = (uintptr_t)runs, .vec_len = SCAN_RUNS,
+		.size = sizeof(a), .flags = protect ? PM_SCAN_WP_MATCHING : 0,
+		.vec = (uintptr_t)runs, .vec_len = SCAN_RUNS,
 		/* an unpopulated page counts as written (it was never
 		 * protected), and reading it would populate it */
 		.category_mask = PAGE_IS_WRITTEN,

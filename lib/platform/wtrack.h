@@ -5,8 +5,9 @@
  * write-protect mode: a write to a protected page is resolved by the
  * kernel itself, which only clears the page's protection.  The pagemap's
  * PAGEMAP_SCAN ioctl then lists the pages whose protection is gone, and
- * the userfaultfd protects them all again.  A page never protected, or
- * in a part not registered, counts as written.  Needs Linux 6.7; elsewhere (or with
+ * can protect them again in the same walk.  A page never protected, or in
+ * a part not registered, counts as written; an unpopulated one is never
+ * reported, and never protected.  Needs Linux 6.7; elsewhere (or with
  * userfaultfd forbidden by sysctl or seccomp) wtrack_open fails and the
  * caller does without.
  *
@@ -37,10 +38,11 @@ void wtrack_disable(void);
 /* Registers [lo, hi) (page-aligned), which must be mapped. */
 bool wtrack_register(uintptr_t lo, uintptr_t hi);
 /* Calls fn for every run of present pages of [lo, hi) written since they
- * were last protected; false if the list is incomplete. */
-bool wtrack_scan(int pagemap, uintptr_t lo, uintptr_t hi,
+ * were last protected, and with protect, protects them again; false if
+ * the list is incomplete (what it holds was protected all the same). */
+bool wtrack_scan(int pagemap, uintptr_t lo, uintptr_t hi, bool protect,
 		 void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg);
-/* Protects [lo, hi) again, for the holder of the descriptor. */
+/* Protects [lo, hi), for the holder of the descriptor. */
 bool wtrack_protect(uintptr_t lo, uintptr_t hi);
 /* In a child after fork, whose mappings are no longer registered. */
 void wtrack_fork_child(void);
