@@ -691,3 +691,18 @@ Test(collect, automatic_collections_beside_minor_ones_lose_nothing)
 
 	minor_links(env, false);
 }
+
+/* The first collection says in the log which way writes are tracked. */
+Test(collect, the_log_names_the_write_tracking)
+{
+	const char *on[] = { "GCSHIM_DEBUG=stats", NULL };
+	const char *off[] = { "GCSHIM_DEBUG=stats", "GCSHIM_MINOR=0", NULL };
+	char *log;
+
+	modes("generations", on, 0);
+	log = read_log();
+	cr_expect_eq(count(log, "gc: write tracking: "), 1, "%.2000s", log);
+	modes("generations", off, 0);
+	log = read_log();
+	cr_expect_eq(count(log, "gc: write tracking: none (GCSHIM_MINOR=0)"), 1, "%.2000s", log);
+}

@@ -32,6 +32,7 @@
 #include "stop.h"
 #include "sweep.h"
 #include "watch.h"
+#include "wtrack.h"
 #include "young.h"
 #include "probes.h"
 
@@ -408,6 +409,8 @@ static void log_done(const struct collection *c)
 	log_msg("gc: done, %ld unreachable, %ld uncollectable, %lu.%ss elapsed",
 		(long)c->collected, (long)c->uncollectable,
 		(unsigned long)(tenths_ms / 10000), frac + 1);
+	if (co.number == 1)   /* the first collection started the tracking */
+		log_msg("gc: write tracking: %s", wtrack_state_name(wtrack_state()));
 }
 
 /* CPython's bookkeeping: collecting generation g resets the counts of

@@ -86,8 +86,8 @@ const char *wtrack_state_name(enum wtrack_state s)
 	case WTRACK_ON: return "userfaultfd";
 	case WTRACK_NO_USERFAULTFD: return "none (no userfaultfd)";
 	case WTRACK_NO_ASYNC: return "none (no asynchronous write-protect)";
-	case WTRACK_OFF: return "none (off)";
-	default: return "none (not yet needed)";
+	case WTRACK_OFF: return "none (GCSHIM_MINOR=0)";
+	default: return "none (not started)";
 	}
 }
 
