@@ -200,9 +200,10 @@ static void release(void *const *out, unsigned n, unsigned idx)
 }
 
 /* A full class gives its older half away, to the depot if the thread
- * mostly frees this class and the depot has room, else to jemalloc, and keeps the blocks freed last, whose lines are the
- * likeliest still in the CPU cache.  The limit is even, so the halves
- * do not overlap and the move never has a block in no slot at all. */
+ * mostly frees this class and the depot has room, else to jemalloc, and
+ * keeps the blocks freed last, whose lines are the likeliest still in
+ * the CPU cache.  The limit is even, so the halves do not overlap and
+ * the move never has a block in no slot at all. */
 void bcache_overflow(struct bcache *c, unsigned idx)
 {
 	unsigned n = c->count[idx], half = n / 2, nout = 0;

@@ -111,7 +111,8 @@ int os_high_fd(int fd)
 }
 
 static __thread bool own_table __attribute__((tls_model("initial-exec")));
-static __thread int program_pidfd __attribute__((tls_model("initial-exec"))) = -1;   /* in the private table of its thread */
+/* In the private table of its thread, one for each such thread. */
+static __thread int program_pidfd __attribute__((tls_model("initial-exec"))) = -1;
 
 /* Gives the calling thread a descriptor table of its own, empty but for
  * /dev/null on 0, 1 and 2 (nothing it opens may land there and be taken
