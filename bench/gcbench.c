@@ -38,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "count.h"
+
 #ifdef USE_BOEHM
 #define GC_THREADS   /* declares the marker-thread calls */
 #include <gc/gc.h>
@@ -402,18 +404,6 @@ static struct sample median_sample(const struct sample *s, int n)
 		((double *)&med)[f] = median_of(v, n);
 	}
 	return med;
-}
-
-static long parse_count(const char *s)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	if (*end == 'k' || *end == 'K')
-		v <<= 10, end++;
-	else if (*end == 'm' || *end == 'M')
-		v <<= 20, end++;
-	return *end || v <= 0 ? -1 : v;
 }
 
 static int usage(void)

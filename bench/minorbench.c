@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "count.h"
 #include "gcshim.h"
 
 /* Weak, so that the program starts (and says what is wrong) without the
@@ -543,18 +544,6 @@ static void print_result(const struct samples *m, const struct summary *r, int t
 }
 
 /* --- main ------------------------------------------------------------------------- */
-
-static long parse_count(const char *s)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	if (*end == 'k' || *end == 'K')
-		v <<= 10, end++;
-	else if (*end == 'm' || *end == 'M')
-		v <<= 20, end++;
-	return *end || v <= 0 ? -1 : v;
-}
 
 static int usage(void)
 {

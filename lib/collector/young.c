@@ -101,7 +101,6 @@ uint64_t young_last_pages(void)
 
 static struct {
 	void *stack;
-	_Atomic pid_t tid;
 	_Atomic int result;        /* 0 while it starts, then 1 or -1 */
 	_Atomic int forever;
 	bool tried;
@@ -167,7 +166,7 @@ static int holder_main(void *arg)
 static void start_holder(void)
 {
 	const int flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
-			  CLONE_SYSVSEM | CLONE_PARENT_SETTID;
+			  CLONE_SYSVSEM;
 	sigset_t all, old;
 	int saved = errno;
 	pid_t tid;
@@ -178,8 +177,7 @@ static void start_holder(void)
 	atomic_store(&holder.result, 0);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	tid = clone(holder_main, (char *)holder.stack + HOLDER_STACK, flags, NULL,
-		    (pid_t *)&holder.tid);
+	tid = clone(holder_main, (char *)holder.stack + HOLDER_STACK, flags, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (tid > 0) {
 		stop_exclude(tid);
@@ -199,7 +197,6 @@ void young_prepare(void)
 void young_fork_child(void)
 {
 	holder.tried = false;
-	holder.tid = 0;
 	holder.result = 0;
 	wtrack_fork_child();
 }
