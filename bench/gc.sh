@@ -18,6 +18,9 @@
 # Without BENCH_DIR/gcbench-boehm (the Boehm collector's development files
 # were missing when it would have been built) only gcshim is measured.
 set -euo pipefail
+BENCH_NAME=gcbench
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
 
 : "${GCSHIM_LIB:?GCSHIM_LIB must name libgcshim.so}"
 : "${BENCH_DIR:?BENCH_DIR must name the directory of the bench programs}"
@@ -34,10 +37,6 @@ TARGET_RATIO=1.0
 # collection is given; less means it kept unreachable blocks.
 MIN_RECLAIMED=0.9
 
-die() {
-	echo "gcbench: $*" >&2
-	exit 1
-}
 
 # Columns: name, then the command; "-" stands between environment words
 # and the program.  boehm marks with one thread, as gcshim does;
@@ -95,11 +94,6 @@ run_all() {
 			done
 		done
 	done
-}
-
-median() {
-	tr ' ' '\n' <<<"$1" | grep . | sort -g |
-		awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 # The median of KEY for SIZE under CONFIG, or "-" when not measured.
@@ -209,11 +203,7 @@ report() {
 main() {
 	setup
 	run_all
-	if [[ ${BENCH_APPEND:-0} == 1 ]]; then
-		report | tee -a "$RESULTS"
-	else
-		report | tee "$RESULTS"
-	fi
+	publish report
 }
 
 main "$@"

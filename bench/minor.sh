@@ -32,6 +32,9 @@
 # The figures are reported, never asserted: the script fails only when a
 # process does.
 set -euo pipefail
+BENCH_NAME=minorbench
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
 
 : "${GCSHIM_LIB:?GCSHIM_LIB must name libgcshim.so}"
 : "${BENCH_DIR:?BENCH_DIR must name the directory of the bench programs}"
@@ -49,10 +52,6 @@ FULLS=3
 WRITE_EVERY=64
 
 WORK=
-die() {
-	echo "minorbench: $*" >&2
-	exit 1
-}
 
 setup() {
 	[[ -f $GCSHIM_LIB ]] || die "missing $GCSHIM_LIB"
@@ -126,8 +125,8 @@ run_all() {
 	done
 }
 
-# The pause runs' figures.  minor.samples: pause pages minor mark roots
-# stop (ns) root_bytes heap_bytes; full.samples: pause mark;
+# The pause runs' figures.  minor.samples: pause pages minor stop track
+# roots mark (ns) root_bytes heap_bytes; full.samples: pause mark;
 # pause.results: write_tracking abandoned automatic nodes.
 report_pauses() {
 	awk -v threads="$THREADS" -v secs="$SECONDS_CHURN" -v rounds="$ROUNDS" \
@@ -139,9 +138,9 @@ report_pauses() {
 	}
 	function allow(pages) { return 500000 + 3000 * pages }
 	FILENAME ~ /minor.samples$/ {
-		n++; p[n] = $1; pg[n] = $2; minor += $3; mk[n] = $4; rt[n] = $5; st[n] = $6
-		rb[n] = $7; hb[n] = $8
-		rest[n] = $1 - $4 - $5 - $6
+		n++; p[n] = $1; pg[n] = $2; minor += $3; st[n] = $4; tr[n] = $5; rt[n] = $6
+		mk[n] = $7; rb[n] = $8; hb[n] = $9
+		rest[n] = $1 - $4 - $5 - $6 - $7
 		if ($1 > max) { max = $1; maxpg = $2 }
 		if ($1 > allow($2)) over++
 		next
@@ -159,13 +158,17 @@ report_pauses() {
 		printf "  churner threads                    %d\n", threads
 		printf "  write tracking                     %s\n", notrack ? "0 in " notrack " of " runs " processes" : "1"
 		printf "  generation-0 collections           %d, %d of them minor (%d abandoned, %d automatic)\n", n, minor, abandoned, automatic
-		printf "  minor pause median / max           %.3f / %.3f ms\n", pmed / 1e6, max / 1e6
+		for (i = 1; i <= n; i++) sorted[i] = p[i]
+		median(sorted, n)
+		p90 = n ? sorted[int(0.9 * (n - 1)) + 1] : 0
+		printf "  minor pause median / p90 / max     %.3f / %.3f / %.3f ms\n", pmed / 1e6, p90 / 1e6, max / 1e6
 		printf "  written pages median / at the max  %d / %d\n", pgmed, maxpg
 		printf "  allowance 0.5 ms + 3 us x pages    %.3f ms at the median pages, %.3f ms at the max'"'"'s\n", allow(pgmed) / 1e6, allow(maxpg) / 1e6
 		printf "  over their own allowance           %d of %d collections\n", over, n
 		printf "  full pause median                  %.3f ms (%d collections)\n", fmed / 1e6, nf
 		printf "  minor / full pause (medians)       %.4f\n", fmed ? pmed / fmed : 0
-		printf "  a minor pause, medians (ms)        stopping %.3f; the written-page scan (PAGEMAP_SCAN),\n", median(st, n) / 1e6
+		printf "  a minor pause, medians (ms)        stopping %.3f; listing and protecting the pages\n", median(st, n) / 1e6
+		printf "                                     written since the preclean (PAGEMAP_SCAN) %.3f;\n", median(tr, n) / 1e6
 		printf "                                     roots and written pages %.3f; marking %.3f;\n", median(rt, n) / 1e6, median(mk, n) / 1e6
 		printf "                                     the rest (finding the dead, resuming) %.3f\n", median(rest, n) / 1e6
 		printf "  scanned by a minor collection      roots %.0f KiB, heap blocks %.0f KiB (medians)\n", median(rb, n) / 1024, median(hb, n) / 1024
@@ -221,11 +224,7 @@ report() {
 main() {
 	setup
 	run_all
-	if [[ ${BENCH_APPEND:-0} == 1 ]]; then
-		report | tee -a "$RESULTS"
-	else
-		report | tee "$RESULTS"
-	fi
+	publish report
 }
 
 main "$@"

@@ -81,7 +81,7 @@ struct churner {
 };
 
 struct sample {
-	long long pause_ns, pages, minor, mark_ns, roots_ns, stop_ns;
+	long long pause_ns, pages, minor, mark_ns, roots_ns, stop_ns, track_ns;
 	long long root_bytes, heap_bytes;   /* scanned */
 };
 
@@ -309,6 +309,7 @@ static bool collect(int gen, struct sample *s)
 	s->mark_ns = st.last_mark_ns;
 	s->roots_ns = st.last_roots_ns;
 	s->stop_ns = st.last_stop_ns;
+	s->track_ns = st.last_track_ns;
 	s->root_bytes = st.last_root_bytes;
 	s->heap_bytes = st.last_heap_bytes;
 	return true;
@@ -505,10 +506,11 @@ static void write_passes(struct summary *r)
 static void print_samples(const struct samples *m, const struct samples *f)
 {
 	for (size_t i = 0; i < m->n; i++)
-		printf("MINOR pause_ns=%lld pages=%lld minor=%lld mark_ns=%lld roots_ns=%lld "
-		       "stop_ns=%lld root_bytes=%lld heap_bytes=%lld\n", m->v[i].pause_ns,
-		       m->v[i].pages, m->v[i].minor, m->v[i].mark_ns, m->v[i].roots_ns,
-		       m->v[i].stop_ns, m->v[i].root_bytes, m->v[i].heap_bytes);
+		printf("MINOR pause_ns=%lld pages=%lld minor=%lld stop_ns=%lld track_ns=%lld "
+		       "roots_ns=%lld mark_ns=%lld root_bytes=%lld heap_bytes=%lld\n",
+		       m->v[i].pause_ns, m->v[i].pages, m->v[i].minor, m->v[i].stop_ns,
+		       m->v[i].track_ns, m->v[i].roots_ns, m->v[i].mark_ns, m->v[i].root_bytes,
+		       m->v[i].heap_bytes);
 	for (size_t i = 0; i < f->n; i++)
 		printf("FULL pause_ns=%lld mark_ns=%lld\n", f->v[i].pause_ns, f->v[i].mark_ns);
 }

@@ -10,6 +10,9 @@
 #   BENCH_ROUNDS   runs per program and configuration          (default 3)
 #   BENCH_RESULTS  where the table is also written (BENCH_DIR/results-programs.txt)
 set -euo pipefail
+BENCH_NAME=programs
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
 
 : "${GCSHIM_LIB:?GCSHIM_LIB must name libgcshim.so}"
 : "${BENCH_DIR:?BENCH_DIR must name the directory of the bench programs}"
@@ -20,10 +23,6 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 TARGET=1.25
 
-die() {
-	echo "programs: $*" >&2
-	exit 1
-}
 
 # Inputs, made once.
 make_inputs() {
@@ -82,11 +81,6 @@ run_one() {
 		die "failed: $env $cmd"
 	echo "${t%% *} $(grep -c 'gc: collecting generation' "$log" 2>/dev/null || true)" \
 		"$(grep -c 'false garbage' "$log" 2>/dev/null || true)"
-}
-
-median() {
-	tr ' ' '\n' <<<"$1" | grep . | sort -g |
-		awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 main() {

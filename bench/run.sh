@@ -25,6 +25,9 @@
 #                     with heaptrack/gcshim-bt16 against its target (>= 3),
 #                     and the deep workload added
 set -euo pipefail
+BENCH_NAME=bench
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
 
 : "${GCSHIM_LIB:?GCSHIM_LIB must name libgcshim.so}"
 : "${JEMALLOC_SO:?JEMALLOC_SO must name the plain jemalloc shared object}"
@@ -100,10 +103,6 @@ TARGET_GEOMEAN=1.05
 TARGET_MAX_TIME=1.15
 TARGET_MAX_RSS=1.05
 
-die() {
-	echo "bench: $*" >&2
-	exit 1
-}
 
 check_inputs() {
 	local f c
@@ -151,11 +150,6 @@ run_workload() {
 			run_one "$label" "$args" "${CONFIGS[(i + r) % n]}"
 		done
 	done
-}
-
-median() {
-	tr ' ' '\n' <<<"$1" | grep . | sort -g |
-		awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 config_names() {

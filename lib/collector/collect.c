@@ -120,9 +120,16 @@ static size_t scratch_cap(void)
 	return live > 0 ? (size_t)live / 16 : 0;
 }
 
+/* The dead list is filled again by the next collection, with about as
+ * many entries when the program runs as before: its pages are kept, up to
+ * a quarter of the live heap, as a page fault each to bring them back
+ * costs more than the rest of finding the dead blocks.  The peak it
+ * reached in the collection is not raised by keeping them. */
 static void trim_dead_list(void)
 {
-	os_scratch_trim(&co.dead_mem, co.ndead * sizeof(*co.dead), scratch_cap());
+	int64_t live = atomic_load(&gc.live_after);
+
+	os_scratch_trim(&co.dead_mem, co.ndead * sizeof(*co.dead), live > 0 ? (size_t)live / 4 : 0);
 }
 
 /* Finding the dead blocks is shared by the marker threads, after the
@@ -545,6 +552,7 @@ stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 	markers = co.markers;
 	c->minor = !co.dry && young_scan(pagemap, gen, co.minor_saves_ns);
 	c->written_pages = young_last_pages();
+	c->track_ns = os_now_ns() - t1;
 	mark_begin(pagemap, markers);
 	if (c->minor)
 		young_begin(gen, gen == 0 ? co.age1 : co.age2);
@@ -556,14 +564,14 @@ stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 	}
 	if (c->minor)
 		young_mark_written(gen);
-	c->roots_ns = os_now_ns() - t1;
+	c->roots_ns = os_now_ns() - t1 - c->track_ns;
 	find_prepare(gen, c, count, markers == 1, c->minor);
 	mark_finish(&ms, find_dead_share);
 	yg.on = false;
 	if (!co.dry)
 		make_cached_oldest();
 	co.ndead = fd.reserved < co.dead_cap ? fd.reserved : co.dead_cap;
-	c->mark_ns = ms.marked_ns - t1 - c->roots_ns;
+	c->mark_ns = ms.marked_ns - t1 - c->track_ns - c->roots_ns;
 	c->markers = ms.markers;
 	resume_world(&w);
 	c->stop_ns = w.stop_ns;
@@ -621,8 +629,9 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 		log_start(gen);
 	save = save || gc_verify || (debug & GCSHIM_DEBUG_SAVEALL);
 	pagemap = open_pagemap();
-	prepare_stop();
 	co.minor_saves_ns = why == GC_MANUAL ? UINT64_MAX : minor_saving();
+	young_preclean(pagemap, co.minor_saves_ns);
+	prepare_stop();
 	co.unregister = !save;
 	ok = run_stopped(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS);
 	err = errno;
@@ -820,6 +829,7 @@ void collect_fill_stats(struct gcshim_stats *st)
 	st->heap_bytes_scanned = (int64_t)co.total_heap_bytes;
 	st->markers = co.last.markers;
 	st->last_roots_ns = (int64_t)co.last.roots_ns;
+	st->last_track_ns = (int64_t)co.last.track_ns;
 	st->sweep_pending_bytes = sweep_pending_bytes();
 	st->collections_minor = co.minors;
 	st->written_pages = (int64_t)co.total_written_pages;

@@ -259,12 +259,13 @@ HOT void consider(struct marker *m, uintptr_t w, const bool bytes)
 		uintptr_t g = off >> OM_GRANULE_LG;
 
 		if ((atomic_load_explicit(&om.starts[g >> 6], memory_order_relaxed) >> (g & 63)) & 1) {
-			if (bytes ? !marked_byte(off) :
-			    !((atomic_load_explicit(&mk.bits[g >> 6], memory_order_relaxed) >>
-			       (g & 63)) & 1)) {
-				if ((sz = om_size_at(off)))
-					mark_block(m, w, sz, bytes);
-			}
+			/* old blocks, most of what a minor collection's written
+			 * pages point to, are ruled out before the size lookup */
+			if ((bytes ? !marked_byte(off) :
+			     !((atomic_load_explicit(&mk.bits[g >> 6], memory_order_relaxed) >>
+				(g & 63)) & 1)) &&
+			    (!yg.on || young_block(off)) && (sz = om_size_at(off)))
+				mark_block(m, w, sz, bytes);
 			return;
 		}
 	}

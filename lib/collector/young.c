@@ -26,10 +26,12 @@ struct young yg;
 static struct {
 	uint64_t *since0, *since1;
 	bool scanned;          /* a scan has protected the heap once */
+	bool precleaned;       /* since0 and the counts hold a preclean's pages */
 	unsigned paused;       /* automatic collections left without tracking */
 	unsigned backoff;      /* the next pause's length */
 	uint64_t fault_ns;     /* a first write to a protected page */
-	uint64_t last_pages;   /* written pages the last scan reported */
+	uint64_t last_pages;   /* distinct written pages the last scan found */
+	uint64_t last_faults;  /* pages it reported: each was a fault */
 	uintptr_t top;         /* end of the heap registered so far */
 } wr;
 
@@ -73,7 +75,7 @@ static void back_off(void)
  * rewritten would cost no more than a collection saves. */
 static bool worth_protecting(uint64_t saved_ns)
 {
-	uint64_t cost = wr.last_pages * wr.fault_ns;
+	uint64_t cost = wr.last_faults * wr.fault_ns;
 
 	if (!wr.scanned ? cost / 8 <= saved_ns : cost <= saved_ns) {
 		if (wr.scanned)
@@ -197,14 +199,29 @@ void young_prepare(void)
 void young_fork_child(void)
 {
 	holder.tried = false;
+	wr.precleaned = false;
 	holder.result = 0;
 	wtrack_fork_child();
 }
 
-static void set_bits(uint64_t *bits, uintptr_t first, uintptr_t end)
+static void forget_counts(void)
 {
-	for (uintptr_t pg = first; pg < end; pg++)
-		bits[pg >> 6] |= 1ULL << (pg & 63);
+	wr.last_pages = 0;
+	wr.last_faults = 0;
+}
+
+/* Returns how many were clear. */
+static uint64_t set_bits(uint64_t *bits, uintptr_t first, uintptr_t end)
+{
+	uint64_t was_clear = 0;
+
+	for (uintptr_t pg = first; pg < end; pg++) {
+		uint64_t bit = 1ULL << (pg & 63);
+
+		was_clear += !(bits[pg >> 6] & bit);
+		bits[pg >> 6] |= bit;
+	}
+	return was_clear;
 }
 
 static void note_written(uintptr_t a, uintptr_t b, void *arg)
@@ -212,8 +229,8 @@ static void note_written(uintptr_t a, uintptr_t b, void *arg)
 	uintptr_t first = (a - om.base) >> OM_PAGE_LG, end = (b - om.base) >> OM_PAGE_LG;
 
 	(void)arg;
-	wr.last_pages += end - first;
-	set_bits(wr.since0, first, end);
+	wr.last_faults += end - first;
+	wr.last_pages += set_bits(wr.since0, first, end);
 	set_bits(wr.since1, first, end);
 }
 
@@ -222,25 +239,74 @@ static void ignore_run(uintptr_t a, uintptr_t b, void *arg)
 	(void)a, (void)b, (void)arg;
 }
 
-/* The pages are listed first, and protected again in a second walk only
- * if that pays: without protection, the next scans start over.  The
- * report is complete either way.  Protecting is what costs (a TLB flush
- * for every 2 MiB it changes); a walk that only lists is a fraction. */
+/* Protecting a page changes its page-table entry and costs a share of a
+ * TLB flush on every processor the program runs on: a few microseconds
+ * in a virtual machine, several milliseconds for the pages a program
+ * writes between two collections.  So while the program still runs, the
+ * collecting thread lists and protects the pages written since the last
+ * scan, twice more while the program keeps writing many, and the scan in
+ * the stopped world has only the pages written since to protect.  Every
+ * write is still reported: one before a page's protection by the pass
+ * that protects it, one after by a later pass.  Only when the last scan
+ * protected and tracking paid. */
+#define PRECLEAN_PASSES 3
+#define PRECLEAN_FEW 64   /* pages a further pass would not pay for */
+
+void young_preclean(int pagemap, uint64_t saved_ns)
+{
+	uint64_t before;
+
+	if (!young_tracking() || wr.last_faults * wr.fault_ns > saved_ns)
+		return;
+	if (!wr.precleaned)
+		forget_counts();
+	wr.precleaned = true;
+	for (int i = 0; i < PRECLEAN_PASSES; i++) {
+		before = wr.last_faults;
+		if (!wtrack_scan(pagemap, om.base, heap_top(), true, note_written, NULL) ||
+		    wr.last_faults - before <= PRECLEAN_FEW)
+			return;
+	}
+}
+
+/* Without a preclean, the pages are listed first, and protected again in
+ * a second walk only if that pays: without protection, the next scans
+ * start over.  The report is complete either way; a walk that only lists
+ * costs a fraction of one that protects. */
+static bool list_then_protect(int pagemap, uint64_t saved_ns)
+{
+	if (!wtrack_scan(pagemap, om.base, heap_top(), false, note_written, NULL))
+		return false;
+	wr.scanned = worth_protecting(saved_ns) &&
+		     wtrack_scan(pagemap, om.base, heap_top(), true, ignore_run, NULL);
+	return true;
+}
+
+/* After a preclean, one walk lists and protects: the program has paid for
+ * the faults of most pages already, and the decision is for the next
+ * collections.  A walk that fails has not listed every page. */
+static bool protect_rest(int pagemap, uint64_t saved_ns)
+{
+	wr.scanned = wtrack_scan(pagemap, om.base, heap_top(), true, note_written, NULL);
+	worth_protecting(saved_ns);
+	return wr.scanned;
+}
+
 bool young_scan(int pagemap, int gen, uint64_t saved_ns)
 {
-	bool ready = wr.scanned;
+	bool ready = wr.scanned, precleaned = wr.precleaned, listed;
 
-	wr.last_pages = 0;
+	wr.precleaned = false;
+	if (!precleaned)
+		forget_counts();
 	if (wr.paused) {
 		wr.paused--;
 		return false;
 	}
-	if (wtrack_state() != WTRACK_ON ||
-	    !wtrack_scan(pagemap, om.base, heap_top(), false, note_written, NULL))
+	if (wtrack_state() != WTRACK_ON)
 		return false;
-	wr.scanned = worth_protecting(saved_ns) &&
-		     wtrack_scan(pagemap, om.base, heap_top(), true, ignore_run, NULL);
-	return ready && gen < 2;
+	listed = precleaned ? protect_rest(pagemap, saved_ns) : list_then_protect(pagemap, saved_ns);
+	return listed && ready && gen < 2;
 }
 
 static size_t bitmap_words(void)
@@ -265,16 +331,20 @@ static void scan_if_old(uintptr_t start, size_t size, uintptr_t lo, uintptr_t hi
 	mark_written(start > lo ? start : lo, end < hi ? end : hi);
 }
 
-/* One written page: the old block reaching into it from below, then those
- * starting on it. */
+/* One written page: the old block reaching into it from below, then the
+ * old blocks starting on it, neighbours scanned as one run.  Blocks that
+ * start on a page all have its class's size, and on a page that is not
+ * flagged young for this collection none of them is young. */
 static void scan_written_page(uintptr_t pg)
 {
-	uintptr_t lo = om.base + (pg << OM_PAGE_LG), hi = lo + (1UL << OM_PAGE_LG), start;
+	uintptr_t lo = om.base + (pg << OM_PAGE_LG), hi = lo + (1UL << OM_PAGE_LG);
+	uintptr_t start, run = 0, run_end = 0;
+	bool any_young = atomic_load_explicit(&om.pages[pg], memory_order_relaxed) & yg.flags;
 	size_t size;
 
 	if (om_find(lo, &start, &size) && start < lo)
 		scan_if_old(start, size, lo, hi);
-	if (!om_page_has_starts(pg))
+	if (!om_page_has_starts(pg) || !(size = om_size_at(lo - om.base)))
 		return;
 	for (size_t w = pg * OM_WORDS_PER_PAGE; w < (pg + 1) * OM_WORDS_PER_PAGE; w++) {
 		uint64_t bits = atomic_load_explicit(&om.starts[w], memory_order_relaxed);
@@ -282,10 +352,18 @@ static void scan_written_page(uintptr_t pg)
 		for (; bits; bits &= bits - 1) {
 			uintptr_t off = ((w << 6) + (uintptr_t)__builtin_ctzll(bits)) << OM_GRANULE_LG;
 
-			if ((size = om_size_at(off)))
-				scan_if_old(om.base + off, size, lo, hi);
+			if (any_young && young_block(off))
+				continue;
+			if (om.base + off != run_end) {
+				if (run_end)
+					mark_written(run, run_end < hi ? run_end : hi);
+				run = om.base + off;
+			}
+			run_end = om.base + off + size;
 		}
 	}
+	if (run_end)
+		mark_written(run, run_end < hi ? run_end : hi);
 }
 
 void young_mark_written(int gen)

@@ -60,6 +60,10 @@ bool young_init(void);
 /* Before the stop: write tracking is started the first time. */
 void young_prepare(void);
 void young_fork_child(void);
+/* Before the stop, with the collection lock held: most written pages
+ * listed and protected while the program runs, if the next scan would
+ * protect them (see young_scan). */
+void young_preclean(int pagemap, uint64_t saved_ns);
 /* With the world stopped: the pages written since the last scan, and
  * whether a minor collection of generation gen can run on them.
  * saved_ns: what a minor collection saves the program here (the heap is
