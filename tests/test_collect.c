@@ -692,6 +692,40 @@ Test(collect, automatic_collections_beside_minor_ones_lose_nothing)
 	minor_links(env, false);
 }
 
+/* The same with the holders in a large anonymous mapping and in the bss:
+ * minor collections read of them only the pages written since (rtrack.h),
+ * and still lose no young block. */
+static void minor_roots(const char *const env[])
+{
+	static char out[OUT_MAX];
+	char *argv[] = { build_path("tests/fixtures/gc_minor"), "roots", "4", "20000", NULL };
+
+	gc_auto(argv, env, out, sizeof(out));
+	cr_expect_gt(figure(out, "young_blocks "), 10000, "%s", out);
+	cr_expect_eq(figure(out, "broken "), 0, "%s", out);
+	cr_expect_eq(figure(out, "false_garbage "), 0, "%s", out);
+	if (figure(out, "write_tracking ") == 1) {
+		cr_expect_gt(figure(out, "minor "), figure(out, "collections ") / 2, "%s", out);
+		cr_expect_gt(figure(out, "fewest_minor_root_bytes "), 0, "%s", out);
+		cr_expect_lt(figure(out, "fewest_minor_root_bytes "),
+			     figure(out, "holder_bytes ") / 2, "%s", out);
+	}
+}
+
+Test(collect, minor_collections_read_only_the_written_root_pages)
+{
+	const char *env[] = { NULL };
+
+	minor_roots(env);
+}
+
+Test(collect, minor_collections_with_tracked_roots_find_no_false_garbage)
+{
+	const char *env[] = { "GCSHIM_VERIFY=1", NULL };
+
+	minor_roots(env);
+}
+
 /* The first collection says in the log which way writes are tracked. */
 Test(collect, the_log_names_the_write_tracking)
 {

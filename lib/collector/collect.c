@@ -629,9 +629,9 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 		log_start(gen);
 	save = save || gc_verify || (debug & GCSHIM_DEBUG_SAVEALL);
 	pagemap = open_pagemap();
+	prepare_stop();
 	co.minor_saves_ns = why == GC_MANUAL ? UINT64_MAX : minor_saving();
 	young_preclean(pagemap, co.minor_saves_ns);
-	prepare_stop();
 	co.unregister = !save;
 	ok = run_stopped(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS);
 	err = errno;

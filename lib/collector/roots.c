@@ -13,6 +13,7 @@
 #include "mark.h"
 #include "objmap.h"
 #include "os.h"
+#include "rtrack.h"
 #include "tstacks.h"
 
 #define MAPS_MAX (64u << 20)   /* address space; committed as used */
@@ -157,16 +158,19 @@ static void scan_shared_file(uintptr_t lo, uintptr_t hi)
 	os_close(pagemap);
 }
 
-static void scan_piece(uintptr_t lo, uintptr_t hi, bool shared, bool code)
+static void scan_piece(uintptr_t lo, uintptr_t hi, bool shared, bool code, bool track)
 {
+	if (track && rtrack_piece(lo, hi))
+		return;
 	if (code)
 		mark_code_range(lo, hi);
 	else
 		mark_range(lo, hi, true, shared);
 }
 
-/* Scans [lo, hi) minus every excluded region. */
-static void scan_minus_excluded(uintptr_t lo, uintptr_t hi, bool shared, bool code)
+/* Scans [lo, hi) minus every excluded region; with track, through the
+ * write tracking of roots. */
+static void scan_minus_excluded(uintptr_t lo, uintptr_t hi, bool shared, bool code, bool track)
 {
 	for (size_t i = 0; i < rt.nexcluded && lo < hi; i++) {
 		const struct region *x = &rt.excluded[i];
@@ -174,11 +178,11 @@ static void scan_minus_excluded(uintptr_t lo, uintptr_t hi, bool shared, bool co
 		if (x->end <= lo || x->start >= hi)
 			continue;
 		if (x->start > lo)
-			scan_piece(lo, x->start, shared, code);
+			scan_piece(lo, x->start, shared, code, track);
 		lo = x->end > lo ? x->end : lo;
 	}
 	if (lo < hi)
-		scan_piece(lo, hi, shared, code);
+		scan_piece(lo, hi, shared, code, track);
 }
 
 /* The lowest stack pointer of any thread inside [start, end), or 0. */
@@ -330,6 +334,64 @@ static void scan_registers(const struct world *w)
 				   (uintptr_t)(w->threads[i].regs + w->threads[i].nregs), false, false);
 }
 
+/* A private writable mapping of the program that write tracking may take
+ * (rtrack.h): anonymous or of a regular file, and no stack, which has a
+ * guard page below it when it is a thread's. */
+static bool trackable(const struct mapping *m, const struct mapping *prev)
+{
+	return m->perms[0] == 'r' && m->perms[1] == 'w' && m->perms[3] == 'p' &&
+	       (anonymous(m) || (*m->path == '/' && strncmp(m->path, "/dev/", 5))) &&
+	       !(prev && prev->end == m->start && !strncmp(prev->perms, "---", 3));
+}
+
+/* The pieces of [lo, hi) outside the shim's own regions (the heap among
+ * them, which the heap's tracking protects), min_size or larger. */
+static void each_piece(uintptr_t lo, uintptr_t hi, uintptr_t min_size, root_range_fn fn,
+		       void *arg)
+{
+	for (size_t i = 0; i < rt.nexcluded && lo < hi; i++) {
+		const struct region *x = &rt.excluded[i];
+
+		if (x->end <= lo || x->start >= hi)
+			continue;
+		if (x->start > lo && x->start - lo >= min_size)
+			fn(lo, x->start, arg);
+		lo = x->end > lo ? x->end : lo;
+	}
+	if (lo < hi && hi - lo >= min_size)
+		fn(lo, hi, arg);
+}
+
+bool roots_each_trackable(uintptr_t min_size, root_range_fn fn, void *arg)
+{
+	struct mapping cur, prev;
+	bool have_prev = false;
+
+	if (!read_maps())
+		return false;
+	for (const char *s = rt.buf; *s;) {
+		s = maps_parse_line(s, &cur);
+		if (cur.end - cur.start >= min_size && trackable(&cur, have_prev ? &prev : NULL))
+			each_piece(cur.start, cur.end, min_size, fn, arg);
+		prev = cur;
+		have_prev = true;
+	}
+	return true;
+}
+
+/* Only a whole mapping that no thread's stack or thread pointer is in
+ * may be tracked: those are written all the time. */
+static void scan_mapping(enum roots_mode mode, const struct world *w, const struct mapping *m,
+			 const struct mapping *prev, const struct object *obj)
+{
+	uintptr_t from = scan_from(w, m, prev), to = scan_to(mode, w, m, prev, obj);
+	bool track = mode == ROOTS_ALL && from == m->start && to == m->end &&
+		     m->end - m->start >= RTRACK_MIN && trackable(m, prev) &&
+		     !lowest_sp(w, m->start, m->end) && !holds_tp(w, m->start, m->end);
+
+	scan_minus_excluded(from, to, m->perms[3] == 's', m->perms[2] == 'x', track);
+}
+
 bool roots_scan(const struct world *w, enum roots_mode mode)
 {
 	struct mapping cur, prev;
@@ -347,8 +409,7 @@ bool roots_scan(const struct world *w, enum roots_mode mode)
 		if (shared_file(&cur) && wanted(mode, w, &cur, NULL))
 			scan_shared_file(cur.start, cur.end);
 		else if (wanted(mode, w, &cur, pv))
-			scan_minus_excluded(scan_from(w, &cur, pv), scan_to(mode, w, &cur, pv, &obj),
-					    cur.perms[3] == 's', cur.perms[2] == 'x');
+			scan_mapping(mode, w, &cur, pv, &obj);
 		prev = cur;
 		have_prev = true;
 	}

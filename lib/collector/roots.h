@@ -47,6 +47,11 @@ bool roots_init(void);
 void roots_prepare(void);
 bool roots_scan(const struct world *w, enum roots_mode mode);
 void roots_add_extra(void (*fn)(void));
+/* Before the stop, after roots_prepare: fn for every piece of min_size
+ * bytes or more of the private writable mappings that write tracking may
+ * take (rtrack.h), the shim's own regions left out; false if the
+ * mappings could not be read. */
+bool roots_each_trackable(uintptr_t min_size, root_range_fn fn, void *arg);
 
 /* Inspection: the ranges roots_scan would scan, described, without
  * marking.  With the world stopped; skip_self leaves out the calling

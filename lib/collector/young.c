@@ -15,6 +15,7 @@
 #include "mark.h"
 #include "options.h"
 #include "os.h"
+#include "rtrack.h"
 #include "stop.h"
 #include "wtrack.h"
 
@@ -43,7 +44,7 @@ bool young_init(void)
 		wtrack_disable();
 	wr.since0 = os_map(bytes);
 	wr.since1 = os_map(bytes);
-	return wr.since0 && wr.since1;
+	return wr.since0 && wr.since1 && rtrack_init();
 }
 
 bool young_tracking(void)
@@ -104,8 +105,13 @@ uint64_t young_last_pages(void)
 static struct {
 	void *stack;
 	_Atomic int result;        /* 0 while it starts, then 1 or -1 */
-	_Atomic int forever;
 	bool tried;
+	/* a request to register mappings (young_register): 0 none, 1 made,
+	 * 2 served */
+	_Atomic int asked;
+	const struct span *spans;
+	bool *ok;
+	size_t n;
 } holder;
 
 /* The task runs on the thread pointer of the thread that made it, which
@@ -158,9 +164,32 @@ static int holder_main(void *arg)
 		wr.fault_ns = measure_fault();
 	atomic_store(&holder.result, ok ? 1 : -1);
 	futex_wake(&holder.result);
-	for (;;)
-		futex_wait(&holder.forever, 0);
+	for (;;) {
+		futex_wait(&holder.asked, 0);
+		if (atomic_load(&holder.asked) != 1)
+			continue;
+		for (size_t i = 0; i < holder.n; i++)
+			holder.ok[i] = ok && wtrack_register(holder.spans[i].lo, holder.spans[i].hi);
+		atomic_store(&holder.asked, 2);
+		futex_wake(&holder.asked);
+	}
 	return 0;
+}
+
+/* Only the holder can register: the descriptor is in its table alone. */
+bool young_register(const struct span *spans, size_t n, bool *ok)
+{
+	if (atomic_load(&holder.result) != 1)
+		return false;
+	holder.spans = spans;
+	holder.ok = ok;
+	holder.n = n;
+	atomic_store(&holder.asked, 1);
+	futex_wake(&holder.asked);
+	while (atomic_load(&holder.asked) != 2)
+		futex_wait(&holder.asked, 1);
+	atomic_store(&holder.asked, 0);
+	return true;
 }
 
 /* Every signal blocked in the task (it inherits the mask): a signal for
@@ -201,6 +230,8 @@ void young_fork_child(void)
 	holder.tried = false;
 	wr.precleaned = false;
 	holder.result = 0;
+	holder.asked = 0;
+	rtrack_fork_child();
 	wtrack_fork_child();
 }
 
@@ -261,12 +292,14 @@ void young_preclean(int pagemap, uint64_t saved_ns)
 	if (!wr.precleaned)
 		forget_counts();
 	wr.precleaned = true;
+	rtrack_prepare();
 	for (int i = 0; i < PRECLEAN_PASSES; i++) {
 		before = wr.last_faults;
 		if (!wtrack_scan(pagemap, om.base, heap_top(), true, note_written, NULL) ||
 		    wr.last_faults - before <= PRECLEAN_FEW)
-			return;
+			break;
 	}
+	wr.last_faults += rtrack_preclean(pagemap);
 }
 
 /* Without a preclean, the pages are listed first, and protected again in
@@ -294,18 +327,18 @@ static bool protect_rest(int pagemap, uint64_t saved_ns)
 
 bool young_scan(int pagemap, int gen, uint64_t saved_ns)
 {
-	bool ready = wr.scanned, precleaned = wr.precleaned, listed;
+	bool ready = wr.scanned, precleaned = wr.precleaned, listed = false;
 
 	wr.precleaned = false;
 	if (!precleaned)
 		forget_counts();
-	if (wr.paused) {
+	if (wr.paused)
 		wr.paused--;
-		return false;
-	}
-	if (wtrack_state() != WTRACK_ON)
-		return false;
-	listed = precleaned ? protect_rest(pagemap, saved_ns) : list_then_protect(pagemap, saved_ns);
+	else if (wtrack_state() == WTRACK_ON)
+		listed = precleaned ? protect_rest(pagemap, saved_ns) :
+				      list_then_protect(pagemap, saved_ns);
+	/* the roots are protected again when the heap is */
+	rtrack_begin(pagemap, gen, young_tracking());
 	return listed && ready && gen < 2;
 }
 
@@ -385,6 +418,7 @@ void young_end(int gen)
 	size_t words = bitmap_words();
 
 	yg.on = false;
+	rtrack_end(gen);
 	for (size_t w = 0; w < words; w++) {
 		if (gen > 0 && wr.since1[w] != wr.since0[w])
 			wr.since1[w] = wr.since0[w];

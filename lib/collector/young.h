@@ -30,6 +30,7 @@
 
 #include "frozen.h"
 #include "objmap.h"
+#include "wtrack.h"
 
 struct young {
 	bool on;               /* this collection is minor */
@@ -60,6 +61,10 @@ bool young_init(void);
 /* Before the stop: write tracking is started the first time. */
 void young_prepare(void);
 void young_fork_child(void);
+/* Registers each span with the write tracking, through the task that
+ * holds the userfaultfd; ok[i] says whether span i took.  False when
+ * that task is not there. */
+bool young_register(const struct span *spans, size_t n, bool *ok);
 /* Before the stop, with the collection lock held: most written pages
  * listed and protected while the program runs, if the next scan would
  * protect them (see young_scan). */

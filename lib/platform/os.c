@@ -275,9 +275,10 @@ bool os_each_name(const char *path, bool (*fn)(const char *name, void *arg), voi
 	return got == 0;
 }
 
-/* futex(2) without libc's wrapper, which writes errno: for a task that
- * runs on another thread's thread pointer, which may be gone. */
-long os_futex_raw(void *addr, int op, int val)
+/* A system call of up to three arguments without libc's wrapper, which
+ * writes errno: for a task that runs on another thread's thread pointer,
+ * which may be gone.  Returns what the kernel does, -errno on failure. */
+long os_syscall_raw(long nr, long a, long b, long c)
 {
 #if defined(__x86_64__)
 	register long r10 __asm__("r10") = 0;
@@ -285,19 +286,26 @@ long os_futex_raw(void *addr, int op, int val)
 
 	__asm__ volatile("syscall"
 			 : "=a"(ret)
-			 : "0"((long)SYS_futex), "D"(addr), "S"((long)op), "d"((long)val), "r"(r10)
+			 : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10)
 			 : "rcx", "r11", "memory");
 	return ret;
 #elif defined(__aarch64__)
-	register long x8 __asm__("x8") = SYS_futex;
-	register long x0 __asm__("x0") = (long)addr;
-	register long x1 __asm__("x1") = op;
-	register long x2 __asm__("x2") = val;
+	register long x8 __asm__("x8") = nr;
+	register long x0 __asm__("x0") = a;
+	register long x1 __asm__("x1") = b;
+	register long x2 __asm__("x2") = c;
 	register long x3 __asm__("x3") = 0;
 
 	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
 	return x0;
 #else
-	return syscall(SYS_futex, addr, op, val, NULL, NULL, 0);
+	long ret = syscall(nr, a, b, c, 0L, 0L, 0L);
+
+	return ret < 0 ? -errno : ret;
 #endif
+}
+
+long os_futex_raw(void *addr, int op, int val)
+{
+	return os_syscall_raw(SYS_futex, (long)addr, op, val);
 }

@@ -43,6 +43,7 @@ size_t os_ncpus(void);
 size_t os_read_small(const char *path, char *buf, size_t cap);
 int os_high_fd(int fd);
 bool os_private_fds(void);
+long os_syscall_raw(long nr, long a, long b, long c);
 long os_futex_raw(void *addr, int op, int val);
 int os_program_fd(int fd, bool *owned);
 int os_close(int fd);

@@ -23,6 +23,7 @@
 #define PAGE_IS_PRESENT (1 << 3)
 #define PAGE_IS_SWAPPED (1 << 4)
 #define PM_SCAN_WP_MATCHING (1 << 0)
+#define PM_SCAN_CHECK_WPASYNC (1 << 1)
 struct page_region {
 	uint64_t start, end, categories;
 };
@@ -100,18 +101,25 @@ void wtrack_disable(void)
  * those in the page tables, where the pagemap then shows them as swapped
  * out, and a reader that takes swapped pages for written ones would read
  * them in.  For memory of the holder's own, fully populated. */
+/* The holder calls these on the thread pointer of a thread that may be
+ * gone: without libc's errno. */
+static bool uffd_ioctl(unsigned long req, void *arg)
+{
+	return uffd >= 0 && os_syscall_raw(SYS_ioctl, uffd, (long)req, (long)arg) == 0;
+}
+
 bool wtrack_protect(uintptr_t lo, uintptr_t hi)
 {
 	struct uffdio_writeprotect w = { .range = { lo, hi - lo }, .mode = UFFDIO_WRITEPROTECT_MODE_WP };
 
-	return uffd >= 0 && ioctl(uffd, UFFDIO_WRITEPROTECT, &w) == 0;
+	return uffd_ioctl(UFFDIO_WRITEPROTECT, &w);
 }
 
 bool wtrack_register(uintptr_t lo, uintptr_t hi)
 {
 	struct uffdio_register r = { .range = { lo, hi - lo }, .mode = UFFDIO_REGISTER_MODE_WP };
 
-	return uffd >= 0 && ioctl(uffd, UFFDIO_REGISTER, &r) == 0;
+	return uffd_ioctl(UFFDIO_REGISTER, &r);
 }
 
 /* A failed call still reports the pages it walked before the failure:
@@ -135,7 +143,10 @@ bool wtrack_scan(int pagemap, uintptr_t lo, uintptr_t hi, bool protect,
 {
 	struct page_region runs[SCAN_RUNS];
 	struct pm_scan_arg a = {
-		.size = sizeof(a), .flags = protect ? PM_SCAN_WP_MATCHING : 0,
+		/* a part not registered would be skipped in silence, its
+		 * writes unreported: it fails the scan instead */
+		.size = sizeof(a),
+		.flags = protect ? PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC : 0,
 		.vec = (uintptr_t)runs, .vec_len = SCAN_RUNS,
 		/* an unpopulated page counts as written (it was never
 		 * protected), and reading it would populate it */

@@ -22,6 +22,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct span {
+	uintptr_t lo, hi;
+};
+
 /* Why tracking is off, for stats and the log. */
 enum wtrack_state {
 	WTRACK_UNTRIED,
@@ -39,7 +43,8 @@ void wtrack_disable(void);
 bool wtrack_register(uintptr_t lo, uintptr_t hi);
 /* Calls fn for every run of present pages of [lo, hi) written since they
  * were last protected, and with protect, protects them again; false if
- * the list is incomplete (what it holds was protected all the same). */
+ * the list is incomplete (what it holds was protected all the same), as
+ * when protect meets a part not registered. */
 bool wtrack_scan(int pagemap, uintptr_t lo, uintptr_t hi, bool protect,
 		 void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg);
 /* Protects [lo, hi), for the holder of the descriptor. */
