@@ -106,7 +106,8 @@ extern "C" {
 	X(written_pages, "heap pages written between collections, in total") \
 	X(last_written_pages, "heap pages written before the last collection") \
 	X(write_tracking, "1 when the kernel reports the heap's written pages") \
-	X(last_track_ns, "time listing and protecting written pages, last pause")
+	X(last_track_ns, "time listing and protecting written pages, last pause") \
+	X(tracked_root_bytes, "bytes of root mappings whose written pages are reported")
 
 struct gcshim_stats {
 	uint32_t size;    /* set by the caller: sizeof(struct gcshim_stats) */

@@ -33,6 +33,7 @@
 #include "sweep.h"
 #include "watch.h"
 #include "wtrack.h"
+#include "rtrack.h"
 #include "young.h"
 #include "probes.h"
 
@@ -830,6 +831,7 @@ void collect_fill_stats(struct gcshim_stats *st)
 	st->markers = co.last.markers;
 	st->last_roots_ns = (int64_t)co.last.roots_ns;
 	st->last_track_ns = (int64_t)co.last.track_ns;
+	st->tracked_root_bytes = (int64_t)rtrack_bytes();
 	st->sweep_pending_bytes = sweep_pending_bytes();
 	st->collections_minor = co.minors;
 	st->written_pages = (int64_t)co.total_written_pages;

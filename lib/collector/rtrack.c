@@ -176,6 +176,15 @@ void rtrack_prepare(void)
 	rk.nreg = rk.nnext;
 }
 
+uint64_t rtrack_bytes(void)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < rk.nreg; i++)
+		n += rk.reg[i].hi - rk.reg[i].lo;
+	return n;
+}
+
 /* ---- protecting and reading ------------------------------------------- */
 
 static void note_run(uintptr_t a, uintptr_t b, void *arg)

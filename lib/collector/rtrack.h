@@ -1,8 +1,8 @@
 /* Write tracking of the roots that are not stacks, for minor collections.
  *
- * The program's private writable mappings of RTRACK_MIN bytes or more
- * (data and bss, anonymous mmap: the arenas of a runtime's own
- * allocator) are registered with the userfaultfd like the heap, and
+ * The program's private writable mappings (data and bss, anonymous
+ * mmap: the arenas of a runtime's own allocator), less the shim's own
+ * regions, in pieces of RTRACK_MIN bytes or more, are registered with the userfaultfd like the heap, and
  * protected again at every collection while the heap's tracking is on
  * (young.h).  A minor collection then reads of such a mapping only the
  * pages written since the collection its generation needs: for
@@ -39,6 +39,8 @@ void rtrack_begin(int pagemap, int gen, bool active);
  * no stack: protects it again, and when the collection is minor, reads
  * the pages its generation needs.  False: the caller reads it whole. */
 bool rtrack_piece(uintptr_t lo, uintptr_t hi);
+/* Bytes of the mappings registered. */
+uint64_t rtrack_bytes(void);
 /* After the collection: its pages kept for generation 1. */
 void rtrack_end(int gen);
 
