@@ -192,30 +192,36 @@ static void note_run(uintptr_t a, uintptr_t b, void *arg)
 	add_run(arg, a, b);
 }
 
-static uint64_t pages_in(const struct runs *r)
+static uint64_t pages_from(const struct runs *r, size_t from)
 {
 	uint64_t n = 0;
 
-	for (size_t i = 0; i < r->n; i++)
+	for (size_t i = from; i < r->n; i++)
 		n += (r->v[i].hi - r->v[i].lo) / OS_PAGE;
 	return n;
 }
 
-/* While the program runs: each pass's runs are merged into pre, which
- * stays sorted.  A mapping whose scan fails is read whole in the pause. */
+/* While the program runs: the runs are merged into pre, which stays
+ * sorted.  A mapping whose scan fails is read whole in the pause.  The
+ * pages reported of mappings protected before are faults the program
+ * took; a new mapping's are all its pages. */
 uint64_t rtrack_preclean(int pagemap)
 {
-	uint64_t pages;
+	uint64_t faults = 0;
 
 	if (!young_tracking() || !rk.nreg)
 		return 0;
 	if (rk.now.n || rk.now.overflow)   /* a collection given up left them */
 		merge_into(&rk.pre, &rk.now);
-	for (size_t i = 0; i < rk.nreg; i++)
+	for (size_t i = 0; i < rk.nreg; i++) {
+		size_t from = rk.now.n;
+
 		wtrack_scan(pagemap, rk.reg[i].lo, rk.reg[i].hi, true, note_run, &rk.now);
-	pages = pages_in(&rk.now);
+		if (rk.reg[i].last)
+			faults += pages_from(&rk.now, from);
+	}
 	merge_into(&rk.pre, &rk.now);
-	return pages;
+	return faults;
 }
 
 void rtrack_begin(int pagemap, int gen, bool active)

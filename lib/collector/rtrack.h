@@ -29,7 +29,8 @@ bool rtrack_init(void);
 void rtrack_fork_child(void);
 /* Before the stop, with the collection lock: new large mappings are
  * registered, and with pagemap, the registered ones protected while the
- * program runs (the preclean).  Returns the pages reported. */
+ * program runs (the preclean).  Returns the pages reported that were
+ * protected: faults the program took. */
 void rtrack_prepare(void);
 uint64_t rtrack_preclean(int pagemap);
 /* In the stopped world: the collection's pagemap and generation, and
