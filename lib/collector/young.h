@@ -1,6 +1,7 @@
 /* Minor collections: a collection of generation 0 or 1 that marks only
  * the young blocks, and takes the old ones that the program wrote to
- * since for extra roots.
+ * since for extra roots; of the roots, it reads the large private
+ * mappings only where written since, too (rtrack.h).
  *
  * Young, for generation g, is a block on a page flagged young for g
  * (OM_YOUNG0, or either flag for g = 1) whose age bit is clear (age1 for
