@@ -50,7 +50,10 @@ static int left_ms(int timeout, uint64_t deadline)
 }
 
 /* Made again only if it failed with EINTR, the stop was the cause, and
- * none of the program's signal handlers ran meanwhile. */
+ * none of the program's signal handlers ran since the program made the
+ * call (handled: the count then).  A handler that ran between two waits
+ * of one call must end it all the same: a program sets a flag in the
+ * handler and checks it only when the call returns. */
 static bool again(int r, unsigned long handled)
 {
 	bool fired = tracer_fired();
@@ -70,10 +73,12 @@ EXPORT int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 
 	if (!real && !(real = (epoll_wait_fn)next_symbol("epoll_wait")))
 		return -1;
+	handled = sigguard_handlers_run();
 	do {
-		handled = sigguard_handlers_run();
+		int ms = left_ms(timeout, deadline);
+
 		tracer_arm();
-		r = real(epfd, ev, max, left_ms(timeout, deadline));
+		r = real(epfd, ev, max, ms);
 	} while (again(r, handled));
 	return r;
 }
@@ -88,10 +93,12 @@ EXPORT int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
 
 	if (!real && !(real = (epoll_pwait_fn)next_symbol("epoll_pwait")))
 		return -1;
+	handled = sigguard_handlers_run();
 	do {
-		handled = sigguard_handlers_run();
+		int ms = left_ms(timeout, deadline);
+
 		tracer_arm();
-		r = real(epfd, ev, max, left_ms(timeout, deadline), mask);
+		r = real(epfd, ev, max, ms, mask);
 	} while (again(r, handled));
 	return r;
 }
@@ -111,12 +118,12 @@ EXPORT int epoll_pwait2(int epfd, struct epoll_event *ev, int max,
 		return real(epfd, ev, max, timeout, mask);   /* the kernel's EINVAL */
 	if (timeout)
 		deadline = os_now_ns() + (uint64_t)timeout->tv_sec * NS + (uint64_t)timeout->tv_nsec;
+	handled = sigguard_handlers_run();
 	do {
 		uint64_t now = timeout ? os_now_ns() : 0;
 		uint64_t ns = now < deadline ? deadline - now : 0;
 
 		left = (struct timespec){ (time_t)(ns / NS), (long)(ns % NS) };
-		handled = sigguard_handlers_run();
 		tracer_arm();
 		r = real(epfd, ev, max, timeout ? &left : NULL, mask);
 	} while (again(r, handled));

@@ -211,7 +211,7 @@ Test(behaviour, a_traced_program_falls_back_once_in_the_log)
 }
 
 /* A wait made again must not hide the program's own signal. */
-Test(behaviour, a_program_signal_still_ends_epoll_wait)
+Test(behaviour, a_program_signal_still_ends_an_epoll_wait)
 {
 	char *argv[] = { build_path("tests/fixtures/beh_probe"), "epoll_signal", NULL };
 	struct proc p;
