@@ -21,3 +21,20 @@ publish() {
 		"$@" | tee "$RESULTS"
 	fi
 }
+
+# Runs a configuration's SPEC: NAME=VALUE words for env, then "-", then
+# the command's words, with the further arguments given; prints what the
+# command printed, and fails when it does.
+run_spec() {
+	local spec=$1 env=() cmd=() in_env=1 word
+	shift
+	for word in $spec; do
+		if ((in_env)); then
+			[[ $word == - ]] && { in_env=0; continue; }
+			env+=("$word")
+		else
+			cmd+=("$word")
+		fi
+	done
+	env "${env[@]}" "${cmd[@]}" "$@"
+}

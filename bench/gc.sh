@@ -61,18 +61,8 @@ declare -A MARKERS   # config -> marker threads the collector reported
 
 # One process; keeps every key=value of its RESULT line.
 run_one() {
-	local size=$1 name=${2%%|*} spec=${2#*|} env=() cmd=() out line kv word
-	local in_env=1
-	for word in $spec; do
-		if ((in_env)); then
-			[[ $word == - ]] && { in_env=0; continue; }
-			env+=("$word")
-		else
-			cmd+=("$word")
-		fi
-	done
-	out=$(env "${env[@]}" "${cmd[@]}" -c "$COLLECTIONS" "$size") ||
-		die "$size failed under $name"
+	local size=$1 name=${2%%|*} spec=${2#*|} out line kv
+	out=$(run_spec "$spec" -c "$COLLECTIONS" "$size") || die "$size failed under $name"
 	line=$(grep '^RESULT ' <<<"$out") || die "$size under $name printed no result"
 	for kv in ${line#RESULT }; do
 		SAMPLES[$size|$name|${kv%%=*}]+="${kv#*=} "

@@ -48,16 +48,8 @@ setup() {
 declare -A SAMPLES   # config|key -> values, one per round
 
 run_one() {
-	local name=${1%%|*} spec=${1#*|} env=() cmd=() in_env=1 word out line kv
-	for word in $spec; do
-		if ((in_env)); then
-			[[ $word == - ]] && { in_env=0; continue; }
-			env+=("$word")
-		else
-			cmd+=("$word")
-		fi
-	done
-	out=$(env "${env[@]}" "${cmd[@]}" -r "$REPEATS") || die "$name failed"
+	local name=${1%%|*} spec=${1#*|} out line kv
+	out=$(run_spec "$spec" -r "$REPEATS") || die "$name failed"
 	line=$(grep '^RESULT ' <<<"$out") || die "$name printed no result"
 	for kv in ${line#RESULT }; do
 		SAMPLES[$name|${kv%%=*}]+="${kv#*=} "
