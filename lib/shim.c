@@ -23,6 +23,7 @@
 #include "release.h"
 #include "shim.h"
 #include "sites.h"
+#include "sweep.h"
 #include "events.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -112,8 +113,9 @@ static void *alloc_finish(struct thread_rec *t, void *p, size_t n, struct sc_ent
 }
 
 /* The thread's cache has no block of this class: the depot's turn, then
- * jemalloc's.  The thread and class are looked up again rather than kept
- * across the call, which would cost the fast path a stack frame. */
+ * the dead blocks the last collection left (sweep.h), then jemalloc's.
+ * The thread and class are looked up again rather than kept across the
+ * call, which would cost the fast path a stack frame. */
 static __attribute__((noinline)) void *alloc_refill(size_t n, bool zero)
 {
 	struct thread_rec *t = thread_self;
@@ -124,7 +126,9 @@ static __attribute__((noinline)) void *alloc_refill(size_t n, bool zero)
 		p = alloc_finish(t, bcache_pop(&t->cache, e.index), n, e);
 		return zero ? memset(p, 0, n) : p;
 	}
-	p = bcache_fill(&t->cache, e.index);
+	p = sweep_refill(&t->cache, e.index);
+	if (!p)
+		p = bcache_fill(&t->cache, e.index);
 	if (unlikely(!p))
 		return alloc_slow(n, 0, zero);
 	return alloc_finish(t, zero ? memset(p, 0, n) : p, n, e);

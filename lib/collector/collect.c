@@ -347,6 +347,31 @@ static void log_block(const char *what, uintptr_t p, size_t size, int gen)
 		asked ? "" : " (size class)", gen, site, hex);
 }
 
+/* The common case of reclaim(), kept apart from the rest because it
+ * runs once per dead block of every automatic collection: a block the
+ * stop unregistered, no debug log, no recorded request sizes to look up.  Counted, and moved to the front of the list for the
+ * sweep; false at the first entry that needs more. */
+static bool hand_over_plain(struct collection *c, size_t *i, size_t *handed, int64_t *bytes)
+{
+	int64_t n = 0, sum = 0;
+	size_t k = *i;
+
+	for (; k < co.ndead && co.dead[k] & DEAD_UNREGISTERED; k++) {
+		uintptr_t p = co.dead[k] & ~(uintptr_t)7;
+		size_t size = om_size_at(p - om.base);
+
+		co.dead[*handed + (size_t)n++] = p;
+		sum += (int64_t)size;
+	}
+	c->collected += n;
+	c->collected_bytes += sum;
+	c->collected_requested += sum;
+	*handed += (size_t)n;
+	*bytes += sum;
+	*i = k;
+	return k == co.ndead;
+}
+
 /* After the world resumed: free the dead blocks, or keep them.  later:
  * the blocks the stop unregistered are counted as freed now and handed
  * to the sweep (their entries moved to the front of the list); true when
@@ -357,13 +382,21 @@ static bool reclaim(struct collection *c, bool save, bool later)
 	struct thread_rec *t = thread_get();
 	size_t handed = 0;
 	int64_t handed_bytes = 0;
+	bool plain = later && !save && !(debug & GCSHIM_DEBUG_COLLECTABLE) &&
+		     !sites_sizes_recorded();
 
 	for (size_t i = 0; i < co.ndead; i++) {
-		uintptr_t p = co.dead[i] & ~(uintptr_t)7;
-		int gen = (int)(co.dead[i] & 3);
-		bool ours = co.dead[i] & DEAD_UNREGISTERED;
-		size_t size = ours ? om_size_at(p - om.base) : om_usable((void *)p);
+		uintptr_t p;
+		int gen;
+		bool ours;
+		size_t size;
 
+		if (plain && hand_over_plain(c, &i, &handed, &handed_bytes))
+			break;
+		p = co.dead[i] & ~(uintptr_t)7;
+		gen = (int)(co.dead[i] & 3);
+		ours = co.dead[i] & DEAD_UNREGISTERED;
+		size = ours ? om_size_at(p - om.base) : om_usable((void *)p);
 		/* A block left registered may have been freed since, through a
 		 * disguised pointer: then it waits in a cache, or is gone. */
 		if (!ours && (!size || bcache_holds((void *)p)))
@@ -385,7 +418,6 @@ static bool reclaim(struct collection *c, bool save, bool later)
 			garbage_add(p, co.number);
 			gc_set_mode(MODE_GARBAGE, true);
 		} else if (ours && later) {
-			release_count(t, size);
 			co.dead[handed++] = p;
 			handed_bytes += (int64_t)size;
 		} else if (ours) {
@@ -394,6 +426,7 @@ static bool reclaim(struct collection *c, bool save, bool later)
 			release_block(t, (void *)p);   /* unpinned since */
 		}
 	}
+	release_count(t, handed, handed_bytes);
 	sweep_hand_over(co.dead, handed, handed_bytes, trim_dead_list);
 	if (t)
 		gc_publish(t);

@@ -5,12 +5,26 @@
 #include <stdatomic.h>
 
 #include "account.h"
+#include "bcache.h"
 #include "objmap.h"
 #include "os.h"
 #include "release.h"
 #include "spin.h"
 
 #define CHUNK 128   /* blocks a publishing thread frees at a time */
+
+/* The list is sorted into one bucket per class of the thread caches and
+ * one for every other block (large ones, and small ones above the caches'
+ * classes).  A thread whose cache runs empty of a class takes that class's
+ * blocks from the front of its bucket (sweep_refill): a dead block goes
+ * straight back into use, without a visit to jemalloc to free it and
+ * another to allocate it again, which cost a program that drops what it
+ * allocates more than the collection itself.  Publishing threads free the
+ * other bucket first, then the class buckets from their backs, so that
+ * what no thread takes again still goes back to jemalloc at the pace it
+ * did before. */
+#define BUCKETS (BC_CLASSES + 1)
+#define OTHER BC_CLASSES
 
 /* Claims and hand-overs take the lock: a claim is a few instructions
  * every CHUNK blocks, and a thread late from the last sweep can never
@@ -19,26 +33,13 @@ static struct {
 	atomic_flag lock;
 	uintptr_t *list;
 	void (*done_fn)(void);
-	size_t n, next;           /* next: first block not yet claimed */
-	int64_t bytes;            /* of the whole list */
-	_Atomic size_t done;      /* blocks freed */
+	size_t n;
+	size_t head[BUCKETS], tail[BUCKETS];   /* unclaimed: [head, tail) */
+	bool reuse;                /* refills may take from the class buckets */
+	int64_t bytes;             /* of the whole list */
+	_Atomic size_t done;       /* blocks freed or taken again */
 	_Atomic int64_t pending_bytes;
 } sw = { .lock = ATOMIC_FLAG_INIT };
-
-static bool claim(size_t *from, size_t *to)
-{
-	bool got;
-
-	spin_lock(&sw.lock);
-	got = sw.next < sw.n;
-	if (got) {
-		*from = sw.next;
-		*to = sw.next + CHUNK < sw.n ? sw.next + CHUNK : sw.n;
-		sw.next = *to;
-	}
-	spin_unlock(&sw.lock);
-	return got;
-}
 
 /* After an automatic collection the program goes on allocating, and what
  * was freed is what it allocates from until the next one: handing it all
@@ -54,13 +55,85 @@ bool sweep_gives_back(int64_t freed)
 	return freed > 2 * used;
 }
 
+static unsigned bucket_of(uintptr_t p)
+{
+	unsigned idx = om_class_at(p - om.base) - 1;
+
+	return idx < BC_CLASSES ? idx : OTHER;
+}
+
+/* In place, one pass to count and one to move each block into its
+ * bucket (the order within a bucket is not kept).  The dead blocks'
+ * page entries still hold their classes. */
+static void sort_into_buckets(uintptr_t *list, size_t n)
+{
+	size_t next[BUCKETS] = { 0 }, at = 0;
+
+	for (size_t i = 0; i < n; i++)
+		sw.tail[bucket_of(list[i])]++;
+	for (unsigned b = 0; b < BUCKETS; b++) {
+		size_t count = sw.tail[b];
+
+		sw.head[b] = next[b] = at;
+		at += count;
+		sw.tail[b] = at;
+	}
+	for (unsigned b = 0; b < BUCKETS; b++)
+		while (next[b] < sw.tail[b]) {
+			uintptr_t p = list[next[b]];
+			unsigned to = bucket_of(p);
+
+			if (to != b) {
+				list[next[b]] = list[next[to]];
+				list[next[to]++] = p;
+			} else {
+				next[b]++;
+			}
+		}
+}
+
+/* For a publishing thread: the other bucket from its front, then a class
+ * bucket from its back. */
+static bool claim_chunk(size_t *from, size_t *to)
+{
+	bool got = false;
+
+	spin_lock(&sw.lock);
+	if (sw.head[OTHER] < sw.tail[OTHER]) {
+		*from = sw.head[OTHER];
+		*to = sw.head[OTHER] = *from + CHUNK < sw.tail[OTHER] ? *from + CHUNK : sw.tail[OTHER];
+		got = true;
+	}
+	for (unsigned b = 0; !got && b < BC_CLASSES; b++)
+		if (sw.head[b] < sw.tail[b]) {
+			*to = sw.tail[b];
+			*from = sw.tail[b] = *to - sw.head[b] > CHUNK ? *to - CHUNK : sw.head[b];
+			got = true;
+		}
+	spin_unlock(&sw.lock);
+	return got;
+}
+
+/* Counts k blocks of the list as handled; the thread that handles the
+ * last one ends the sweep, and gives the memory back if it may. */
+static void handled(size_t k, int64_t bytes, bool may_give_back)
+{
+	atomic_fetch_sub(&sw.pending_bytes, bytes);
+	if (atomic_fetch_add(&sw.done, k) + k == sw.n) {
+		sw.done_fn();
+		atomic_store(&gc.sweep_pending, false);
+		if (may_give_back && sweep_gives_back(sw.bytes))
+			release_free_memory();
+	}
+}
+
 /* One chunk; false when nothing was left to claim. */
 static bool sweep_chunk(void)
 {
 	size_t i, end;
 	int64_t bytes = 0;
 
-	if (!claim(&i, &end))
+	if (!claim_chunk(&i, &end))
 		return false;
 	for (size_t k = i; k < end; k++) {
 		uintptr_t p = sw.list[k];
@@ -69,15 +142,30 @@ static bool sweep_chunk(void)
 		release_memory(p, size);
 		bytes += (int64_t)size;
 	}
-	atomic_fetch_sub(&sw.pending_bytes, bytes);
-	/* the thread completing the list gives the memory back */
-	if (atomic_fetch_add(&sw.done, end - i) + (end - i) == sw.n) {
-		sw.done_fn();
-		atomic_store(&gc.sweep_pending, false);
-		if (sweep_gives_back(sw.bytes))
-			release_free_memory();
-	}
+	handled(end - i, bytes, true);
 	return true;
+}
+
+/* Only tried: a thread interrupted by a signal while it held the lock
+ * must not find its handler's malloc waiting for it. */
+void *sweep_refill(struct bcache *c, unsigned idx)
+{
+	size_t from, to, want = bc_limit[idx] / 2u + 1;
+	void *first;
+
+	if (!atomic_load_explicit(&gc.sweep_pending, memory_order_relaxed) ||
+	    !spin_trylock(&sw.lock))
+		return NULL;
+	from = to = sw.head[idx];
+	if (sw.reuse)
+		to = sw.tail[idx] - from > want ? from + want : sw.tail[idx];
+	sw.head[idx] = to;
+	spin_unlock(&sw.lock);
+	if (from == to)
+		return NULL;
+	first = bcache_fill_from(c, idx, sw.list + from, (unsigned)(to - from));
+	handled(to - from, (int64_t)((to - from) * sc_sizes[idx]), false);
+	return first;
 }
 
 /* From a publishing thread, inside malloc or free: errno is the
@@ -104,7 +192,11 @@ void sweep_hand_over(uintptr_t *list, size_t n, int64_t bytes, void (*done)(void
 	sw.done_fn = done;
 	sw.n = n;
 	sw.bytes = bytes;
-	sw.next = 0;
+	for (unsigned b = 0; b < BUCKETS; b++)
+		sw.head[b] = sw.tail[b] = 0;
+	sort_into_buckets(list, n);
+	/* a heap that shrank that much goes back to the system instead */
+	sw.reuse = !sweep_gives_back(bytes);
 	atomic_store(&sw.done, 0);
 	atomic_store(&sw.pending_bytes, bytes);
 	atomic_store(&gc.sweep_pending, true);

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct bcache;
+
 void sweep_init(void);
 /* Hands over n blocks, taken out of the object map's start bits but
  * with their page entries (so their sizes) intact; bytes is their total.
@@ -22,6 +24,10 @@ void sweep_hand_over(uintptr_t *blocks, size_t n, int64_t bytes, void (*done)(vo
  * of the last hand-over remains.  Before a collection, a fork, or when
  * the caller wants the memory back now. */
 void sweep_finish(void);
+/* Refills the empty class idx of c from the dead blocks of that class not
+ * yet given back, and returns one more for the caller (as bcache_fill);
+ * NULL if there are none, or the sweep is busy. */
+void *sweep_refill(struct bcache *c, unsigned idx);
 int64_t sweep_pending_bytes(void);
 /* Whether an automatic collection that freed this much gives the free
  * memory back to the system at once, or leaves it to be reused. */

@@ -183,6 +183,27 @@ void *bcache_fill(struct bcache *c, unsigned idx)
 	return first;
 }
 
+/* As bcache_fill, from n blocks that jemalloc counts as allocated but
+ * no map registers (dead blocks a collection unregistered), at most half
+ * a cache and one. */
+void *bcache_fill_from(struct bcache *c, unsigned idx, const uintptr_t *blocks, unsigned n)
+{
+	void **s = c->slot[idx], *first = (void *)blocks[0];
+	unsigned k = n - 1;
+
+	for (unsigned i = 0; i < k; i++) {
+		void *p = (void *)blocks[1 + i];
+
+		memcpy(p, &bc_key, sizeof(bc_key));
+		s[k - 1 - i] = p;
+	}
+	c->count[idx] = (uint8_t)k;
+	s[k] = first;   /* past the count, as in bcache_fill */
+	atomic_signal_fence(memory_order_seq_cst);
+	om_insert_small_batch(s, k + 1, idx);
+	return first;
+}
+
 /* Blocks leave a cache for jemalloc in three steps, each safe to stop
  * after: they are unregistered (a hidden block is only one still
  * registered), the cache lets go of them, and only then does jemalloc get

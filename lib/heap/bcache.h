@@ -55,6 +55,7 @@ bool bcache_init(void);
 void bcache_overflow(struct bcache *c, unsigned idx);
 bool bcache_refill(struct bcache *c, unsigned idx);
 void *bcache_fill(struct bcache *c, unsigned idx);
+void *bcache_fill_from(struct bcache *c, unsigned idx, const uintptr_t *blocks, unsigned n);
 void bcache_drain(struct bcache *c);
 void bcache_drain_depots(void);
 void bcache_fork_child(void);

@@ -29,13 +29,15 @@ size_t release_block(struct thread_rec *t, void *p)
 
 /* Counted without publishing: the collector publishes once, after its
  * last block. */
-void release_count(struct thread_rec *t, size_t usable)
+void release_count(struct thread_rec *t, size_t blocks, int64_t bytes)
 {
+	if (!blocks)
+		return;
 	if (gc_limited())
-		gc_unreserve(usable);
+		gc_unreserve((size_t)bytes);
 	if (t) {
-		tc_add(&t->frees, 1);
-		tc_add(&t->bytes_freed, (int64_t)usable);
+		tc_add(&t->frees, (int64_t)blocks);
+		tc_add(&t->bytes_freed, bytes);
 	}
 }
 
@@ -49,7 +51,7 @@ void release_memory(uintptr_t p, size_t usable)
 void release_unregistered(struct thread_rec *t, uintptr_t p, size_t usable)
 {
 	release_memory(p, usable);
-	release_count(t, usable);
+	release_count(t, 1, (int64_t)usable);
 }
 
 void release_free_memory(void)

@@ -17,7 +17,7 @@ size_t release_block(struct thread_rec *t, void *p);
  * while the world was stopped: counted as t's free, then given back.  The
  * two halves apart, for a block counted now and given back later. */
 void release_unregistered(struct thread_rec *t, uintptr_t p, size_t usable);
-void release_count(struct thread_rec *t, size_t usable);
+void release_count(struct thread_rec *t, size_t blocks, int64_t bytes);
 void release_memory(uintptr_t p, size_t usable);
 
 /* Every free block the shim holds (the calling thread's cache, the
