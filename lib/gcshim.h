@@ -107,7 +107,8 @@ extern "C" {
 	X(last_written_pages, "heap pages written before the last collection") \
 	X(write_tracking, "1 when the kernel reports the heap's written pages") \
 	X(last_track_ns, "time listing and protecting written pages, last pause") \
-	X(tracked_root_bytes, "bytes of root mappings whose written pages are reported")
+	X(tracked_root_bytes, "bytes of root mappings whose written pages are reported") \
+	X(reused_blocks, "dead blocks taken straight back into use, in total")
 
 struct gcshim_stats {
 	uint32_t size;    /* set by the caller: sizeof(struct gcshim_stats) */

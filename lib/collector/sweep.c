@@ -6,6 +6,7 @@
 
 #include "account.h"
 #include "bcache.h"
+#include "events.h"
 #include "objmap.h"
 #include "os.h"
 #include "release.h"
@@ -20,9 +21,10 @@
  * straight back into use, without a visit to jemalloc to free it and
  * another to allocate it again, which cost a program that drops what it
  * allocates more than the collection itself.  Publishing threads free the
- * other bucket first, then the class buckets from their backs, so that
- * what no thread takes again still goes back to jemalloc at the pace it
- * did before. */
+ * other bucket first, then the class buckets from their backs, skipping
+ * a class that a thread took blocks of since the last chunk: what no
+ * thread takes again still goes back to jemalloc at the pace it did
+ * before, and what threads are taking is left to them. */
 #define BUCKETS (BC_CLASSES + 1)
 #define OTHER BC_CLASSES
 
@@ -35,6 +37,7 @@ static struct {
 	void (*done_fn)(void);
 	size_t n;
 	size_t head[BUCKETS], tail[BUCKETS];   /* unclaimed: [head, tail) */
+	bool taken[BC_CLASSES];    /* a refill took blocks since the last chunk */
 	bool reuse;                /* refills may take from the class buckets */
 	int64_t bytes;             /* of the whole list */
 	_Atomic size_t done;       /* blocks freed or taken again */
@@ -93,8 +96,8 @@ static void sort_into_buckets(uintptr_t *list, size_t n)
 }
 
 /* For a publishing thread: the other bucket from its front, then a class
- * bucket from its back. */
-static bool claim_chunk(size_t *from, size_t *to)
+ * bucket no refill took from lately (any, for all), from its back. */
+static bool claim_chunk(size_t *from, size_t *to, bool all)
 {
 	bool got = false;
 
@@ -105,7 +108,9 @@ static bool claim_chunk(size_t *from, size_t *to)
 		got = true;
 	}
 	for (unsigned b = 0; !got && b < BC_CLASSES; b++)
-		if (sw.head[b] < sw.tail[b]) {
+		if (sw.taken[b] && !all) {
+			sw.taken[b] = false;
+		} else if (sw.head[b] < sw.tail[b]) {
 			*to = sw.tail[b];
 			*from = sw.tail[b] = *to - sw.head[b] > CHUNK ? *to - CHUNK : sw.head[b];
 			got = true;
@@ -128,12 +133,12 @@ static void handled(size_t k, int64_t bytes, bool may_give_back)
 }
 
 /* One chunk; false when nothing was left to claim. */
-static bool sweep_chunk(void)
+static bool sweep_chunk(bool all)
 {
 	size_t i, end;
 	int64_t bytes = 0;
 
-	if (!claim_chunk(&i, &end))
+	if (!claim_chunk(&i, &end, all))
 		return false;
 	for (size_t k = i; k < end; k++) {
 		uintptr_t p = sw.list[k];
@@ -160,10 +165,12 @@ void *sweep_refill(struct bcache *c, unsigned idx)
 	if (sw.reuse)
 		to = sw.tail[idx] - from > want ? from + want : sw.tail[idx];
 	sw.head[idx] = to;
+	sw.taken[idx] = true;
 	spin_unlock(&sw.lock);
 	if (from == to)
 		return NULL;
 	first = bcache_fill_from(c, idx, sw.list + from, (unsigned)(to - from));
+	stat_add(EV_reused_blocks, (int64_t)(to - from));
 	handled(to - from, (int64_t)((to - from) * sc_sizes[idx]), false);
 	return first;
 }
@@ -174,7 +181,7 @@ static void sweep_some(void)
 {
 	int saved = errno;
 
-	sweep_chunk();
+	sweep_chunk(false);
 	errno = saved;
 }
 
@@ -194,6 +201,8 @@ void sweep_hand_over(uintptr_t *list, size_t n, int64_t bytes, void (*done)(void
 	sw.bytes = bytes;
 	for (unsigned b = 0; b < BUCKETS; b++)
 		sw.head[b] = sw.tail[b] = 0;
+	for (unsigned b = 0; b < BC_CLASSES; b++)
+		sw.taken[b] = false;
 	sort_into_buckets(list, n);
 	/* a heap that shrank that much goes back to the system instead */
 	sw.reuse = !sweep_gives_back(bytes);
@@ -209,7 +218,7 @@ void sweep_finish(void)
 {
 	if (!atomic_load(&gc.sweep_pending))
 		return;
-	while (sweep_chunk())
+	while (sweep_chunk(true))
 		;
 	while (atomic_load(&gc.sweep_pending))
 		sched_yield();

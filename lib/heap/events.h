@@ -11,7 +11,7 @@
 	X(alloc_failures) X(limit_failures) X(threshold_triggers)            \
 	X(count_triggers) X(growth_triggers) X(limit_triggers) X(ctl_connections) X(ctl_refused) \
 	X(ctl_bad_requests) X(false_garbage) X(stack_unwinds) X(stops_traced)      \
-	X(stops_signalled) X(calls_restarted)
+	X(stops_signalled) X(calls_restarted) X(reused_blocks)
 
 enum stat_event {
 #define EV_ENUM(name) EV_##name,
@@ -25,6 +25,11 @@ extern _Atomic int64_t stat_events[EV_COUNT];
 static inline void stat_inc(enum stat_event ev)
 {
 	atomic_fetch_add_explicit(&stat_events[ev], 1, memory_order_relaxed);
+}
+
+static inline void stat_add(enum stat_event ev, int64_t n)
+{
+	atomic_fetch_add_explicit(&stat_events[ev], n, memory_order_relaxed);
 }
 
 static inline int64_t stat_event(enum stat_event ev)
