@@ -123,14 +123,16 @@ static size_t scratch_cap(void)
 
 /* The dead list is filled again by the next collection, with about as
  * many entries when the program runs as before: its pages are kept, up to
- * a quarter of the live heap, as a page fault each to bring them back
- * costs more than the rest of finding the dead blocks.  The peak it
- * reached in the collection is not raised by keeping them. */
+ * half the live heap, as a page fault each to bring them back costs more
+ * than the rest of finding the dead blocks.  (A collection that finds as
+ * many bytes dead as stay live, in blocks of 16 bytes, lists half the
+ * live heap's size.)  The peak it reached in the collection is not raised
+ * by keeping them. */
 static void trim_dead_list(void)
 {
 	int64_t live = atomic_load(&gc.live_after);
 
-	os_scratch_trim(&co.dead_mem, co.ndead * sizeof(*co.dead), live > 0 ? (size_t)live / 4 : 0);
+	os_scratch_trim(&co.dead_mem, co.ndead * sizeof(*co.dead), live > 0 ? (size_t)live / 2 : 0);
 }
 
 /* Finding the dead blocks is shared by the marker threads, after the
