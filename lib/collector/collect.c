@@ -149,6 +149,7 @@ static struct {
 	uint32_t clear;              /* page flags cleared on the pages visited */
 	bool count;                  /* blocks per generation, for DEBUG_STATS */
 	bool alone;                  /* one marker: no count before the fill */
+	bool pins;                   /* blocks were ever pinned: ask each dead one */
 	struct collection *c;
 	size_t pages;
 	_Atomic size_t next_page, reserved;
@@ -235,7 +236,7 @@ static uint64_t sweep_word(size_t w, struct word_bits b, struct dead_out *o)
 		/* the block's generation rides in the low bits of its address */
 		if (!note_dead(o, p | ((b.a2 >> i) & 1 ? 2 : (b.a1 >> i) & 1)))
 			break;
-		if (co.unregister && !sites_pinned(p)) {
+		if (co.unregister && !(fd.pins && sites_pinned(p))) {
 			o->at[-1] |= DEAD_UNREGISTERED;
 			gone |= 1ULL << i;
 		}
@@ -318,6 +319,7 @@ static void find_prepare(int gen, struct collection *c, bool count, bool alone, 
 	fd.need = minor ? yg.flags : 0;
 	fd.clear = co.dry ? 0 : young_flags_cleared(gen);
 	fd.count = count;
+	fd.pins = gc_mode_now() & MODE_PINNED;
 	fd.c = c;
 	fd.pages = (heap_top() - om.base) >> OM_PAGE_LG;
 	fd.next_page = 0;
