@@ -61,6 +61,7 @@ static bool caches_init(void)
 static void thread_started(struct thread_rec *t)
 {
 	gc_thread_start(t);
+	bcache_start(&t->cache);
 	heap_thread_init();
 }
 

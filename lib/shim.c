@@ -122,6 +122,7 @@ static __attribute__((noinline)) void *alloc_refill(size_t n, bool zero)
 	struct sc_entry e = sc_lookup(n);
 	void *p;
 
+	bcache_allocating(&t->cache, e.index);
 	if (bcache_refill(&t->cache, e.index)) {
 		p = alloc_finish(t, bcache_pop(&t->cache, e.index), n, e);
 		return zero ? memset(p, 0, n) : p;
@@ -265,9 +266,9 @@ static __attribute__((noinline)) void free_large(struct thread_rec *t, void *p)
 	gc_account_free(t, u);
 }
 
-/* A small block whose class is full, that carries the cache's key
- * (perhaps it is in a cache already: a double free), or whose pin is to
- * be dropped. */
+/* A small block whose class is full or never allocated from by this
+ * thread (bcache.h), that carries the cache's key (perhaps it is in a
+ * cache already: a double free), or whose pin is to be dropped. */
 static __attribute__((noinline)) void free_to_cache(struct thread_rec *t, void *p, unsigned idx)
 {
 	if (bcache_holds(p)) {
@@ -276,7 +277,8 @@ static __attribute__((noinline)) void free_to_cache(struct thread_rec *t, void *
 	}
 	if (gc_mode_now() & MODE_FREE_CACHED)
 		sites_unpin_freed(p);
-	bcache_push(&t->cache, idx, p);
+	if (t->cache.limit[idx] || !bcache_give_away(&t->cache, idx, p))
+		bcache_push(&t->cache, idx, p);
 	gc_account_free(t, sc_sizes[idx]);
 }
 

@@ -210,6 +210,27 @@ Test(behaviour, a_traced_program_falls_back_once_in_the_log)
 		     "said more than once:\n%s", log);
 }
 
+/* Hoard's passive false sharing (cache-scratch): a block freed by a
+ * thread that never allocated its size is not what that thread gets
+ * next, so it does not write a cache line the allocating thread's other
+ * blocks share. */
+Test(behaviour, a_thread_does_not_reuse_a_block_another_thread_allocated)
+{
+	char *argv[] = { build_path("tests/fixtures/beh_probe"), "scratch", NULL };
+	char l[512];
+	struct proc p;
+	int ok = 0;
+
+	start(&p, argv, "GCSHIM_SOCKET=0", NULL);
+	while (line(&p, l, sizeof(l))) {
+		cr_log_info("%s", l);
+		cr_expect(strncmp(l, "FAILED", 6), "%s", l);
+		ok += !strncmp(l, "ok no thread allocates", 22);
+	}
+	cr_expect_eq(finish(&p), 0);
+	cr_expect_eq(ok, 3);
+}
+
 /* A wait made again must not hide the program's own signal. */
 Test(behaviour, a_program_signal_still_ends_an_epoll_wait)
 {

@@ -118,6 +118,12 @@ static void trend_down(struct bcache *c, unsigned idx)
 	c->trend[idx] = (int8_t)(c->trend[idx] - ((64 + c->trend[idx]) >> 3));
 }
 
+/* A thread takes from the depot only once it has run empty about three
+ * times more than it overflowed: a thread that runs empty once, or now
+ * and then, fills from jemalloc, and does not receive blocks that other
+ * threads wrote last, maybe beside blocks they are writing still. */
+#define TREND_TAKE (-20)
+
 /* Refills an empty class of the cache from the depot; false if the depot
  * had nothing for it (or was busy). */
 bool bcache_refill(struct bcache *c, unsigned idx)
@@ -126,7 +132,8 @@ bool bcache_refill(struct bcache *c, unsigned idx)
 	unsigned have, take;
 
 	trend_down(c, idx);
-	if (!atomic_load_explicit(&d->count, memory_order_relaxed) || !depot_enter(d))
+	if (c->trend[idx] > TREND_TAKE || !atomic_load_explicit(&d->count, memory_order_relaxed) ||
+	    !depot_enter(d))
 		return false;
 	have = atomic_load_explicit(&d->count, memory_order_relaxed);
 	take = have < bc_limit[idx] / 2u ? have : bc_limit[idx] / 2u;
@@ -270,6 +277,39 @@ void bcache_drain_depots(void)
 		depot_leave(d);
 		release(out, nout, idx);
 	}
+}
+
+/* Hoard's passive false sharing: a thread given a block by the thread
+ * that allocated it, beside blocks that thread or others go on writing,
+ * frees it and allocates the same size.  Were the block cached by the
+ * freeing thread, its next allocation would be that block, and two cores
+ * would write one cache line from then on.  So a thread's frees of a
+ * class it never allocated from go to the depot, from where threads that
+ * consume more than they free take them; the thread's own allocations
+ * come from jemalloc, away from the blocks of others.  As in
+ * bcache_put(), the block is in c->freeing until the depot holds it.
+ * False when the depot is busy or full: the caller caches the block and
+ * the thread counts as allocating from the class from then on. */
+bool bcache_give_away(struct bcache *c, unsigned idx, void *p)
+{
+	bool given;
+
+	atomic_store_explicit(&c->freeing, p, memory_order_relaxed);
+	atomic_signal_fence(memory_order_seq_cst);
+	memcpy(p, &bc_key, sizeof(bc_key));
+	given = depot_put(idx, &p, 1);
+	atomic_signal_fence(memory_order_seq_cst);
+	if (!given)
+		bcache_allocating(c, idx);
+	atomic_store_explicit(&c->freeing, NULL, memory_order_relaxed);
+	return given;
+}
+
+/* A thread record taken by a new thread: no class allocated from yet. */
+void bcache_start(struct bcache *c)
+{
+	memset(c->limit, 0, sizeof(c->limit));
+	memset(c->trend, 0, sizeof(c->trend));
 }
 
 /* The thread that held a depot at fork does not exist in the child. */

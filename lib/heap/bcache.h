@@ -35,6 +35,10 @@ struct bcache {
 	 * has it in neither the program's hands nor, yet, in the slots. */
 	_Atomic(void *) freeing;
 	uint8_t count[BC_CLASSES];
+	/* Per class, bc_limit once the thread has allocated from the class,
+	 * 0 until then: its frees of blocks that other threads allocated
+	 * then take the slow path to the depot (bcache_give_away). */
+	uint8_t limit[BC_CLASSES];
 	/* Per class, whether the thread has lately been freeing more than
 	 * it allocates: an average of +64 for each time the class overflowed
 	 * and -64 for each time it ran empty.  Only a thread far on the
@@ -57,6 +61,15 @@ bool bcache_refill(struct bcache *c, unsigned idx);
 void *bcache_fill(struct bcache *c, unsigned idx);
 void *bcache_fill_from(struct bcache *c, unsigned idx, const uintptr_t *blocks, unsigned n);
 void bcache_drain(struct bcache *c);
+void bcache_start(struct bcache *c);
+bool bcache_give_away(struct bcache *c, unsigned idx, void *p);
+
+/* The thread allocates from class idx: from now on its frees of the
+ * class stay with it. */
+static inline void bcache_allocating(struct bcache *c, unsigned idx)
+{
+	c->limit[idx] = bc_limit[idx];
+}
 void bcache_drain_depots(void);
 void bcache_fork_child(void);
 bool bcache_holds(const void *p);
@@ -90,7 +103,7 @@ static inline void *bcache_pop(struct bcache *c, unsigned idx)
 
 static inline bool bcache_full(const struct bcache *c, unsigned idx)
 {
-	return c->count[idx] >= bc_limit[idx];
+	return c->count[idx] >= c->limit[idx];
 }
 
 /* Only when !bcache_full().  The stores are ordered for a collector that
