@@ -9,6 +9,7 @@
 #include "markers.h"
 #include "objmap.h"
 #include "os.h"
+#include "resident.h"
 #include "spin.h"
 #include "young.h"
 
@@ -75,7 +76,7 @@ bool mark_init(void)
 	mk.bits = os_map(om.size >> (OM_GRANULE_LG + 3));
 	mk.pool = os_map(POOL_ENTRIES * sizeof(*mk.pool));
 	root_marker->mem.base = root_marker->stack = os_map(STACK_ENTRIES * sizeof(struct entry));
-	return mk.bits && mk.pool && root_marker->stack && markers_init();
+	return mk.bits && mk.pool && root_marker->stack && resident_init() && markers_init();
 }
 
 uint64_t *mark_bits(void)
@@ -129,6 +130,7 @@ void mark_begin(int pagemap_fd, unsigned markers)
 	}
 	mk.overflow = false;
 	mk.pagemap_fd = pagemap_fd;
+	resident_begin(pagemap_fd);
 	mk.pool_n = 0;
 	mk.idle = 0;
 	mk.joined = 1;
@@ -369,11 +371,14 @@ void mark_code_range(uintptr_t lo, uintptr_t hi)
 	root_marker->code = false;
 }
 
-/* Small blocks are read directly; big ones only where resident, since a
- * large calloc'd block may never have been touched.  A big block is
- * scanned a piece at a time, the rest pushed back first: one marker
- * alone would scan a 1 GiB array while the others wait, and this way they
- * can take the rest from its stack. */
+/* Blocks of a page or less are read directly; bigger ones only on the
+ * pages the program wrote, since a block allocated and written only at
+ * its head (a calloc'd array, a buffer of which a little is used) may
+ * never have been touched further.  Blocks of several pages ask the page
+ * map a chunk at a time (resident.h), the biggest a piece at a time.  A
+ * big block is scanned a piece at a time, the rest pushed back first: one
+ * marker alone would scan a 1 GiB array while the others wait, and this
+ * way they can take the rest from its stack. */
 HOT void scan_block(struct marker *m, uintptr_t start, size_t size, const bool bytes)
 {
 	bool check = (start & ENTRY_CHECK_PAGES) || size >= SCAN_CHECK_PAGES;
@@ -386,6 +391,8 @@ HOT void scan_block(struct marker *m, uintptr_t start, size_t size, const bool b
 	m->st.heap_bytes += size;
 	if (check && mk.pagemap_fd >= 0)
 		scan_resident(m, start, start + size, false);
+	else if (size > OS_PAGE && mk.pagemap_fd >= 0)
+		resident_runs(start, start + size, scan_run, m);
 	else
 		scan_words_as(m, start, start + size, bytes);
 }

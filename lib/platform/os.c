@@ -210,6 +210,32 @@ size_t os_ncpus(void)
 #define PM_SWAPPED (1ULL << 62)
 #define PM_FILE (1ULL << 61)
 
+static bool page_written(uint64_t pm, bool shared)
+{
+	return shared ? (pm & (PM_PRESENT | PM_SWAPPED)) :
+		((pm & PM_SWAPPED) || ((pm & PM_PRESENT) && !(pm & PM_FILE)));
+}
+
+/* Sets bit i of bits for each written page (as os_written_runs says) of
+ * the n (at most 512) pages from page on, which must be private memory;
+ * false if the page map could not be read. */
+bool os_written_bits(int pagemap, uintptr_t page, size_t n, uint64_t *bits)
+{
+	uint64_t pm[PAGEMAP_BATCH];
+	ssize_t got;
+
+	if (pagemap < 0 || n > PAGEMAP_BATCH)
+		return false;
+	got = pread(pagemap, pm, n * sizeof(*pm), (off_t)(page / OS_PAGE * sizeof(*pm)));
+	if (got != (ssize_t)(n * sizeof(*pm)))
+		return false;
+	memset(bits, 0, (n + 63) / 64 * sizeof(*bits));
+	for (size_t i = 0; i < n; i++)
+		if (page_written(pm[i], false))
+			bits[i / 64] |= 1ULL << (i % 64);
+	return true;
+}
+
 /* Calls fn on each part of [lo, hi) that lies in a page the program
  * wrote: a private anonymous page, present or swapped out, or, in shared
  * memory, any present page.  Pages never written hold no pointers, and
@@ -234,10 +260,7 @@ void os_written_runs(int pagemap, uintptr_t lo, uintptr_t hi, bool shared,
 		}
 		n = (size_t)got / sizeof(*pm);
 		for (size_t i = 0; i < n; i++, page += OS_PAGE) {
-			bool written = shared ? (pm[i] & (PM_PRESENT | PM_SWAPPED)) :
-				((pm[i] & PM_SWAPPED) || ((pm[i] & PM_PRESENT) && !(pm[i] & PM_FILE)));
-
-			if (written)
+			if (page_written(pm[i], shared))
 				fn(page > lo ? page : lo, page + OS_PAGE < hi ? page + OS_PAGE : hi, arg);
 		}
 	}

@@ -52,6 +52,7 @@ int os_close(int fd);
  * buffer would be a block of the program's heap. */
 bool os_each_name(const char *path, bool (*fn)(const char *name, void *arg), void *arg);
 ssize_t os_copy_from_self(void *dst, const void *src, size_t n);
+bool os_written_bits(int pagemap, uintptr_t page, size_t n, uint64_t *bits);
 void os_written_runs(int pagemap, uintptr_t lo, uintptr_t hi, bool shared,
 		     void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg);
 
