@@ -353,8 +353,9 @@ static void log_block(const char *what, uintptr_t p, size_t size, int gen)
 
 /* The common case of reclaim(), kept apart from the rest because it
  * runs once per dead block of every automatic collection: a block the
- * stop unregistered, no debug log, no recorded request sizes to look up.  Counted, and moved to the front of the list for the
- * sweep; false at the first entry that needs more. */
+ * stop unregistered, no debug log, no recorded request sizes to look up.
+ * Counted, and moved to the front of the list for the sweep; true when
+ * the list is done, false at the first entry that needs more. */
 static bool hand_over_plain(struct collection *c, size_t *i, size_t *handed, int64_t *bytes)
 {
 	int64_t n = 0, sum = 0;

@@ -158,6 +158,20 @@ static void *take_fresh(unsigned idx)
 	return p;
 }
 
+/* The end of a fill: the n blocks in the class's first slots (keyed, in
+ * the order they are to come out) are counted, then registered with the
+ * caller's block, which is left past the count. */
+static void *fill_register(struct bcache *c, unsigned idx, void *first, unsigned n)
+{
+	void **s = c->slot[idx];
+
+	c->count[idx] = (uint8_t)n;
+	s[n] = first;   /* past the count: registered with the rest, not cached */
+	atomic_signal_fence(memory_order_seq_cst);
+	om_insert_small_batch(s, n + 1, idx);
+	return first;
+}
+
 /* Refills an empty class from jemalloc, half a cache at once, and returns
  * one more block for the caller; NULL when jemalloc has none.  The slots
  * are filled from the top down, so that the blocks come out in the order
@@ -183,11 +197,7 @@ void *bcache_fill(struct bcache *c, unsigned idx)
 	}
 	if (n < want)
 		memmove(s, s + want - n, n * sizeof(*s));
-	c->count[idx] = (uint8_t)n;
-	s[n] = first;   /* past the count: registered with the rest, not cached */
-	atomic_signal_fence(memory_order_seq_cst);
-	om_insert_small_batch(s, n + 1, idx);
-	return first;
+	return fill_register(c, idx, first, n);
 }
 
 /* As bcache_fill, from n blocks that jemalloc counts as allocated but
@@ -195,7 +205,7 @@ void *bcache_fill(struct bcache *c, unsigned idx)
  * a cache and one. */
 void *bcache_fill_from(struct bcache *c, unsigned idx, const uintptr_t *blocks, unsigned n)
 {
-	void **s = c->slot[idx], *first = (void *)blocks[0];
+	void **s = c->slot[idx];
 	unsigned k = n - 1;
 
 	for (unsigned i = 0; i < k; i++) {
@@ -204,11 +214,7 @@ void *bcache_fill_from(struct bcache *c, unsigned idx, const uintptr_t *blocks, 
 		memcpy(p, &bc_key, sizeof(bc_key));
 		s[k - 1 - i] = p;
 	}
-	c->count[idx] = (uint8_t)k;
-	s[k] = first;   /* past the count, as in bcache_fill */
-	atomic_signal_fence(memory_order_seq_cst);
-	om_insert_small_batch(s, k + 1, idx);
-	return first;
+	return fill_register(c, idx, (void *)blocks[0], k);
 }
 
 /* Blocks leave a cache for jemalloc in three steps, each safe to stop

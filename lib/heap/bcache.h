@@ -63,13 +63,6 @@ void *bcache_fill_from(struct bcache *c, unsigned idx, const uintptr_t *blocks, 
 void bcache_drain(struct bcache *c);
 void bcache_start(struct bcache *c);
 bool bcache_give_away(struct bcache *c, unsigned idx, void *p);
-
-/* The thread allocates from class idx: from now on its frees of the
- * class stay with it. */
-static inline void bcache_allocating(struct bcache *c, unsigned idx)
-{
-	c->limit[idx] = bc_limit[idx];
-}
 void bcache_drain_depots(void);
 void bcache_fork_child(void);
 bool bcache_holds(const void *p);
@@ -99,6 +92,13 @@ static inline void *bcache_pop(struct bcache *c, unsigned idx)
 	c->count[idx] = (uint8_t)(n - 1);
 	memset(p, 0, sizeof(uint64_t));   /* bc_key: no longer cached */
 	return p;
+}
+
+/* The thread allocates from class idx: from now on its frees of the
+ * class stay with it. */
+static inline void bcache_allocating(struct bcache *c, unsigned idx)
+{
+	c->limit[idx] = bc_limit[idx];
 }
 
 static inline bool bcache_full(const struct bcache *c, unsigned idx)
