@@ -16,7 +16,6 @@
 #define STACK_ENTRIES (1u << 24)   /* per marker: 256 MiB of address space, committed as used */
 #define POOL_ENTRIES (1u << 20)
 #define SHARE_MAX 4096
-#define SCAN_CHECK_PAGES (64 * 1024)
 #define PIECE (256 * 1024)         /* a big block is scanned this much at a time */
 #define ENTRY_CHECK_PAGES 1u       /* in an entry's start: read resident pages only */
 #define UNIT_LG 4                  /* a mark byte for every 16 bytes of heap */
@@ -328,11 +327,6 @@ static void scan_run(uintptr_t a, uintptr_t b, void *arg)
 		scan_words(m, a, b);
 }
 
-static void scan_resident(struct marker *m, uintptr_t lo, uintptr_t hi, bool shared)
-{
-	os_written_runs(mk.pagemap_fd, lo, hi, shared, scan_run, m);
-}
-
 /* Root bytes are the bytes read, not the size of the mappings: a large
  * reservation the program never touched costs nothing. */
 static void scan_root_run(uintptr_t a, uintptr_t b, void *arg)
@@ -371,17 +365,16 @@ void mark_code_range(uintptr_t lo, uintptr_t hi)
 	root_marker->code = false;
 }
 
-/* Blocks of a page or less are read directly; bigger ones only on the
- * pages the program wrote, since a block allocated and written only at
- * its head (a calloc'd array, a buffer of which a little is used) may
- * never have been touched further.  Blocks of several pages ask the page
- * map a chunk at a time (resident.h), the biggest a piece at a time.  A
- * big block is scanned a piece at a time, the rest pushed back first: one
- * marker alone would scan a 1 GiB array while the others wait, and this
- * way they can take the rest from its stack. */
+/* Blocks of a page or less are read directly; bigger ones, and every
+ * piece of a big one, only on the pages the program wrote (resident.h),
+ * since a block allocated and written only at its head (a calloc'd
+ * array, a buffer of which a little is used) may never have been touched
+ * further.  A big block is scanned a piece at a time, the rest pushed
+ * back first: one marker alone would scan a 1 GiB array while the others
+ * wait, and this way they can take the rest from its stack. */
 HOT void scan_block(struct marker *m, uintptr_t start, size_t size, const bool bytes)
 {
-	bool check = (start & ENTRY_CHECK_PAGES) || size >= SCAN_CHECK_PAGES;
+	bool check = (start & ENTRY_CHECK_PAGES) || size > OS_PAGE;
 
 	start &= ~(uintptr_t)ENTRY_CHECK_PAGES;
 	if (size > PIECE) {
@@ -390,8 +383,6 @@ HOT void scan_block(struct marker *m, uintptr_t start, size_t size, const bool b
 	}
 	m->st.heap_bytes += size;
 	if (check && mk.pagemap_fd >= 0)
-		scan_resident(m, start, start + size, false);
-	else if (size > OS_PAGE && mk.pagemap_fd >= 0)
 		resident_runs(start, start + size, scan_run, m);
 	else
 		scan_words_as(m, start, start + size, bytes);
