@@ -108,7 +108,8 @@ extern "C" {
 	X(write_tracking, "1 when the kernel reports the heap's written pages") \
 	X(last_track_ns, "time listing and protecting written pages, last pause") \
 	X(tracked_root_bytes, "bytes of root mappings whose written pages are reported") \
-	X(reused_blocks, "dead blocks taken straight back into use, in total")
+	X(reused_blocks, "dead blocks taken straight back into use, in total") \
+	X(vacant_pages, "heap pages with no block at the last collection, left unprotected")
 
 struct gcshim_stats {
 	uint32_t size;    /* set by the caller: sizeof(struct gcshim_stats) */

@@ -184,7 +184,8 @@ enum proto_stat_kind { STAT_GAUGE, STAT_COUNTER };
 	X(write_tracking, UNIT_COUNT, STAT_GAUGE)             \
 	X(last_track_ns, UNIT_NS, STAT_GAUGE)                 \
 	X(tracked_root_bytes, UNIT_BYTES, STAT_GAUGE)         \
-	X(reused_blocks, UNIT_COUNT, STAT_COUNTER)
+	X(reused_blocks, UNIT_COUNT, STAT_COUNTER)            \
+	X(vacant_pages, UNIT_COUNT, STAT_GAUGE)
 
 struct proto_stat_desc {
 	const char *name;

@@ -734,6 +734,26 @@ Test(collect, minor_collections_with_tracked_roots_find_no_false_garbage)
 	minor_roots(env);
 }
 
+/* Pages a collection emptied are left unprotected (vacant.h): blocks
+ * allocated there, made old, then given the only pointers to young blocks
+ * must still count as written, and so must cached blocks taken again on
+ * pages where the sweep saw no block.  Where the kernel tracks writes,
+ * some pages must have been vacant for the test to mean anything. */
+Test(collect, vacant_pages_lose_no_young_block)
+{
+	static char out[OUT_MAX];
+	char *argv[] = { build_path("tests/fixtures/gc_minor"), "vacant", "6", NULL };
+	const char *env[] = { NULL };
+
+	gc_auto(argv, env, out, sizeof(out));
+	cr_expect_eq(figure(out, "broken "), 0, "%s", out);
+	cr_expect_eq(figure(out, "false_garbage "), 0, "%s", out);
+	if (figure(out, "write_tracking ") == 1) {
+		cr_expect_gt(figure(out, "minor "), 0, "%s", out);
+		cr_expect_gt(figure(out, "most_vacant_pages "), 1000, "%s", out);
+	}
+}
+
 /* The first collection says in the log which way writes are tracked. */
 Test(collect, the_log_names_the_write_tracking)
 {

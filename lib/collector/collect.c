@@ -34,6 +34,7 @@
 #include "watch.h"
 #include "wtrack.h"
 #include "rtrack.h"
+#include "vacant.h"
 #include "young.h"
 #include "probes.h"
 
@@ -268,6 +269,14 @@ static size_t count_dead(size_t pg, size_t end)
 	return n;
 }
 
+static bool page_empty(size_t pg)
+{
+	PAGE_WORDS(w, pg)
+		if (atomic_load_explicit(&om.starts[w], memory_order_relaxed))
+			return false;
+	return true;
+}
+
 /* A page keeps its generation-1 flag while blocks on it are still young
  * for generation 1. */
 static void sweep_page(size_t pg, struct dead_out *o)
@@ -276,6 +285,8 @@ static void sweep_page(size_t pg, struct dead_out *o)
 
 	PAGE_WORDS(w, pg)
 		young1 |= sweep_word(w, read_word(w, fd.gen), o);
+	if (!co.dry && page_empty(pg))
+		vacant_page_emptied(pg);
 	if (fd.clear)
 		om_page_clear_flags(pg, young1 ? fd.clear & ~OM_YOUNG1 : fd.clear);
 }
@@ -551,6 +562,7 @@ static void make_oldest(void *p)
 
 	co.age1[g >> 6] |= 1ULL << (g & 63);
 	co.age2[g >> 6] |= 1ULL << (g & 63);
+	vacant_keep(p);
 }
 
 /* A block the program takes from a cache is not registered anew, and
@@ -607,8 +619,11 @@ stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 	find_prepare(gen, c, count, markers == 1, c->minor);
 	mark_finish(&ms, find_dead_share);
 	yg.on = false;
-	if (!co.dry)
+	if (!co.dry) {
+		vacant_begin();
 		make_cached_oldest();
+		vacant_end(co.age1, co.age2);
+	}
 	co.ndead = fd.reserved < co.dead_cap ? fd.reserved : co.dead_cap;
 	c->mark_ns = ms.marked_ns - t1 - c->track_ns - c->roots_ns;
 	c->markers = ms.markers;
@@ -875,6 +890,7 @@ void collect_fill_stats(struct gcshim_stats *st)
 	st->written_pages = (int64_t)co.total_written_pages;
 	st->last_written_pages = (int64_t)co.last.written_pages;
 	st->write_tracking = young_tracking();
+	st->vacant_pages = (int64_t)vacant_count();
 }
 
 /* A free() or realloc() of a block the collector declared unreachable:

@@ -17,6 +17,7 @@
 #include "os.h"
 #include "rtrack.h"
 #include "stop.h"
+#include "vacant.h"
 #include "wtrack.h"
 
 struct young yg;
@@ -44,7 +45,7 @@ bool young_init(void)
 		wtrack_disable();
 	wr.since0 = os_map(bytes);
 	wr.since1 = os_map(bytes);
-	return wr.since0 && wr.since1 && rtrack_init();
+	return wr.since0 && wr.since1 && vacant_init() && rtrack_init();
 }
 
 bool young_tracking(void)
@@ -233,6 +234,7 @@ void young_fork_child(void)
 	holder.asked = 0;
 	rtrack_fork_child();
 	wtrack_fork_child();
+	vacant_forget();
 }
 
 static void forget_counts(void)
@@ -295,7 +297,7 @@ void young_preclean(int pagemap, uint64_t saved_ns)
 	rtrack_prepare();
 	for (int i = 0; i < PRECLEAN_PASSES; i++) {
 		before = wr.last_faults;
-		if (!wtrack_scan(pagemap, om.base, heap_top(), true, note_written, NULL) ||
+		if (!vacant_scan_heap(pagemap, true, note_written) ||
 		    wr.last_faults - before <= PRECLEAN_FEW)
 			break;
 	}
@@ -308,10 +310,10 @@ void young_preclean(int pagemap, uint64_t saved_ns)
  * costs a fraction of one that protects. */
 static bool list_then_protect(int pagemap, uint64_t saved_ns)
 {
-	if (!wtrack_scan(pagemap, om.base, heap_top(), false, note_written, NULL))
+	if (!vacant_scan_heap(pagemap, false, note_written))
 		return false;
 	wr.scanned = worth_protecting(saved_ns) &&
-		     wtrack_scan(pagemap, om.base, heap_top(), true, ignore_run, NULL);
+		     vacant_scan_heap(pagemap, true, ignore_run);
 	return true;
 }
 
@@ -320,7 +322,7 @@ static bool list_then_protect(int pagemap, uint64_t saved_ns)
  * collections.  A walk that fails has not listed every page. */
 static bool protect_rest(int pagemap, uint64_t saved_ns)
 {
-	wr.scanned = wtrack_scan(pagemap, om.base, heap_top(), true, note_written, NULL);
+	wr.scanned = vacant_scan_heap(pagemap, true, note_written);
 	worth_protecting(saved_ns);
 	return wr.scanned;
 }
