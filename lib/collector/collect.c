@@ -154,14 +154,20 @@ static struct {
 	struct collection *c;
 	size_t pages;
 	_Atomic size_t next_page, reserved;
+	/* of the entries written: how many are unregistered, and per sweep
+	 * bucket how many and their bytes, for a hand-over that need not
+	 * look at each block again (reclaim) */
+	_Atomic size_t unregistered;
+	struct sweep_counts counts;
 } fd;
 
 /* A batch's share of the list: entries beyond co.dead_cap are not
  * written, and their blocks stay for the next collection. */
 struct dead_out {
 	uintptr_t *at;
-	size_t left;
+	size_t left, unregistered;
 	int64_t objects[3];
+	struct sweep_counts counts;
 };
 
 static bool note_dead(struct dead_out *o, uintptr_t block)
@@ -239,6 +245,7 @@ static uint64_t sweep_word(size_t w, struct word_bits b, struct dead_out *o)
 			break;
 		if (co.unregister && !(fd.pins && sites_pinned(p))) {
 			o->at[-1] |= DEAD_UNREGISTERED;
+			o->unregistered++;
 			gone |= 1ULL << i;
 		}
 	}
@@ -281,10 +288,13 @@ static bool page_empty(size_t pg)
  * for generation 1. */
 static void sweep_page(size_t pg, struct dead_out *o)
 {
+	const uintptr_t *was = o->at;
 	uint64_t young1 = 0;
 
 	PAGE_WORDS(w, pg)
 		young1 |= sweep_word(w, read_word(w, fd.gen), o);
+	if (o->at != was)
+		sweep_count(&o->counts, om.base + (pg << OM_PAGE_LG), (size_t)(o->at - was));
 	if (!co.dry && page_empty(pg))
 		vacant_page_emptied(pg);
 	if (fd.clear)
@@ -313,6 +323,8 @@ static void find_in(size_t pg, size_t end)
 		fd.reserved = (size_t)(o.at - co.dead);
 	for (int g = 0; fd.count && g < 3; g++)
 		__atomic_fetch_add(&fd.c->objects[g], o.objects[g], __ATOMIC_RELAXED);
+	atomic_fetch_add_explicit(&fd.unregistered, o.unregistered, memory_order_relaxed);
+	sweep_counts_add(&fd.counts, &o.counts);
 }
 
 static void find_dead_share(void)
@@ -335,6 +347,8 @@ static void find_prepare(int gen, struct collection *c, bool count, bool alone, 
 	fd.pages = (heap_top() - om.base) >> OM_PAGE_LG;
 	fd.next_page = 0;
 	fd.reserved = 0;
+	fd.unregistered = 0;
+	memset(&fd.counts, 0, sizeof(fd.counts));
 }
 
 #define LOG_FRAMES 12
@@ -388,6 +402,23 @@ static bool hand_over_plain(struct collection *c, size_t *i, size_t *handed, int
 	return k == co.ndead;
 }
 
+/* The common case whole: every entry a block the stop unregistered, and
+ * the counts the finding of them kept, so that no block is looked at
+ * again before the sweep sorts them. */
+static bool hand_over_counted(struct collection *c, struct thread_rec *t)
+{
+	int64_t bytes = sweep_counts_bytes(&fd.counts);
+
+	c->collected += (int64_t)co.ndead;
+	c->collected_bytes += bytes;
+	c->collected_requested += bytes;
+	release_count(t, co.ndead, bytes);
+	sweep_hand_over_counted(co.dead, co.ndead, &fd.counts, trim_dead_list);
+	if (t)
+		gc_publish(t);
+	return true;
+}
+
 /* After the world resumed: free the dead blocks, or keep them.  later:
  * the blocks the stop unregistered are counted as freed now and handed
  * to the sweep (their entries moved to the front of the list); true when
@@ -400,6 +431,9 @@ static bool reclaim(struct collection *c, bool save, bool later)
 	int64_t handed_bytes = 0;
 	bool plain = later && !save && !(debug & GCSHIM_DEBUG_COLLECTABLE) &&
 		     !sites_sizes_recorded();
+
+	if (plain && co.ndead && fd.unregistered == co.ndead)
+		return hand_over_counted(c, t);
 
 	for (size_t i = 0; i < co.ndead; i++) {
 		uintptr_t p;

@@ -25,8 +25,9 @@
  * a class that a thread took blocks of since the last chunk: what no
  * thread takes again still goes back to jemalloc at the pace it did
  * before, and what threads are taking is left to them. */
-#define BUCKETS (BC_CLASSES + 1)
+#define BUCKETS SWEEP_BUCKETS
 #define OTHER BC_CLASSES
+#define ENTRY_FLAGS ((uintptr_t)7)
 
 /* Claims and hand-overs take the lock: a claim is a few instructions
  * every CHUNK blocks, and a thread late from the last sweep can never
@@ -65,32 +66,67 @@ static unsigned bucket_of(uintptr_t p)
 	return idx < BC_CLASSES ? idx : OTHER;
 }
 
-/* In place, one pass to count and one to move each block into its
- * bucket (the order within a bucket is not kept).  The dead blocks'
- * page entries still hold their classes. */
-static void sort_into_buckets(uintptr_t *list, size_t n)
+void sweep_count(struct sweep_counts *c, uintptr_t page, size_t n)
+{
+	unsigned b = bucket_of(page);
+
+	c->n[b] += n;
+	c->bytes[b] += (int64_t)(n * om_size_at(page - om.base));
+}
+
+void sweep_counts_add(struct sweep_counts *to, const struct sweep_counts *from)
+{
+	for (unsigned b = 0; b < BUCKETS; b++)
+		if (from->n[b]) {
+			__atomic_fetch_add(&to->n[b], from->n[b], __ATOMIC_RELAXED);
+			__atomic_fetch_add(&to->bytes[b], from->bytes[b], __ATOMIC_RELAXED);
+		}
+}
+
+int64_t sweep_counts_bytes(const struct sweep_counts *c)
+{
+	int64_t bytes = 0;
+
+	for (unsigned b = 0; b < BUCKETS; b++)
+		bytes += c->bytes[b];
+	return bytes;
+}
+
+static void count_into_buckets(const uintptr_t *list, size_t n, size_t count[BUCKETS])
+{
+	for (size_t i = 0; i < n; i++)
+		count[bucket_of(list[i])]++;
+}
+
+/* In place, one pass to move each block into its bucket (the order within
+ * a bucket is not kept), its flags cleared; with a single bucket, only
+ * the flags.  The dead blocks' page entries still hold their classes. */
+static void sort_into_buckets(uintptr_t *list, size_t n, const size_t count[BUCKETS])
 {
 	size_t next[BUCKETS] = { 0 }, at = 0;
+	unsigned used = 0;
 
-	for (size_t i = 0; i < n; i++)
-		sw.tail[bucket_of(list[i])]++;
 	for (unsigned b = 0; b < BUCKETS; b++) {
-		size_t count = sw.tail[b];
-
 		sw.head[b] = next[b] = at;
-		at += count;
+		at += count[b];
 		sw.tail[b] = at;
+		used += count[b] != 0;
+	}
+	if (used <= 1) {
+		for (size_t i = 0; i < n; i++)
+			list[i] &= ~ENTRY_FLAGS;
+		return;
 	}
 	for (unsigned b = 0; b < BUCKETS; b++)
 		while (next[b] < sw.tail[b]) {
-			uintptr_t p = list[next[b]];
+			uintptr_t p = list[next[b]] & ~ENTRY_FLAGS;
 			unsigned to = bucket_of(p);
 
 			if (to != b) {
 				list[next[b]] = list[next[to]];
 				list[next[to]++] = p;
 			} else {
-				next[b]++;
+				list[next[b]++] = p;
 			}
 		}
 }
@@ -190,26 +226,40 @@ void sweep_init(void)
 	gc_register_sweeper(sweep_some);
 }
 
-void sweep_hand_over(uintptr_t *list, size_t n, int64_t bytes, void (*done)(void))
+static void hand_over(uintptr_t *list, size_t n, int64_t bytes, const size_t count[BUCKETS],
+		      void (*done)(void))
 {
-	if (!n)
-		return;
 	spin_lock(&sw.lock);
 	sw.list = list;
 	sw.done_fn = done;
 	sw.n = n;
 	sw.bytes = bytes;
-	for (unsigned b = 0; b < BUCKETS; b++)
-		sw.head[b] = sw.tail[b] = 0;
 	for (unsigned b = 0; b < BC_CLASSES; b++)
 		sw.taken[b] = false;
-	sort_into_buckets(list, n);
+	sort_into_buckets(list, n, count);
 	/* a heap that shrank that much goes back to the system instead */
 	sw.reuse = !sweep_gives_back(bytes);
 	atomic_store(&sw.done, 0);
 	atomic_store(&sw.pending_bytes, bytes);
 	atomic_store(&gc.sweep_pending, true);
 	spin_unlock(&sw.lock);
+}
+
+void sweep_hand_over(uintptr_t *list, size_t n, int64_t bytes, void (*done)(void))
+{
+	size_t count[BUCKETS] = { 0 };
+
+	if (!n)
+		return;
+	count_into_buckets(list, n, count);
+	hand_over(list, n, bytes, count, done);
+}
+
+void sweep_hand_over_counted(uintptr_t *list, size_t n, const struct sweep_counts *c,
+			     void (*done)(void))
+{
+	if (n)
+		hand_over(list, n, sweep_counts_bytes(c), c->n, done);
 }
 
 /* Claimed chunks are freed by threads that are running (never stopped:

@@ -12,7 +12,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct bcache;
+#include "bcache.h"
+
+/* The sweep sorts blocks into one bucket per class of the thread caches
+ * and one for the rest; counts kept per bucket while the dead blocks are
+ * found spare it a pass over them. */
+#define SWEEP_BUCKETS (BC_CLASSES + 1)
+
+struct sweep_counts {
+	size_t n[SWEEP_BUCKETS];
+	int64_t bytes[SWEEP_BUCKETS];
+};
+
+/* n dead blocks of the page at address page, all of its class. */
+void sweep_count(struct sweep_counts *c, uintptr_t page, size_t n);
+/* Adds from into to, which other threads add to as well. */
+void sweep_counts_add(struct sweep_counts *to, const struct sweep_counts *from);
+int64_t sweep_counts_bytes(const struct sweep_counts *c);
 
 void sweep_init(void);
 /* Hands over n blocks, taken out of the object map's start bits but
@@ -20,6 +36,10 @@ void sweep_init(void);
  * The list is the sweep's until it is over: the thread that ends it then
  * calls done(). */
 void sweep_hand_over(uintptr_t *blocks, size_t n, int64_t bytes, void (*done)(void));
+/* The same with the blocks counted (c holds exactly them), whose entries
+ * may carry flags in their three low bits, which the sweep clears. */
+void sweep_hand_over_counted(uintptr_t *blocks, size_t n, const struct sweep_counts *c,
+			     void (*done)(void));
 /* Frees whatever is left, on the calling thread; returns when no block
  * of the last hand-over remains.  Before a collection, a fork, or when
  * the caller wants the memory back now. */

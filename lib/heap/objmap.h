@@ -130,16 +130,18 @@ static inline bool om_is_start(uintptr_t off)
  * instruction per block is what registration costs most. */
 static inline void om_insert_small_batch(void *const *p, unsigned n, unsigned idx)
 {
-	uintptr_t word = 0;
+	uintptr_t word = 0, pg = UINTPTR_MAX;
 	uint64_t mask = 0;
 	uint32_t v = (idx + 1) | OM_YOUNG;
 
 	for (unsigned i = 0; i < n; i++) {
 		uintptr_t off = (uintptr_t)p[i] - om.base, g = off >> OM_GRANULE_LG;
-		_Atomic uint32_t *pe = &om.pages[off >> OM_PAGE_LG];
 
-		if (atomic_load_explicit(pe, memory_order_relaxed) != v)
-			atomic_store_explicit(pe, v, memory_order_relaxed);
+		if (off >> OM_PAGE_LG != pg) {   /* neighbours mostly share a page */
+			pg = off >> OM_PAGE_LG;
+			if (atomic_load_explicit(&om.pages[pg], memory_order_relaxed) != v)
+				atomic_store_explicit(&om.pages[pg], v, memory_order_relaxed);
+		}
 		if (mask && g >> 6 != word) {
 			atomic_fetch_or_explicit(&om.starts[word], mask, memory_order_release);
 			mask = 0;
@@ -149,8 +151,12 @@ static inline void om_insert_small_batch(void *const *p, unsigned n, unsigned id
 	}
 	if (mask)
 		atomic_fetch_or_explicit(&om.starts[word], mask, memory_order_release);
+	pg = UINTPTR_MAX;
 	for (unsigned i = 0; i < n; i++)
-		om_keep_young(((uintptr_t)p[i] - om.base) >> OM_PAGE_LG, v);
+		if (((uintptr_t)p[i] - om.base) >> OM_PAGE_LG != pg) {
+			pg = ((uintptr_t)p[i] - om.base) >> OM_PAGE_LG;
+			om_keep_young(pg, v);
+		}
 }
 
 /* Unregisters n blocks of slab classes (no continuation pages), one
