@@ -154,10 +154,11 @@ static struct {
 	struct collection *c;
 	size_t pages;
 	_Atomic size_t next_page, reserved;
-	/* of the entries written: how many are unregistered, and per sweep
-	 * bucket how many and their bytes, for a hand-over that need not
-	 * look at each block again (reclaim) */
-	_Atomic size_t unregistered;
+	bool vacancy;                /* pages left empty are noted (vacant.h) */
+	/* every entry written is a block unregistered, and per sweep bucket
+	 * how many and their bytes: the hand-over need not look at each
+	 * block again (reclaim) */
+	bool all_unregistered;
 	struct sweep_counts counts;
 } fd;
 
@@ -165,7 +166,7 @@ static struct {
  * written, and their blocks stay for the next collection. */
 struct dead_out {
 	uintptr_t *at;
-	size_t left, unregistered;
+	size_t left;
 	int64_t objects[3];
 	struct sweep_counts counts;
 };
@@ -245,7 +246,6 @@ static uint64_t sweep_word(size_t w, struct word_bits b, struct dead_out *o)
 			break;
 		if (co.unregister && !(fd.pins && sites_pinned(p))) {
 			o->at[-1] |= DEAD_UNREGISTERED;
-			o->unregistered++;
 			gone |= 1ULL << i;
 		}
 	}
@@ -295,7 +295,7 @@ static void sweep_page(size_t pg, struct dead_out *o)
 		young1 |= sweep_word(w, read_word(w, fd.gen), o);
 	if (o->at != was)
 		sweep_count(&o->counts, om.base + (pg << OM_PAGE_LG), (size_t)(o->at - was));
-	if (!co.dry && page_empty(pg))
+	if (fd.vacancy && page_empty(pg))
 		vacant_page_emptied(pg);
 	if (fd.clear)
 		om_page_clear_flags(pg, young1 ? fd.clear & ~OM_YOUNG1 : fd.clear);
@@ -323,7 +323,6 @@ static void find_in(size_t pg, size_t end)
 		fd.reserved = (size_t)(o.at - co.dead);
 	for (int g = 0; fd.count && g < 3; g++)
 		__atomic_fetch_add(&fd.c->objects[g], o.objects[g], __ATOMIC_RELAXED);
-	atomic_fetch_add_explicit(&fd.unregistered, o.unregistered, memory_order_relaxed);
 	sweep_counts_add(&fd.counts, &o.counts);
 }
 
@@ -335,7 +334,8 @@ static void find_dead_share(void)
 		find_in(pg, end);
 }
 
-static void find_prepare(int gen, struct collection *c, bool count, bool alone, bool minor)
+static void find_prepare(int gen, struct collection *c, bool count, bool alone, bool minor,
+			 bool vacancy)
 {
 	fd.alone = alone;
 	fd.gen = gen;
@@ -347,7 +347,8 @@ static void find_prepare(int gen, struct collection *c, bool count, bool alone, 
 	fd.pages = (heap_top() - om.base) >> OM_PAGE_LG;
 	fd.next_page = 0;
 	fd.reserved = 0;
-	fd.unregistered = 0;
+	fd.vacancy = vacancy && !co.dry;
+	fd.all_unregistered = co.unregister && !fd.pins && !co.dry;
 	memset(&fd.counts, 0, sizeof(fd.counts));
 }
 
@@ -432,7 +433,7 @@ static bool reclaim(struct collection *c, bool save, bool later)
 	bool plain = later && !save && !(debug & GCSHIM_DEBUG_COLLECTABLE) &&
 		     !sites_sizes_recorded();
 
-	if (plain && co.ndead && fd.unregistered == co.ndead)
+	if (plain && co.ndead && fd.all_unregistered)
 		return hand_over_counted(c, t);
 
 	for (size_t i = 0; i < co.ndead; i++) {
@@ -650,11 +651,11 @@ stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 	if (c->minor)
 		young_mark_written(gen);
 	c->roots_ns = os_now_ns() - t1 - c->track_ns;
-	find_prepare(gen, c, count, markers == 1, c->minor);
+	find_prepare(gen, c, count, markers == 1, c->minor, young_tracking());
 	mark_finish(&ms, find_dead_share);
 	yg.on = false;
 	if (!co.dry) {
-		vacant_begin();
+		vacant_begin(fd.vacancy);
 		make_cached_oldest();
 		vacant_end(co.age1, co.age2);
 	}

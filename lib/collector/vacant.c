@@ -67,11 +67,11 @@ static void store_if_changed(uint64_t *w, uint64_t v)
 		*w = v;
 }
 
-void vacant_begin(void)
+void vacant_begin(bool tracking)
 {
 	size_t words = heap_words();
 
-	vs.active = wtrack_state() == WTRACK_ON;
+	vs.active = tracking;
 	for (size_t w = 0; w < words; w++) {
 		uint64_t cand = vs.active ? vs.next[w] | vs.set[w] : 0, keep = 0;
 

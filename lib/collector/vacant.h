@@ -29,8 +29,10 @@ void vacant_page_emptied(uintptr_t pg);
 /* With the world stopped, after the sweep: vacant_begin computes the new
  * set, vacant_keep takes out the pages of a block the sweep does not see
  * (one in a thread's cache), vacant_end clears the ages on the pages
- * entering the set and makes it the current one. */
-void vacant_begin(void);
+ * entering the set and makes it the current one.  While the heap is not
+ * protected (tracking is off or paused) the set is kept empty: the scan
+ * that protects it again then protects every written page. */
+void vacant_begin(bool tracking);
 void vacant_keep(const void *p);
 void vacant_end(uint64_t *age1, uint64_t *age2);
 /* wtrack_scan over the heap but its vacant pages. */
