@@ -212,6 +212,27 @@ static inline size_t bits_set(uint64_t x)
 	return (size_t)((x * 0x0101010101010101ULL) >> 56);
 }
 
+/* The common case of the loop below, every dead block unregistered: each
+ * entry written once, with its flags; returns the blocks noted. */
+static inline uint64_t note_unregistered(size_t w, struct word_bits b, struct dead_out *o)
+{
+	uintptr_t *at = o->at, base = om.base + ((w << 6) << OM_GRANULE_LG);
+	size_t left = o->left;
+	uint64_t dead = b.dead, noted = 0;
+
+	for (; dead && left; dead &= dead - 1, left--) {
+		unsigned i = (unsigned)__builtin_ctzll(dead);
+
+		/* the block's generation rides in the low bits of its address */
+		*at++ = (base + ((uintptr_t)i << OM_GRANULE_LG)) |
+			((b.a2 >> i) & 1 ? 2 : (b.a1 >> i) & 1) | DEAD_UNREGISTERED;
+		noted |= 1ULL << i;
+	}
+	o->at = at;
+	o->left = left;
+	return noted;
+}
+
 /* The dead blocks go to the list; mark bits are cleared for the next
  * collection; every block left moves up one generation, frozen ones too
  * (young.h says why each must).  Returns the blocks still young for a
@@ -237,7 +258,9 @@ static uint64_t sweep_word(size_t w, struct word_bits b, struct dead_out *o)
 	}
 	store_if_changed(&co.age2[w], age2);
 	store_if_changed(&co.age1[w], left);
-	for (; dead; dead &= dead - 1) {
+	if (fd.all_unregistered)
+		gone = note_unregistered(w, b, o);
+	for (dead = fd.all_unregistered ? 0 : dead; dead; dead &= dead - 1) {
 		unsigned i = (unsigned)__builtin_ctzll(dead);
 		uintptr_t g = (w << 6) + i, p = om.base + (g << OM_GRANULE_LG);
 
