@@ -127,13 +127,17 @@ static size_t scratch_cap(void)
  * half the live heap, as a page fault each to bring them back costs more
  * than the rest of finding the dead blocks.  (A collection that finds as
  * many bytes dead as stay live, in blocks of 16 bytes, lists half the
- * live heap's size.)  The peak it reached in the collection is not raised
- * by keeping them. */
+ * live heap's size.)  Those an earlier collection filled are kept as well:
+ * the dead counts of a program's collections go up and down.  The peak it
+ * reached in the collection is not raised by keeping them. */
 static void trim_dead_list(void)
 {
 	int64_t live = atomic_load(&gc.live_after);
+	size_t used = co.ndead * sizeof(*co.dead);
 
-	os_scratch_trim(&co.dead_mem, co.ndead * sizeof(*co.dead), live > 0 ? (size_t)live / 2 : 0);
+	if (used < co.dead_mem.resident)
+		used = co.dead_mem.resident;
+	os_scratch_trim(&co.dead_mem, used, live > 0 ? (size_t)live / 2 : 0);
 }
 
 /* Finding the dead blocks is shared by the marker threads, after the
