@@ -746,7 +746,9 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	save = save || gc_verify || (debug & GCSHIM_DEBUG_SAVEALL);
 	pagemap = open_pagemap();
 	prepare_stop();
-	co.minor_saves_ns = why == GC_MANUAL ? UINT64_MAX : minor_saving();
+	/* one asked for of generation 0 or 1 wants the next to be minor; a
+	 * full one asked for weighs the tracking as automatic ones do */
+	co.minor_saves_ns = why == GC_MANUAL && gen < 2 ? UINT64_MAX : minor_saving();
 	young_preclean(pagemap, co.minor_saves_ns);
 	co.unregister = !save;
 	ok = run_stopped(gen, &c, pagemap, debug & GCSHIM_DEBUG_STATS);

@@ -334,6 +334,8 @@ bool young_scan(int pagemap, int gen, uint64_t saved_ns)
 	wr.precleaned = false;
 	if (!precleaned)
 		forget_counts();
+	if (saved_ns == UINT64_MAX)   /* a minor collection asked for ends a pause */
+		wr.paused = 0;
 	if (wr.paused)
 		wr.paused--;
 	else if (wtrack_state() == WTRACK_ON)
