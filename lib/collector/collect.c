@@ -577,11 +577,26 @@ static void account(const struct collection *c)
  * folding the mark bytes, waiting at the end). */
 #define PARALLEL_MIN_BYTES (16u << 20)
 
+/* Several markers write mark bytes, a 16th of the heap's range.  On a
+ * heap that grew since they last did, each page of them for the new part
+ * faults in as it is first written: where a fault costs as much as on
+ * some virtual machines (20 us), a heap that grows as fast as it is
+ * marked (a program still building its data) pays more in those faults
+ * than a second marker saves. */
+static bool first_writes_cost_more(void)
+{
+	uint64_t pages = mark_bytes_unused() / OS_PAGE;
+
+	return pages * young_fault_ns() > co.last.mark_ns / 2;
+}
+
 static unsigned markers_for_heap(void)
 {
 	int64_t heap = co.number ? (int64_t)co.last.heap_bytes : atomic_load(&gc.live);
 
-	return markers_chosen() || heap >= PARALLEL_MIN_BYTES ? markers_wanted() : 1;
+	if (markers_chosen())
+		return markers_wanted();
+	return heap >= PARALLEL_MIN_BYTES && !first_writes_cost_more() ? markers_wanted() : 1;
 }
 
 static int open_pagemap(void)

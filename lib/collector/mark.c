@@ -43,6 +43,7 @@ static struct {
 	_Atomic uint64_t *bits;   /* one bit per granule, like om.starts */
 	uint8_t *bytes;           /* marks of several markers: see mark_block */
 	struct os_scratch bytes_mem;
+	uintptr_t bytes_top;      /* the heap's range when marking last used them */
 	bool by_byte;
 	unsigned n;               /* markers of this collection */
 	int pagemap_fd;
@@ -119,6 +120,8 @@ void mark_begin(int pagemap_fd, unsigned markers)
 {
 	mk.n = markers;
 	mk.by_byte = mk.n > 1 && mk.bytes;
+	if (mk.by_byte)
+		mk.bytes_top = heap_top() - om.base;
 	mk.fold_next = 0;
 	mk.arrived = 0;
 	mk.marked_at = 0;
@@ -669,6 +672,13 @@ void mark_finish(struct mark_stats *st, void (*then)(void))
 
 /* After the world resumed: the pages the stacks used beyond what stays
  * resident go back. */
+size_t mark_bytes_unused(void)
+{
+	uintptr_t range = heap_top() - om.base;
+
+	return range > mk.bytes_top ? (range - mk.bytes_top) >> UNIT_LG : 0;
+}
+
 void mark_release(size_t cap)
 {
 	for (unsigned i = 0; i < MARK_MAX_MARKERS && mk.m[i].stack; i++)

@@ -21,6 +21,9 @@ struct mark_stats {
 bool mark_init(void);
 /* Maps what `markers` threads marking need; returns how many have it. */
 unsigned mark_reserve(unsigned markers);
+/* Bytes of the mark bytes, which several markers write, for the part of
+ * the heap's range that no marking by several has covered yet. */
+size_t mark_bytes_unused(void);
 /* markers: as mark_reserve() returned (1: this thread only). */
 void mark_begin(int pagemap_fd, unsigned markers);
 void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared);

@@ -88,6 +88,11 @@ static bool worth_protecting(uint64_t saved_ns)
 	return false;
 }
 
+uint64_t young_fault_ns(void)
+{
+	return wr.fault_ns;
+}
+
 uint64_t young_last_pages(void)
 {
 	return wr.last_pages;

@@ -84,5 +84,7 @@ void young_mark_written(int gen);
 void young_end(int gen);
 bool young_tracking(void);
 uint64_t young_last_pages(void);
+/* A first write to a page, as measured when tracking started; 0 before. */
+uint64_t young_fault_ns(void);
 
 #endif
