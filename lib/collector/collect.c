@@ -184,12 +184,6 @@ static bool note_dead(struct dead_out *o, uintptr_t block)
 	return true;
 }
 
-static void store_if_changed(uint64_t *w, uint64_t v)
-{
-	if (*w != v)
-		*w = v;   /* untouched bitmap pages stay unallocated */
-}
-
 /* One word of the bitmaps: 64 granules. */
 struct word_bits {
 	uint64_t live, a1, a2, dead, surv;
@@ -246,7 +240,7 @@ static uint64_t sweep_word(size_t w, struct word_bits b, struct dead_out *o)
 	uint64_t dead = b.dead, gone = 0, left = b.live & ~b.dead;
 	uint64_t age2 = fd.gen == 0 ? b.a2 & left : (b.a2 | b.a1) & left;
 
-	store_if_changed(&mark_bits()[w], 0);
+	os_store_if_changed(&mark_bits()[w], 0);
 	if (co.dry) {   /* a leak check: the ages stay as they are */
 		for (; dead; dead &= dead - 1) {
 			uintptr_t g = (w << 6) + (uintptr_t)__builtin_ctzll(dead);
@@ -260,22 +254,23 @@ static uint64_t sweep_word(size_t w, struct word_bits b, struct dead_out *o)
 		o->objects[1] += (int64_t)bits_set(b.a1 & ~b.a2);
 		o->objects[2] += (int64_t)bits_set(b.a2);
 	}
-	store_if_changed(&co.age2[w], age2);
-	store_if_changed(&co.age1[w], left);
+	os_store_if_changed(&co.age2[w], age2);
+	os_store_if_changed(&co.age1[w], left);
 	if (fd.all_unregistered)
 		gone = note_unregistered(w, b, o);
-	for (dead = fd.all_unregistered ? 0 : dead; dead; dead &= dead - 1) {
-		unsigned i = (unsigned)__builtin_ctzll(dead);
-		uintptr_t g = (w << 6) + i, p = om.base + (g << OM_GRANULE_LG);
+	else
+		for (; dead; dead &= dead - 1) {
+			unsigned i = (unsigned)__builtin_ctzll(dead);
+			uintptr_t g = (w << 6) + i, p = om.base + (g << OM_GRANULE_LG);
 
-		/* the block's generation rides in the low bits of its address */
-		if (!note_dead(o, p | ((b.a2 >> i) & 1 ? 2 : (b.a1 >> i) & 1)))
-			break;
-		if (co.unregister && !(fd.pins && sites_pinned(p))) {
-			o->at[-1] |= DEAD_UNREGISTERED;
-			gone |= 1ULL << i;
+			/* the block's generation rides in its address's low bits */
+			if (!note_dead(o, p | ((b.a2 >> i) & 1 ? 2 : (b.a1 >> i) & 1)))
+				break;
+			if (co.unregister && !(fd.pins && sites_pinned(p))) {
+				o->at[-1] |= DEAD_UNREGISTERED;
+				gone |= 1ULL << i;
+			}
 		}
-	}
 	/* one store for the word, not an atomic operation a block */
 	if (gone)
 		atomic_store_explicit(&om.starts[w], b.live & ~gone, memory_order_relaxed);
@@ -303,14 +298,6 @@ static size_t count_dead(size_t pg, size_t end)
 	return n;
 }
 
-static bool page_empty(size_t pg)
-{
-	PAGE_WORDS(w, pg)
-		if (atomic_load_explicit(&om.starts[w], memory_order_relaxed))
-			return false;
-	return true;
-}
-
 /* A page keeps its generation-1 flag while blocks on it are still young
  * for generation 1. */
 static void sweep_page(size_t pg, struct dead_out *o)
@@ -322,7 +309,7 @@ static void sweep_page(size_t pg, struct dead_out *o)
 		young1 |= sweep_word(w, read_word(w, fd.gen), o);
 	if (o->at != was)
 		sweep_count(&o->counts, om.base + (pg << OM_PAGE_LG), (size_t)(o->at - was));
-	if (fd.vacancy && page_empty(pg))
+	if (fd.vacancy && om_page_unstarted(pg))
 		vacant_page_emptied(pg);
 	if (fd.clear)
 		om_page_clear_flags(pg, young1 ? fd.clear & ~OM_YOUNG1 : fd.clear);

@@ -670,8 +670,6 @@ void mark_finish(struct mark_stats *st, void (*then)(void))
 	st->markers = started + 1;
 }
 
-/* After the world resumed: the pages the stacks used beyond what stays
- * resident go back. */
 size_t mark_bytes_unused(void)
 {
 	uintptr_t range = heap_top() - om.base;
@@ -679,6 +677,8 @@ size_t mark_bytes_unused(void)
 	return range > mk.bytes_top ? (range - mk.bytes_top) >> UNIT_LG : 0;
 }
 
+/* After the world resumed: the pages the stacks used beyond what stays
+ * resident go back. */
 void mark_release(size_t cap)
 {
 	for (unsigned i = 0; i < MARK_MAX_MARKERS && mk.m[i].stack; i++)

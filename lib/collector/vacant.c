@@ -53,27 +53,22 @@ static bool page_vacant(uintptr_t pg)
 	uintptr_t lo = om.base + (pg << OM_PAGE_LG), start;
 	size_t size;
 
-	if (atomic_load_explicit(&om.pages[pg], memory_order_relaxed) & OM_CONT)
+	if ((atomic_load_explicit(&om.pages[pg], memory_order_relaxed) & OM_CONT) ||
+	    !om_page_unstarted(pg))
 		return false;
 	for (size_t w = pg * OM_WORDS_PER_PAGE; w < (pg + 1) * OM_WORDS_PER_PAGE; w++)
-		if (atomic_load_explicit(&om.starts[w], memory_order_relaxed) || frozen_word(w))
+		if (frozen_word(w))
 			return false;
 	return !om_find(lo, &start, &size);
 }
 
-static void store_if_changed(uint64_t *w, uint64_t v)
-{
-	if (*w != v)
-		*w = v;
-}
-
 void vacant_begin(bool tracking)
 {
-	size_t words = heap_words();
-
 	vs.active = tracking;
-	for (size_t w = 0; w < words; w++) {
-		uint64_t cand = vs.active ? vs.next[w] | vs.set[w] : 0, keep = 0;
+	if (!tracking)
+		return;   /* nothing was noted; vacant_end forgets the set */
+	for (size_t w = 0, words = heap_words(); w < words; w++) {
+		uint64_t cand = vs.next[w] | vs.set[w], keep = 0;
 
 		for (; cand; cand &= cand - 1) {
 			uintptr_t pg = (w << 6) + (uintptr_t)__builtin_ctzll(cand);
@@ -81,7 +76,7 @@ void vacant_begin(bool tracking)
 			if (page_vacant(pg))
 				keep |= 1ULL << (pg & 63);
 		}
-		store_if_changed(&vs.next[w], keep);
+		os_store_if_changed(&vs.next[w], keep);
 	}
 }
 
@@ -147,8 +142,8 @@ static void keep_long_runs(uintptr_t pages)
 static void clear_ages(uintptr_t pg, uint64_t *age1, uint64_t *age2)
 {
 	for (size_t w = pg * OM_WORDS_PER_PAGE; w < (pg + 1) * OM_WORDS_PER_PAGE; w++) {
-		store_if_changed(&age1[w], 0);
-		store_if_changed(&age2[w], 0);
+		os_store_if_changed(&age1[w], 0);
+		os_store_if_changed(&age2[w], 0);
 	}
 }
 
@@ -167,8 +162,8 @@ void vacant_end(uint64_t *age1, uint64_t *age2)
 
 		for (uint64_t in = now & ~vs.set[w]; in; in &= in - 1)
 			clear_ages((w << 6) + (uintptr_t)__builtin_ctzll(in), age1, age2);
-		store_if_changed(&vs.set[w], now);
-		store_if_changed(&vs.next[w], 0);
+		os_store_if_changed(&vs.set[w], now);
+		os_store_if_changed(&vs.next[w], 0);
 		vs.count += (uint64_t)__builtin_popcountll(now);
 	}
 }
@@ -193,8 +188,8 @@ void vacant_forget(void)
 	size_t words = heap_words();
 
 	for (size_t w = 0; w < words; w++) {
-		store_if_changed(&vs.set[w], 0);
-		store_if_changed(&vs.next[w], 0);
+		os_store_if_changed(&vs.set[w], 0);
+		os_store_if_changed(&vs.next[w], 0);
 	}
 	vs.count = 0;
 }

@@ -15,8 +15,7 @@
  * unprotected, it counts as written at the next scan, which protects it,
  * so what the program writes there meanwhile is reported all the same.
  * Only runs of a few pages are kept, so that the scans, which skip the
- * set, stay a few system calls.  Only runs of a few pages are kept, so that the scans,
- * which skip the set, stay a few system calls. */
+ * set, stay a few system calls. */
 #ifndef GCSHIM_VACANT_H
 #define GCSHIM_VACANT_H
 

@@ -256,6 +256,15 @@ static inline void om_page_clear_flags(uintptr_t pg, uint32_t flags)
 
 #define OM_WORDS_PER_PAGE (1u << (OM_PAGE_LG - OM_GRANULE_LG - 6))
 
+/* No start bit is set on heap page pg. */
+static inline bool om_page_unstarted(uintptr_t pg)
+{
+	for (size_t w = pg * OM_WORDS_PER_PAGE; w < (pg + 1) * OM_WORDS_PER_PAGE; w++)
+		if (atomic_load_explicit(&om.starts[w], memory_order_relaxed))
+			return false;
+	return true;
+}
+
 /* Every start-bit word w of pages [pg, end) that blocks may start on. */
 #define OM_EACH_WORD(w, pg, end)                                                \
 	for (size_t pg_ = (pg); pg_ < (end); pg_++)                               \

@@ -26,6 +26,13 @@ bool os_purge(void *p, size_t size, bool forced);
  * faults than on marking). */
 #define OS_KEEP_RESIDENT (512UL * 1024)
 void os_purge_beyond(void *p, size_t size, size_t keep);
+/* For the collector's bitmaps in mapped memory: a page only read (never
+ * written) stays unallocated. */
+static inline void os_store_if_changed(uint64_t *w, uint64_t v)
+{
+	if (*w != v)
+		*w = v;
+}
 /* Working memory that each use fills from its start (the list of dead
  * blocks, the mark bytes): what the last use touched stays resident for
  * the next, up to cap bytes (at least OS_KEEP_RESIDENT), so that a
