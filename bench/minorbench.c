@@ -590,10 +590,12 @@ int main(int argc, char **argv)
 		die("the gcshim API is missing: run with LD_PRELOAD=libgcshim.so");
 	gcshim_disable();
 	build((size_t)nodes);
-	tracking = (int)stats().write_tracking;
 	collections0 = stats().collections;
 	start_churners();
 	abandoned = minor_loop(&minors);
+	/* read after the minor collections, which protect the heap: the
+	 * full one that built it need not have */
+	tracking = (int)stats().write_tracking;
 	abandoned += full_loop(&fullv);
 	stop_churners();
 	autos = stats().collections - collections0 - (long long)(minors.n + fullv.n);
