@@ -564,17 +564,31 @@ static void account(const struct collection *c)
  * folding the mark bytes, waiting at the end). */
 #define PARALLEL_MIN_BYTES (16u << 20)
 
+/* The last marking's time, grown with the heap since: a program still
+ * building its data keeps what it allocates, and the heap a collection
+ * marks has grown by as much (up to 8 times, past which the last marking
+ * says little). */
+static uint64_t predicted_mark_ns(void)
+{
+	int64_t live = atomic_load(&gc.live), after = atomic_load(&gc.live_after);
+	uint64_t ns = co.last.mark_ns;
+
+	if (after <= 0 || live <= after)
+		return ns;
+	return live / after >= 8 ? ns * 8 : (uint64_t)((double)ns * (double)live / (double)after);
+}
+
 /* Several markers write mark bytes, a 16th of the heap's range.  On a
  * heap that grew since they last did, each page of them for the new part
  * faults in as it is first written: where a fault costs as much as on
- * some virtual machines (20 us), a heap that grows as fast as it is
- * marked (a program still building its data) pays more in those faults
- * than a second marker saves. */
+ * some virtual machines (10 us), a heap that grows as fast as it is
+ * marked (a program still building its data) can pay more in those
+ * faults than a second marker saves, about half the marking. */
 static bool first_writes_cost_more(void)
 {
 	uint64_t pages = mark_bytes_unused() / OS_PAGE;
 
-	return pages * young_fault_ns() > co.last.mark_ns / 2;
+	return pages * young_touch_ns() > predicted_mark_ns() / 2;
 }
 
 static unsigned markers_for_heap(void)
