@@ -28,6 +28,9 @@
 struct depot {
 	atomic_flag busy;
 	_Atomic unsigned count;
+	/* The cache that put blocks here last, when they were its own: they
+	 * may go back to it whatever its trend (bcache_overflow) */
+	const struct bcache *giver;
 	uint64_t hid[DEPOT_SLOTS / 64];   /* as in struct bcache */
 	void *slot[DEPOT_SLOTS];
 } __attribute__((aligned(64)));
@@ -79,7 +82,10 @@ static void depot_leave(struct depot *d)
 	spin_unlock(&d->busy);
 }
 
-static bool depot_put(unsigned idx, void **s, unsigned n)
+/* Puts n blocks of cache c (NULL: blocks the thread never allocated)
+ * into the depot; with own_only, only into a depot that is empty or holds
+ * c's blocks alone. */
+static bool depot_put(unsigned idx, void **s, unsigned n, const struct bcache *c, bool own_only)
 {
 	struct depot *d = &depot[idx];
 	unsigned have;
@@ -88,10 +94,11 @@ static bool depot_put(unsigned idx, void **s, unsigned n)
 	if (!depot_enter(d))
 		return false;
 	have = atomic_load_explicit(&d->count, memory_order_relaxed);
-	ok = have + n <= depot_limit[idx];
+	ok = have + n <= depot_limit[idx] && (!own_only || !have || d->giver == c);
 	if (ok) {
 		memcpy(d->slot + have, s, n * sizeof(*s));
 		atomic_store_explicit(&d->count, have + n, memory_order_relaxed);
+		d->giver = c;
 	}
 	depot_leave(d);
 	return ok;
@@ -132,8 +139,8 @@ bool bcache_refill(struct bcache *c, unsigned idx)
 	unsigned have, take;
 
 	trend_down(c, idx);
-	if (c->trend[idx] > TREND_TAKE || !atomic_load_explicit(&d->count, memory_order_relaxed) ||
-	    !depot_enter(d))
+	if ((c->trend[idx] > TREND_TAKE && d->giver != c) ||
+	    !atomic_load_explicit(&d->count, memory_order_relaxed) || !depot_enter(d))
 		return false;
 	have = atomic_load_explicit(&d->count, memory_order_relaxed);
 	take = have < bc_limit[idx] / 2u ? have : bc_limit[idx] / 2u;
@@ -237,14 +244,21 @@ static void release(void *const *out, unsigned n, unsigned idx)
  * mostly frees this class and the depot has room, else to jemalloc, and
  * keeps the blocks freed last, whose lines are the likeliest still in
  * the CPU cache.  The limit is even, so the halves do not overlap and
- * the move never has a block in no slot at all. */
+ * the move never has a block in no slot at all.
+ *
+ * A thread whose working set of a class swings by more than its cache
+ * holds (it builds a structure of a thousand blocks, frees it, builds the
+ * next) would send each half through jemalloc and the object map and
+ * take it back the same way a moment later: so it also puts its half into
+ * a depot that is empty or holds its own blocks only, and takes them back
+ * from there whatever its trend. */
 void bcache_overflow(struct bcache *c, unsigned idx)
 {
 	unsigned n = c->count[idx], half = n / 2, nout = 0;
 	void **s = c->slot[idx], *out[BC_SLOTS / 2];
 
 	trend_up(c, idx);
-	if (c->trend[idx] < TREND_GIVE || !depot_put(idx, s, half))
+	if (!depot_put(idx, s, half, c, c->trend[idx] < TREND_GIVE))
 		unregister(s, half, out, &nout);
 	memcpy(s, s + half, (n - half) * sizeof(*s));
 	atomic_signal_fence(memory_order_seq_cst);
@@ -303,7 +317,7 @@ bool bcache_give_away(struct bcache *c, unsigned idx, void *p)
 	atomic_store_explicit(&c->freeing, p, memory_order_relaxed);
 	atomic_signal_fence(memory_order_seq_cst);
 	memcpy(p, &bc_key, sizeof(bc_key));
-	given = depot_put(idx, &p, 1);
+	given = depot_put(idx, &p, 1, NULL, false);
 	atomic_signal_fence(memory_order_seq_cst);
 	if (!given)
 		bcache_allocating(c, idx);
