@@ -134,9 +134,10 @@ Test(bcache, depot_carries_blocks_between_threads)
 	cr_expect_gt(reused, 0, "no block of the consumer's reached this thread");
 }
 
-/* A thread that allocates and frees a class alike keeps its blocks: they
- * go back to jemalloc, never to the depot, where another thread would
- * take them and write into cache lines this one still uses. */
+/* A thread that allocates and frees a class alike keeps its blocks: what
+ * overflows its cache goes back to jemalloc or waits in the depot for it
+ * alone, and is given back when it ends; no other thread takes them and
+ * writes into cache lines this one still uses. */
 #define ROUNDS 200
 #define BATCH 100
 

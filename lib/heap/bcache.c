@@ -28,9 +28,12 @@
 struct depot {
 	atomic_flag busy;
 	_Atomic unsigned count;
-	/* The cache that put blocks here last, when they were its own: they
-	 * may go back to it whatever its trend (bcache_overflow) */
+	/* The cache that put blocks here last: they may go back to it
+	 * whatever its trend.  With own, they are the overflow of a thread
+	 * that allocates the class as much as it frees it, which no other
+	 * thread takes (bcache_overflow). */
 	const struct bcache *giver;
+	bool own;
 	uint64_t hid[DEPOT_SLOTS / 64];   /* as in struct bcache */
 	void *slot[DEPOT_SLOTS];
 } __attribute__((aligned(64)));
@@ -83,9 +86,10 @@ static void depot_leave(struct depot *d)
 }
 
 /* Puts n blocks of cache c (NULL: blocks the thread never allocated)
- * into the depot; with own_only, only into a depot that is empty or holds
- * c's blocks alone. */
-static bool depot_put(unsigned idx, void **s, unsigned n, const struct bcache *c, bool own_only)
+ * into the depot.  Own blocks (own) go only into a depot that is empty or
+ * holds c's blocks; blocks for other threads, into one that holds no other
+ * thread's own. */
+static bool depot_put(unsigned idx, void **s, unsigned n, const struct bcache *c, bool own)
 {
 	struct depot *d = &depot[idx];
 	unsigned have;
@@ -94,11 +98,12 @@ static bool depot_put(unsigned idx, void **s, unsigned n, const struct bcache *c
 	if (!depot_enter(d))
 		return false;
 	have = atomic_load_explicit(&d->count, memory_order_relaxed);
-	ok = have + n <= depot_limit[idx] && (!own_only || !have || d->giver == c);
+	ok = have + n <= depot_limit[idx] && (!have || d->giver == c || (!own && !d->own));
 	if (ok) {
 		memcpy(d->slot + have, s, n * sizeof(*s));
 		atomic_store_explicit(&d->count, have + n, memory_order_relaxed);
 		d->giver = c;
+		d->own = own;
 	}
 	depot_leave(d);
 	return ok;
@@ -142,6 +147,10 @@ bool bcache_refill(struct bcache *c, unsigned idx)
 	if ((c->trend[idx] > TREND_TAKE && d->giver != c) ||
 	    !atomic_load_explicit(&d->count, memory_order_relaxed) || !depot_enter(d))
 		return false;
+	if (d->giver != c && d->own) {
+		depot_leave(d);
+		return false;
+	}
 	have = atomic_load_explicit(&d->count, memory_order_relaxed);
 	take = have < bc_limit[idx] / 2u ? have : bc_limit[idx] / 2u;
 	memcpy(c->slot[idx], d->slot + have - take, take * sizeof(void *));
@@ -251,7 +260,8 @@ static void release(void *const *out, unsigned n, unsigned idx)
  * next) would send each half through jemalloc and the object map and
  * take it back the same way a moment later: so it also puts its half into
  * a depot that is empty or holds its own blocks only, and takes them back
- * from there whatever its trend. */
+ * from there whatever its trend.  No other thread takes them, and they go
+ * back to jemalloc when the thread ends. */
 void bcache_overflow(struct bcache *c, unsigned idx)
 {
 	unsigned n = c->count[idx], half = n / 2, nout = 0;
@@ -267,6 +277,29 @@ void bcache_overflow(struct bcache *c, unsigned idx)
 	release(out, nout, idx);
 }
 
+/* The depots that hold a thread's own blocks, when it ends: no other
+ * thread is to have them.  A busy depot keeps them, for the thread that
+ * takes the record next. */
+static void drain_own(const struct bcache *c)
+{
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
+		struct depot *d = &depot[idx];
+		void *out[DEPOT_SLOTS];
+		unsigned nout = 0;
+
+		if (d->giver != c || !d->own || !depot_enter(d))
+			continue;
+		if (d->giver == c && d->own) {
+			unregister(d->slot, atomic_load_explicit(&d->count, memory_order_relaxed),
+				   out, &nout);
+			atomic_store_explicit(&d->count, 0, memory_order_relaxed);
+			d->giver = NULL;
+		}
+		depot_leave(d);
+		release(out, nout, idx);
+	}
+}
+
 void bcache_drain(struct bcache *c)
 {
 	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
@@ -278,6 +311,7 @@ void bcache_drain(struct bcache *c)
 		atomic_signal_fence(memory_order_seq_cst);
 		release(out, nout, idx);
 	}
+	drain_own(c);
 }
 
 /* What the depots hold goes back to jemalloc (a trim).  A busy depot is
