@@ -134,6 +134,55 @@ Test(bcache, depot_carries_blocks_between_threads)
 	cr_expect_gt(reused, 0, "no block of the consumer's reached this thread");
 }
 
+/* A thread that first kept its overflow for itself and then turned to
+ * freeing what another thread allocates hands the depot over: the blocks
+ * it kept there go to the allocating thread too, or the depot, full of
+ * them, would carry nothing between the two from then on. */
+#define TURNED 400
+#define TURNED_SIZE 2048
+static void *turned[TURNED];
+static pthread_barrier_t turned_freed, turned_done;
+
+static void *turns_consumer(void *arg)
+{
+	void *own = malloc(TURNED_SIZE);
+
+	(void)arg;
+	free(own);   /* the thread allocates the class as well */
+	for (int i = 0; i < TURNED; i++)
+		free(turned[i]);
+	pthread_barrier_wait(&turned_freed);
+	pthread_barrier_wait(&turned_done);
+	return NULL;
+}
+
+Test(bcache, depot_kept_by_a_thread_that_turns_giver_is_handed_over)
+{
+	pthread_t t;
+	void *again[TURNED];
+	size_t before;
+	long held;
+
+	pthread_barrier_init(&turned_freed, NULL, 2);
+	pthread_barrier_init(&turned_done, NULL, 2);
+	for (int i = 0; i < TURNED; i++)
+		cr_assert_not_null(turned[i] = malloc(TURNED_SIZE));
+	before = bcache_bytes();
+	cr_assert_eq(pthread_create(&t, NULL, turns_consumer, NULL), 0);
+	pthread_barrier_wait(&turned_freed);
+	for (int i = 0; i < TURNED; i++)
+		cr_assert_not_null(again[i] = malloc(TURNED_SIZE));
+	/* what the depot held went to this thread: left are at most the two
+	 * threads' caches of the class */
+	held = (long)bcache_bytes() - (long)before;
+	pthread_barrier_wait(&turned_done);
+	pthread_join(t, NULL);
+	for (int i = 0; i < TURNED; i++)
+		free(again[i]);
+	cr_expect_lt(held, 40L * TURNED_SIZE, "the depot still holds %ld bytes the giver kept",
+		     held);
+}
+
 /* A thread that allocates and frees a class alike keeps its blocks: what
  * overflows its cache goes back to jemalloc or waits in the depot for it
  * alone, and is given back when it ends; no other thread takes them and

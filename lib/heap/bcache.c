@@ -98,6 +98,8 @@ static bool depot_put(unsigned idx, void **s, unsigned n, const struct bcache *c
 	if (!depot_enter(d))
 		return false;
 	have = atomic_load_explicit(&d->count, memory_order_relaxed);
+	if (d->giver == c && !own)
+		d->own = false;   /* c gives now: what it kept for itself too */
 	ok = have + n <= depot_limit[idx] && (!have || d->giver == c || (!own && !d->own));
 	if (ok) {
 		memcpy(d->slot + have, s, n * sizeof(*s));
