@@ -34,6 +34,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Each thread's record (its PRNG state, its counters, written at every
+ * step) on a cache line of its own: records side by side in an array
+ * would have the threads' cores pass the line back and forth at every
+ * allocation, and the time would measure that, not the allocator. */
+#define THREAD_RECORD __attribute__((aligned(64)))
+
 /* splitmix64: tiny, fast and good enough to pick sizes and slots. */
 static uint64_t rnd(uint64_t *s)
 {
@@ -247,7 +253,7 @@ struct la_thread {
 	unsigned long ops;
 	unsigned char *slot[LA_SLOTS];
 	struct la_inbox inbox;
-};
+} THREAD_RECORD;
 
 static struct la_thread la[LA_MAX_THREADS];
 static int la_count;
@@ -419,7 +425,7 @@ struct mt_thread {
 	pthread_t id;
 	unsigned long ops;
 	uint64_t seed, sum;
-};
+} THREAD_RECORD;
 
 static unsigned mt_size[MT_SIZES];
 
@@ -820,7 +826,7 @@ struct xm_thread {
 	struct xt_ring ring;   /* from this thread to the next */
 	int index;
 	uint64_t seed, sum;
-};
+} THREAD_RECORD;
 
 static struct xm_thread xm[XM_THREADS];
 
@@ -908,7 +914,7 @@ static _Atomic(uintptr_t *) ms_transfer[MS_TRANSFERS];
 struct ms_thread {
 	int index;
 	uint64_t seed;
-};
+} THREAD_RECORD;
 
 static bool ms_chance(uint64_t *seed, unsigned percent)
 {
@@ -1009,7 +1015,7 @@ static uint64_t run_mstress(void)
 struct cs_thread {
 	unsigned char *first;
 	uint64_t sum;
-};
+} THREAD_RECORD;
 
 static void *cs_worker(void *arg)
 {
@@ -1051,7 +1057,7 @@ static uint64_t run_cache_scratch(void)
 struct at_thread {
 	unsigned long ops;
 	uint64_t seed, sum;
-};
+} THREAD_RECORD;
 
 static void *at_worker(void *arg)
 {
@@ -1132,7 +1138,7 @@ static _Atomic(unsigned char *) mk_transfer[MK_TRANSFERS];
 
 struct mk_thread {
 	uint64_t seed;
-};
+} THREAD_RECORD;
 
 static void *mk_worker(void *arg)
 {
