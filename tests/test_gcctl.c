@@ -1745,15 +1745,13 @@ Test(gcctl, heap_reserve_arenas_and_signal_take_effect)
 	cr_assert_eq(stat_of(plain->pid, "heap_reserved"), 256LL << 30);
 	cr_assert_eq(stat_of(f->pid, "heap_reserved"), 1LL << 30);
 	/* one arena per thread that allocated, up to the three allowed; by
-	 * default one per 4 processors, and for blocks of 4 to 14 KiB one
-	 * per processor, made as threads first allocate one */
+	 * default one per processor */
 	{
 		int64_t threads = stat_of(f->pid, "threads");
 		int64_t cpus = sysconf(_SC_NPROCESSORS_ONLN);
-		int64_t medium = cpus > 1 ? (threads < cpus ? threads : cpus) : 0;
 
 		cr_assert_eq(stat_of(f->pid, "arenas"), threads < 3 ? threads : 3);
-		cr_assert_leq(stat_of(plain->pid, "arenas"), (cpus + 3) / 4 + medium);
+		cr_assert_leq(stat_of(plain->pid, "arenas"), cpus);
 	}
 	cr_assert(catches(plain->pid, SIGRTMAX - 3) && !catches(plain->pid, SIGRTMIN + 5));
 	cr_assert(catches(f->pid, SIGRTMIN + 5) && !catches(f->pid, SIGRTMAX - 3));

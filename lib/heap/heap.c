@@ -30,13 +30,11 @@ const char *gsje_malloc_conf = "oversize_threshold:0,narenas:1,lg_extent_max_act
 
 static uintptr_t range_end;
 static _Atomic uintptr_t range_top;
-static unsigned narenas, nmedium;
+static unsigned narenas;
 static _Atomic unsigned arena_ids[MAX_ARENAS];
 static _Atomic unsigned next_slot;
 static atomic_flag arena_lock = ATOMIC_FLAG_INIT;
 static __thread unsigned thread_arena __attribute__((tls_model("initial-exec")));
-static __thread unsigned medium_arena __attribute__((tls_model("initial-exec")));
-static __thread unsigned thread_slot __attribute__((tls_model("initial-exec")));
 
 /* Extents are carved from the reserved range by a bump pointer.  jemalloc
  * retains what it no longer uses (dalloc opts out) and purges its pages,
@@ -181,27 +179,17 @@ static void meta_hooks_install(void)
 
 /* jemalloc alone wants four arenas a CPU to keep threads off each other's
  * locks.  In front of it here, the thread caches and depots (bcache.h)
- * take all but a few percent of the traffic, while every arena more lets
- * blocks wander between arenas through the caches and grows the heap: one
- * arena for every four CPUs. */
+ * take most of the traffic, and every arena more lets blocks wander
+ * between arenas through the caches and grows the heap.  But threads that
+ * share an arena share its slabs: their blocks lie side by side, and two
+ * threads running at once write the same cache lines (glibc's
+ * malloc-thread benchmark with two threads took 1.5 times jemalloc's time
+ * with one arena for every four CPUs), and take turns at its locks for
+ * the blocks above the caches' classes.  One arena a CPU keeps the
+ * threads that run at once apart. */
 static unsigned default_arenas(void)
 {
-	unsigned n = (unsigned)os_ncpus() / 4;
-
-	return n ? n : 1;
-}
-
-/* Blocks above the thread caches' classes and up to jemalloc's largest
- * slab class (4 to 14 KiB) reach jemalloc on every allocation and free,
- * and threads sharing an arena then take turns at its locks each time
- * its thread caches fill, flush or need a slab: those come from arenas
- * of their own, one for each CPU, where a working set of such blocks
- * spreads over at most as many arenas as threads run at once. */
-static unsigned default_medium_arenas(void)
-{
-	unsigned n = (unsigned)os_ncpus();
-
-	return n > 1 ? n : 0;
+	return (unsigned)os_ncpus();
 }
 
 bool heap_init(size_t reserve, unsigned want_arenas)
@@ -221,9 +209,6 @@ bool heap_init(size_t reserve, unsigned want_arenas)
 	narenas = want_arenas ? want_arenas : default_arenas();
 	if (narenas > MAX_ARENAS)
 		narenas = MAX_ARENAS;
-	nmedium = want_arenas ? 0 : default_medium_arenas();
-	if (nmedium > MAX_ARENAS - narenas)
-		nmedium = MAX_ARENAS - narenas;
 	meta_hooks_install();
 	return true;
 }
@@ -272,7 +257,7 @@ unsigned heap_arenas(void)
 {
 	unsigned n = 0;
 
-	for (unsigned i = 0; i < narenas + nmedium; i++)
+	for (unsigned i = 0; i < narenas; i++)
 		n += atomic_load_explicit(&arena_ids[i], memory_order_relaxed) != 0;
 	return n;
 }
@@ -281,29 +266,13 @@ unsigned heap_arenas(void)
  * thread cache then serve it from the reserved range. */
 bool heap_thread_init(void)
 {
-	unsigned next = atomic_fetch_add(&next_slot, 1);
-	unsigned ind = arena_for_slot(next % narenas);
+	unsigned slot = atomic_fetch_add(&next_slot, 1) % narenas;
+	unsigned ind = arena_for_slot(slot);
 
 	if (!ind)
 		return false;
 	thread_arena = ind;
-	thread_slot = next;
-	medium_arena = 0;
 	return gsje_mallctl("thread.arena", NULL, NULL, &ind, sizeof(ind)) == 0;
-}
-
-/* The arena for the thread's blocks of 4 to 14 KiB, made when it first
- * allocates one (0: the thread's own arena serves them). */
-static unsigned medium_arena_for(size_t n)
-{
-	if (n <= SC_TABLE_MAX || n > SC_SMALL_MAX || !nmedium)
-		return 0;
-	if (!medium_arena) {
-		unsigned ind = arena_for_slot(narenas + thread_slot % nmedium);
-
-		medium_arena = ind ? ind : thread_arena;
-	}
-	return medium_arena != thread_arena ? medium_arena : 0;
 }
 
 /* A block outside the range means jemalloc did not use the bound arena
@@ -326,20 +295,11 @@ static void *in_range(void *p, size_t n, int flags)
 
 void *heap_alloc(size_t n)
 {
-	unsigned medium = medium_arena_for(n);
-
-	if (medium)
-		return in_range(gsje_mallocx(n, MALLOCX_ARENA(medium)), n, 0);
 	return in_range(gsje_malloc(n), n, 0);
 }
 
 void *heap_alloc_zeroed(size_t n)
 {
-	unsigned medium = medium_arena_for(n);
-
-	if (medium)
-		return in_range(gsje_mallocx(n, MALLOCX_ARENA(medium) | MALLOCX_ZERO), n,
-				MALLOCX_ZERO);
 	return in_range(gsje_calloc(1, n), n, MALLOCX_ZERO);
 }
 
