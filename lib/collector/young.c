@@ -89,11 +89,6 @@ static bool worth_protecting(uint64_t saved_ns)
 	return false;
 }
 
-uint64_t young_fault_ns(void)
-{
-	return wr.fault_ns;
-}
-
 uint64_t young_touch_ns(void)
 {
 	return wr.touch_ns;

@@ -84,9 +84,8 @@ void young_mark_written(int gen);
 void young_end(int gen);
 bool young_tracking(void);
 uint64_t young_last_pages(void);
-/* A first write to a protected page, and to a page never written, as
- * measured when tracking started; 0 before. */
-uint64_t young_fault_ns(void);
+/* A first write to a page never written, as measured when tracking
+ * started; 0 before. */
 uint64_t young_touch_ns(void);
 
 #endif

@@ -279,27 +279,35 @@ void bcache_overflow(struct bcache *c, unsigned idx)
 	release(out, nout, idx);
 }
 
+/* Empties depot idx into jemalloc, if it is free and holds c's own blocks
+ * (c NULL: whatever it holds).  Its blocks are unregistered under the
+ * depot's lock and given back after it. */
+static void drain_depot(unsigned idx, const struct bcache *c)
+{
+	struct depot *d = &depot[idx];
+	void *out[DEPOT_SLOTS];
+	unsigned nout = 0;
+
+	if (!depot_enter(d))
+		return;
+	if (!c || (d->giver == c && d->own)) {
+		unregister(d->slot, atomic_load_explicit(&d->count, memory_order_relaxed), out,
+			   &nout);
+		atomic_store_explicit(&d->count, 0, memory_order_relaxed);
+		d->giver = NULL;
+	}
+	depot_leave(d);
+	release(out, nout, idx);
+}
+
 /* The depots that hold a thread's own blocks, when it ends: no other
  * thread is to have them.  A busy depot keeps them, for the thread that
  * takes the record next. */
 static void drain_own(const struct bcache *c)
 {
-	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
-		struct depot *d = &depot[idx];
-		void *out[DEPOT_SLOTS];
-		unsigned nout = 0;
-
-		if (d->giver != c || !d->own || !depot_enter(d))
-			continue;
-		if (d->giver == c && d->own) {
-			unregister(d->slot, atomic_load_explicit(&d->count, memory_order_relaxed),
-				   out, &nout);
-			atomic_store_explicit(&d->count, 0, memory_order_relaxed);
-			d->giver = NULL;
-		}
-		depot_leave(d);
-		release(out, nout, idx);
-	}
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
+		if (depot[idx].giver == c && depot[idx].own)
+			drain_depot(idx, c);
 }
 
 void bcache_drain(struct bcache *c)
@@ -320,19 +328,8 @@ void bcache_drain(struct bcache *c)
  * left for the next trim. */
 void bcache_drain_depots(void)
 {
-	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
-		struct depot *d = &depot[idx];
-		void *out[DEPOT_SLOTS];
-		unsigned nout = 0;
-
-		if (!depot_enter(d))
-			continue;
-		unregister(d->slot, atomic_load_explicit(&d->count, memory_order_relaxed),
-			   out, &nout);
-		atomic_store_explicit(&d->count, 0, memory_order_relaxed);
-		depot_leave(d);
-		release(out, nout, idx);
-	}
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
+		drain_depot(idx, NULL);
 }
 
 /* Hoard's passive false sharing: a thread given a block by the thread
