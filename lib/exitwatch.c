@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "heap.h"
 #include "log.h"
 #include "os.h"
 #include "thread.h"
@@ -55,6 +56,7 @@ static void thread_ending(void *unused)
 {
 	(void)unused;
 	tstacks_ended();
+	heap_thread_leaving();
 	if (os_gettid() == getpid())
 		atomic_store(&leader_done, true);
 	if (atomic_load(&leader_done) && waker) {

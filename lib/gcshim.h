@@ -109,7 +109,8 @@ extern "C" {
 	X(last_track_ns, "time listing and protecting written pages, last pause") \
 	X(tracked_root_bytes, "bytes of root mappings whose written pages are reported") \
 	X(reused_blocks, "dead blocks taken straight back into use, in total") \
-	X(vacant_pages, "heap pages with no block at the last collection, left unprotected")
+	X(vacant_pages, "heap pages with no block at the last collection, left unprotected") \
+	X(jemalloc_purges, "times jemalloc gave free pages back to the system")
 
 struct gcshim_stats {
 	uint32_t size;    /* set by the caller: sizeof(struct gcshim_stats) */

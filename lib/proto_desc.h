@@ -185,7 +185,8 @@ enum proto_stat_kind { STAT_GAUGE, STAT_COUNTER };
 	X(last_track_ns, UNIT_NS, STAT_GAUGE)                 \
 	X(tracked_root_bytes, UNIT_BYTES, STAT_GAUGE)         \
 	X(reused_blocks, UNIT_COUNT, STAT_COUNTER)            \
-	X(vacant_pages, UNIT_COUNT, STAT_GAUGE)
+	X(vacant_pages, UNIT_COUNT, STAT_GAUGE)                \
+	X(jemalloc_purges, UNIT_COUNT, STAT_COUNTER)
 
 struct proto_stat_desc {
 	const char *name;

@@ -231,6 +231,26 @@ Test(behaviour, a_thread_does_not_reuse_a_block_another_thread_allocated)
 	cr_expect_eq(ok, 3);
 }
 
+/* jemalloc purges an arena whenever its last thread leaves it: a program
+ * that runs short threads one at a time would give pages back and fault
+ * them in again at every thread's start and end. */
+Test(behaviour, short_threads_one_after_another_purge_nothing)
+{
+	char *argv[] = { build_path("tests/fixtures/beh_probe"), "threads", "400", NULL };
+	char l[512];
+	struct proc p;
+	int ok = 0;
+
+	start(&p, argv, "GCSHIM_SOCKET=0", NULL);
+	while (line(&p, l, sizeof(l))) {
+		cr_log_info("%s", l);
+		cr_expect(strncmp(l, "FAILED", 6), "%s", l);
+		ok += !strncmp(l, "ok ", 3);
+	}
+	cr_expect_eq(finish(&p), 0);
+	cr_expect_eq(ok, 2);
+}
+
 /* A wait made again must not hide the program's own signal. */
 Test(behaviour, a_program_signal_still_ends_an_epoll_wait)
 {

@@ -80,11 +80,18 @@ static bool ext_commit(extent_hooks_t *h, void *addr, size_t size, size_t off,
 	return !os_commit((char *)addr + off, len);
 }
 
+/* Decommit opts out, as jemalloc's own default hooks do where the kernel
+ * overcommits: jemalloc then purges the pages (MADV_DONTNEED) and keeps
+ * them committed.  Taking the protection away would split the heap's
+ * mapping at every purge and merge it again at the next commit, and
+ * jemalloc purges a whole arena each time the last thread using it ends:
+ * a program that runs short threads did three system calls per thread
+ * for nothing. */
 static bool ext_decommit(extent_hooks_t *h, void *addr, size_t size, size_t off,
 			 size_t len, unsigned ind)
 {
-	(void)h, (void)size, (void)ind;
-	return !os_decommit((char *)addr + off, len);
+	(void)h, (void)addr, (void)size, (void)off, (void)len, (void)ind;
+	return true;
 }
 
 static bool ext_purge_lazy(extent_hooks_t *h, void *addr, size_t size,
@@ -264,15 +271,48 @@ unsigned heap_arenas(void)
 
 /* Binds the calling thread to one of our arenas: jemalloc's fast path and
  * thread cache then serve it from the reserved range. */
+/* jemalloc empties an arena of all its free pages at once whenever the
+ * last thread bound to it leaves: as a thread moves to its arena here
+ * (from the metadata arena, where jemalloc puts every thread first) and
+ * as a thread ends.  In a program that runs short threads that is a purge
+ * of pages the next thread writes again, and a TLB flush on every CPU,
+ * at every thread's start and end.  Those two purges are left to decay,
+ * as jemalloc's purges are at any other time; an explicit purge
+ * (heap_release_memory) is kept.  The build routes jemalloc's calls of
+ * arena_decay here (--wrap, Makefile.am). */
+static __thread bool thread_moving __attribute__((tls_model("initial-exec")));
+
+struct arena_s;
+struct tsdn_s;
+void __real_je_arena_decay(struct tsdn_s *tsdn, struct arena_s *arena,
+			   bool is_background_thread, bool all);
+void __wrap_je_arena_decay(struct tsdn_s *tsdn, struct arena_s *arena,
+			   bool is_background_thread, bool all);
+
+void __wrap_je_arena_decay(struct tsdn_s *tsdn, struct arena_s *arena,
+			   bool is_background_thread, bool all)
+{
+	__real_je_arena_decay(tsdn, arena, is_background_thread, all && !thread_moving);
+}
+
 bool heap_thread_init(void)
 {
 	unsigned slot = atomic_fetch_add(&next_slot, 1) % narenas;
 	unsigned ind = arena_for_slot(slot);
+	bool ok;
 
 	if (!ind)
 		return false;
 	thread_arena = ind;
-	return gsje_mallctl("thread.arena", NULL, NULL, &ind, sizeof(ind)) == 0;
+	thread_moving = true;
+	ok = gsje_mallctl("thread.arena", NULL, NULL, &ind, sizeof(ind)) == 0;
+	thread_moving = false;
+	return ok;
+}
+
+void heap_thread_leaving(void)
+{
+	thread_moving = true;
 }
 
 /* A block outside the range means jemalloc did not use the bound arena
@@ -330,6 +370,8 @@ size_t heap_resize_in_place(void *p, size_t n)
 	return gsje_xallocx(p, n, 0, 0);
 }
 
+#define ARENAS_ALL "4096"   /* MALLCTL_ARENAS_ALL: the sum over every arena */
+
 static int64_t ctl_u64(const char *name)
 {
 	size_t v = 0, sz = sizeof(v);
@@ -348,6 +390,9 @@ void heap_read_stats(struct heap_stats *st)
 	st->resident = ctl_u64("stats.resident");
 	st->mapped = ctl_u64("stats.mapped");
 	st->metadata = ctl_u64("stats.metadata");
+	st->purges = ctl_u64("stats.arenas." ARENAS_ALL ".dirty_nmadvise");
+	if (st->purges >= 0)
+		st->purges += ctl_u64("stats.arenas." ARENAS_ALL ".muzzy_nmadvise");
 }
 
 /* jemalloc starts a large block at a random cache line of its first page

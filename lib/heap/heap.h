@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 struct heap_stats {
-	int64_t allocated, active, resident, mapped, metadata;
+	int64_t allocated, active, resident, mapped, metadata, purges;
 };
 
 /* jemalloc's entry points, renamed at build time (lib/jemalloc.syms). */
@@ -25,6 +25,9 @@ void gsje_sdallocx(void *, size_t, int);
 
 bool heap_init(size_t reserve, unsigned narenas);
 bool heap_thread_init(void);
+/* The calling thread's program code has ended: what jemalloc does as
+ * it unbinds the thread is left to decay (heap.c). */
+void heap_thread_leaving(void);
 void *heap_alloc(size_t n);
 void *heap_alloc_zeroed(size_t n);
 void *heap_alloc_aligned(size_t n, size_t align, size_t *usable);

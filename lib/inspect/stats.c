@@ -51,6 +51,7 @@ void stats_read(struct gcshim_stats *st)
 	st->jemalloc_resident = hs.resident;
 	st->jemalloc_mapped = hs.mapped;
 	st->jemalloc_metadata = hs.metadata;
+	st->jemalloc_purges = hs.purges;
 	st->rss = (int64_t)os_rss();
 	st->cached_bytes = (int64_t)bcache_bytes();
 	collect_fill_stats(st);
