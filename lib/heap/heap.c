@@ -278,21 +278,22 @@ unsigned heap_arenas(void)
  * of pages the next thread writes again, and a TLB flush on every CPU,
  * at every thread's start and end.  Those two purges are left to decay,
  * as jemalloc's purges are at any other time; an explicit purge
- * (heap_release_memory) is kept.  The build routes jemalloc's calls of
- * arena_decay here (--wrap, Makefile.am). */
+ * (heap_release_memory) is kept.  The build renames jemalloc's own
+ * arena_decay, where it is defined, so that its other parts call this
+ * one (Makefile.am). */
 static __thread bool thread_moving __attribute__((tls_model("initial-exec")));
 
 struct arena_s;
 struct tsdn_s;
-void __real_je_arena_decay(struct tsdn_s *tsdn, struct arena_s *arena,
-			   bool is_background_thread, bool all);
-void __wrap_je_arena_decay(struct tsdn_s *tsdn, struct arena_s *arena,
-			   bool is_background_thread, bool all);
+void gsje_arena_decay(struct tsdn_s *tsdn, struct arena_s *arena,
+		      bool is_background_thread, bool all);
+void je_arena_decay(struct tsdn_s *tsdn, struct arena_s *arena,
+		    bool is_background_thread, bool all);
 
-void __wrap_je_arena_decay(struct tsdn_s *tsdn, struct arena_s *arena,
-			   bool is_background_thread, bool all)
+void je_arena_decay(struct tsdn_s *tsdn, struct arena_s *arena,
+		    bool is_background_thread, bool all)
 {
-	__real_je_arena_decay(tsdn, arena, is_background_thread, all && !thread_moving);
+	gsje_arena_decay(tsdn, arena, is_background_thread, all && !thread_moving);
 }
 
 bool heap_thread_init(void)
