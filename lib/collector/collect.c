@@ -707,7 +707,7 @@ stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 	c->markers = ms.markers;
 	resume_world(&w);
 	c->stop_ns = w.stop_ns;
-	c->pause_ns = os_now_ns() - t0;
+	c->pause_ns = w.released_at - t0;
 	c->root_bytes = ms.root_bytes;
 	c->heap_bytes = ms.heap_bytes;
 	return true;

@@ -460,13 +460,18 @@ bool stop_world(struct world *w)
 
 void resume_world(struct world *w)
 {
-	(void)w;
+	uint64_t traced_released = 0;
+
 	bcache_unhide();
 	if (traced_now)
-		tracer_end(slots, atomic_load(&nslots));
+		traced_released = tracer_end(slots, atomic_load(&nslots));
 	traced_now = false;
 	release_parked();
 	atomic_store(&signalling, false);
 	atomic_store(&resume_seq, atomic_load(&stop_seq));
+	/* the threads run from here: the wake-up may give them this
+	 * processor, and the caller's wait for it (or for the tracer's
+	 * end) is no part of the stop */
+	w->released_at = traced_released ? traced_released : os_now_ns();
 	futex(&resume_seq, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL);
 }

@@ -36,6 +36,7 @@ struct world {
 	size_t n;
 	uintptr_t self_sp, self_tp;
 	uint64_t stop_ns;        /* time taken to stop everyone */
+	uint64_t released_at;    /* os_now_ns() as resume_world let them go */
 };
 
 bool stop_init(int sig, int timeout_ms, bool trace);

@@ -438,19 +438,24 @@ pid_t tracer_waiting_on(void)
 	return atomic_load(&tr.waiting_on);
 }
 
-void tracer_end(struct stopped *s, size_t n)
+uint64_t tracer_end(struct stopped *s, size_t n)
 {
 	int saved = errno;
+	uint64_t released;
 
 	if (!tr.helper)
-		return;
+		return os_now_ns();
 	tr.s = s;
 	tr.to = n;
-	if (command(OP_RELEASE, UINT64_MAX))
+	if (command(OP_RELEASE, UINT64_MAX)) {
+		released = os_now_ns();
 		reap_helper();
-	else
+	} else {
 		abort_helper();
+		released = os_now_ns();
+	}
 	errno = saved;
+	return released;
 }
 
 void tracer_arm(void)
