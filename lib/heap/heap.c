@@ -10,6 +10,7 @@
 #include "objmap.h"
 #include "os.h"
 #include "spin.h"
+#include "thread.h"
 
 /* jemalloc's API under the names the build gave it (lib/jemalloc.syms). */
 void gsje_free(void *);
@@ -269,19 +270,22 @@ unsigned heap_arenas(void)
 	return n;
 }
 
-/* Binds the calling thread to one of our arenas: jemalloc's fast path and
- * thread cache then serve it from the reserved range. */
 /* jemalloc empties an arena of all its free pages at once whenever the
  * last thread bound to it leaves: as a thread moves to its arena here
  * (from the metadata arena, where jemalloc puts every thread first) and
  * as a thread ends.  In a program that runs short threads that is a purge
  * of pages the next thread writes again, and a TLB flush on every CPU,
- * at every thread's start and end.  Those two purges are left to decay,
- * as jemalloc's purges are at any other time; an explicit purge
- * (heap_release_memory) is kept.  The build renames jemalloc's own
- * arena_decay, where it is defined, so that its other parts call this
- * one (Makefile.am). */
+ * at every thread's start and end.  The first is left to decay, as
+ * jemalloc's purges are at any other time; so is the second when the
+ * thread freed little (KEEP_DIRTY_FREED), while a thread that freed much
+ * leaves its arena purged, as plain jemalloc does: no thread may come to
+ * use that arena again.  The build renames jemalloc's own arena_decay,
+ * where it is defined, so that its other parts call this one
+ * (Makefile.am). */
+#define KEEP_DIRTY_FREED (1L << 20)
+
 static __thread bool thread_moving __attribute__((tls_model("initial-exec")));
+static __thread int64_t freed_at_start __attribute__((tls_model("initial-exec")));
 
 struct arena_s;
 struct tsdn_s;
@@ -296,6 +300,8 @@ void je_arena_decay(struct tsdn_s *tsdn, struct arena_s *arena,
 	gsje_arena_decay(tsdn, arena, is_background_thread, all && !thread_moving);
 }
 
+/* Binds the calling thread to one of our arenas: jemalloc's fast path and
+ * thread cache then serve it from the reserved range. */
 bool heap_thread_init(void)
 {
 	unsigned slot = atomic_fetch_add(&next_slot, 1) % narenas;
@@ -305,6 +311,7 @@ bool heap_thread_init(void)
 	if (!ind)
 		return false;
 	thread_arena = ind;
+	freed_at_start = thread_self ? atomic_load(&thread_self->bytes_freed) : 0;
 	thread_moving = true;
 	ok = gsje_mallctl("thread.arena", NULL, NULL, &ind, sizeof(ind)) == 0;
 	thread_moving = false;
@@ -313,7 +320,8 @@ bool heap_thread_init(void)
 
 void heap_thread_leaving(void)
 {
-	thread_moving = true;
+	thread_moving = !thread_self ||
+			atomic_load(&thread_self->bytes_freed) - freed_at_start < KEEP_DIRTY_FREED;
 }
 
 /* A block outside the range means jemalloc did not use the bound arena

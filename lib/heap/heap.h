@@ -25,8 +25,8 @@ void gsje_sdallocx(void *, size_t, int);
 
 bool heap_init(size_t reserve, unsigned narenas);
 bool heap_thread_init(void);
-/* The calling thread's program code has ended: what jemalloc does as
- * it unbinds the thread is left to decay (heap.c). */
+/* The calling thread's program code has ended: unless it freed much,
+ * what jemalloc does as it unbinds the thread is left to decay (heap.c). */
 void heap_thread_leaving(void);
 void *heap_alloc(size_t n);
 void *heap_alloc_zeroed(size_t n);
