@@ -232,9 +232,9 @@ Test(behaviour, a_thread_does_not_reuse_a_block_another_thread_allocated)
 }
 
 /* jemalloc purges an arena whenever its last thread leaves it: a program
- * that runs short threads one at a time would give pages back and fault
+ * that runs short threads a few at a time would give pages back and fault
  * them in again at every thread's start and end. */
-Test(behaviour, short_threads_one_after_another_purge_nothing)
+Test(behaviour, short_threads_started_in_rounds_purge_nothing)
 {
 	char *argv[] = { build_path("tests/fixtures/beh_probe"), "threads", "400", NULL };
 	char l[512];
