@@ -377,7 +377,9 @@ size_t heap_resize_in_place(void *p, size_t n)
 	return gsje_xallocx(p, n, 0, 0);
 }
 
-#define ARENAS_ALL "4096"   /* MALLCTL_ARENAS_ALL: the sum over every arena */
+#define QUOTE_(x) #x
+#define QUOTE(x) QUOTE_(x)
+#define ALL_ARENAS "stats.arenas." QUOTE(MALLCTL_ARENAS_ALL)   /* their sums */
 
 static int64_t ctl_u64(const char *name)
 {
@@ -388,6 +390,7 @@ static int64_t ctl_u64(const char *name)
 
 void heap_read_stats(struct heap_stats *st)
 {
+	int64_t muzzy;
 	uint64_t epoch = 1;
 	size_t sz = sizeof(epoch);
 
@@ -397,9 +400,10 @@ void heap_read_stats(struct heap_stats *st)
 	st->resident = ctl_u64("stats.resident");
 	st->mapped = ctl_u64("stats.mapped");
 	st->metadata = ctl_u64("stats.metadata");
-	st->purges = ctl_u64("stats.arenas." ARENAS_ALL ".dirty_nmadvise");
-	if (st->purges >= 0)
-		st->purges += ctl_u64("stats.arenas." ARENAS_ALL ".muzzy_nmadvise");
+	st->purges = ctl_u64(ALL_ARENAS ".dirty_nmadvise");
+	muzzy = ctl_u64(ALL_ARENAS ".muzzy_nmadvise");
+	if (st->purges >= 0 && muzzy > 0)
+		st->purges += muzzy;
 }
 
 /* jemalloc starts a large block at a random cache line of its first page
