@@ -210,6 +210,25 @@ Test(behaviour, a_traced_program_falls_back_once_in_the_log)
 		     "said more than once:\n%s", log);
 }
 
+/* Runs a probe mode whose checks print "ok WHAT" or "FAILED WHAT": no
+ * check may fail, the probe must exit 0, and the lines starting with
+ * `ok` (a prefix) are counted. */
+static int probe_checks(char *argv[], const char *ok)
+{
+	char l[512];
+	struct proc p;
+	int n = 0;
+
+	start(&p, argv, "GCSHIM_SOCKET=0", NULL);
+	while (line(&p, l, sizeof(l))) {
+		cr_log_info("%s", l);
+		cr_expect(strncmp(l, "FAILED", 6), "%s", l);
+		n += !strncmp(l, ok, strlen(ok));
+	}
+	cr_expect_eq(finish(&p), 0);
+	return n;
+}
+
 /* Hoard's passive false sharing (cache-scratch): a block freed by a
  * thread that never allocated its size is not what that thread gets
  * next, so it does not write a cache line the allocating thread's other
@@ -217,18 +236,8 @@ Test(behaviour, a_traced_program_falls_back_once_in_the_log)
 Test(behaviour, a_thread_does_not_reuse_a_block_another_thread_allocated)
 {
 	char *argv[] = { build_path("tests/fixtures/beh_probe"), "scratch", NULL };
-	char l[512];
-	struct proc p;
-	int ok = 0;
 
-	start(&p, argv, "GCSHIM_SOCKET=0", NULL);
-	while (line(&p, l, sizeof(l))) {
-		cr_log_info("%s", l);
-		cr_expect(strncmp(l, "FAILED", 6), "%s", l);
-		ok += !strncmp(l, "ok no thread allocates", 22);
-	}
-	cr_expect_eq(finish(&p), 0);
-	cr_expect_eq(ok, 3);
+	cr_expect_eq(probe_checks(argv, "ok no thread allocates"), 3);
 }
 
 /* jemalloc purges an arena whenever its last thread leaves it: a program
@@ -237,18 +246,8 @@ Test(behaviour, a_thread_does_not_reuse_a_block_another_thread_allocated)
 Test(behaviour, short_threads_started_in_rounds_purge_nothing)
 {
 	char *argv[] = { build_path("tests/fixtures/beh_probe"), "threads", "400", NULL };
-	char l[512];
-	struct proc p;
-	int ok = 0;
 
-	start(&p, argv, "GCSHIM_SOCKET=0", NULL);
-	while (line(&p, l, sizeof(l))) {
-		cr_log_info("%s", l);
-		cr_expect(strncmp(l, "FAILED", 6), "%s", l);
-		ok += !strncmp(l, "ok ", 3);
-	}
-	cr_expect_eq(finish(&p), 0);
-	cr_expect_eq(ok, 2);
+	cr_expect_eq(probe_checks(argv, "ok "), 2);
 }
 
 /* A wait made again must not hide the program's own signal. */
