@@ -282,7 +282,8 @@ unsigned heap_arenas(void)
  * (Makefile.am). */
 #define KEEP_DIRTY_FREED (1L << 20)
 
-static __thread bool thread_moving __attribute__((tls_model("initial-exec")));
+/* While set, a purge of a whole arena by this thread is a decay step. */
+static __thread bool decay_only __attribute__((tls_model("initial-exec")));
 static __thread int64_t freed_at_start __attribute__((tls_model("initial-exec")));
 
 struct arena_s;
@@ -295,7 +296,7 @@ void je_arena_decay(struct tsdn_s *tsdn, struct arena_s *arena,
 void je_arena_decay(struct tsdn_s *tsdn, struct arena_s *arena,
 		    bool is_background_thread, bool all)
 {
-	gsje_arena_decay(tsdn, arena, is_background_thread, all && !thread_moving);
+	gsje_arena_decay(tsdn, arena, is_background_thread, all && !decay_only);
 }
 
 /* Binds the calling thread to one of our arenas: jemalloc's fast path and
@@ -310,16 +311,16 @@ bool heap_thread_init(void)
 		return false;
 	thread_arena = ind;
 	freed_at_start = thread_self ? atomic_load(&thread_self->bytes_freed) : 0;
-	thread_moving = true;
+	decay_only = true;
 	ok = gsje_mallctl("thread.arena", NULL, NULL, &ind, sizeof(ind)) == 0;
-	thread_moving = false;
+	decay_only = false;
 	return ok;
 }
 
 void heap_thread_leaving(void)
 {
-	thread_moving = !thread_self ||
-			atomic_load(&thread_self->bytes_freed) - freed_at_start < KEEP_DIRTY_FREED;
+	decay_only = !thread_self ||
+		     atomic_load(&thread_self->bytes_freed) - freed_at_start < KEEP_DIRTY_FREED;
 }
 
 /* A block outside the range means jemalloc did not use the bound arena
