@@ -92,6 +92,31 @@ Test(bcache, overflow_keeps_every_block_once)
 		free(again[i]);
 }
 
+/* A queue of a couple of hundred small blocks emptied at once (a consumer
+ * freeing a producer's batch) stays in the thread's own cache for the next
+ * batch.  Not in the depot, which a thread finds busy or holding another
+ * thread's blocks as soon as several do this, and not back through
+ * jemalloc and the object map's atomics. */
+Test(bcache, a_batch_of_two_hundred_stays_in_the_cache)
+{
+	enum { N = 200 };
+	void *b[N], *rest[BC_SLOTS];
+	unsigned idx, nrest = 0;
+
+	for (int i = 0; i < N; i++)
+		cr_assert_not_null(b[i] = malloc(16));
+	idx = om_class_at((uintptr_t)b[0] - om.base) - 1;
+	while (thread_self->cache.count[idx] && nrest < BC_SLOTS)
+		rest[nrest++] = malloc(16);   /* what the last refill left cached */
+	cr_assert_eq(thread_self->cache.count[idx], 0);
+	for (int i = 0; i < N; i++)
+		free(b[i]);
+	cr_expect_eq(thread_self->cache.count[idx], N, "the thread's cache holds %u of %d",
+		     (unsigned)thread_self->cache.count[idx], N);
+	for (unsigned i = 0; i < nrest; i++)
+		free(rest[i]);
+}
+
 /* A consumer's surplus reaches a producer through the depot, once the
  * consumer has overflowed often enough to count as one (about ten times
  * half a cache). */

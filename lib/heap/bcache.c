@@ -38,7 +38,7 @@ struct depot {
 	void *slot[DEPOT_SLOTS];
 } __attribute__((aligned(64)));
 
-uint8_t bc_limit[BC_CLASSES];
+uint16_t bc_limit[BC_CLASSES];
 /* Blocks a depot holds at most: enough that a program whose working set
  * of a class swings by a thousand blocks (allocates a structure, frees
  * it, builds the next) finds them here, registered, rather than going
@@ -63,7 +63,7 @@ bool bcache_init(void)
 		size_t n = BC_BUDGET / sc_sizes[i];
 
 		n = n < BC_MIN_SLOTS ? BC_MIN_SLOTS : n > BC_SLOTS ? BC_SLOTS : n;
-		bc_limit[i] = (uint8_t)(n & ~(size_t)1);
+		bc_limit[i] = (uint16_t)(n & ~(size_t)1);
 		n = DEPOT_BUDGET / sc_sizes[i];
 		n = n < 2u * bc_limit[i] ? 2u * bc_limit[i] : n > DEPOT_SLOTS ? DEPOT_SLOTS : n;
 		depot_limit[i] = (uint16_t)n;
@@ -156,7 +156,7 @@ bool bcache_refill(struct bcache *c, unsigned idx)
 	have = atomic_load_explicit(&d->count, memory_order_relaxed);
 	take = have < bc_limit[idx] / 2u ? have : bc_limit[idx] / 2u;
 	memcpy(c->slot[idx], d->slot + have - take, take * sizeof(void *));
-	c->count[idx] = (uint8_t)take;
+	c->count[idx] = (uint16_t)take;
 	atomic_signal_fence(memory_order_seq_cst);
 	atomic_store_explicit(&d->count, have - take, memory_order_relaxed);
 	depot_leave(d);
@@ -183,7 +183,7 @@ static void *fill_register(struct bcache *c, unsigned idx, void *first, unsigned
 {
 	void **s = c->slot[idx];
 
-	c->count[idx] = (uint8_t)n;
+	c->count[idx] = (uint16_t)n;
 	s[n] = first;   /* past the count: registered with the rest, not cached */
 	atomic_signal_fence(memory_order_seq_cst);
 	om_insert_small_batch(s, n + 1, idx);
@@ -274,7 +274,7 @@ void bcache_overflow(struct bcache *c, unsigned idx)
 		unregister(s, half, out, &nout);
 	memcpy(s, s + half, (n - half) * sizeof(*s));
 	atomic_signal_fence(memory_order_seq_cst);
-	c->count[idx] = (uint8_t)(n - half);
+	c->count[idx] = (uint16_t)(n - half);
 	atomic_signal_fence(memory_order_seq_cst);
 	release(out, nout, idx);
 }
@@ -418,7 +418,7 @@ static void each_array(slots_fn *fn, void *arg)
 		for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
 			unsigned n = r->cache.count[idx];
 
-			fn(r->cache.slot[idx], n < BC_SLOTS ? n : BC_SLOTS, &r->cache.hid[idx],
+			fn(r->cache.slot[idx], n < BC_SLOTS ? n : BC_SLOTS, r->cache.hid[idx],
 			   idx, arg);
 		}
 	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {

@@ -28,17 +28,22 @@
 /* Classes up to SC_TABLE_MAX (4096 bytes): 8, 16..128, then four a
  * doubling up to 4096. */
 #define BC_CLASSES 29
-#define BC_SLOTS 64
+/* Blocks a class holds at most.  Threads that hand blocks to each other
+ * in batches (a producer fills a queue of a few hundred, a consumer frees
+ * them) swing a class by that much between refills: with 64 slots half of
+ * every swing went through jemalloc and the object map's atomics, which
+ * cost xmalloc-test a third of its time over jemalloc alone. */
+#define BC_SLOTS 256
 
 struct bcache {
 	/* The block being pushed: a thread stopped halfway through free()
 	 * has it in neither the program's hands nor, yet, in the slots. */
 	_Atomic(void *) freeing;
-	uint8_t count[BC_CLASSES];
+	uint16_t count[BC_CLASSES];
 	/* Per class, bc_limit once the thread has allocated from the class,
 	 * 0 until then: its frees of blocks that other threads allocated
 	 * then take the slow path to the depot (bcache_give_away). */
-	uint8_t limit[BC_CLASSES];
+	uint16_t limit[BC_CLASSES];
 	/* Per class, whether the thread has lately been freeing more than
 	 * it allocates: an average of +64 for each time the class overflowed
 	 * and -64 for each time it ran empty.  Only a thread far on the
@@ -46,13 +51,13 @@ struct bcache {
 	int8_t trend[BC_CLASSES];
 	/* Slots whose start bits bcache_hide() cleared (collector only). */
 	bool hid_freeing;
-	uint64_t hid[BC_CLASSES];
+	uint64_t hid[BC_CLASSES][BC_SLOTS / 64];
 	void *slot[BC_CLASSES][BC_SLOTS];
 };
 
 /* Slots in use per class, always even: fewer for bigger blocks, so that
  * the memory a thread keeps cached stays around 32 KiB a class at most. */
-extern uint8_t bc_limit[BC_CLASSES];
+extern uint16_t bc_limit[BC_CLASSES];
 extern uint64_t bc_key;
 
 bool bcache_init(void);
@@ -89,7 +94,7 @@ static inline void *bcache_pop(struct bcache *c, unsigned idx)
 	p = c->slot[idx][n - 1];
 	if (!p)
 		__builtin_unreachable();   /* only blocks are pushed */
-	c->count[idx] = (uint8_t)(n - 1);
+	c->count[idx] = (uint16_t)(n - 1);
 	memset(p, 0, sizeof(uint64_t));   /* bc_key: no longer cached */
 	return p;
 }
@@ -116,7 +121,7 @@ static inline void bcache_put(struct bcache *c, unsigned idx, void *p)
 	atomic_signal_fence(memory_order_seq_cst);
 	memcpy(p, &bc_key, sizeof(bc_key));
 	c->slot[idx][n] = p;
-	c->count[idx] = (uint8_t)(n + 1);
+	c->count[idx] = (uint16_t)(n + 1);
 	atomic_signal_fence(memory_order_seq_cst);
 	atomic_store_explicit(&c->freeing, NULL, memory_order_relaxed);
 }
