@@ -634,25 +634,30 @@ const char *gc_failure_reason(int err)
 	}
 }
 
-static void make_oldest(void *p)
+/* A block free in a cache now is allocated after this collection, but
+ * taking it from the cache does not register it anew, which is what
+ * flags a page young: it is made young here, its page flagged and its
+ * age bits cleared, as registering it after the collection would.  Any
+ * pointer to it the program stores is written after this collection
+ * (young.h).  The other blocks of its page keep their ages. */
+static void make_young(void *p)
 {
-	uintptr_t g = ((uintptr_t)p - om.base) >> OM_GRANULE_LG;
+	uintptr_t off = (uintptr_t)p - om.base, g = off >> OM_GRANULE_LG;
 
-	co.age1[g >> 6] |= 1ULL << (g & 63);
-	co.age2[g >> 6] |= 1ULL << (g & 63);
+	co.age1[g >> 6] &= ~(1ULL << (g & 63));
+	co.age2[g >> 6] &= ~(1ULL << (g & 63));
+	om_page_set_flags(off >> OM_PAGE_LG, OM_YOUNG);
 	vacant_keep(p);
 }
 
-/* A block the program takes from a cache is not registered anew, and
- * its page is not flagged young: it must not be young (young.h). */
-static void make_cached_oldest(void)
+static void make_cached_young(void)
 {
-	bcache_each(make_oldest);
+	bcache_each(make_young);
 	for (struct thread_rec *r = thread_first(); r; r = r->next) {
 		void *f = atomic_load_explicit(&r->cache.freeing, memory_order_relaxed);
 
 		if (f && om_in_heap(f))
-			make_oldest(f);
+			make_young(f);
 	}
 }
 
@@ -699,7 +704,7 @@ stopped_phase(int gen, struct collection *c, int pagemap, bool count)
 	yg.on = false;
 	if (!co.dry) {
 		vacant_begin(fd.vacancy);
-		make_cached_oldest();
+		make_cached_young();
 		vacant_end(co.age1, co.age2);
 	}
 	co.ndead = fd.reserved < co.dead_cap ? fd.reserved : co.dead_cap;

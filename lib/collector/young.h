@@ -11,17 +11,18 @@
  *   - it moves every block it leaves on the pages it visits up one
  *     generation (generation 0 only, for a collection of generation 0),
  *     and clears those pages' flags, but the generation-1 flag of a page
- *     where blocks just left generation 0; blocks cached by the threads
- *     are made oldest, as a block taken again from a cache is not
- *     registered anew;
+ *     where blocks just left generation 0; blocks free in the threads'
+ *     caches are made young (their pages flagged, their ages cleared),
+ *     as taking one from a cache after the collection does not register
+ *     it anew;
  *   - registering a block flags its page (objmap.h), after the start bit.
  * So a block young for generation 0 was allocated after the last
  * collection, and one young for generation 1 after the collection before
  * the last of generation 1 or 2: any pointer to it from an old block was
  * written since, to a page the write tracking (wtrack.h) reported since.
- * A block that reads as old too early (one taken again from a cache, or
- * given again by jemalloc with the age bits of the block before) is only
- * kept longer. */
+ * A block that reads as old too early (one freed to a cache and taken
+ * again between two collections, or given again by jemalloc with the age
+ * bits of the block before) is only kept longer. */
 #ifndef GCSHIM_YOUNG_H
 #define GCSHIM_YOUNG_H
 

@@ -254,6 +254,14 @@ static inline void om_page_clear_flags(uintptr_t pg, uint32_t flags)
 		atomic_store_explicit(&om.pages[pg], v & ~flags, memory_order_relaxed);
 }
 
+static inline void om_page_set_flags(uintptr_t pg, uint32_t flags)
+{
+	uint32_t v = atomic_load_explicit(&om.pages[pg], memory_order_relaxed);
+
+	if ((v & flags) != flags)
+		atomic_store_explicit(&om.pages[pg], v | flags, memory_order_relaxed);
+}
+
 #define OM_WORDS_PER_PAGE (1u << (OM_PAGE_LG - OM_GRANULE_LG - 6))
 
 /* No start bit is set on heap page pg. */
