@@ -22,7 +22,9 @@ static struct {
 } hooks;
 static atomic_flag pool_lock = ATOMIC_FLAG_INIT;
 
-#define POOL_BYTES (256 * 1024)
+/* Records are mapped 16 at a time: each mapping is one of the regions
+ * the collector does not scan (regions.h), whose table is bounded. */
+#define POOL_RECORDS 16
 
 void thread_lock(void)
 {
@@ -44,8 +46,8 @@ static struct thread_rec *new_record(void)
 
 	thread_lock();
 	if (pool_left == 0) {
-		pool = os_map(POOL_BYTES);
-		pool_left = pool ? POOL_BYTES / sizeof(*r) : 0;
+		pool = os_map(POOL_RECORDS * sizeof(*r));
+		pool_left = pool ? POOL_RECORDS : 0;
 	}
 	if (pool_left) {
 		r = pool++;
