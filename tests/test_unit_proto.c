@@ -461,6 +461,13 @@ Test(proto, invalid_utf8_is_not_echoed_raw)
 	greet(&s);
 	expect_error(&s, "\xff\xfe", "unknown request");
 	expect_error(&s, "threshold \xc3", "bad threshold");
+	/* a lead byte no UTF-8 has, before what would follow a real one */
+	expect_error(&s, "o\xf5\x83\x8eq", "unknown request");
+	/* overlong forms, a surrogate, a code point past U+10FFFF */
+	expect_error(&s, "\xe0\x80\xaf", "unknown request");
+	expect_error(&s, "\xf0\x80\x80\xaf", "unknown request");
+	expect_error(&s, "\xed\xa0\x80", "unknown request");
+	expect_error(&s, "\xf4\x90\x80\x80", "unknown request");
 }
 
 /* The error message is cut at 255 bytes; the cut must not split a UTF-8
