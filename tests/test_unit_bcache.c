@@ -117,6 +117,36 @@ Test(bcache, a_batch_of_two_hundred_stays_in_the_cache)
 		free(rest[i]);
 }
 
+/* A thread's first allocation of a class takes one block from jemalloc
+ * besides its own, the next fill two, then four: a thread that uses a
+ * class once does not make half a cache of it resident (bcache_fill). */
+static void *fills(void *arg)
+{
+	unsigned *seen = arg, idx;
+	void *a = malloc(1000), *b, *c;
+
+	idx = om_class_at((uintptr_t)a - om.base) - 1;
+	seen[0] = thread_self->cache.count[idx];
+	b = malloc(1000);   /* the one cached */
+	c = malloc(1000);   /* empty again: the second fill */
+	seen[1] = thread_self->cache.count[idx];
+	free(a);
+	free(b);
+	free(c);
+	return NULL;
+}
+
+Test(bcache, fills_start_small_and_double)
+{
+	pthread_t t;
+	unsigned seen[2];
+
+	cr_assert_eq(pthread_create(&t, NULL, fills, seen), 0);
+	pthread_join(t, NULL);
+	cr_expect_eq(seen[0], 1, "the first fill left %u blocks cached", seen[0]);
+	cr_expect_eq(seen[1], 2, "the second fill left %u blocks cached", seen[1]);
+}
+
 /* A consumer's surplus reaches a producer through the depot, once the
  * consumer has overflowed often enough to count as one (about ten times
  * half a cache). */

@@ -49,6 +49,9 @@ struct bcache {
 	 * and -64 for each time it ran empty.  Only a thread far on the
 	 * freeing side gives blocks to the depot (bcache.c). */
 	int8_t trend[BC_CLASSES];
+	/* Per class, log2 of the blocks the next fill from jemalloc takes
+	 * (bcache_fill). */
+	uint8_t fill_lg[BC_CLASSES];
 	/* Slots whose start bits bcache_hide() cleared (collector only). */
 	bool hid_freeing;
 	uint64_t hid[BC_CLASSES][BC_SLOTS / 64];
