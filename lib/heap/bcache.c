@@ -39,6 +39,7 @@ struct depot {
 } __attribute__((aligned(64)));
 
 uint16_t bc_limit[BC_CLASSES];
+uint16_t bc_base[BC_CLASSES];
 /* Blocks a depot holds at most: enough that a program whose working set
  * of a class swings by a thousand blocks (allocates a structure, frees
  * it, builds the next) finds them here, registered, rather than going
@@ -59,11 +60,15 @@ bool bcache_init(void)
 	depot = os_map(BC_CLASSES * sizeof(*depot));
 	if (!depot)
 		return false;
-	for (unsigned i = 0; i < BC_CLASSES; i++) {
+	for (unsigned i = 0, base = 0; i < BC_CLASSES; i++) {
 		size_t n = BC_BUDGET / sc_sizes[i];
 
 		n = n < BC_MIN_SLOTS ? BC_MIN_SLOTS : n > BC_SLOTS ? BC_SLOTS : n;
 		bc_limit[i] = (uint16_t)(n & ~(size_t)1);
+		bc_base[i] = (uint16_t)base;
+		base += bc_limit[i];
+		if (base > BC_ALL_SLOTS)
+			return false;
 		n = DEPOT_BUDGET / sc_sizes[i];
 		n = n < 2u * bc_limit[i] ? 2u * bc_limit[i] : n > DEPOT_SLOTS ? DEPOT_SLOTS : n;
 		depot_limit[i] = (uint16_t)n;
@@ -155,7 +160,7 @@ bool bcache_refill(struct bcache *c, unsigned idx)
 	}
 	have = atomic_load_explicit(&d->count, memory_order_relaxed);
 	take = have < bc_limit[idx] / 2u ? have : bc_limit[idx] / 2u;
-	memcpy(c->slot[idx], d->slot + have - take, take * sizeof(void *));
+	memcpy(bcache_slots(c, idx), d->slot + have - take, take * sizeof(void *));
 	c->count[idx] = (uint16_t)take;
 	atomic_signal_fence(memory_order_seq_cst);
 	atomic_store_explicit(&d->count, have - take, memory_order_relaxed);
@@ -181,7 +186,7 @@ static void *take_fresh(unsigned idx)
  * caller's block, which is left past the count. */
 static void *fill_register(struct bcache *c, unsigned idx, void *first, unsigned n)
 {
-	void **s = c->slot[idx];
+	void **s = bcache_slots(c, idx);
 
 	c->count[idx] = (uint16_t)n;
 	s[n] = first;   /* past the count: registered with the rest, not cached */
@@ -219,7 +224,7 @@ static unsigned fill_size(struct bcache *c, unsigned idx)
  * array of the new blocks is left on the stack to be taken for roots. */
 void *bcache_fill(struct bcache *c, unsigned idx)
 {
-	void **s = c->slot[idx], *first = take_fresh(idx);
+	void **s = bcache_slots(c, idx), *first = take_fresh(idx);
 	unsigned want = fill_size(c, idx), n = 0;
 
 	if (!first)
@@ -242,7 +247,7 @@ void *bcache_fill(struct bcache *c, unsigned idx)
  * a cache and one. */
 void *bcache_fill_from(struct bcache *c, unsigned idx, const uintptr_t *blocks, unsigned n)
 {
-	void **s = c->slot[idx];
+	void **s = bcache_slots(c, idx);
 	unsigned k = n - 1;
 
 	for (unsigned i = 0; i < k; i++) {
@@ -286,7 +291,7 @@ static void release(void *const *out, unsigned n, unsigned idx)
 void bcache_overflow(struct bcache *c, unsigned idx)
 {
 	unsigned n = c->count[idx], half = n / 2, nout = 0;
-	void **s = c->slot[idx], *out[BC_SLOTS / 2];
+	void **s = bcache_slots(c, idx), *out[BC_SLOTS / 2];
 
 	trend_up(c, idx);
 	if (!depot_put(idx, s, half, c, c->trend[idx] < TREND_GIVE))
@@ -335,7 +340,7 @@ void bcache_drain(struct bcache *c)
 		void *out[BC_SLOTS];
 		unsigned nout = 0;
 
-		unregister(c->slot[idx], c->count[idx], out, &nout);
+		unregister(bcache_slots(c, idx), c->count[idx], out, &nout);
 		c->count[idx] = 0;
 		atomic_signal_fence(memory_order_seq_cst);
 		release(out, nout, idx);
@@ -403,7 +408,7 @@ static bool slots_hold(void *const *s, unsigned n, const void *p)
 static bool cache_holds(const struct bcache *c, unsigned idx, const void *p)
 {
 	return atomic_load_explicit(&c->freeing, memory_order_relaxed) == p ||
-	       slots_hold(c->slot[idx], c->count[idx], p);
+	       slots_hold(c->slots + bc_base[idx], c->count[idx], p);
 }
 
 /* Whether the registered block at p is in a cache or a depot, i.e. free.
@@ -438,7 +443,7 @@ static void each_array(slots_fn *fn, void *arg)
 		for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
 			unsigned n = r->cache.count[idx];
 
-			fn(r->cache.slot[idx], n < BC_SLOTS ? n : BC_SLOTS, r->cache.hid[idx],
+			fn(bcache_slots(&r->cache, idx), n < bc_limit[idx] ? n : bc_limit[idx], r->cache.hid[idx],
 			   idx, arg);
 		}
 	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {

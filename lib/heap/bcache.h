@@ -34,6 +34,9 @@
  * every swing went through jemalloc and the object map's atomics, which
  * cost xmalloc-test a third of its time over jemalloc alone. */
 #define BC_SLOTS 256
+/* The slots of all classes, each class holding bc_limit of them: about
+ * 3,600 with the classes and budget of bcache_init. */
+#define BC_ALL_SLOTS 4096
 
 struct bcache {
 	/* The block being pushed: a thread stopped halfway through free()
@@ -55,12 +58,16 @@ struct bcache {
 	/* Slots whose start bits bcache_hide() cleared (collector only). */
 	bool hid_freeing;
 	uint64_t hid[BC_CLASSES][BC_SLOTS / 64];
-	void *slot[BC_CLASSES][BC_SLOTS];
+	/* Class idx's slots start at bc_base[idx]: packed, so that a thread
+	 * that uses a few blocks of many classes writes a few pages of them,
+	 * not a page or two a class. */
+	void *slots[BC_ALL_SLOTS];
 };
 
 /* Slots in use per class, always even: fewer for bigger blocks, so that
  * the memory a thread keeps cached stays around 32 KiB a class at most. */
 extern uint16_t bc_limit[BC_CLASSES];
+extern uint16_t bc_base[BC_CLASSES];
 extern uint64_t bc_key;
 
 bool bcache_init(void);
@@ -79,6 +86,11 @@ size_t bcache_bytes(void);
 void bcache_hide(void);
 void bcache_unhide(void);
 
+static inline void **bcache_slots(struct bcache *c, unsigned idx)
+{
+	return c->slots + bc_base[idx];
+}
+
 static inline bool bcache_marked(const void *p)
 {
 	uint64_t w;
@@ -94,7 +106,7 @@ static inline void *bcache_pop(struct bcache *c, unsigned idx)
 
 	if (__builtin_expect(n == 0, 0))
 		return NULL;
-	p = c->slot[idx][n - 1];
+	p = bcache_slots(c, idx)[n - 1];
 	if (!p)
 		__builtin_unreachable();   /* only blocks are pushed */
 	c->count[idx] = (uint16_t)(n - 1);
@@ -123,7 +135,7 @@ static inline void bcache_put(struct bcache *c, unsigned idx, void *p)
 	atomic_store_explicit(&c->freeing, p, memory_order_relaxed);
 	atomic_signal_fence(memory_order_seq_cst);
 	memcpy(p, &bc_key, sizeof(bc_key));
-	c->slot[idx][n] = p;
+	bcache_slots(c, idx)[n] = p;
 	c->count[idx] = (uint16_t)(n + 1);
 	atomic_signal_fence(memory_order_seq_cst);
 	atomic_store_explicit(&c->freeing, NULL, memory_order_relaxed);
