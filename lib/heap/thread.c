@@ -26,9 +26,12 @@ static atomic_flag pool_lock = ATOMIC_FLAG_INIT;
  * the collector does not scan (regions.h), whose table is bounded. */
 #define POOL_RECORDS 16
 
+/* Yields while it waits: the holder may be mapping a pool, and a program
+ * that starts threads by the hundred has more of them waiting here than
+ * there are cores (with spinning, most of their start-up time). */
 void thread_lock(void)
 {
-	spin_lock(&pool_lock);
+	spin_lock_yield(&pool_lock);
 }
 
 void thread_unlock(void)
