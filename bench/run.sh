@@ -56,6 +56,7 @@ WORKLOADS=(
 	"alloctest2|alloc-test 2"
 	"mlarge|malloc-large"
 	"mleak|mleak"
+	"pool|pool"
 	"leaky|leaky"
 )
 
