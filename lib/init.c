@@ -52,7 +52,7 @@ static bool caches_init(void)
 {
 	if (bcache_init())
 		return true;
-	log_msg("cannot set up the block cache (its depots not mapped)");
+	log_msg("cannot set up the block cache");
 	return false;
 }
 

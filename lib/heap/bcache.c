@@ -67,7 +67,7 @@ bool bcache_init(void)
 		bc_limit[i] = (uint16_t)(n & ~(size_t)1);
 		bc_base[i] = (uint16_t)base;
 		base += bc_limit[i];
-		if (base > BC_ALL_SLOTS)
+		if (base > BC_ALL_SLOTS)   /* BC_ALL_SLOTS too small for the classes */
 			return false;
 		n = DEPOT_BUDGET / sc_sizes[i];
 		n = n < 2u * bc_limit[i] ? 2u * bc_limit[i] : n > DEPOT_SLOTS ? DEPOT_SLOTS : n;
@@ -443,8 +443,8 @@ static void each_array(slots_fn *fn, void *arg)
 		for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
 			unsigned n = r->cache.count[idx];
 
-			fn(bcache_slots(&r->cache, idx), n < bc_limit[idx] ? n : bc_limit[idx], r->cache.hid[idx],
-			   idx, arg);
+			fn(bcache_slots(&r->cache, idx), n < bc_limit[idx] ? n : bc_limit[idx],
+			   r->cache.hid[idx], idx, arg);
 		}
 	for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
 		unsigned n = atomic_load_explicit(&depot[idx].count, memory_order_relaxed);
