@@ -110,7 +110,8 @@ extern "C" {
 	X(tracked_root_bytes, "bytes of root mappings whose written pages are reported") \
 	X(reused_blocks, "dead blocks taken straight back into use, in total") \
 	X(vacant_pages, "heap pages with no block at the last collection, left unprotected") \
-	X(jemalloc_purges, "times jemalloc gave free pages back to the system")
+	X(jemalloc_purges, "times jemalloc gave free pages back to the system") \
+	X(crowded_threads, "threads started with small caches among many, in total")
 
 struct gcshim_stats {
 	uint32_t size;    /* set by the caller: sizeof(struct gcshim_stats) */

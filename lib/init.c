@@ -60,9 +60,11 @@ static bool caches_init(void)
  * counted from the totals its record holds now. */
 static void thread_started(struct thread_rec *t)
 {
+	bool crowded = bcache_crowded(thread_live());
+
 	gc_thread_start(t);
-	bcache_start(&t->cache);
-	heap_thread_init();
+	bcache_start(&t->cache, crowded);
+	heap_thread_init(crowded);
 }
 
 static void thread_ended(struct thread_rec *t)

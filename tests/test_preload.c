@@ -664,6 +664,30 @@ PRELOAD_TEST(fixtures, four_threads, 300)
 	cr_log_info("pre_mt4: %.2f s without, %.2f s with the shim", base.secs, shim.secs);
 }
 
+/* Eight threads a CPU and more alive at once: those started among so many
+ * get small caches, and the program runs as without the shim, collections
+ * included. */
+PRELOAD_TEST(fixtures, crowded_threads, 300)
+{
+	static const char *const growth[] = { "GCSHIM_GROWTH=on", NULL };
+	struct result base, shim;
+	const char *line;
+	long crowded = -1;
+	int threads = 0;
+
+	compare_runs((const char *const[]){ fixture("pre_crowd"), NULL },
+		     growth, 240, OWN_STDERR, &base, &shim);
+	cr_assert(strstr(base.out, "verification failures: 0"), "%s", base.out);
+	cr_assert(strstr(base.err, "api: absent"), "without the shim: %s", base.err);
+	line = strstr(shim.err, "api: crowded ");
+	cr_assert(line && sscanf(line, "api: crowded %ld of %d", &crowded, &threads) == 2,
+		  "%s", shim.err);
+	cr_expect_gt(crowded, 0, "no thread of %d started crowded", threads);
+	cr_expect_lt(crowded, threads, "every thread started crowded");
+	cr_log_info("pre_crowd: %.2f s without, %.2f s with the shim, %ld of %d crowded",
+		    base.secs, shim.secs, crowded, threads);
+}
+
 PRELOAD_TEST(fixtures, malloc_semantics_match_glibc, 300)
 {
 	struct result base;

@@ -5,6 +5,8 @@
 #include <criterion/criterion.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +147,89 @@ Test(bcache, fills_start_small_and_double)
 	pthread_join(t, NULL);
 	cr_expect_eq(seen[0], 1, "the first fill left %u blocks cached", seen[0]);
 	cr_expect_eq(seen[1], 2, "the second fill left %u blocks cached", seen[1]);
+}
+
+/* A thread that starts while more threads are alive than bcache_crowded
+ * allows caches an eighth of a class's share and goes to jemalloc
+ * without jemalloc's thread cache; once it has gone there often (it is a
+ * busy thread), it gets both in full. */
+int gsje_mallctl(const char *name, void *old, size_t *oldlen, void *new, size_t newlen);
+
+struct crowd_seen {
+	bool crowded, promoted, tcache_before, tcache_after;
+	unsigned held, idx;
+	uint16_t limit_after;
+};
+
+static pthread_barrier_t crowd_up;
+
+static bool jemalloc_tcache_on(void)
+{
+	bool on = false;
+	size_t len = sizeof(on);
+
+	return gsje_mallctl("thread.tcache.enabled", &on, &len, NULL, 0) == 0 && on;
+}
+
+static void *crowd_member(void *arg)
+{
+	struct crowd_seen *seen = arg;
+	void *b[200];
+
+	free(malloc(16));   /* attached while the others are alive */
+	pthread_barrier_wait(&crowd_up);
+	if (!seen)
+		return NULL;
+	seen->crowded = thread_self->cache.crowded;
+	seen->tcache_before = jemalloc_tcache_on();
+	for (int i = 0; i < 200; i++)
+		b[i] = malloc(16);
+	seen->idx = om_class_at((uintptr_t)b[0] - om.base) - 1;
+	for (int i = 0; i < 200; i++)
+		free(b[i]);
+	seen->held = thread_self->cache.count[seen->idx];
+	/* a busy thread: batches bigger than any cache, over and over */
+	for (int round = 0; round < 20000 && thread_self->cache.crowded; round++) {
+		for (int i = 0; i < 200; i++)
+			b[i] = malloc(3000);
+		for (int i = 0; i < 200; i++)
+			free(b[i]);
+	}
+	seen->promoted = !thread_self->cache.crowded;
+	seen->limit_after = thread_self->cache.limit[seen->idx];
+	seen->tcache_after = jemalloc_tcache_on();
+	return NULL;
+}
+
+Test(bcache, a_crowded_thread_caches_little_until_it_is_busy)
+{
+	unsigned n = 1;
+	pthread_t *t;
+	struct crowd_seen seen = { 0 };
+
+	while (!bcache_crowded(n))
+		n++;
+	/* n live threads make the next one crowded: this one, n - 1 others,
+	 * then the one observed */
+	cr_assert_not_null(t = calloc(n, sizeof(*t)));
+	cr_assert_eq(pthread_barrier_init(&crowd_up, NULL, n + 1), 0);
+	for (unsigned i = 0; i + 1 < n; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, crowd_member, NULL), 0);
+	while (thread_live() < n)
+		sched_yield();
+	cr_assert_eq(pthread_create(&t[n - 1], NULL, crowd_member, &seen), 0);
+	pthread_barrier_wait(&crowd_up);
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	free(t);
+	cr_expect(seen.crowded, "a thread started with %u others alive is not crowded", n);
+	cr_expect_not(seen.tcache_before, "jemalloc's thread cache is on in a crowded thread");
+	cr_expect_leq(seen.held, bc_crowd_limit[seen.idx], "a crowded cache holds %u blocks of 16 bytes",
+		      seen.held);
+	cr_expect_lt(bc_crowd_limit[seen.idx], bc_limit[seen.idx]);
+	cr_expect(seen.promoted, "a busy crowded thread is never given its full cache");
+	cr_expect_eq(seen.limit_after, bc_limit[seen.idx]);
+	cr_expect(seen.tcache_after, "nor jemalloc's thread cache");
 }
 
 /* A consumer's surplus reaches a producer through the depot, once the

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 
+#include "events.h"
 #include "heap.h"
 #include "objmap.h"
 #include "os.h"
@@ -13,6 +14,22 @@
 #define BC_MIN_SLOTS 8
 #define DEPOT_SLOTS 1024
 #define DEPOT_BUDGET (128 * 1024)
+
+/* Crowded threads.  A thread cache pays for the memory it holds when its
+ * thread runs often; a program with many more threads alive than CPUs
+ * (a thread per connection) has most of them waiting at any moment, and
+ * caches as large in each hold the program's working set many times
+ * over: a thousand threads serving requests of a few dozen blocks held
+ * 390 MiB where the program never had 60 MiB live.  So a thread that
+ * starts while more than CROWD_PER_CPU threads a CPU (CROWD_MIN at
+ * least) are alive caches an eighth of a class's share, and goes to
+ * jemalloc without jemalloc's own thread cache (heap_thread_cache), as
+ * TCMalloc bounds the sum of its thread caches.  One that turns out busy,
+ * going to jemalloc CROWD_PROMOTE times, gets both back in full. */
+#define CROWD_PER_CPU 8
+#define CROWD_MIN 16
+#define CROWD_SHARE 8
+#define CROWD_PROMOTE 1024
 
 /* Blocks on their way from threads that free more of a class than they
  * allocate to threads that allocate more than they free (a producer and
@@ -39,6 +56,7 @@ struct depot {
 } __attribute__((aligned(64)));
 
 uint16_t bc_limit[BC_CLASSES];
+uint16_t bc_crowd_limit[BC_CLASSES];
 uint16_t bc_base[BC_CLASSES];
 /* Blocks a depot holds at most: enough that a program whose working set
  * of a class swings by a thousand blocks (allocates a structure, frees
@@ -47,9 +65,18 @@ uint16_t bc_base[BC_CLASSES];
  * bytes, since what a depot holds is free but not returned. */
 static uint16_t depot_limit[BC_CLASSES];
 uint64_t bc_key;
+static unsigned crowd_threads;
 /* Mapped by os_map(), like the thread records that hold the caches: the
  * collector does not take the stale addresses in their slots for roots. */
 static struct depot *depot;
+
+/* Even, as every limit: an overflow moves half. */
+static uint16_t crowd_limit(uint16_t limit)
+{
+	unsigned n = (limit / CROWD_SHARE) & ~1u;
+
+	return (uint16_t)(n < 2 ? 2 : n);
+}
 
 bool bcache_init(void)
 {
@@ -65,6 +92,7 @@ bool bcache_init(void)
 
 		n = n < BC_MIN_SLOTS ? BC_MIN_SLOTS : n > BC_SLOTS ? BC_SLOTS : n;
 		bc_limit[i] = (uint16_t)(n & ~(size_t)1);
+		bc_crowd_limit[i] = crowd_limit(bc_limit[i]);
 		bc_base[i] = (uint16_t)base;
 		base += bc_limit[i];
 		if (base > BC_ALL_SLOTS)   /* BC_ALL_SLOTS too small for the classes */
@@ -73,6 +101,9 @@ bool bcache_init(void)
 		n = n < 2u * bc_limit[i] ? 2u * bc_limit[i] : n > DEPOT_SLOTS ? DEPOT_SLOTS : n;
 		depot_limit[i] = (uint16_t)n;
 	}
+	crowd_threads = (unsigned)os_ncpus() * CROWD_PER_CPU;
+	if (crowd_threads < CROWD_MIN)
+		crowd_threads = CROWD_MIN;
 	/* Odd, so never mistaken for a pointer to a block. */
 	if (random)
 		memcpy(&seed, random + 8, sizeof(seed));
@@ -159,7 +190,7 @@ bool bcache_refill(struct bcache *c, unsigned idx)
 		return false;
 	}
 	have = atomic_load_explicit(&d->count, memory_order_relaxed);
-	take = have < bc_limit[idx] / 2u ? have : bc_limit[idx] / 2u;
+	take = have < c->limit[idx] / 2u ? have : c->limit[idx] / 2u;
 	memcpy(bcache_slots(c, idx), d->slot + have - take, take * sizeof(void *));
 	c->count[idx] = (uint16_t)take;
 	atomic_signal_fence(memory_order_seq_cst);
@@ -206,12 +237,25 @@ static void *fill_register(struct bcache *c, unsigned idx, void *first, unsigned
  * full fills after a few of them. */
 static unsigned fill_size(struct bcache *c, unsigned idx)
 {
-	unsigned most = bc_limit[idx] / 2u, want = 1u << c->fill_lg[idx];
+	unsigned most = c->limit[idx] / 2u, want = 1u << c->fill_lg[idx];
 
 	if (want >= most)
 		return most;
 	c->fill_lg[idx]++;
 	return want;
+}
+
+/* A crowded thread that keeps going to jemalloc is a busy one: its
+ * caches, ours and jemalloc's, are given their full size. */
+static void went_to_jemalloc(struct bcache *c)
+{
+	if (__builtin_expect(!c->crowded, 1) || ++c->misses < CROWD_PROMOTE)
+		return;
+	c->crowded = false;
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
+		if (c->limit[idx])
+			c->limit[idx] = bc_limit[idx];
+	heap_thread_cache(true);
 }
 
 /* Refills an empty class from jemalloc (fill_size) and returns one more
@@ -229,6 +273,7 @@ void *bcache_fill(struct bcache *c, unsigned idx)
 
 	if (!first)
 		return NULL;
+	went_to_jemalloc(c);
 	for (; n < want; n++) {
 		void *p = take_fresh(idx);
 
@@ -301,6 +346,8 @@ void bcache_overflow(struct bcache *c, unsigned idx)
 	c->count[idx] = (uint16_t)(n - half);
 	atomic_signal_fence(memory_order_seq_cst);
 	release(out, nout, idx);
+	if (nout)
+		went_to_jemalloc(c);
 }
 
 /* Empties depot idx into jemalloc, if it is free and holds c's own blocks
@@ -382,12 +429,21 @@ bool bcache_give_away(struct bcache *c, unsigned idx, void *p)
 	return given;
 }
 
+bool bcache_crowded(unsigned live)
+{
+	return live > crowd_threads;
+}
+
 /* A thread record taken by a new thread: no class allocated from yet. */
-void bcache_start(struct bcache *c)
+void bcache_start(struct bcache *c, bool crowded)
 {
 	memset(c->limit, 0, sizeof(c->limit));
 	memset(c->fill_lg, 0, sizeof(c->fill_lg));
 	memset(c->trend, 0, sizeof(c->trend));
+	c->crowded = crowded;
+	c->misses = 0;
+	if (crowded)
+		stat_inc(EV_crowded_threads);
 }
 
 /* The thread that held a depot at fork does not exist in the child. */

@@ -55,6 +55,11 @@ struct bcache {
 	/* Per class, log2 of the blocks the next fill from jemalloc takes
 	 * (bcache_fill). */
 	uint8_t fill_lg[BC_CLASSES];
+	/* Started among more threads than the CPUs can run (bcache_crowded):
+	 * limits of bc_crowd_limit until the thread has gone to jemalloc
+	 * often enough to show it is a busy one (misses counts the trips). */
+	bool crowded;
+	uint16_t misses;
 	/* Slots whose start bits bcache_hide() cleared (collector only). */
 	bool hid_freeing;
 	uint64_t hid[BC_CLASSES][BC_SLOTS / 64];
@@ -67,6 +72,7 @@ struct bcache {
 /* Slots in use per class, always even: fewer for bigger blocks, so that
  * the memory a thread keeps cached stays around 32 KiB a class at most. */
 extern uint16_t bc_limit[BC_CLASSES];
+extern uint16_t bc_crowd_limit[BC_CLASSES];
 extern uint16_t bc_base[BC_CLASSES];
 extern uint64_t bc_key;
 
@@ -76,7 +82,10 @@ bool bcache_refill(struct bcache *c, unsigned idx);
 void *bcache_fill(struct bcache *c, unsigned idx);
 void *bcache_fill_from(struct bcache *c, unsigned idx, const uintptr_t *blocks, unsigned n);
 void bcache_drain(struct bcache *c);
-void bcache_start(struct bcache *c);
+/* Whether a thread that starts while live threads hold records is to
+ * have a crowded cache. */
+bool bcache_crowded(unsigned live);
+void bcache_start(struct bcache *c, bool crowded);
 bool bcache_give_away(struct bcache *c, unsigned idx, void *p);
 void bcache_drain_depots(void);
 void bcache_fork_child(void);
@@ -118,7 +127,7 @@ static inline void *bcache_pop(struct bcache *c, unsigned idx)
  * class stay with it. */
 static inline void bcache_allocating(struct bcache *c, unsigned idx)
 {
-	c->limit[idx] = bc_limit[idx];
+	c->limit[idx] = c->crowded ? bc_crowd_limit[idx] : bc_limit[idx];
 }
 
 static inline bool bcache_full(const struct bcache *c, unsigned idx)

@@ -11,7 +11,7 @@
 	X(alloc_failures) X(limit_failures) X(threshold_triggers)            \
 	X(count_triggers) X(growth_triggers) X(limit_triggers) X(ctl_connections) X(ctl_refused) \
 	X(ctl_bad_requests) X(false_garbage) X(stack_unwinds) X(stops_traced)      \
-	X(stops_signalled) X(calls_restarted) X(reused_blocks)
+	X(stops_signalled) X(calls_restarted) X(reused_blocks) X(crowded_threads)
 
 enum stat_event {
 #define EV_ENUM(name) EV_##name,

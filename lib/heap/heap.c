@@ -299,9 +299,16 @@ void je_arena_decay(struct tsdn_s *tsdn, struct arena_s *arena,
 	gsje_arena_decay(tsdn, arena, is_background_thread, all && !decay_only);
 }
 
+/* jemalloc's own cache for the calling thread, behind ours: a crowded
+ * thread (bcache.h) goes without it until it shows itself busy. */
+void heap_thread_cache(bool on)
+{
+	gsje_mallctl("thread.tcache.enabled", NULL, NULL, &on, sizeof(on));
+}
+
 /* Binds the calling thread to one of our arenas: jemalloc's fast path and
  * thread cache then serve it from the reserved range. */
-bool heap_thread_init(void)
+bool heap_thread_init(bool crowded)
 {
 	unsigned slot = atomic_fetch_add(&next_slot, 1) % narenas;
 	unsigned ind = arena_for_slot(slot);
@@ -314,6 +321,8 @@ bool heap_thread_init(void)
 	decay_only = true;
 	ok = gsje_mallctl("thread.arena", NULL, NULL, &ind, sizeof(ind)) == 0;
 	decay_only = false;
+	if (crowded)
+		heap_thread_cache(false);
 	return ok;
 }
 

@@ -24,7 +24,8 @@ void *gsje_calloc(size_t, size_t);
 void gsje_sdallocx(void *, size_t, int);
 
 bool heap_init(size_t reserve, unsigned narenas);
-bool heap_thread_init(void);
+bool heap_thread_init(bool crowded);
+void heap_thread_cache(bool on);
 /* The calling thread's program code has ended: unless it freed much,
  * what jemalloc does as it unbinds the thread is left to decay (heap.c). */
 void heap_thread_leaving(void);

@@ -11,6 +11,7 @@
 __thread struct thread_rec *thread_self __attribute__((tls_model("initial-exec")));
 
 static struct thread_rec *_Atomic registry;
+static _Atomic unsigned live;   /* records in use by a running thread */
 static pthread_key_t exit_key;
 static bool have_key;
 
@@ -91,6 +92,7 @@ static void thread_detach(void *arg)
 	if (hooks.ended)
 		hooks.ended(r);
 	thread_self = NULL;
+	atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
 	atomic_store(&r->tid, 0);
 	atomic_store_explicit(&r->in_use, 0, memory_order_release);
 }
@@ -113,11 +115,17 @@ struct thread_rec *thread_attach(void)
 		return NULL;
 	atomic_store(&r->tid, os_gettid());
 	thread_self = r;
+	atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
 	if (hooks.started)
 		hooks.started(r);
 	if (have_key)
 		pthread_setspecific(exit_key, r);
 	return r;
+}
+
+unsigned thread_live(void)
+{
+	return atomic_load_explicit(&live, memory_order_relaxed);
 }
 
 /* Every record ever made, in use or not, through ->next. */
@@ -149,4 +157,5 @@ void thread_fork_child(void)
 	}
 	if (thread_self)
 		atomic_store(&thread_self->tid, os_gettid());
+	atomic_store(&live, thread_self ? 1 : 0);
 }

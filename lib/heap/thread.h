@@ -50,6 +50,8 @@ void thread_registry_init(void (*started)(struct thread_rec *t),
 			  void (*ended)(struct thread_rec *t));
 void thread_sum(struct thread_totals *t);
 struct thread_rec *thread_first(void);
+/* Threads holding a record now: started, not yet ended. */
+unsigned thread_live(void);
 void thread_fork_child(void);
 void thread_lock(void);
 void thread_unlock(void);
