@@ -536,13 +536,39 @@ Test(api, growth)
 	cr_expect_eq(snap().growth_target, -1);
 }
 
+/* Allocates blocks of size into keep[*i...] until the growth trigger has
+ * collected once more than in s, which must not happen before the heap
+ * reaches s's target (less a block); returns the statistics after it. */
+static struct gcshim_stats grow_to_target(void **keep, int n, int *i, size_t size,
+					  struct gcshim_stats s)
+{
+	for (; *i < n && snap().mem_alloc + (int64_t)size < s.growth_target; (*i)++) {
+		keep[*i] = malloc(size);
+		cr_assert_eq(snap().growth_triggers, s.growth_triggers, "collected early");
+	}
+	for (int k = 0; k < 4 && *i < n && snap().growth_triggers == s.growth_triggers; k++)
+		keep[(*i)++] = malloc(size);
+	cr_assert_eq(snap().growth_triggers, s.growth_triggers + 1,
+		     "not collected at the target %lld: mem_alloc %lld", (long long)s.growth_target,
+		     (long long)snap().mem_alloc);
+	return snap();
+}
+
+/* The target after a collection: what it left live plus a multiple of
+ * what it scanned (that heap and the roots). */
+static int64_t target_for(const struct gcshim_stats *s, int64_t multiple)
+{
+	return s->mem_alloc + multiple * (s->mem_alloc + s->last_root_bytes);
+}
+
 /* A 100% growth trigger: the first collection as the heap passes the
- * 4 MiB floor; it sets the next target to what it left live plus what it
- * scanned (that heap and the roots), and no collection runs before the
- * heap reaches it. */
+ * 4 MiB floor; no collection runs before the heap reaches the next
+ * target.  A collection that finds nothing dead (the program keeps or
+ * frees all it allocates) doubles the next allowance, up to 8 times the
+ * percent; one that finds dead blocks brings it back to the percent. */
 Test(triggers, growth)
 {
-	enum { N = 4096, SMALL = 64 << 10, BIG = 1 << 20 };
+	enum { N = 8192, SMALL = 64 << 10, BIG = 1 << 20 };
 	static void *keep[N];
 	struct gcshim_stats s = { .size = sizeof(s) }, before;
 	int i = 0;
@@ -556,18 +582,18 @@ Test(triggers, growth)
 	cr_expect_geq(s.mem_alloc, 4 << 20, "collected at %lld bytes", (long long)s.mem_alloc);
 	cr_expect_lt(s.mem_alloc, (4 << 20) + 2 * SMALL, "collected at %lld bytes",
 		     (long long)s.mem_alloc);
-	cr_expect_eq(s.growth_target, 2 * s.mem_alloc + s.last_root_bytes,
-		     "target %lld, live %lld, roots %lld", (long long)s.growth_target,
-		     (long long)s.mem_alloc, (long long)s.last_root_bytes);
-	for (; i < N && snap().mem_alloc + BIG < s.growth_target; i++) {
-		keep[i] = malloc(BIG);
-		cr_assert_eq(snap().growth_triggers, s.growth_triggers, "collected early");
-	}
-	for (int k = 0; k < 4 && i < N; k++, i++)
-		keep[i] = malloc(BIG);
-	cr_expect_eq(snap().growth_triggers, s.growth_triggers + 1,
-		     "not collected at the target %lld: mem_alloc %lld", (long long)s.growth_target,
-		     (long long)snap().mem_alloc);
+	cr_expect_eq(s.growth_target, target_for(&s, 2), "target %lld, live %lld, roots %lld",
+		     (long long)s.growth_target, (long long)s.mem_alloc,
+		     (long long)s.last_root_bytes);
+	s = grow_to_target(keep, N, &i, BIG, s);
+	cr_expect_eq(s.growth_target, target_for(&s, 4), "after a second collection of nothing");
+	/* dropped without free(): the next collection finds them */
+	for (int k = 0; k < i; k++)
+		keep[k] = NULL;
+	i = 0;
+	s = grow_to_target(keep, N, &i, SMALL, s);
+	cr_expect_gt(s.last_collected_bytes, 0);
+	cr_expect_eq(s.growth_target, target_for(&s, 1), "after a collection of dead blocks");
 	gcshim_growth(-1);
 	while (i > 0)
 		free(keep[--i]);

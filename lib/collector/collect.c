@@ -521,7 +521,7 @@ static void log_done(const struct collection *c)
 
 /* CPython's bookkeeping: collecting generation g resets the counts of
  * generations up to g and adds one to the next generation's count. */
-static void account(const struct collection *c)
+static void account(const struct collection *c, enum gc_reason why)
 {
 	int g = c->generation;
 	struct thread_totals tt;
@@ -539,7 +539,8 @@ static void account(const struct collection *c)
 	co.gens[g].collected += c->collected;
 	co.gens[g].uncollectable += c->uncollectable;
 	atomic_store(&gc.count_base, tt.allocations - tt.frees);
-	gc_collected(tt.bytes_allocated - tt.bytes_freed, (int64_t)c->root_bytes);
+	gc_collected(tt.bytes_allocated - tt.bytes_freed, (int64_t)c->root_bytes, c->collected_bytes,
+		     why == GC_GROWTH);
 	atomic_store(&gc.since, 0);
 	for (int i = 1; i <= g; i++)
 		atomic_store(&gc.gen_count[i], 0);
@@ -799,7 +800,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 			release_free_memory();
 	}
 	c.sweep_ns = os_now_ns() - t;
-	account(&c);
+	account(&c, why);
 	if (debug & GCSHIM_DEBUG_STATS)
 		log_done(&c);
 	PROBE(gc__done, c.generation, (long)c.collected, (long)c.collected_bytes, c.pause_ns);

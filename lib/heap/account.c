@@ -251,12 +251,38 @@ int gc_set_threshold_bytes(int64_t bytes)
 	return 0;
 }
 
+/* Collections the growth trigger starts that find little dead: the heap
+ * grew with data the program keeps (it is building it), or the program
+ * frees its own blocks and its live heap only swings.  Collecting again
+ * at the same percent would find as little, so each such collection
+ * doubles the next allowance, up to BOOST_MAX times, as the Boehm
+ * collector grows its heap instead of collecting when a collection frees
+ * little.  One that finds a 32nd of its allowance dead brings it back:
+ * a program that drops blocks is collected at the percent asked for.
+ * Only the trigger's own collections count. */
+#define BOOST_MAX 8
+static struct {
+	_Atomic int64_t boost;       /* the allowance's multiple, 1 to BOOST_MAX */
+	_Atomic int64_t allowance;   /* of the current target, over the live heap */
+} pace = { .boost = 1 };
+
+static void pace_after(int64_t dead)
+{
+	int64_t boost = atomic_load(&pace.boost), allowance = atomic_load(&pace.allowance);
+
+	if (dead >= allowance / 32)
+		boost = 1;
+	else if (boost < BOOST_MAX)
+		boost *= 2;
+	atomic_store(&pace.boost, boost);
+}
+
 /* The next target: what the last collection left live, plus P percent of
  * what it had to scan (that live heap and the roots), so that the bytes
  * allocated between two collections grow with the work of one, as in Go's
- * pacer; at least the floor, at most the heap limit.  A program whose
- * roots dwarf its heap (a compiler with its own arenas) is not collected
- * every time its small heap doubles. */
+ * pacer; times the boost; at least the floor, at most the heap limit.  A
+ * program whose roots dwarf its heap (a compiler with its own arenas) is
+ * not collected every time its small heap doubles. */
 static void set_growth_target(void)
 {
 	int64_t p = atomic_load(&gc.growth), base = atomic_load(&gc.live_after);
@@ -264,11 +290,13 @@ static void set_growth_target(void)
 	int64_t limit = atomic_load(&gc.limit), target = INT64_MAX;
 
 	if (p > 0) {
-		target = base + (work / 100) * p + (work % 100) * p / 100;
+		target = base + ((work / 100) * p + (work % 100) * p / 100) *
+				atomic_load(&pace.boost);
 		if (target < GROWTH_FLOOR)
 			target = GROWTH_FLOOR;
 		if (limit && target > limit)
 			target = limit;
+		atomic_store(&pace.allowance, target - base);
 	}
 	atomic_store(&gc.growth_target, target);
 }
@@ -280,13 +308,16 @@ int gc_set_growth(int64_t percent)
 		return -1;
 	}
 	atomic_store(&gc.growth, percent > 0 ? percent : -1);
+	atomic_store(&pace.boost, 1);
 	set_growth_target();
 	return 0;
 }
 
 /* From the collector, once a collection's dead blocks are accounted. */
-void gc_collected(int64_t live_after, int64_t root_bytes)
+void gc_collected(int64_t live_after, int64_t root_bytes, int64_t dead, bool by_growth)
 {
+	if (by_growth)
+		pace_after(dead);
 	atomic_store(&gc.live_after, live_after);
 	atomic_store(&gc.roots_after, root_bytes);
 	set_growth_target();

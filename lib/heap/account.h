@@ -74,7 +74,9 @@ void gc_set_mode(unsigned bit, bool on);
 
 int gc_set_threshold_bytes(int64_t bytes);
 int gc_set_growth(int64_t percent);
-void gc_collected(int64_t live_after, int64_t root_bytes);
+/* dead: the bytes it found unreachable; by_growth: the growth trigger
+ * started it. */
+void gc_collected(int64_t live_after, int64_t root_bytes, int64_t dead, bool by_growth);
 /* Bytes the program may allocate before the next automatic collection,
  * by the growth target or the byte threshold, whichever is nearer; with
  * neither, the live heap's size. */
