@@ -558,10 +558,9 @@ static void account(const struct collection *c, enum gc_reason why)
 		co.max = *c;
 }
 
-/* Marker threads pay off on a heap that takes a while to mark; a small
- * one is marked faster than threads are started. */
-/* Below this much scanned, a second marker saves a millisecond or two of
- * the pause and costs more processor time than that (starting, sharing,
+/* Marker threads pay off on a heap that takes a while to mark.  Below
+ * this much scanned, a second marker saves a millisecond or two of the
+ * pause and costs more processor time than that (starting, sharing,
  * folding the mark bytes, waiting at the end). */
 #define PARALLEL_MIN_BYTES (16u << 20)
 
