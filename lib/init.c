@@ -2,9 +2,11 @@
 #define _GNU_SOURCE
 #include "init.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "collect.h"
@@ -156,7 +158,8 @@ __attribute__((constructor(101))) static void shim_start(int argc, char **argv,
 		return;
 	gc_init();
 	if (!collect_init() || !insp_init())
-		log_msg("the collector could not start; allocation works, collections do not");
+		log_msg("the collector could not start (%s); allocation works, collections do not",
+			strerror(errno));
 	report_init();
 	sites_init();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);

@@ -343,6 +343,23 @@ Test(collect, sort_parallel_verify)
 	sort_run("GCSHIM_VERIFY=1");
 }
 
+/* Under an address-space limit (ulimit -v) the collector's reservations
+ * shrink to fit: it starts, collects, and a shell that forks and a sort
+ * give what they give without the shim. */
+Test(collect, an_address_space_limit_still_collects)
+{
+	char in[256];
+	char *argv[] = { "sh", "-c",
+			 "ulimit -v 600000 || exit 99; exec sh -c "
+			 "'x=$(sort -S 16M \"$1\" | md5sum); echo \"$x\"' sh \"$0\"",
+			 NULL, NULL };
+
+	write_sort_input(in, sizeof(in));
+	argv[3] = in;
+	same_as_plain(argv, NULL, "GCSHIM_VERIFY=0");
+	cr_expect_null(strstr(read_log(), "could not start"), "%s", read_log());
+}
+
 Test(collect, sort_parallel_with_backtraces)
 {
 	sort_run("GCSHIM_BACKTRACE=16");

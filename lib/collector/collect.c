@@ -38,7 +38,10 @@
 #include "young.h"
 #include "probes.h"
 
-#define DEAD_ENTRIES (1u << 26)   /* 512 MiB of address space, committed as used */
+/* 512 MiB of address space, committed as used; less under an address-space
+ * limit, as what does not fit waits for the next collection. */
+#define DEAD_ENTRIES (1u << 26)
+#define DEAD_ENTRIES_MIN (1u << 17)
 #define PAUSES 1024
 
 bool gc_verify;
@@ -74,11 +77,12 @@ static bool collect_for_room(void);
 bool collect_init(void)
 {
 	size_t bitmap = om.size >> (OM_GRANULE_LG + 3);
+	size_t dead_bytes = DEAD_ENTRIES * sizeof(*co.dead);
 
 	co.age1 = os_map(bitmap);
 	co.age2 = os_map(bitmap);
-	co.dead_cap = DEAD_ENTRIES;
-	co.dead = os_map(co.dead_cap * sizeof(*co.dead));
+	co.dead = os_map_some(&dead_bytes, DEAD_ENTRIES_MIN * sizeof(*co.dead));
+	co.dead_cap = dead_bytes / sizeof(*co.dead);
 	co.dead_mem.base = co.dead;
 	co.roots = (enum roots_mode)opt_int(OPT_ROOTS);
 	gc_verify = opt_int(OPT_VERIFY) != 0;

@@ -11,7 +11,10 @@
 #include "release.h"
 #include "spin.h"
 
+/* Fewer under an address-space limit: a block past the end is not listed,
+ * and the next collection finds it again. */
 #define MAX_ENTRIES (1UL << 26)
+#define MIN_ENTRIES (1UL << 16)
 
 struct entry {
 	uintptr_t block;     /* 0 once freed */
@@ -21,13 +24,16 @@ struct entry {
 /* Appended by the collector, searched by free() in verify mode: a
  * spinlock, taken only outside stopped-world phases. */
 static struct entry *list;
-static size_t len, live;
+static size_t len, live, cap;
 static uint64_t *bits;   /* one per granule: "in garbage" */
 static atomic_flag lock = ATOMIC_FLAG_INIT;
 
 bool garbage_init(void)
 {
-	list = os_map(MAX_ENTRIES * sizeof(*list));
+	size_t bytes = MAX_ENTRIES * sizeof(*list);
+
+	list = os_map_some(&bytes, MIN_ENTRIES * sizeof(*list));
+	cap = bytes / sizeof(*list);
 	bits = os_map(om.size >> (OM_GRANULE_LG + 3));
 	return list && bits;
 }
@@ -63,7 +69,7 @@ void garbage_add(uintptr_t block, uint32_t collection)
 	uintptr_t g = granule(block);
 
 	take_lock();
-	if (len < MAX_ENTRIES && !((bits[g >> 6] >> (g & 63)) & 1)) {
+	if (len < cap && !((bits[g >> 6] >> (g & 63)) & 1)) {
 		list[len++] = (struct entry){ block, collection };
 		live++;
 		bits[g >> 6] |= 1ULL << (g & 63);

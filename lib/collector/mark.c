@@ -13,7 +13,10 @@
 #include "spin.h"
 #include "young.h"
 
-#define STACK_ENTRIES (1u << 24)   /* per marker: 256 MiB of address space, committed as used */
+/* Per marker: 256 MiB of address space, committed as used; less under an
+ * address-space limit, as an overflow only costs a rescan (push). */
+#define STACK_ENTRIES (1u << 24)
+#define STACK_ENTRIES_MIN (1u << 16)
 #define POOL_ENTRIES (1u << 20)
 #define SHARE_MAX 4096
 #define PIECE (256 * 1024)         /* a big block is scanned this much at a time */
@@ -70,12 +73,17 @@ static struct {
 } mk = { .lock = ATOMIC_FLAG_INIT };
 
 static struct marker *const root_marker = &mk.m[0];
+static size_t stack_entries;   /* of every marker's stack */
 
 bool mark_init(void)
 {
+	size_t bytes = STACK_ENTRIES * sizeof(struct entry);
+
 	mk.bits = os_map(om.size >> (OM_GRANULE_LG + 3));
 	mk.pool = os_map(POOL_ENTRIES * sizeof(*mk.pool));
-	root_marker->mem.base = root_marker->stack = os_map(STACK_ENTRIES * sizeof(struct entry));
+	root_marker->mem.base = root_marker->stack =
+		os_map_some(&bytes, STACK_ENTRIES_MIN * sizeof(struct entry));
+	stack_entries = bytes / sizeof(struct entry);
 	return mk.bits && mk.pool && root_marker->stack && resident_init() && markers_init();
 }
 
@@ -91,7 +99,7 @@ static unsigned stacks_ready(unsigned want)
 
 	for (; n < want; n++) {
 		if (!mk.m[n].stack)
-			mk.m[n].mem.base = mk.m[n].stack = os_map(STACK_ENTRIES * sizeof(struct entry));
+			mk.m[n].mem.base = mk.m[n].stack = os_map(stack_entries * sizeof(struct entry));
 		if (!mk.m[n].stack)
 			break;
 	}
@@ -145,12 +153,12 @@ void mark_begin(int pagemap_fd, unsigned markers)
  * marked and the rescan over the mark bits finds it again. */
 static void push(struct marker *m, uintptr_t start, size_t size)
 {
-	if (m->top == STACK_ENTRIES && m->bottom) {
+	if (m->top == stack_entries && m->bottom) {
 		memmove(m->stack, m->stack + m->bottom, (m->top - m->bottom) * sizeof(*m->stack));
 		m->top -= m->bottom;
 		m->bottom = 0;
 	}
-	if (m->top == STACK_ENTRIES) {
+	if (m->top == stack_entries) {
 		atomic_store_explicit(&mk.overflow, true, memory_order_relaxed);
 		m->st.overflows++;
 		return;

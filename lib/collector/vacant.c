@@ -187,6 +187,8 @@ void vacant_forget(void)
 {
 	size_t words = heap_words();
 
+	if (!vs.set || !vs.next)   /* the collector could not start */
+		return;
 	for (size_t w = 0; w < words; w++) {
 		os_store_if_changed(&vs.set[w], 0);
 		os_store_if_changed(&vs.next[w], 0);

@@ -21,23 +21,39 @@
 /* Address space is reserved without backing store: PROT_NONE pages cost
  * nothing until committed.  Under an address-space rlimit we take at most
  * a quarter of it and halve on failure, so the program keeps room to map. */
-void *os_reserve(size_t *size)
+/* Up to *size bytes, no more than a share of RLIMIT_AS, halved until the
+ * kernel agrees, but no less than min; *size is what was mapped. */
+static void *map_within_limit(size_t *size, size_t min, size_t share, int prot)
 {
 	struct rlimit rl;
 	size_t want = *size;
 
 	if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    want > rl.rlim_cur / 4)
-		want = rl.rlim_cur / 4;
-	for (; want >= (64UL << 20); want /= 2) {
-		void *p = mmap(NULL, want, PROT_NONE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	    want > rl.rlim_cur / share)
+		want = rl.rlim_cur / share;
+	for (; want >= min; want /= 2) {
+		void *p = mmap(NULL, want, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			       -1, 0);
 		if (p != MAP_FAILED) {
 			*size = want;
 			return p;
 		}
 	}
 	return NULL;
+}
+
+void *os_reserve(size_t *size)
+{
+	return map_within_limit(size, 64UL << 20, 4, PROT_NONE);
+}
+
+void *os_map_some(size_t *size, size_t min)
+{
+	void *p = map_within_limit(size, min, 16, PROT_READ | PROT_WRITE);
+
+	if (p)
+		regions_add(p, *size);
+	return p;
 }
 
 void *os_map(size_t size)

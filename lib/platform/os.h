@@ -15,6 +15,10 @@
 
 void *os_reserve(size_t *size);
 void *os_map(size_t size);
+/* As os_map, for up to *size bytes: less under an address-space limit
+ * (RLIMIT_AS, a sixteenth of it at most) or when the kernel refuses, but
+ * min at least; *size is what was mapped. */
+void *os_map_some(size_t *size, size_t min);
 void os_unmap(void *p, size_t size);
 bool os_commit(void *p, size_t size);
 bool os_decommit(void *p, size_t size);
