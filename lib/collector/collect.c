@@ -57,8 +57,9 @@ static struct {
 	uint32_t minors;             /* of them, minor ones (young.h) */
 	uint64_t total_written_pages;
 	int64_t live_full;           /* mem_alloc the last generation-2 one left */
-	uint64_t full_pause_ns;      /* of the last one that marked everything */
-	uint64_t minor_pause_ns;     /* of the last minor one */
+	/* What the caller of the last full and the last minor one waited:
+	 * the pause, and the listing and protecting before it. */
+	uint64_t full_wait_ns, minor_wait_ns;
 	uint64_t minor_saves_ns;     /* for this one (young.h), UINT64_MAX if asked */
 	struct gen_stats gens[3];
 	struct collection last, max;
@@ -534,9 +535,9 @@ static void account(const struct collection *c, enum gc_reason why)
 	co.gens[g].collections++;
 	co.minors += c->minor;
 	if (c->minor)
-		co.minor_pause_ns = c->pause_ns;
+		co.minor_wait_ns = c->wait_ns;
 	else
-		co.full_pause_ns = c->pause_ns;
+		co.full_wait_ns = c->wait_ns;
 	co.total_written_pages += c->written_pages;
 	if (g == 2)
 		co.live_full = tt.bytes_allocated - tt.bytes_freed;
@@ -609,11 +610,12 @@ static int open_pagemap(void)
 	return open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 }
 
-/* What an automatic minor collection saves the program: the pause of a
- * full one, less its own. */
+/* What an automatic minor collection saves the program: what it waits
+ * for a full one, less what it waits for a minor one, whose preclean
+ * (young.h) runs in the caller too. */
 static uint64_t minor_saving(void)
 {
-	return co.full_pause_ns > co.minor_pause_ns ? co.full_pause_ns - co.minor_pause_ns : 0;
+	return co.full_wait_ns > co.minor_wait_ns ? co.full_wait_ns - co.minor_wait_ns : 0;
 }
 
 /* What the stop needs that cannot be had once the world is stopped: the
@@ -742,7 +744,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 {
 	struct collection c = { .generation = gen };
 	int debug = atomic_load(&gc.debug), pagemap, err;
-	uint64_t t;
+	uint64_t t, start;
 	bool ok;
 
 	if (gen < 0 || gen > 2) {
@@ -764,6 +766,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 	if (why == GC_GROWTH)   /* counted here: every publish past the target calls */
 		stat_inc(EV_growth_triggers);
 	sweep_finish();   /* the list is about to be filled again */
+	start = os_now_ns();
 	watch_collection_start(gen);
 	PROBE(gc__start, gen);
 	if (debug & GCSHIM_DEBUG_STATS)
@@ -803,6 +806,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 			release_free_memory();
 	}
 	c.sweep_ns = os_now_ns() - t;
+	c.wait_ns = os_now_ns() - start;
 	account(&c, why);
 	if (debug & GCSHIM_DEBUG_STATS)
 		log_done(&c);

@@ -28,6 +28,7 @@ struct collection {
 	int64_t collected, collected_bytes, uncollectable;
 	int64_t collected_requested;   /* asked-for bytes (usable where not recorded) */
 	uint64_t pause_ns, stop_ns, track_ns, roots_ns, mark_ns, sweep_ns;
+	uint64_t wait_ns;              /* the caller's, from the start to the end */
 	unsigned markers;
 	uint64_t root_bytes, heap_bytes;
 	int64_t objects[3];
