@@ -18,11 +18,9 @@
 /* Every mapping the shim makes for itself is registered in regions.c so
  * that the collector does not scan it as a root. */
 
-/* Address space is reserved without backing store: PROT_NONE pages cost
- * nothing until committed.  Under an address-space rlimit we take at most
- * a quarter of it and halve on failure, so the program keeps room to map. */
 /* Up to *size bytes, no more than a share of RLIMIT_AS, halved until the
- * kernel agrees, but no less than min; *size is what was mapped. */
+ * kernel agrees, but no less than min; *size is what was mapped.  The
+ * program keeps room to map under an address-space limit. */
 static void *map_within_limit(size_t *size, size_t min, size_t share, int prot)
 {
 	struct rlimit rl;
@@ -42,6 +40,8 @@ static void *map_within_limit(size_t *size, size_t min, size_t share, int prot)
 	return NULL;
 }
 
+/* Address space is reserved without backing store: PROT_NONE pages cost
+ * nothing until committed.  A quarter of an address-space limit at most. */
 void *os_reserve(size_t *size)
 {
 	return map_within_limit(size, 64UL << 20, 4, PROT_NONE);
