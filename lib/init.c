@@ -107,6 +107,7 @@ bool shim_heap_ready(void)
  * locks, after our prepare handler, so in the child it is only reset. */
 static void fork_prepare(void)
 {
+	sites_fork_prepare();   /* first: an unwinding thread may need the rest */
 	collect_lock();
 	sweep_finish();   /* no block is half given back in the child */
 	heap_lock();
@@ -124,6 +125,7 @@ static void fork_parent(void)
 	thread_unlock();
 	heap_unlock();
 	collect_unlock();
+	sites_fork_parent();
 }
 
 static void fork_child(void)
@@ -144,6 +146,7 @@ static void fork_child(void)
 	stop_fork_child();
 	young_fork_child();
 	ctl_fork_child();
+	sites_fork_child();
 }
 
 /* jemalloc registers its fork handlers when it first runs; ours come

@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -119,6 +120,42 @@ static void *open_libunwind(void)
 	return h;
 }
 
+/* libunwind's own locks are not reset in a fork's child: a child forked
+ * while another thread of the program was unwinding waited on one of them
+ * forever (a program forking while its threads allocate, with
+ * backtraces).  Unwinds hold this lock shared, fork holds it alone; a
+ * waiting fork keeps new unwinds out, so it cannot be starved. */
+static pthread_rwlock_t unwinding = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+void sites_fork_prepare(void)
+{
+	pthread_rwlock_wrlock(&unwinding);
+}
+
+void sites_fork_parent(void)
+{
+	pthread_rwlock_unlock(&unwinding);
+}
+
+/* Made anew: the readers that queued behind the fork are in the parent,
+ * and an unlock here would hand them the lock. */
+void sites_fork_child(void)
+{
+	static const pthread_rwlock_t fresh = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+
+	unwinding = fresh;
+}
+
+static int backtrace_unforked(void **raw, int n)
+{
+	int got;
+
+	pthread_rwlock_rdlock(&unwinding);
+	got = backtrace_fn(raw, n);
+	pthread_rwlock_unlock(&unwinding);
+	return got;
+}
+
 /* The tables and libunwind, once: from the constructor, or from the
  * first live switch (the control thread or a call of the program's,
  * never inside malloc).  The side table is never unmapped: once it
@@ -146,7 +183,7 @@ static bool sites_setup(int depth)
 	st.memo_depth = depth;
 	/* libunwind does its one-time set-up here, outside malloc. */
 	capturing = 1;
-	backtrace_fn(warm, 4);
+	backtrace_unforked(warm, 4);
 	capturing = 0;
 	failed = false;
 	return true;
@@ -288,7 +325,7 @@ static uint32_t unwind(struct thread_rec *t, int depth)
 	uint32_t id;
 
 	stat_inc(EV_stack_unwinds);
-	got = backtrace_fn(raw, depth + EXTRA_FRAMES);
+	got = backtrace_unforked(raw, depth + EXTRA_FRAMES);
 	while (skip < got && own_code((uintptr_t)raw[skip]))
 		skip++;
 	for (; skip + n < got && n < depth; n++)

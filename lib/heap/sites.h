@@ -26,6 +26,10 @@
 /* Set up from the options, in the constructor (libunwind is warmed up
  * there, so that its own first-time work is not done inside malloc). */
 void sites_init(void);
+/* Around fork (init.c): no thread is inside libunwind as it forks. */
+void sites_fork_prepare(void);
+void sites_fork_parent(void);
+void sites_fork_child(void);
 
 /* Where the program called the shim: its return address and stack
  * pointer, the key of the thread's memo of stacks (stackmemo.h). */
