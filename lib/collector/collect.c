@@ -744,7 +744,7 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 {
 	struct collection c = { .generation = gen };
 	int debug = atomic_load(&gc.debug), pagemap, err;
-	uint64_t t, start;
+	uint64_t t, t2, start;
 	bool ok;
 
 	if (gen < 0 || gen > 2) {
@@ -805,8 +805,9 @@ long gc_collect(int gen, enum gc_reason why, bool save, struct collection *out)
 		    (why == GC_MANUAL || why == GC_LIMIT || sweep_gives_back(c.collected_bytes)))
 			release_free_memory();
 	}
-	c.sweep_ns = os_now_ns() - t;
-	c.wait_ns = os_now_ns() - start;
+	t2 = os_now_ns();
+	c.sweep_ns = t2 - t;
+	c.wait_ns = t2 - start;
 	account(&c, why);
 	if (debug & GCSHIM_DEBUG_STATS)
 		log_done(&c);

@@ -23,23 +23,12 @@ static struct helper {
 static unsigned wanted, started;
 static bool chosen;   /* GCSHIM_MARKERS set: used whatever the heap */
 
-static unsigned cpus_allowed(void)
-{
-	cpu_set_t set;
-	int n;
-
-	if (sched_getaffinity(0, sizeof(set), &set) != 0)
-		return 1;
-	n = CPU_COUNT(&set);
-	return n < 1 ? 1 : n > MARK_MAX_MARKERS ? MARK_MAX_MARKERS : (unsigned)n;
-}
-
 bool markers_init(void)
 {
 	int64_t opt = opt_int(OPT_MARKERS);
 
 	chosen = opt > 0;
-	wanted = chosen ? (unsigned)opt : cpus_allowed();
+	wanted = chosen ? (unsigned)opt : (unsigned)os_ncpus();
 	if (wanted > MARK_MAX_MARKERS)
 		wanted = MARK_MAX_MARKERS;
 	return true;

@@ -261,20 +261,20 @@ int gc_set_threshold_bytes(int64_t bytes)
  * a program that drops blocks is collected at the percent asked for.
  * Only the trigger's own collections count. */
 #define BOOST_MAX 8
-static struct {
-	_Atomic int64_t boost;       /* the allowance's multiple, 1 to BOOST_MAX */
-	_Atomic int64_t allowance;   /* of the current target, over the live heap */
-} pace = { .boost = 1 };
+static _Atomic int64_t boost = 1;   /* the allowance's multiple, 1 to BOOST_MAX */
 
+/* Before the collection's live heap replaces the last: the allowance is
+ * what the target gave over it. */
 static void pace_after(int64_t dead)
 {
-	int64_t boost = atomic_load(&pace.boost), allowance = atomic_load(&pace.allowance);
+	int64_t b = atomic_load(&boost);
+	int64_t allowance = atomic_load(&gc.growth_target) - atomic_load(&gc.live_after);
 
 	if (dead >= allowance / 32)
-		boost = 1;
-	else if (boost < BOOST_MAX)
-		boost *= 2;
-	atomic_store(&pace.boost, boost);
+		b = 1;
+	else if (b < BOOST_MAX)
+		b *= 2;
+	atomic_store(&boost, b);
 }
 
 /* The next target: what the last collection left live, plus P percent of
@@ -291,12 +291,11 @@ static void set_growth_target(void)
 
 	if (p > 0) {
 		target = base + ((work / 100) * p + (work % 100) * p / 100) *
-				atomic_load(&pace.boost);
+				atomic_load(&boost);
 		if (target < GROWTH_FLOOR)
 			target = GROWTH_FLOOR;
 		if (limit && target > limit)
 			target = limit;
-		atomic_store(&pace.allowance, target - base);
 	}
 	atomic_store(&gc.growth_target, target);
 }
@@ -308,7 +307,7 @@ int gc_set_growth(int64_t percent)
 		return -1;
 	}
 	atomic_store(&gc.growth, percent > 0 ? percent : -1);
-	atomic_store(&pace.boost, 1);
+	atomic_store(&boost, 1);
 	set_growth_target();
 	return 0;
 }
