@@ -563,9 +563,10 @@ static int64_t target_for(const struct gcshim_stats *s, int64_t multiple)
 
 /* A 100% growth trigger: the first collection as the heap passes the
  * 4 MiB floor; no collection runs before the heap reaches the next
- * target.  A collection that finds nothing dead (the program keeps or
- * frees all it allocates) doubles the next allowance, up to 8 times the
- * percent; one that finds dead blocks brings it back to the percent. */
+ * target.  Collections in a row that find nothing dead (the program keeps
+ * or frees all it allocates) double the next allowance from the second
+ * on, up to 8 times the percent; one that finds dead blocks brings it
+ * back to the percent. */
 Test(triggers, growth)
 {
 	enum { N = 8192, SMALL = 64 << 10, BIG = 1 << 20 };
@@ -582,11 +583,13 @@ Test(triggers, growth)
 	cr_expect_geq(s.mem_alloc, 4 << 20, "collected at %lld bytes", (long long)s.mem_alloc);
 	cr_expect_lt(s.mem_alloc, (4 << 20) + 2 * SMALL, "collected at %lld bytes",
 		     (long long)s.mem_alloc);
-	cr_expect_eq(s.growth_target, target_for(&s, 2), "target %lld, live %lld, roots %lld",
+	cr_expect_eq(s.growth_target, target_for(&s, 1), "target %lld, live %lld, roots %lld",
 		     (long long)s.growth_target, (long long)s.mem_alloc,
 		     (long long)s.last_root_bytes);
 	s = grow_to_target(keep, N, &i, BIG, s);
-	cr_expect_eq(s.growth_target, target_for(&s, 4), "after a second collection of nothing");
+	cr_expect_eq(s.growth_target, target_for(&s, 2), "after a second collection of nothing");
+	s = grow_to_target(keep, N, &i, BIG, s);
+	cr_expect_eq(s.growth_target, target_for(&s, 4), "after a third collection of nothing");
 	/* dropped without free(): the next collection finds them */
 	for (int k = 0; k < i; k++)
 		keep[k] = NULL;

@@ -254,27 +254,36 @@ int gc_set_threshold_bytes(int64_t bytes)
 /* Collections the growth trigger starts that find little dead: the heap
  * grew with data the program keeps (it is building it), or the program
  * frees its own blocks and its live heap only swings.  Collecting again
- * at the same percent would find as little, so each such collection
- * doubles the next allowance, up to BOOST_MAX times, as the Boehm
- * collector grows its heap instead of collecting when a collection frees
- * little.  One that finds a 32nd of its allowance dead brings it back:
- * a program that drops blocks is collected at the percent asked for.
- * Only the trigger's own collections count. */
+ * at the same percent would find as little, so a run of such collections
+ * doubles the allowance with each one after the first, up to BOOST_MAX
+ * times, as the Boehm collector grows its heap instead of collecting when
+ * a collection frees little.  The first of a run leaves it: a program
+ * that has just built its lasting data (a collection that finds none)
+ * and goes on to churn would otherwise take twice the heap it needs, and
+ * keep those pages, for one collection fewer.  One that finds a 32nd of
+ * its allowance dead ends the run: a program that drops blocks is
+ * collected at the percent asked for.  Only the trigger's own collections
+ * count. */
 #define BOOST_MAX 8
-static _Atomic int64_t boost = 1;   /* the allowance's multiple, 1 to BOOST_MAX */
+static _Atomic int64_t empty_run;   /* such collections in a row */
+
+static int64_t boost(void)
+{
+	int64_t n = atomic_load(&empty_run);
+
+	return n <= 1 ? 1 : n >= 4 ? BOOST_MAX : 1LL << (n - 1);
+}
 
 /* Before the collection's live heap replaces the last: the allowance is
  * what the target gave over it. */
 static void pace_after(int64_t dead)
 {
-	int64_t b = atomic_load(&boost);
 	int64_t allowance = atomic_load(&gc.growth_target) - atomic_load(&gc.live_after);
 
 	if (dead >= allowance / 32)
-		b = 1;
-	else if (b < BOOST_MAX)
-		b *= 2;
-	atomic_store(&boost, b);
+		atomic_store(&empty_run, 0);
+	else if (atomic_load(&empty_run) < 4)
+		atomic_fetch_add(&empty_run, 1);
 }
 
 /* The next target: what the last collection left live, plus P percent of
@@ -290,8 +299,7 @@ static void set_growth_target(void)
 	int64_t limit = atomic_load(&gc.limit), target = INT64_MAX;
 
 	if (p > 0) {
-		target = base + ((work / 100) * p + (work % 100) * p / 100) *
-				atomic_load(&boost);
+		target = base + ((work / 100) * p + (work % 100) * p / 100) * boost();
 		if (target < GROWTH_FLOOR)
 			target = GROWTH_FLOOR;
 		if (limit && target > limit)
@@ -307,7 +315,7 @@ int gc_set_growth(int64_t percent)
 		return -1;
 	}
 	atomic_store(&gc.growth, percent > 0 ? percent : -1);
-	atomic_store(&boost, 1);
+	atomic_store(&empty_run, 0);
 	set_growth_target();
 	return 0;
 }
