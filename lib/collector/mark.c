@@ -151,6 +151,20 @@ void mark_begin(int pagemap_fd, unsigned markers)
 /* A marker's stack is one fixed reservation of the shim's own: it never
  * moves while the world is stopped.  When it is full, the block stays
  * marked and the rescan over the mark bits finds it again. */
+/* An entry is written with one 16-byte store: drain reads it back whole,
+ * often before the store has left the core, and a load that spans two
+ * stores cannot take its value from them; it waits until both reach the
+ * cache.  Written as two words, that wait was a third of the time
+ * marking a tree of small nodes took. */
+typedef uintptr_t entry_words __attribute__((vector_size(sizeof(struct entry))));
+
+static inline void store_entry(struct entry *e, uintptr_t start, size_t size)
+{
+	entry_words w = { start, size };
+
+	memcpy(e, &w, sizeof(w));
+}
+
 static void push(struct marker *m, uintptr_t start, size_t size)
 {
 	if (m->top == stack_entries && m->bottom) {
@@ -163,7 +177,7 @@ static void push(struct marker *m, uintptr_t start, size_t size)
 		m->st.overflows++;
 		return;
 	}
-	m->stack[m->top++] = (struct entry){ start, size };
+	store_entry(&m->stack[m->top++], start, size);
 	if (m->top > m->high)
 		m->high = m->top;
 }
