@@ -250,6 +250,28 @@ Test(behaviour, short_threads_started_in_rounds_purge_nothing)
 	cr_expect_eq(probe_checks(argv, "ok "), 2);
 }
 
+/* The pages of a growing heap are faulted in many at a time, not one
+ * fault each as the program first writes them (heap_populate_fresh). */
+Test(behaviour, a_growing_heap_faults_its_pages_in_bulk)
+{
+	char *argv[] = { build_path("tests/fixtures/beh_probe"), "grow", "64", NULL };
+	char l[512];
+	struct proc p;
+	int ok = 0, skip = 0;
+
+	start(&p, argv, "GCSHIM_SOCKET=0", NULL);
+	while (line(&p, l, sizeof(l))) {
+		cr_log_info("%s", l);
+		cr_expect(strncmp(l, "FAILED", 6), "%s", l);
+		ok += !strncmp(l, "ok ", 3);
+		skip += !strncmp(l, "skip", 4);
+	}
+	cr_expect_eq(finish(&p), 0);
+	if (skip)
+		cr_skip_test("%s", "no page-fault counter here");
+	cr_expect_eq(ok, 1);
+}
+
 /* A wait made again must not hide the program's own signal. */
 Test(behaviour, a_program_signal_still_ends_an_epoll_wait)
 {

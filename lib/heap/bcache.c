@@ -270,18 +270,25 @@ void *bcache_fill(struct bcache *c, unsigned idx)
 {
 	void **s = bcache_slots(c, idx), *first = take_fresh(idx);
 	unsigned want = fill_size(c, idx), n = 0;
+	uintptr_t lo, hi;
 
 	if (!first)
 		return NULL;
 	went_to_jemalloc(c);
+	lo = hi = (uintptr_t)first;
 	for (; n < want; n++) {
 		void *p = take_fresh(idx);
 
 		if (!p)
 			break;
-		memcpy(p, &bc_key, sizeof(bc_key));
 		s[want - 1 - n] = p;
+		lo = (uintptr_t)p < lo ? (uintptr_t)p : lo;
+		hi = (uintptr_t)p > hi ? (uintptr_t)p : hi;
 	}
+	if (!om_page_has_starts((hi - om.base) >> OM_PAGE_LG))
+		heap_populate_fresh(lo, hi + sc_sizes[idx]);
+	for (unsigned i = 0; i < n; i++)
+		memcpy(s[want - 1 - i], &bc_key, sizeof(bc_key));
 	if (n < want)
 		memmove(s, s + want - n, n * sizeof(*s));
 	return fill_register(c, idx, first, n);

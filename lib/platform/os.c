@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -88,6 +89,27 @@ bool os_commit(void *p, size_t size)
 bool os_decommit(void *p, size_t size)
 {
 	return madvise(p, size, MADV_DONTNEED) == 0 && mprotect(p, size, PROT_NONE) == 0;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* Kernels before 5.14 do not know the advice: asked once, never again. */
+static _Atomic bool populate_unknown;
+
+bool os_populate(void *p, size_t size)
+{
+	int saved = errno;
+	bool done;
+
+	if (atomic_load_explicit(&populate_unknown, memory_order_relaxed))
+		return false;
+	done = madvise(p, size, MADV_POPULATE_WRITE) == 0;
+	if (!done && errno == EINVAL)
+		atomic_store_explicit(&populate_unknown, true, memory_order_relaxed);
+	errno = saved;
+	return done;
 }
 
 bool os_purge(void *p, size_t size, bool forced)

@@ -23,6 +23,10 @@ void os_unmap(void *p, size_t size);
 bool os_commit(void *p, size_t size);
 bool os_decommit(void *p, size_t size);
 bool os_purge(void *p, size_t size, bool forced);
+/* Faults in committed pages for writing in one call (MADV_POPULATE_WRITE)
+ * instead of one fault each; false where the kernel cannot, or a page of
+ * the range is not accessible.  errno is kept. */
+bool os_populate(void *p, size_t size);
 /* The collector's working memory (mark stacks, lists of dead blocks) is
  * given back after a collection past this much: what a typical collection
  * uses stays resident, so that the next one does not fault it in again
