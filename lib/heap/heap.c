@@ -240,21 +240,25 @@ uintptr_t heap_top(void)
  * on it do not ask again. */
 #define POPULATE_AHEAD (64u << 10)
 
-static __thread uintptr_t populated_from, populated_to
+/* Page numbers within the heap's range, not addresses: thread-local
+ * storage is a root, and an address there would keep the block that
+ * starts on the page alive. */
+static __thread size_t populated_from, populated_to
 	__attribute__((tls_model("initial-exec")));
 
 void heap_populate_fresh(uintptr_t lo, uintptr_t hi)
 {
-	uintptr_t from = lo & ~(uintptr_t)(OS_PAGE - 1), to, top = heap_top();
+	size_t from = (lo - om.base) / OS_PAGE, to = (hi - om.base + OS_PAGE - 1) / OS_PAGE;
+	size_t top = (heap_top() - om.base) / OS_PAGE;
 
-	if (lo >= populated_from && hi <= populated_to)
+	if (from >= populated_from && to <= populated_to)
 		return;
-	to = ((hi + OS_PAGE - 1) & ~(uintptr_t)(OS_PAGE - 1)) + POPULATE_AHEAD;
+	to += POPULATE_AHEAD / OS_PAGE;
 	if (to > top)
 		to = top;
 	if (from >= to)
 		return;
-	os_populate((void *)from, to - from);
+	os_populate((void *)(om.base + from * OS_PAGE), (to - from) * OS_PAGE);
 	populated_from = from;
 	populated_to = to;
 }
