@@ -285,8 +285,7 @@ void *bcache_fill(struct bcache *c, unsigned idx)
 		lo = (uintptr_t)p < lo ? (uintptr_t)p : lo;
 		hi = (uintptr_t)p > hi ? (uintptr_t)p : hi;
 	}
-	if (!om_page_has_starts((hi - om.base) >> OM_PAGE_LG))
-		heap_populate_fresh(lo, hi + sc_sizes[idx]);
+	heap_populate_fresh(lo, hi + sc_sizes[idx]);
 	for (unsigned i = 0; i < n; i++)
 		memcpy(s[want - 1 - i], &bc_key, sizeof(bc_key));
 	if (n < want)

@@ -37,6 +37,34 @@ static _Atomic unsigned next_slot;
 static atomic_flag arena_lock = ATOMIC_FLAG_INIT;
 static __thread unsigned thread_arena __attribute__((tls_model("initial-exec")));
 
+/* A heap that grows takes a page fault for each page it first writes, 10
+ * us or more on a virtual machine; one call that faults in 16 pages cost
+ * half as much a page here.  jemalloc carves the slabs of a growing heap
+ * from the bottom of the extent it grew by last, up: the blocks a cache
+ * takes from there, and POPULATE_AHEAD past them, are faulted in at once.
+ * Each arena keeps its last extent and how far up it was populated (the
+ * frontier): a heap that reuses its memory, or takes it from older
+ * extents, makes no call, and no more than POPULATE_AHEAD past what
+ * jemalloc handed out is ever brought in.  The three are page numbers in
+ * the heap's range, not addresses: the shim's data is scanned for roots,
+ * and an address there would keep the block that starts at it alive. */
+#define POPULATE_AHEAD_PAGES 16
+
+static struct fresh_extent {
+	_Atomic size_t start, frontier, end;
+} fresh[MAX_ARENAS];
+
+static void fresh_extent_grown(unsigned ind, uintptr_t start, size_t size)
+{
+	struct fresh_extent *f = &fresh[ind % MAX_ARENAS];
+	size_t pg = (start - om.base) / OS_PAGE;
+
+	atomic_store_explicit(&f->end, pg, memory_order_relaxed);   /* empty meanwhile */
+	atomic_store_explicit(&f->start, pg, memory_order_relaxed);
+	atomic_store_explicit(&f->frontier, pg, memory_order_relaxed);
+	atomic_store_explicit(&f->end, pg + size / OS_PAGE, memory_order_release);
+}
+
 /* Extents are carved from the reserved range by a bump pointer.  jemalloc
  * retains what it no longer uses (dalloc opts out) and purges its pages,
  * so the range is only ever consumed as the heap's high-water mark grows. */
@@ -45,7 +73,7 @@ static void *ext_alloc(extent_hooks_t *h, void *new_addr, size_t size,
 {
 	uintptr_t top = atomic_load(&range_top), start;
 
-	(void)h, (void)ind;
+	(void)h;
 	do {
 		start = (top + align - 1) & ~(uintptr_t)(align - 1);
 		if (new_addr && (uintptr_t)new_addr != start)
@@ -55,6 +83,7 @@ static void *ext_alloc(extent_hooks_t *h, void *new_addr, size_t size,
 	} while (!atomic_compare_exchange_weak(&range_top, &top, start + size));
 	if (!os_commit((void *)start, size))
 		return NULL;
+	fresh_extent_grown(ind, start, size);
 	*zero = true;
 	*commit = true;
 	return (void *)start;
@@ -230,37 +259,29 @@ uintptr_t heap_top(void)
 	return atomic_load_explicit(&range_top, memory_order_acquire);
 }
 
-/* A heap that grows takes a page fault for each page it first writes, 10
- * us or more on a virtual machine; one call that faults in 16 pages cost
- * half as much a page here.  jemalloc carves the slabs of a growing heap
- * from the bottom of its fresh extents up, so what lies just past blocks
- * a cache took from a fresh page is what it hands out next: those pages
- * and POPULATE_AHEAD past them are faulted in at once.  Each thread
- * remembers the last range it populated, so that the blocks that follow
- * on it do not ask again. */
-#define POPULATE_AHEAD (64u << 10)
-
-/* Page numbers within the heap's range, not addresses: thread-local
- * storage is a root, and an address there would keep the block that
- * starts on the page alive. */
-static __thread size_t populated_from, populated_to
-	__attribute__((tls_model("initial-exec")));
-
 void heap_populate_fresh(uintptr_t lo, uintptr_t hi)
 {
-	size_t from = (lo - om.base) / OS_PAGE, to = (hi - om.base + OS_PAGE - 1) / OS_PAGE;
-	size_t top = (heap_top() - om.base) / OS_PAGE;
+	struct fresh_extent *f = &fresh[thread_arena % MAX_ARENAS];
+	size_t end = atomic_load_explicit(&f->end, memory_order_acquire);
+	size_t front = atomic_load_explicit(&f->frontier, memory_order_relaxed);
+	size_t from = (lo - om.base) / OS_PAGE, last = (hi - om.base + OS_PAGE - 1) / OS_PAGE, to;
 
-	if (from >= populated_from && to <= populated_to)
+	if (last <= front || last > end)
 		return;
-	to += POPULATE_AHEAD / OS_PAGE;
-	if (to > top)
-		to = top;
-	if (from >= to)
+	if (from < atomic_load_explicit(&f->start, memory_order_relaxed))
+		from = atomic_load_explicit(&f->start, memory_order_relaxed);
+	/* Blocks that carry on from the frontier take the pages up to them;
+	 * past a gap (jemalloc put a large block there), the gap is left
+	 * alone; blocks of slabs far apart are no run to follow. */
+	if (from <= front + POPULATE_AHEAD_PAGES)
+		from = front;
+	if (last - from > 2 * POPULATE_AHEAD_PAGES)
 		return;
+	to = last + POPULATE_AHEAD_PAGES < end ? last + POPULATE_AHEAD_PAGES : end;
+	if (!atomic_compare_exchange_strong_explicit(&f->frontier, &front, to, memory_order_relaxed,
+						     memory_order_relaxed))
+		return;   /* another thread of the arena is populating past it */
 	os_populate((void *)(om.base + from * OS_PAGE), (to - from) * OS_PAGE);
-	populated_from = from;
-	populated_to = to;
 }
 
 /* Held across fork so that the child never inherits it taken. */

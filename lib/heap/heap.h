@@ -56,9 +56,9 @@ void heap_read_stats(struct heap_stats *st);
 unsigned heap_arenas(void);
 size_t heap_reserved(void);
 uintptr_t heap_top(void);
-/* Blocks [lo, hi) were just taken from jemalloc, the last of them on a
- * page no block ever started on: the range's pages, and some that follow,
- * are faulted in at once. */
+/* Blocks [lo, hi) were just taken from jemalloc by this thread: the part
+ * of the range its arena never handed out before, and some that follows,
+ * is faulted in at once. */
 void heap_populate_fresh(uintptr_t lo, uintptr_t hi);
 void heap_release_memory(void);
 void heap_lock(void);
