@@ -148,9 +148,6 @@ void mark_begin(int pagemap_fd, unsigned markers)
 	mk.go = false;
 }
 
-/* A marker's stack is one fixed reservation of the shim's own: it never
- * moves while the world is stopped.  When it is full, the block stays
- * marked and the rescan over the mark bits finds it again. */
 /* An entry is written with one 16-byte store: drain reads it back whole,
  * often before the store has left the core, and a load that spans two
  * stores cannot take its value from them; it waits until both reach the
@@ -165,6 +162,9 @@ static inline void store_entry(struct entry *e, uintptr_t start, size_t size)
 	memcpy(e, &w, sizeof(w));
 }
 
+/* A marker's stack is one fixed reservation of the shim's own: it never
+ * moves while the world is stopped.  When it is full, the block stays
+ * marked and the rescan over the mark bits finds it again. */
 static void push(struct marker *m, uintptr_t start, size_t size)
 {
 	if (m->top == stack_entries && m->bottom) {

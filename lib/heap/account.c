@@ -255,7 +255,7 @@ int gc_set_threshold_bytes(int64_t bytes)
  * grew with data the program keeps (it is building it), or the program
  * frees its own blocks and its live heap only swings.  Collecting again
  * at the same percent would find as little, so a run of such collections
- * doubles the allowance with each one after the first, up to BOOST_MAX
+ * doubles the allowance with each one after the first, up to 8
  * times, as the Boehm collector grows its heap instead of collecting when
  * a collection frees little.  The first of a run leaves it: a program
  * that has just built its lasting data (a collection that finds none)
@@ -264,14 +264,15 @@ int gc_set_threshold_bytes(int64_t bytes)
  * its allowance dead ends the run: a program that drops blocks is
  * collected at the percent asked for.  Only the trigger's own collections
  * count. */
-#define BOOST_MAX 8
-static _Atomic int64_t empty_run;   /* such collections in a row */
+#define BOOST_RUN 4   /* the run at which the multiple stops growing, at 8 */
+static _Atomic int64_t empty_run;   /* such collections in a row, up to BOOST_RUN */
 
+/* 1, 1, 2, 4, 8 */
 static int64_t boost(void)
 {
 	int64_t n = atomic_load(&empty_run);
 
-	return n <= 1 ? 1 : n >= 4 ? BOOST_MAX : 1LL << (n - 1);
+	return n <= 1 ? 1 : 1LL << (n - 1);
 }
 
 /* Before the collection's live heap replaces the last: the allowance is
@@ -282,7 +283,7 @@ static void pace_after(int64_t dead)
 
 	if (dead >= allowance / 32)
 		atomic_store(&empty_run, 0);
-	else if (atomic_load(&empty_run) < 4)
+	else if (atomic_load(&empty_run) < BOOST_RUN)
 		atomic_fetch_add(&empty_run, 1);
 }
 

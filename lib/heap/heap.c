@@ -263,13 +263,14 @@ void heap_populate_fresh(uintptr_t lo, uintptr_t hi)
 {
 	struct fresh_extent *f = &fresh[thread_arena % MAX_ARENAS];
 	size_t end = atomic_load_explicit(&f->end, memory_order_acquire);
+	size_t start = atomic_load_explicit(&f->start, memory_order_relaxed);
 	size_t front = atomic_load_explicit(&f->frontier, memory_order_relaxed);
 	size_t from = (lo - om.base) / OS_PAGE, last = (hi - om.base + OS_PAGE - 1) / OS_PAGE, to;
 
 	if (last <= front || last > end)
 		return;
-	if (from < atomic_load_explicit(&f->start, memory_order_relaxed))
-		from = atomic_load_explicit(&f->start, memory_order_relaxed);
+	if (from < start)
+		from = start;
 	/* Blocks that carry on from the frontier take the pages up to them;
 	 * past a gap (jemalloc put a large block there), the gap is left
 	 * alone; blocks of slabs far apart are no run to follow. */
