@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -41,6 +42,7 @@ static struct {
 	_Atomic bool program_chose;     /* the program set PR_SET_PTRACER */
 	_Atomic unsigned long program_ptracer;
 	_Atomic pid_t waiting_on;       /* the thread the helper waits to stop */
+	uint64_t released_ns;           /* when the helper let the threads go */
 } tr;
 
 /* Armed by a thread entering a call the kernel would end on a stop; set
@@ -273,6 +275,11 @@ static void fire(const struct stopped *s)
 		raw(SYS_ptrace, PTRACE_POKEDATA, s->tid, at, FIRED);
 }
 
+/* The threads that must get a signal back are let go one by one; the
+ * others go all at once, untraced by the kernel as the helper ends (see
+ * helper_main).  Let go one by one, each woken thread would take a
+ * processor from the helper before it reached the next on a machine with
+ * fewer processors than threads, and the last would wait a time slice. */
 static void helper_release(void)
 {
 	struct stopped *s = tr.s;
@@ -282,9 +289,18 @@ static void helper_release(void)
 			continue;
 		if (ended_with_eintr(&s[i]) && s[i].tp)
 			fire(&s[i]);
-		raw(SYS_ptrace, PTRACE_DETACH, s[i].tid, 0, s[i].inject);
+		if (s[i].inject)
+			raw(SYS_ptrace, PTRACE_DETACH, s[i].tid, 0, s[i].inject);
 		s[i].traced = false;
 	}
+}
+
+static uint64_t raw_now_ns(void)
+{
+	struct timespec ts;
+
+	raw(SYS_clock_gettime, CLOCK_MONOTONIC, &ts, 0, 0);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static int helper_main(void *arg)
@@ -310,10 +326,14 @@ static int helper_main(void *arg)
 			helper_stop();
 		else
 			helper_release();
+		if (op == OP_RELEASE) {
+			/* the threads still held go as the helper ends, a few
+			 * microseconds on: the caller waits for that end */
+			tr.released_ns = raw_now_ns();
+			return 0;
+		}
 		atomic_store(&tr.done, cmd);
 		raw(SYS_futex, &tr.done, FUTEX_WAKE_PRIVATE, 1, 0);
-		if (op == OP_RELEASE)
-			return 0;
 	}
 }
 
@@ -392,13 +412,20 @@ bool tracer_begin(enum tracer_status *why)
 	return true;
 }
 
-static bool command(enum op op, uint64_t deadline_ns)
+static uint32_t post(enum op op)
 {
 	uint32_t cmd = atomic_load(&tr.cmd) + 1;
 
 	tr.op = op;
 	atomic_store(&tr.cmd, cmd);
 	syscall(SYS_futex, &tr.cmd, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	return cmd;
+}
+
+static bool command(enum op op, uint64_t deadline_ns)
+{
+	uint32_t cmd = post(op);
+
 	while (atomic_load(&tr.done) != cmd) {
 		struct timespec step = { 0, WAIT_STEP_NS };
 		uint32_t seen = atomic_load(&tr.done);
@@ -447,13 +474,10 @@ uint64_t tracer_end(struct stopped *s, size_t n)
 		return os_now_ns();
 	tr.s = s;
 	tr.to = n;
-	if (command(OP_RELEASE, UINT64_MAX)) {
-		released = os_now_ns();
-		reap_helper();
-	} else {
-		abort_helper();
-		released = os_now_ns();
-	}
+	tr.released_ns = 0;
+	post(OP_RELEASE);
+	reap_helper();
+	released = tr.released_ns ? tr.released_ns : os_now_ns();
 	errno = saved;
 	return released;
 }

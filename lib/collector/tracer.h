@@ -32,8 +32,8 @@ bool tracer_begin(enum tracer_status *why);
 /* Stops s[from..to) (tids set), fills their registers or marks them gone. */
 enum tracer_status tracer_stop(struct stopped *s, size_t from, size_t to,
 			       uint64_t deadline_ns);
-/* Lets s[0..n) go and ends the helper; returns os_now_ns() as the last
- * of them was let go (the helper's end is waited for after that). */
+/* Lets s[0..n) go and ends the helper, which lets most of them go as it
+ * ends, all at once; returns os_now_ns() as it began to end. */
 uint64_t tracer_end(struct stopped *s, size_t n);
 /* After TRACER_TIMEOUT: the thread the helper was still waiting for. */
 pid_t tracer_waiting_on(void);
