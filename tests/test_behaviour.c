@@ -280,6 +280,17 @@ Test(behaviour, a_program_signal_still_ends_an_epoll_wait)
 	cr_expect_eq(finish(&p), 0);
 }
 
+/* A signal that comes as a thread is stopped is handed back when it is
+ * let go, and one that comes while it is held waits: none is lost. */
+Test(behaviour, queued_signals_survive_the_stops)
+{
+	char *argv[] = { build_path("tests/fixtures/beh_probe"), "queued_signals", "3000", NULL };
+	struct proc p;
+
+	start(&p, argv, "GCSHIM_SOCKET=0", NULL);
+	cr_expect_eq(finish(&p), 0);
+}
+
 /* A collection asked for through the socket stops the sleeping thread.
  * Cut short, the sleeper ends at once: gcctl may then find it gone. */
 static void sleeper_run(const char *env, bool must_answer, int *rc, int *err, long *ms)
