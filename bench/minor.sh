@@ -169,7 +169,8 @@ report_pauses() {
 		printf "  minor / full pause (medians)       %.4f\n", fmed ? pmed / fmed : 0
 		printf "  a minor pause, medians (ms)        stopping %.3f; listing and protecting the pages\n", median(st, n) / 1e6
 		printf "                                     written since the preclean (PAGEMAP_SCAN) %.3f;\n", median(tr, n) / 1e6
-		printf "                                     roots and written pages %.3f; marking %.3f;\n", median(rt, n) / 1e6, median(mk, n) / 1e6
+		printf "                                     roots and written pages %.3f; marking (with the\n", median(rt, n) / 1e6
+		printf "                                     root mappings markers share) %.3f;\n", median(mk, n) / 1e6
 		printf "                                     the rest (finding the dead, resuming) %.3f\n", median(rest, n) / 1e6
 		printf "  scanned by a minor collection      roots %.0f KiB, heap blocks %.0f KiB (medians)\n", median(rb, n) / 1024, median(hb, n) / 1024
 		why = notrack ? " (no write tracking: the collections marked the whole heap)" : ""

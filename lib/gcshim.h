@@ -97,7 +97,7 @@ extern "C" {
 	X(growth_target, "mem_alloc at which the growth trigger fires, -1 when off") \
 	X(growth_triggers, "collections started by the growth target")      \
 	X(markers, "threads that marked, last collection")                  \
-	X(last_roots_ns, "time scanning roots, last collection")            \
+	X(last_roots_ns, "time scanning roots before the markers, last collection") \
 	X(sweep_pending_bytes, "bytes found dead, not yet given back to the allocator") \
 	X(stops_traced, "stops of the world held by ptrace: no call interrupted") \
 	X(stops_signalled, "stops of the world made with the stop signal") \

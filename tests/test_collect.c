@@ -209,6 +209,16 @@ Test(collect, young_collections_spare_older_generations)
 	modes("generations", NULL, 0);
 }
 
+/* Big root mappings are shared among markers: none of their pieces may
+ * be left unread, whoever takes it. */
+Test(collect, blocks_held_from_big_mappings_survive_shared_marking)
+{
+	const char *two[] = { "GCSHIM_MARKERS=2", NULL }, *one[] = { "GCSHIM_MARKERS=1", NULL };
+
+	modes("bigroots", two, 0);
+	modes("bigroots", one, 0);
+}
+
 Test(collect, program_signals_and_blocking_calls_unaffected)
 {
 	modes("signals", NULL, 0);

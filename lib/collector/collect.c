@@ -599,13 +599,17 @@ static bool first_writes_cost_more(void)
 	return pages * young_touch_ns() > predicted_mark_ns() / 2;
 }
 
+/* The roots count with the heap: the markers share big root mappings
+ * too (mark.h), which in a program with arenas of its own (an
+ * interpreter's, a compiler's) are most of what a collection reads. */
 static unsigned markers_for_heap(void)
 {
-	int64_t heap = co.number ? (int64_t)co.last.heap_bytes : atomic_load(&gc.live);
+	int64_t work = co.number ? (int64_t)(co.last.heap_bytes + co.last.root_bytes) :
+				   atomic_load(&gc.live);
 
 	if (markers_chosen())
 		return markers_wanted();
-	return heap >= PARALLEL_MIN_BYTES && !first_writes_cost_more() ? markers_wanted() : 1;
+	return work >= PARALLEL_MIN_BYTES && !first_writes_cost_more() ? markers_wanted() : 1;
 }
 
 static int open_pagemap(void)

@@ -23,6 +23,8 @@
 #define ENTRY_CHECK_PAGES 1u       /* in an entry's start: read resident pages only */
 #define UNIT_LG 4                  /* a mark byte for every 16 bytes of heap */
 #define FOLD_PAGES 256             /* heap pages a marker folds at a time */
+#define SHARED_PIECE (1u << 20)    /* a big root range is shared this much at a time */
+#define SHARED_PIECES 4096
 
 struct entry {
 	uintptr_t start;
@@ -71,6 +73,19 @@ static struct {
 	_Atomic uint64_t marked_at;   /* when the first marker saw every mark in */
 	void (*then)(void);
 } mk = { .lock = ATOMIC_FLAG_INIT };
+
+/* Root ranges left to whichever marker takes them first: pieces of the
+ * big mappings (roots.c), which the collecting thread alone would scan
+ * while the other processors wait.  Addresses of roots, never of blocks:
+ * this list, itself scanned as a root, keeps nothing alive. */
+static struct {
+	struct piece {
+		uintptr_t lo, hi;
+		bool shared;
+	} p[SHARED_PIECES];
+	size_t n;
+	_Atomic size_t next;
+} rp;
 
 static struct marker *const root_marker = &mk.m[0];
 static size_t stack_entries;   /* of every marker's stack */
@@ -142,6 +157,8 @@ void mark_begin(int pagemap_fd, unsigned markers)
 	mk.pagemap_fd = pagemap_fd;
 	resident_begin(pagemap_fd);
 	mk.pool_n = 0;
+	rp.n = 0;
+	atomic_store_explicit(&rp.next, 0, memory_order_relaxed);
 	mk.idle = 0;
 	mk.joined = 1;
 	mk.done = false;
@@ -376,6 +393,20 @@ void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared)
 	}
 }
 
+/* With one marker, or pieces past the list's room, scanned at once. */
+void mark_range_by_any(uintptr_t lo, uintptr_t hi, bool shared)
+{
+	size_t pieces = (hi - lo + SHARED_PIECE - 1) / SHARED_PIECE;
+
+	if (mk.n < 2 || mk.pagemap_fd < 0 || hi <= lo || pieces > SHARED_PIECES - rp.n) {
+		mark_range(lo, hi, true, shared);
+		return;
+	}
+	for (; lo < hi; lo += SHARED_PIECE)
+		rp.p[rp.n++] = (struct piece){ lo, hi - lo > SHARED_PIECE ? lo + SHARED_PIECE : hi,
+					       shared };
+}
+
 /* Old heap memory written since the last collection, in a minor one. */
 void mark_written(uintptr_t lo, uintptr_t hi)
 {
@@ -568,6 +599,21 @@ static bool wait_for_work(struct marker *m)
 	return true;
 }
 
+/* Each marker takes pieces until none is left, and drains what each
+ * reached before the next: when the first marker to run out of pieces
+ * goes idle, every piece is taken, by it or by a marker that has joined
+ * and is not idle, so the marking cannot end with a root unread. */
+static void scan_shared_roots(struct marker *m)
+{
+	size_t i;
+
+	while ((i = atomic_fetch_add_explicit(&rp.next, 1, memory_order_relaxed)) < rp.n) {
+		os_written_runs(mk.pagemap_fd, rp.p[i].lo, rp.p[i].hi, rp.p[i].shared,
+				scan_root_run, m);
+		drain(m);
+	}
+}
+
 static void mark_until_done(struct marker *m)
 {
 	do
@@ -627,6 +673,7 @@ static void marker_run(unsigned i)
 	while (!atomic_load_explicit(&mk.go, memory_order_acquire))
 		markers_pause(spins++);
 	if (i < mk.n && join()) {
+		scan_shared_roots(&mk.m[i]);
 		mark_until_done(&mk.m[i]);
 		if (marks_final())
 			mk.then();
@@ -670,6 +717,7 @@ void mark_finish(struct mark_stats *st, void (*then)(void))
 	mk.n = started + 1;   /* as many as could be started */
 	mk.then = then;
 	atomic_store_explicit(&mk.go, true, memory_order_release);
+	scan_shared_roots(root_marker);
 	mark_until_done(root_marker);
 	done = marks_final();
 	if (done)

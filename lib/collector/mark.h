@@ -28,6 +28,10 @@ size_t mark_bytes_unused(void);
 void mark_begin(int pagemap_fd, unsigned markers);
 void mark_range(uintptr_t lo, uintptr_t hi, bool resident_only, bool shared);
 void mark_code_range(uintptr_t lo, uintptr_t hi);
+/* As mark_range(lo, hi, true, shared), but the range may be scanned by
+ * any marker, in mark_finish(): memory nothing writes until then (no
+ * thread's stack, thread block or the shim's own). */
+void mark_range_by_any(uintptr_t lo, uintptr_t hi, bool shared);
 void mark_written(uintptr_t lo, uintptr_t hi);
 /* Marks what the roots reach, then runs then() on every marker thread
  * once the marking is done (it shares its work out itself, and reads

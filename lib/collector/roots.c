@@ -126,6 +126,10 @@ static bool shared_file(const struct mapping *m)
 	       (strncmp(m->path, "/dev/", 5) || !strncmp(m->path, "/dev/shm/", 9));
 }
 
+struct piece_how {
+	bool shared, code, track, any;
+};
+
 static void mark_copied(uintptr_t a, uintptr_t b, void *arg)
 {
 	(void)arg;
@@ -158,19 +162,22 @@ static void scan_shared_file(uintptr_t lo, uintptr_t hi)
 	os_close(pagemap);
 }
 
-static void scan_piece(uintptr_t lo, uintptr_t hi, bool shared, bool code, bool track)
+/* any: the piece may wait for whichever marker takes it (mark.h). */
+static void scan_piece(uintptr_t lo, uintptr_t hi, const struct piece_how *how)
 {
-	if (track && rtrack_piece(lo, hi))
+	if (how->track && rtrack_piece(lo, hi))
 		return;
-	if (code)
+	if (how->code)
 		mark_code_range(lo, hi);
+	else if (how->any)
+		mark_range_by_any(lo, hi, how->shared);
 	else
-		mark_range(lo, hi, true, shared);
+		mark_range(lo, hi, true, how->shared);
 }
 
 /* Scans [lo, hi) minus every excluded region; with track, through the
  * write tracking of roots. */
-static void scan_minus_excluded(uintptr_t lo, uintptr_t hi, bool shared, bool code, bool track)
+static void scan_minus_excluded(uintptr_t lo, uintptr_t hi, const struct piece_how *how)
 {
 	for (size_t i = 0; i < rt.nexcluded && lo < hi; i++) {
 		const struct region *x = &rt.excluded[i];
@@ -178,11 +185,11 @@ static void scan_minus_excluded(uintptr_t lo, uintptr_t hi, bool shared, bool co
 		if (x->end <= lo || x->start >= hi)
 			continue;
 		if (x->start > lo)
-			scan_piece(lo, x->start, shared, code, track);
+			scan_piece(lo, x->start, how);
 		lo = x->end > lo ? x->end : lo;
 	}
 	if (lo < hi)
-		scan_piece(lo, hi, shared, code, track);
+		scan_piece(lo, hi, how);
 }
 
 /* The lowest stack pointer of any thread inside [start, end), or 0. */
@@ -380,16 +387,24 @@ bool roots_each_trackable(uintptr_t min_size, root_range_fn fn, void *arg)
 }
 
 /* Only a whole mapping that no thread's stack or thread pointer is in
- * may be tracked: those are written all the time. */
+ * may be tracked: those are written all the time.  Nor may any other
+ * marker scan one later: the collecting thread goes on writing its own.
+ * Anonymous memory and the brk heap only: the shim's own data lies in
+ * its object's mappings. */
 static void scan_mapping(enum roots_mode mode, const struct world *w, const struct mapping *m,
 			 const struct mapping *prev, const struct object *obj)
 {
 	uintptr_t from = scan_from(w, m, prev), to = scan_to(mode, w, m, prev, obj);
-	bool track = mode == ROOTS_ALL && from == m->start && to == m->end &&
-		     m->end - m->start >= RTRACK_MIN && trackable(m, prev) &&
-		     !lowest_sp(w, m->start, m->end) && !holds_tp(w, m->start, m->end);
+	bool quiet = !lowest_sp(w, m->start, m->end) && !holds_tp(w, m->start, m->end);
+	struct piece_how how = {
+		.shared = m->perms[3] == 's',
+		.code = m->perms[2] == 'x',
+		.track = mode == ROOTS_ALL && from == m->start && to == m->end &&
+			 m->end - m->start >= RTRACK_MIN && trackable(m, prev) && quiet,
+	};
 
-	scan_minus_excluded(from, to, m->perms[3] == 's', m->perms[2] == 'x', track);
+	how.any = quiet && !how.code && (anonymous(m) || path_is(m, "[heap]"));
+	scan_minus_excluded(from, to, &how);
 }
 
 bool roots_scan(const struct world *w, enum roots_mode mode)
