@@ -61,6 +61,14 @@ static struct {
 	 * the pause, and the listing and protecting before it. */
 	uint64_t full_wait_ns, minor_wait_ns;
 	uint64_t minor_saves_ns;     /* for this one (young.h), UINT64_MAX if asked */
+	/* Half the marking of the collections marked alone for fear of the
+	 * mark bytes' first writes since several markers last marked (what
+	 * a second marker would have saved), and whether this one is. */
+	uint64_t forgone_ns;
+	bool alone_for_faults;
+	uint64_t rate[2];            /* marking ns per MiB: one marker, several */
+	uint64_t faults_ns;          /* of the mark bytes' first writes, foreseen */
+	uint32_t free_choices;       /* collections the rates chose for */
 	struct gen_stats gens[3];
 	struct collection last, max;
 	uint64_t pauses[PAUSES];
@@ -524,6 +532,49 @@ static void log_done(const struct collection *c)
 		log_msg("gc: write tracking: %s", wtrack_state_name(wtrack_state()));
 }
 
+/* Marker threads pay off on a heap that takes a while to mark.  Below
+ * this much scanned (under a millisecond of marking) a second marker
+ * saves less of the pause than it costs in processor time (starting,
+ * sharing, folding the mark bytes, waiting at the end).  Above it, the
+ * saving adds up in a program collected often: one that keeps 10 MiB of
+ * trees and collects a hundred times ran in 0.84 of its time with two
+ * markers instead of one. */
+#define PARALLEL_MIN_BYTES (4u << 20)
+
+/* Several markers must mark a MiB in this share of the time one takes:
+ * besides their processor time, they cost what the pause does not show
+ * (threads started and ended in the program's address space, mark bytes
+ * to fold), and a heap of blocks with few pointers each (a leaky
+ * program's strings) marks hardly faster with two, where one of trees
+ * marks in 0.6 of the time.  The way not taken is measured again every
+ * TRY_AGAIN collections, as a heap and the machine change. */
+#define SEVERAL_SHARE 85
+#define TRY_AGAIN 8
+
+/* Smoothed over the last collections; only those that read enough for
+ * the time to mean something, less the faults of mark bytes written for
+ * the first time, which are weighed apart (first_writes_cost_more). */
+static void note_rate(const struct collection *c)
+{
+	uint64_t bytes = c->heap_bytes + c->root_bytes, ns = c->roots_ns + c->mark_ns;
+	uint64_t *r = &co.rate[c->markers > 1], v;
+
+	if (bytes < PARALLEL_MIN_BYTES)
+		return;
+	if (c->markers > 1)
+		ns = ns > co.faults_ns ? ns - co.faults_ns : 0;
+	v = ns / (bytes >> 20) + 1;   /* never 0, which means unknown */
+	*r = *r ? (*r + v) / 2 : v;
+}
+
+static bool several_mark_faster(void)
+{
+	bool several = !co.rate[0] || !co.rate[1] ||
+		       co.rate[1] * 100 <= co.rate[0] * SEVERAL_SHARE;
+
+	return ++co.free_choices % TRY_AGAIN ? several : !several;
+}
+
 /* CPython's bookkeeping: collecting generation g resets the counts of
  * generations up to g and adds one to the next generation's count. */
 static void account(const struct collection *c, enum gc_reason why)
@@ -559,18 +610,14 @@ static void account(const struct collection *c, enum gc_reason why)
 	co.total_collected += c->collected;
 	co.total_collected_bytes += c->collected_bytes;
 	co.last = *c;
+	if (c->markers > 1)
+		co.forgone_ns = 0;
+	else if (co.alone_for_faults)
+		co.forgone_ns += c->mark_ns / 2;
+	note_rate(c);
 	if (c->pause_ns > co.max.pause_ns)
 		co.max = *c;
 }
-
-/* Marker threads pay off on a heap that takes a while to mark.  Below
- * this much scanned (under a millisecond of marking) a second marker
- * saves less of the pause than it costs in processor time (starting,
- * sharing, folding the mark bytes, waiting at the end).  Above it, the
- * saving adds up in a program collected often: one that keeps 10 MiB of
- * trees and collects a hundred times ran in 0.84 of its time with two
- * markers instead of one. */
-#define PARALLEL_MIN_BYTES (4u << 20)
 
 /* The last marking's time, grown with the heap since: a program still
  * building its data keeps what it allocates, and the heap a collection
@@ -591,12 +638,17 @@ static uint64_t predicted_mark_ns(void)
  * faults in as it is first written: where a fault costs as much as on
  * some virtual machines (10 us), a heap that grows as fast as it is
  * marked (a program still building its data) can pay more in those
- * faults than a second marker saves, about half the marking. */
+ * faults than a second marker saves, about half the marking.  The faults
+ * are paid once, and each collection marked alone forgoes its saving: as
+ * one rents skis until the rent would have bought them, the faults are
+ * taken once the savings forgone since several markers last marked would
+ * have paid for them.  A heap that stopped growing is then marked by
+ * several for good, and one still growing pays at most twice the least
+ * it could. */
 static bool first_writes_cost_more(void)
 {
-	uint64_t pages = mark_bytes_unused() / OS_PAGE;
-
-	return pages * young_touch_ns() > predicted_mark_ns() / 2;
+	co.faults_ns = mark_bytes_unused() / OS_PAGE * young_touch_ns();
+	return co.faults_ns > predicted_mark_ns() / 2 + co.forgone_ns;
 }
 
 /* The roots count with the heap: the markers share big root mappings
@@ -607,9 +659,14 @@ static unsigned markers_for_heap(void)
 	int64_t work = co.number ? (int64_t)(co.last.heap_bytes + co.last.root_bytes) :
 				   atomic_load(&gc.live);
 
+	co.alone_for_faults = false;
+	co.faults_ns = 0;
 	if (markers_chosen())
 		return markers_wanted();
-	return work >= PARALLEL_MIN_BYTES && !first_writes_cost_more() ? markers_wanted() : 1;
+	if (work < PARALLEL_MIN_BYTES)
+		return 1;
+	co.alone_for_faults = first_writes_cost_more();
+	return !co.alone_for_faults && several_mark_faster() ? markers_wanted() : 1;
 }
 
 static int open_pagemap(void)

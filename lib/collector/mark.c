@@ -87,6 +87,15 @@ static struct {
 	_Atomic size_t next;
 } rp;
 
+/* And pages of the heap (written ones, in a minor collection), a bitmap
+ * word of them at a time. */
+static struct {
+	const uint64_t *bits;
+	size_t words;
+	void (*scan)(uintptr_t pg, struct marker *m);
+	_Atomic size_t next;
+} sp;
+
 static struct marker *const root_marker = &mk.m[0];
 static size_t stack_entries;   /* of every marker's stack */
 
@@ -159,6 +168,7 @@ void mark_begin(int pagemap_fd, unsigned markers)
 	mk.pool_n = 0;
 	rp.n = 0;
 	atomic_store_explicit(&rp.next, 0, memory_order_relaxed);
+	sp.words = 0;
 	mk.idle = 0;
 	mk.joined = 1;
 	mk.done = false;
@@ -407,11 +417,30 @@ void mark_range_by_any(uintptr_t lo, uintptr_t hi, bool shared)
 					       shared };
 }
 
-/* Old heap memory written since the last collection, in a minor one. */
-void mark_written(uintptr_t lo, uintptr_t hi)
+void mark_written(struct marker *m, uintptr_t lo, uintptr_t hi)
 {
-	root_marker->st.heap_bytes += hi - lo;
-	scan_words(root_marker, lo, hi);
+	m->st.heap_bytes += hi - lo;
+	scan_words(m, lo, hi);
+}
+
+static void scan_pages_in(size_t w, struct marker *m)
+{
+	for (uint64_t b = sp.bits[w]; b; b &= b - 1)
+		sp.scan((w << 6) + (uintptr_t)__builtin_ctzll(b), m);
+}
+
+void mark_pages_by_any(const uint64_t *bits, size_t words,
+		       void (*scan)(uintptr_t pg, struct marker *m))
+{
+	sp.bits = bits;
+	sp.words = words;
+	sp.scan = scan;
+	atomic_store_explicit(&sp.next, 0, memory_order_relaxed);
+	if (mk.n > 1)
+		return;
+	for (size_t w = 0; w < words; w++)
+		scan_pages_in(w, root_marker);
+	sp.words = 0;
 }
 
 void mark_code_range(uintptr_t lo, uintptr_t hi)
@@ -599,10 +628,11 @@ static bool wait_for_work(struct marker *m)
 	return true;
 }
 
-/* Each marker takes pieces until none is left, and drains what each
- * reached before the next: when the first marker to run out of pieces
- * goes idle, every piece is taken, by it or by a marker that has joined
- * and is not idle, so the marking cannot end with a root unread. */
+/* Each marker takes pieces, then words of pages, until none is left, and
+ * drains what each reached before the next: when the first marker to
+ * run out of them goes idle, every one is taken, by it or by a marker
+ * that has joined and is not idle, so the marking cannot end with a root
+ * unread. */
 static void scan_shared_roots(struct marker *m)
 {
 	size_t i;
@@ -611,6 +641,12 @@ static void scan_shared_roots(struct marker *m)
 		os_written_runs(mk.pagemap_fd, rp.p[i].lo, rp.p[i].hi, rp.p[i].shared,
 				scan_root_run, m);
 		drain(m);
+	}
+	while ((i = atomic_fetch_add_explicit(&sp.next, 1, memory_order_relaxed)) < sp.words) {
+		if (sp.bits[i]) {
+			scan_pages_in(i, m);
+			drain(m);
+		}
 	}
 }
 

@@ -32,7 +32,15 @@ void mark_code_range(uintptr_t lo, uintptr_t hi);
  * any marker, in mark_finish(): memory nothing writes until then (no
  * thread's stack, thread block or the shim's own). */
 void mark_range_by_any(uintptr_t lo, uintptr_t hi, bool shared);
-void mark_written(uintptr_t lo, uintptr_t hi);
+/* A marker: what mark_pages_by_any() hands its page function. */
+struct marker;
+/* Old heap memory written since the last collection, in a minor one. */
+void mark_written(struct marker *m, uintptr_t lo, uintptr_t hi);
+/* scan(pg, m) for every page pg whose bit is set in bits[0, words), by
+ * whichever marker takes its word first, in mark_finish(); bits stay as
+ * they are until then.  With one marker, at once. */
+void mark_pages_by_any(const uint64_t *bits, size_t words,
+		       void (*scan)(uintptr_t pg, struct marker *m));
 /* Marks what the roots reach, then runs then() on every marker thread
  * once the marking is done (it shares its work out itself, and reads
  * the marks through mark_word), and returns when all have returned from

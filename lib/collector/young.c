@@ -380,20 +380,21 @@ void young_begin(int gen, const uint64_t *aged)
 }
 
 /* The part within [lo, hi) of the block at start, if it is old. */
-static void scan_if_old(uintptr_t start, size_t size, uintptr_t lo, uintptr_t hi)
+static void scan_if_old(struct marker *m, uintptr_t start, size_t size, uintptr_t lo,
+			uintptr_t hi)
 {
 	uintptr_t end = start + size;
 
 	if (young_block(start - om.base))
 		return;
-	mark_written(start > lo ? start : lo, end < hi ? end : hi);
+	mark_written(m, start > lo ? start : lo, end < hi ? end : hi);
 }
 
 /* One written page: the old block reaching into it from below, then the
  * old blocks starting on it, neighbours scanned as one run.  Blocks that
  * start on a page all have its class's size, and on a page that is not
  * flagged young for this collection none of them is young. */
-static void scan_written_page(uintptr_t pg)
+static void scan_written_page(uintptr_t pg, struct marker *m)
 {
 	uintptr_t lo = om.base + (pg << OM_PAGE_LG), hi = lo + (1UL << OM_PAGE_LG);
 	uintptr_t start, run = 0, run_end = 0;
@@ -401,7 +402,7 @@ static void scan_written_page(uintptr_t pg)
 	size_t size;
 
 	if (om_find(lo, &start, &size) && start < lo)
-		scan_if_old(start, size, lo, hi);
+		scan_if_old(m, start, size, lo, hi);
 	if (!om_page_has_starts(pg) || !(size = om_size_at(lo - om.base)))
 		return;
 	for (size_t w = pg * OM_WORDS_PER_PAGE; w < (pg + 1) * OM_WORDS_PER_PAGE; w++) {
@@ -414,24 +415,19 @@ static void scan_written_page(uintptr_t pg)
 				continue;
 			if (om.base + off != run_end) {
 				if (run_end)
-					mark_written(run, run_end < hi ? run_end : hi);
+					mark_written(m, run, run_end < hi ? run_end : hi);
 				run = om.base + off;
 			}
 			run_end = om.base + off + size;
 		}
 	}
 	if (run_end)
-		mark_written(run, run_end < hi ? run_end : hi);
+		mark_written(m, run, run_end < hi ? run_end : hi);
 }
 
 void young_mark_written(int gen)
 {
-	const uint64_t *bits = gen == 0 ? wr.since0 : wr.since1;
-	size_t words = bitmap_words();
-
-	for (size_t w = 0; w < words; w++)
-		for (uint64_t b = bits[w]; b; b &= b - 1)
-			scan_written_page((w << 6) + (uintptr_t)__builtin_ctzll(b));
+	mark_pages_by_any(gen == 0 ? wr.since0 : wr.since1, bitmap_words(), scan_written_page);
 }
 
 /* After a collection of generation 1 or 2, the blocks that were in
