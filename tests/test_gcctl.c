@@ -1038,6 +1038,32 @@ Test(gcctl, other_user_is_refused)
 	fixture_do(f, "pid", NULL, 0);
 }
 
+/* Clients past the limit are told so, whether the refusal comes before
+ * gcctl's request is sent or after: many attempts meet both orders. */
+Test(gcctl, too_many_clients_is_said_and_the_process_serves_after)
+{
+	struct fixture *f = start_fixture(NULL);
+	char path[PATH_MAX];
+	int held[8], n = 0;
+	struct result *r;
+
+	socket_path(path, sizeof(path), sockdir, f->pid);
+	for (; n < 8; n++)
+		cr_assert((held[n] = try_connect(path)) >= 0);
+	fixture_do(f, "pid", NULL, 0);   /* the process took them all in by now */
+	for (int i = 0; i < 20; i++) {
+		r = gcctl("-p", pid_arg(f->pid), "mem-alloc", NULL);
+		cr_assert_neq(r->status, 0, "answered past the limit: %s", r->out);
+		cr_assert(strstr(r->err, "too many clients"), "attempt %d, exit %d: %s", i,
+			  r->status, r->err);
+	}
+	while (n > 0)
+		close(held[--n]);
+	fixture_do(f, "pid", NULL, 0);
+	r = gcctl("-p", pid_arg(f->pid), "mem-alloc", NULL);
+	cr_assert_eq(r->status, 0, "exit %d: %s", r->status, r->err);
+}
+
 /* ---- 5. fork and exec ------------------------------------------------------- */
 
 Test(gcctl, forked_child_has_its_own_socket)

@@ -23,6 +23,9 @@
 #define STARTUP_GRACE_MS 100
 /* Far above the largest reply the library can build (64 KiB). */
 #define MAX_REPLY (1 << 20)
+/* A refusal is written before the close that failed the send: it is
+ * there already, or never. */
+#define REFUSAL_WAIT_MS 100
 
 /* Candidate socket directories, each existing directory listed once. */
 struct dirs {
@@ -359,14 +362,20 @@ enum client_status client_request(struct client *c, const char *request, json_t 
 	memcpy(line, request, len);
 	memcpy(line + len, "\n", 2);
 	if (!send_all(c->fd, line, len + 1)) {
+		int err = errno;
+
 		free(line);
-		return failure(c, CLIENT_FAILED, "cannot send to process %d: %s", (int)c->pid,
-			       strerror(errno));
+		/* a process that refuses a client ("too many clients") says so
+		 * and closes: its line waits to be read after the failed send */
+		if (read_line_within(c, REFUSAL_WAIT_MS) != CLIENT_OK)
+			return failure(c, CLIENT_FAILED, "cannot send to process %d: %s",
+				       (int)c->pid, strerror(err));
+	} else {
+		free(line);
+		st = read_line(c);
+		if (st != CLIENT_OK)
+			return st;
 	}
-	free(line);
-	st = read_line(c);
-	if (st != CLIENT_OK)
-		return st;
 	*reply = parse_line(c->line, &err);
 	if (!*reply)
 		return failure(c, CLIENT_FAILED, "process %d sent a reply that is not JSON (%s)",
