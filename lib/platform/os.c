@@ -254,6 +254,16 @@ static bool page_written(uint64_t pm, bool shared)
 		((pm & PM_SWAPPED) || ((pm & PM_PRESENT) && !(pm & PM_FILE)));
 }
 
+static long syscall_raw4(long nr, long a, long b, long c, long d);
+
+/* The page map is read by the markers too, which run on the collecting
+ * thread's thread pointer: libc's pread would write that thread's errno
+ * and, as a cancellation point, its cancellation state. */
+static ssize_t pread_raw(int fd, void *buf, size_t n, off_t at)
+{
+	return syscall_raw4(SYS_pread64, fd, (long)buf, (long)n, (long)at);
+}
+
 /* Sets bit i of bits for each written page (as os_written_runs says) of
  * the n (at most 512) pages from page on, which must be private memory;
  * false if the page map could not be read. */
@@ -264,7 +274,7 @@ bool os_written_bits(int pagemap, uintptr_t page, size_t n, uint64_t *bits)
 
 	if (pagemap < 0 || n > PAGEMAP_BATCH)
 		return false;
-	got = pread(pagemap, pm, n * sizeof(*pm), (off_t)(page / OS_PAGE * sizeof(*pm)));
+	got = pread_raw(pagemap, pm, n * sizeof(*pm), (off_t)(page / OS_PAGE * sizeof(*pm)));
 	if (got != (ssize_t)(n * sizeof(*pm)))
 		return false;
 	memset(bits, 0, (n + 63) / 64 * sizeof(*bits));
@@ -290,7 +300,7 @@ void os_written_runs(int pagemap, uintptr_t lo, uintptr_t hi, bool shared,
 
 		if (n > PAGEMAP_BATCH)
 			n = PAGEMAP_BATCH;
-		got = pagemap < 0 ? -1 : pread(pagemap, pm, n * sizeof(*pm),
+		got = pagemap < 0 ? -1 : pread_raw(pagemap, pm, n * sizeof(*pm),
 					      (off_t)(page / OS_PAGE * sizeof(*pm)));
 		if (got <= 0) {
 			fn(page > lo ? page : lo, hi, arg);
@@ -336,13 +346,13 @@ bool os_each_name(const char *path, bool (*fn)(const char *name, void *arg), voi
 	return got == 0;
 }
 
-/* A system call of up to three arguments without libc's wrapper, which
+/* A system call of up to four arguments without libc's wrapper, which
  * writes errno: for a task that runs on another thread's thread pointer,
  * which may be gone.  Returns what the kernel does, -errno on failure. */
-long os_syscall_raw(long nr, long a, long b, long c)
+static long syscall_raw4(long nr, long a, long b, long c, long d)
 {
 #if defined(__x86_64__)
-	register long r10 __asm__("r10") = 0;
+	register long r10 __asm__("r10") = d;
 	long ret;
 
 	__asm__ volatile("syscall"
@@ -355,15 +365,20 @@ long os_syscall_raw(long nr, long a, long b, long c)
 	register long x0 __asm__("x0") = a;
 	register long x1 __asm__("x1") = b;
 	register long x2 __asm__("x2") = c;
-	register long x3 __asm__("x3") = 0;
+	register long x3 __asm__("x3") = d;
 
 	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
 	return x0;
 #else
-	long ret = syscall(nr, a, b, c, 0L, 0L, 0L);
+	long ret = syscall(nr, a, b, c, d, 0L, 0L);
 
 	return ret < 0 ? -errno : ret;
 #endif
+}
+
+long os_syscall_raw(long nr, long a, long b, long c)
+{
+	return syscall_raw4(nr, a, b, c, 0);
 }
 
 long os_futex_raw(void *addr, int op, int val)
