@@ -143,7 +143,7 @@ static __attribute__((noinline)) void *alloc_cached_slow(struct thread_rec *t, v
 	if (gc_mode_now() & MODE_SITES)
 		sites_alloc(t, p, n);
 	if (due)
-		gc_publish(t);
+		gc_due(t);
 	return zero ? memset(p, 0, n) : p;
 }
 
@@ -319,7 +319,7 @@ EXPORT void free(void *p)
 	}
 	bcache_put(&t->cache, idx, p);
 	if (unlikely(gc_count_free(t, sc_sizes[idx])))
-		gc_publish(t);
+		gc_due(t);
 }
 
 /* realloc of a block that is not ours: the new block receives as many of

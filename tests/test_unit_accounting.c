@@ -630,34 +630,46 @@ Test(triggers, byte_threshold_large_blocks)
 }
 
 /* t0 = 100: a crossing each time allocations minus frees exceed 100 more
- * than at the last one. */
-Test(triggers, count_threshold)
+ * than at the last one, whatever the blocks' size (the fast path compares
+ * only bytes: the count batch must still be seen in time). */
+static void count_threshold_of(size_t size)
 {
 	enum { N = 1000 };
 	static void *p[N];
-	struct gcshim_stats a, b, c;
+	struct gcshim_stats a, b, c, d;
 	long cnt[3];
 
 	cr_assert_eq(gcshim_set_threshold(100, 10, 10), 0);
 	a = snap();
 	for (int i = 0; i < N; i++)
-		p[i] = malloc(16);
+		p[i] = malloc(size);
 	b = snap();
 	gcshim_get_count(cnt);
 	for (int i = 0; i < N; i++)
 		free(p[i]);
 	c = snap();
 	cr_expect(D(count_triggers) >= 7 && D(count_triggers) <= 11,
-		  "count_triggers %+lld for %d live blocks under t0 = 100", D(count_triggers), N);
+		  "count_triggers %+lld for %d live blocks of %zu bytes under t0 = 100",
+		  D(count_triggers), N, size);
 	cr_expect(cnt[0] >= 0 && cnt[0] <= 100 + 25 + 1,
-		  "count0 %ld right after crossings", cnt[0]);
+		  "count0 %ld right after crossings (%zu-byte blocks)", cnt[0], size);
 	cr_expect_eq(c.count_triggers - b.count_triggers, 0, "frees triggered %lld",
 		     (long long)(c.count_triggers - b.count_triggers));
 	/* alloc/free pairs never grow the count */
 	for (int i = 0; i < 5000; i++)
-		free(malloc(16));
-	struct gcshim_stats d = snap();
+		free(malloc(size));
+	d = snap();
 	cr_expect_eq(d.count_triggers - c.count_triggers, 0);
+}
+
+Test(triggers, count_threshold)
+{
+	count_threshold_of(16);
+}
+
+Test(triggers, count_threshold_mid_sized_blocks)
+{
+	count_threshold_of(512);
 }
 
 Test(triggers, count_threshold_off)

@@ -140,15 +140,49 @@ static void count_crossed(int64_t count)
 	}
 }
 
+/* Every block counts at least this many bytes, so a byte point set this
+ * many bytes a block ahead is reached no later than the count point. */
+#define BLOCK_MIN_BYTES 8
+
+/* Where the fast path next stops: a batch of bytes after the last
+ * publish, or sooner if the blocks left before a count batch could take
+ * fewer bytes.  The count's own point is not compared on the fast path:
+ * without a count threshold it is never near; with one, small blocks
+ * reach the byte point in a few halving steps and bigger ones at each
+ * block, through gc_due. */
+static int64_t byte_point(int64_t pub_bytes, int64_t bytes, int64_t pub_count, int64_t count)
+{
+	int64_t point = pub_bytes + atomic_load_explicit(&gc.batch_bytes, memory_order_relaxed);
+	int64_t left = pub_count + atomic_load_explicit(&gc.batch_count, memory_order_relaxed) - count;
+
+	if (left < (point - bytes) / BLOCK_MIN_BYTES)
+		point = bytes + (left > 0 ? left : 0) * BLOCK_MIN_BYTES;
+	return point;
+}
+
 static void set_next_points(struct thread_rec *t)
 {
-	int64_t bytes = atomic_load_explicit(&gc.batch_bytes, memory_order_relaxed);
-	int64_t blocks = atomic_load_explicit(&gc.batch_count, memory_order_relaxed);
+	t->next_alloc_bytes = byte_point(t->pub_bytes_allocated, atomic_load(&t->bytes_allocated),
+					 t->pub_allocations, atomic_load(&t->allocations));
+	t->next_free_bytes = byte_point(t->pub_bytes_freed, atomic_load(&t->bytes_freed),
+					t->pub_frees, atomic_load(&t->frees));
+}
 
-	t->next_alloc_count = t->pub_allocations + blocks;
-	t->next_alloc_bytes = t->pub_bytes_allocated + bytes;
-	t->next_free_count = t->pub_frees + blocks;
-	t->next_free_bytes = t->pub_bytes_freed + bytes;
+static bool batch_done(int64_t pub_bytes, int64_t bytes, int64_t pub_count, int64_t count)
+{
+	return bytes - pub_bytes >= atomic_load_explicit(&gc.batch_bytes, memory_order_relaxed) ||
+	       count - pub_count >= atomic_load_explicit(&gc.batch_count, memory_order_relaxed);
+}
+
+void gc_due(struct thread_rec *t)
+{
+	if (batch_done(t->pub_bytes_allocated, atomic_load(&t->bytes_allocated),
+		       t->pub_allocations, atomic_load(&t->allocations)) ||
+	    batch_done(t->pub_bytes_freed, atomic_load(&t->bytes_freed),
+		       t->pub_frees, atomic_load(&t->frees)))
+		gc_publish(t);
+	else
+		set_next_points(t);
 }
 
 /* A record taken by a new thread: its totals stay, its deltas start. */

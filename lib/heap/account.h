@@ -102,42 +102,47 @@ static inline void gc_unreserve(size_t usable)
 	atomic_fetch_sub_explicit(&gc.live, (int64_t)usable, memory_order_relaxed);
 }
 
-/* The fast path's bookkeeping: two counters and a compare.  True when
- * the thread is due to publish (gc_publish), which the caller does off its
- * fast path so that path stays a leaf.  The thread is the counters' only
- * writer: plain stores, no read-modify-write. */
+/* The fast path's bookkeeping: two counters and one compare.  True when
+ * the thread may be due to publish (gc_due), which the caller checks off
+ * its fast path so that path stays a leaf.  Only bytes are compared: the
+ * byte point is never further than the count point could be (gc_due), so
+ * a count batch is not missed.  The thread is the counters' only writer:
+ * plain stores, no read-modify-write. */
 static inline bool gc_count(_Atomic int64_t *count, _Atomic int64_t *bytes, size_t u,
-			    int64_t next_count, int64_t next_bytes)
+			    int64_t next_bytes)
 {
 	int64_t n = atomic_load_explicit(count, memory_order_relaxed) + 1;
 	int64_t b = atomic_load_explicit(bytes, memory_order_relaxed) + (int64_t)u;
 
 	atomic_store_explicit(count, n, memory_order_relaxed);
 	atomic_store_explicit(bytes, b, memory_order_relaxed);
-	return __builtin_expect(b >= next_bytes || n >= next_count, 0);
+	return __builtin_expect(b >= next_bytes, 0);
 }
+
+/* The thread reached its byte point: publishes if a batch of bytes or
+ * blocks is complete, else sets the next point. */
+void gc_due(struct thread_rec *t);
 
 static inline bool gc_count_alloc(struct thread_rec *t, size_t u)
 {
-	return gc_count(&t->allocations, &t->bytes_allocated, u, t->next_alloc_count,
-			t->next_alloc_bytes);
+	return gc_count(&t->allocations, &t->bytes_allocated, u, t->next_alloc_bytes);
 }
 
 static inline bool gc_count_free(struct thread_rec *t, size_t u)
 {
-	return gc_count(&t->frees, &t->bytes_freed, u, t->next_free_count, t->next_free_bytes);
+	return gc_count(&t->frees, &t->bytes_freed, u, t->next_free_bytes);
 }
 
 static inline void gc_account_alloc(struct thread_rec *t, size_t u)
 {
 	if (gc_count_alloc(t, u))
-		gc_publish(t);
+		gc_due(t);
 }
 
 static inline void gc_account_free(struct thread_rec *t, size_t u)
 {
 	if (gc_count_free(t, u))
-		gc_publish(t);
+		gc_due(t);
 }
 
 #endif

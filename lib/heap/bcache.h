@@ -140,10 +140,11 @@ static inline bool bcache_full(const struct bcache *c, unsigned idx)
 static inline void bcache_put(struct bcache *c, unsigned idx, void *p)
 {
 	unsigned n = c->count[idx];
+	uint64_t key = bc_key;   /* read before the fence: free() has it already */
 
 	atomic_store_explicit(&c->freeing, p, memory_order_relaxed);
 	atomic_signal_fence(memory_order_seq_cst);
-	memcpy(p, &bc_key, sizeof(bc_key));
+	memcpy(p, &key, sizeof(key));
 	bcache_slots(c, idx)[n] = p;
 	c->count[idx] = (uint16_t)(n + 1);
 	atomic_signal_fence(memory_order_seq_cst);

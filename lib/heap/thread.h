@@ -19,9 +19,9 @@
  * it bumps and the points at which it next publishes to gc.c. */
 struct thread_rec {
 	_Atomic int64_t allocations, bytes_allocated;
-	int64_t next_alloc_count, next_alloc_bytes;
+	int64_t next_alloc_bytes;
 	_Atomic int64_t frees, bytes_freed;
-	int64_t next_free_count, next_free_bytes;
+	int64_t next_free_bytes;
 	_Atomic int64_t reallocs;
 	/* what was last published, owner-only */
 	int64_t pub_allocations, pub_frees, pub_bytes_allocated, pub_bytes_freed;
