@@ -277,7 +277,7 @@ static __attribute__((noinline)) void free_to_cache(struct thread_rec *t, void *
 	}
 	if (gc_mode_now() & MODE_FREE_CACHED)
 		sites_unpin_freed(p);
-	if (t->cache.limit[idx] || !bcache_give_away(&t->cache, idx, p))
+	if (bcache_limit(&t->cache, idx) || !bcache_give_away(&t->cache, idx, p))
 		bcache_push(&t->cache, idx, p);
 	gc_account_free(t, sc_sizes[idx]);
 }

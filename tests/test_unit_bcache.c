@@ -108,13 +108,13 @@ Test(bcache, a_batch_of_two_hundred_stays_in_the_cache)
 	for (int i = 0; i < N; i++)
 		cr_assert_not_null(b[i] = malloc(16));
 	idx = om_class_at((uintptr_t)b[0] - om.base) - 1;
-	while (thread_self->cache.count[idx] && nrest < BC_SLOTS)
+	while (bcache_count(&thread_self->cache, idx) && nrest < BC_SLOTS)
 		rest[nrest++] = malloc(16);   /* what the last refill left cached */
-	cr_assert_eq(thread_self->cache.count[idx], 0);
+	cr_assert_eq(bcache_count(&thread_self->cache, idx), 0);
 	for (int i = 0; i < N; i++)
 		free(b[i]);
-	cr_expect_eq(thread_self->cache.count[idx], N, "the thread's cache holds %u of %d",
-		     (unsigned)thread_self->cache.count[idx], N);
+	cr_expect_eq(bcache_count(&thread_self->cache, idx), N, "the thread's cache holds %u of %d",
+		     (unsigned)bcache_count(&thread_self->cache, idx), N);
 	for (unsigned i = 0; i < nrest; i++)
 		free(rest[i]);
 }
@@ -128,10 +128,10 @@ static void *fills(void *arg)
 	void *a = malloc(1000), *b, *c;
 
 	idx = om_class_at((uintptr_t)a - om.base) - 1;
-	seen[0] = thread_self->cache.count[idx];
+	seen[0] = bcache_count(&thread_self->cache, idx);
 	b = malloc(1000);   /* the one cached */
 	c = malloc(1000);   /* empty again: the second fill */
-	seen[1] = thread_self->cache.count[idx];
+	seen[1] = bcache_count(&thread_self->cache, idx);
 	free(a);
 	free(b);
 	free(c);
@@ -187,7 +187,7 @@ static void *crowd_member(void *arg)
 	seen->idx = om_class_at((uintptr_t)b[0] - om.base) - 1;
 	for (int i = 0; i < 200; i++)
 		free(b[i]);
-	seen->held = thread_self->cache.count[seen->idx];
+	seen->held = bcache_count(&thread_self->cache, seen->idx);
 	/* a busy thread: batches bigger than any cache, over and over */
 	for (int round = 0; round < 20000 && thread_self->cache.crowded; round++) {
 		for (int i = 0; i < 200; i++)
@@ -196,7 +196,7 @@ static void *crowd_member(void *arg)
 			free(b[i]);
 	}
 	seen->promoted = !thread_self->cache.crowded;
-	seen->limit_after = thread_self->cache.limit[seen->idx];
+	seen->limit_after = bcache_limit(&thread_self->cache, seen->idx);
 	seen->tcache_after = jemalloc_tcache_on();
 	return NULL;
 }

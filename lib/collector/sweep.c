@@ -191,7 +191,7 @@ static bool sweep_chunk(bool all)
  * must not find its handler's malloc waiting for it. */
 void *sweep_refill(struct bcache *c, unsigned idx)
 {
-	size_t from, to, want = c->limit[idx] / 2u + 1;
+	size_t from, to, want = bcache_limit(c, idx) / 2u + 1;
 	void *first;
 
 	if (!atomic_load_explicit(&gc.sweep_pending, memory_order_relaxed) ||

@@ -87,14 +87,14 @@ bool bcache_init(void)
 	depot = os_map(BC_CLASSES * sizeof(*depot));
 	if (!depot)
 		return false;
-	for (unsigned i = 0, base = 0; i < BC_CLASSES; i++) {
+	for (unsigned i = 0, base = 1; i < BC_CLASSES; i++) {
 		size_t n = BC_BUDGET / sc_sizes[i];
 
 		n = n < BC_MIN_SLOTS ? BC_MIN_SLOTS : n > BC_SLOTS ? BC_SLOTS : n;
 		bc_limit[i] = (uint16_t)(n & ~(size_t)1);
 		bc_crowd_limit[i] = crowd_limit(bc_limit[i]);
 		bc_base[i] = (uint16_t)base;
-		base += bc_limit[i];
+		base += bc_limit[i] + 1u;   /* and the next class's NULL slot */
 		if (base > BC_ALL_SLOTS)   /* BC_ALL_SLOTS too small for the classes */
 			return false;
 		n = DEPOT_BUDGET / sc_sizes[i];
@@ -190,9 +190,9 @@ bool bcache_refill(struct bcache *c, unsigned idx)
 		return false;
 	}
 	have = atomic_load_explicit(&d->count, memory_order_relaxed);
-	take = have < c->limit[idx] / 2u ? have : c->limit[idx] / 2u;
+	take = have < bcache_limit(c, idx) / 2u ? have : bcache_limit(c, idx) / 2u;
 	memcpy(bcache_slots(c, idx), d->slot + have - take, take * sizeof(void *));
-	c->count[idx] = (uint16_t)take;
+	bcache_set_count(c, idx, take);
 	atomic_signal_fence(memory_order_seq_cst);
 	atomic_store_explicit(&d->count, have - take, memory_order_relaxed);
 	depot_leave(d);
@@ -219,7 +219,7 @@ static void *fill_register(struct bcache *c, unsigned idx, void *first, unsigned
 {
 	void **s = bcache_slots(c, idx);
 
-	c->count[idx] = (uint16_t)n;
+	bcache_set_count(c, idx, n);
 	s[n] = first;   /* past the count: registered with the rest, not cached */
 	atomic_signal_fence(memory_order_seq_cst);
 	om_insert_small_batch(s, n + 1, idx);
@@ -237,7 +237,7 @@ static void *fill_register(struct bcache *c, unsigned idx, void *first, unsigned
  * full fills after a few of them. */
 static unsigned fill_size(struct bcache *c, unsigned idx)
 {
-	unsigned most = c->limit[idx] / 2u, want = 1u << c->fill_lg[idx];
+	unsigned most = bcache_limit(c, idx) / 2u, want = 1u << c->fill_lg[idx];
 
 	if (want >= most)
 		return most;
@@ -253,8 +253,8 @@ static void went_to_jemalloc(struct bcache *c)
 		return;
 	c->crowded = false;
 	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
-		if (c->limit[idx])
-			c->limit[idx] = bc_limit[idx];
+		if (bcache_limit(c, idx))
+			bcache_allocating(c, idx);
 	heap_thread_cache(true);
 }
 
@@ -341,7 +341,7 @@ static void release(void *const *out, unsigned n, unsigned idx)
  * back to jemalloc when the thread ends. */
 void bcache_overflow(struct bcache *c, unsigned idx)
 {
-	unsigned n = c->count[idx], half = n / 2, nout = 0;
+	unsigned n = bcache_count(c, idx), half = n / 2, nout = 0;
 	void **s = bcache_slots(c, idx), *out[BC_SLOTS / 2];
 
 	trend_up(c, idx);
@@ -349,7 +349,7 @@ void bcache_overflow(struct bcache *c, unsigned idx)
 		unregister(s, half, out, &nout);
 	memcpy(s, s + half, (n - half) * sizeof(*s));
 	atomic_signal_fence(memory_order_seq_cst);
-	c->count[idx] = (uint16_t)(n - half);
+	bcache_set_count(c, idx, n - half);
 	atomic_signal_fence(memory_order_seq_cst);
 	release(out, nout, idx);
 	if (nout)
@@ -393,8 +393,8 @@ void bcache_drain(struct bcache *c)
 		void *out[BC_SLOTS];
 		unsigned nout = 0;
 
-		unregister(bcache_slots(c, idx), c->count[idx], out, &nout);
-		c->count[idx] = 0;
+		unregister(bcache_slots(c, idx), bcache_count(c, idx), out, &nout);
+		bcache_set_count(c, idx, 0);
 		atomic_signal_fence(memory_order_seq_cst);
 		release(out, nout, idx);
 	}
@@ -440,10 +440,20 @@ bool bcache_crowded(unsigned live)
 	return live > crowd_threads;
 }
 
-/* A thread record taken by a new thread: no class allocated from yet. */
+/* A record's cache as the record is made, before any thread can see it:
+ * empty, with no room in any class. */
+void bcache_new(struct bcache *c)
+{
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
+		c->top[idx] = c->end[idx] = bc_base[idx];
+}
+
+/* A thread record taken by a new thread: no class allocated from yet
+ * (the thread that had it emptied its cache as it ended). */
 void bcache_start(struct bcache *c, bool crowded)
 {
-	memset(c->limit, 0, sizeof(c->limit));
+	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
+		c->end[idx] = bc_base[idx];
 	memset(c->fill_lg, 0, sizeof(c->fill_lg));
 	memset(c->trend, 0, sizeof(c->trend));
 	c->crowded = crowded;
@@ -470,7 +480,7 @@ static bool slots_hold(void *const *s, unsigned n, const void *p)
 static bool cache_holds(const struct bcache *c, unsigned idx, const void *p)
 {
 	return atomic_load_explicit(&c->freeing, memory_order_relaxed) == p ||
-	       slots_hold(c->slots + bc_base[idx], c->count[idx], p);
+	       slots_hold(c->slots + bc_base[idx], bcache_count(c, idx), p);
 }
 
 /* Whether the registered block at p is in a cache or a depot, i.e. free.
@@ -503,7 +513,7 @@ static void each_array(slots_fn *fn, void *arg)
 {
 	for (struct thread_rec *r = thread_first(); r; r = r->next)
 		for (unsigned idx = 0; idx < BC_CLASSES; idx++) {
-			unsigned n = r->cache.count[idx];
+			unsigned n = bcache_count(&r->cache, idx);
 
 			fn(bcache_slots(&r->cache, idx), n < bc_limit[idx] ? n : bc_limit[idx],
 			   r->cache.hid[idx], idx, arg);

@@ -42,11 +42,18 @@ struct bcache {
 	/* The block being pushed: a thread stopped halfway through free()
 	 * has it in neither the program's hands nor, yet, in the slots. */
 	_Atomic(void *) freeing;
-	uint16_t count[BC_CLASSES];
-	/* Per class, bc_limit once the thread has allocated from the class,
-	 * 0 until then: its frees of blocks that other threads allocated
-	 * then take the slow path to the depot (bcache_give_away). */
-	uint16_t limit[BC_CLASSES];
+	/* Per class, the slot index past its last cached block: slots[top - 1]
+	 * is the next one out.  An index into slots rather than a count, so
+	 * that push and pop need not look up where the class's slots start;
+	 * the slot below each class's first always holds NULL (bc_base), which
+	 * is how pop sees the class empty.  bcache_count() is the count. */
+	uint16_t top[BC_CLASSES];
+	/* Per class, the slot index past the last one the thread may fill:
+	 * bc_base[idx] (no room) until the thread has allocated from the
+	 * class, bc_base + bc_limit (or bc_crowd_limit) from then on.  Its
+	 * frees of blocks that other threads allocated then take the slow
+	 * path to the depot (bcache_give_away).  bcache_limit() is the size. */
+	uint16_t end[BC_CLASSES];
 	/* Per class, whether the thread has lately been freeing more than
 	 * it allocates: an average of +64 for each time the class overflowed
 	 * and -64 for each time it ran empty.  Only a thread far on the
@@ -63,14 +70,15 @@ struct bcache {
 	/* Slots whose start bits bcache_hide() cleared (collector only). */
 	bool hid_freeing;
 	uint64_t hid[BC_CLASSES][BC_SLOTS / 64];
-	/* Class idx's slots start at bc_base[idx]: packed, so that a thread
-	 * that uses a few blocks of many classes writes a few pages of them,
-	 * not a page or two a class. */
+	/* Class idx's slots start at bc_base[idx], one NULL slot apart:
+	 * packed, so that a thread that uses a few blocks of many classes
+	 * writes a few pages of them, not a page or two a class. */
 	void *slots[BC_ALL_SLOTS];
 };
 
 /* Slots in use per class, always even: fewer for bigger blocks, so that
- * the memory a thread keeps cached stays around 32 KiB a class at most. */
+ * the memory a thread keeps cached stays around 32 KiB a class at most.
+ * Class idx's slots start at bc_base[idx], after the NULL slot below. */
 extern uint16_t bc_limit[BC_CLASSES];
 extern uint16_t bc_crowd_limit[BC_CLASSES];
 extern uint16_t bc_base[BC_CLASSES];
@@ -85,6 +93,7 @@ void bcache_drain(struct bcache *c);
 /* Whether a thread that starts while live threads hold records is to
  * have a crowded cache. */
 bool bcache_crowded(unsigned live);
+void bcache_new(struct bcache *c);
 void bcache_start(struct bcache *c, bool crowded);
 bool bcache_give_away(struct bcache *c, unsigned idx, void *p);
 void bcache_drain_depots(void);
@@ -100,6 +109,25 @@ static inline void **bcache_slots(struct bcache *c, unsigned idx)
 	return c->slots + bc_base[idx];
 }
 
+/* Blocks cached of class idx; 0 for a record not started yet. */
+static inline unsigned bcache_count(const struct bcache *c, unsigned idx)
+{
+	unsigned top = c->top[idx], base = bc_base[idx];
+
+	return top > base ? top - base : 0;
+}
+
+static inline void bcache_set_count(struct bcache *c, unsigned idx, unsigned n)
+{
+	c->top[idx] = (uint16_t)(bc_base[idx] + n);
+}
+
+/* Blocks class idx may hold: 0 until the thread allocated from it. */
+static inline unsigned bcache_limit(const struct bcache *c, unsigned idx)
+{
+	return (unsigned)(c->end[idx] - bc_base[idx]);
+}
+
 static inline bool bcache_marked(const void *p)
 {
 	uint64_t w;
@@ -110,15 +138,12 @@ static inline bool bcache_marked(const void *p)
 
 static inline void *bcache_pop(struct bcache *c, unsigned idx)
 {
-	unsigned n = c->count[idx];
-	void *p;
+	unsigned top = c->top[idx];
+	void *p = c->slots[top - 1];
 
-	if (__builtin_expect(n == 0, 0))
-		return NULL;
-	p = bcache_slots(c, idx)[n - 1];
-	if (!p)
-		__builtin_unreachable();   /* only blocks are pushed */
-	c->count[idx] = (uint16_t)(n - 1);
+	if (__builtin_expect(!p, 0))
+		return NULL;   /* the NULL below the class's first slot */
+	c->top[idx] = (uint16_t)(top - 1);
 	memset(p, 0, sizeof(uint64_t));   /* bc_key: no longer cached */
 	return p;
 }
@@ -127,26 +152,26 @@ static inline void *bcache_pop(struct bcache *c, unsigned idx)
  * class stay with it. */
 static inline void bcache_allocating(struct bcache *c, unsigned idx)
 {
-	c->limit[idx] = c->crowded ? bc_crowd_limit[idx] : bc_limit[idx];
+	c->end[idx] = (uint16_t)(bc_base[idx] + (c->crowded ? bc_crowd_limit[idx] : bc_limit[idx]));
 }
 
 static inline bool bcache_full(const struct bcache *c, unsigned idx)
 {
-	return c->count[idx] >= c->limit[idx];
+	return c->top[idx] >= c->end[idx];
 }
 
 /* Only when !bcache_full().  The stores are ordered for a collector that
  * may stop the thread between any two of them. */
 static inline void bcache_put(struct bcache *c, unsigned idx, void *p)
 {
-	unsigned n = c->count[idx];
+	unsigned top = c->top[idx];
 	uint64_t key = bc_key;   /* read before the fence: free() has it already */
 
 	atomic_store_explicit(&c->freeing, p, memory_order_relaxed);
 	atomic_signal_fence(memory_order_seq_cst);
 	memcpy(p, &key, sizeof(key));
-	bcache_slots(c, idx)[n] = p;
-	c->count[idx] = (uint16_t)(n + 1);
+	c->slots[top] = p;
+	c->top[idx] = (uint16_t)(top + 1);
 	atomic_signal_fence(memory_order_seq_cst);
 	atomic_store_explicit(&c->freeing, NULL, memory_order_relaxed);
 }

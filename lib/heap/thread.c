@@ -60,6 +60,7 @@ static struct thread_rec *new_record(void)
 	thread_unlock();
 	if (!r)
 		return NULL;
+	bcache_new(&r->cache);
 	atomic_store(&r->in_use, 1);
 	head = atomic_load(&registry);
 	do
