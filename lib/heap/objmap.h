@@ -127,7 +127,10 @@ static inline bool om_is_start(uintptr_t off)
 /* Registers n blocks of slab class idx with one atomic OR per bitmap word
  * that consecutive ones share: blocks that jemalloc hands out one after
  * the other mostly come from one slab in address order, and a locked
- * instruction per block is what registration costs most. */
+ * instruction per block is what registration costs most.  A page is done
+ * when the blocks move to another page (a bitmap word never spans two):
+ * its word is ORed in, then its young flags are made sure of, as in
+ * om_insert_idx. */
 static inline void om_insert_small_batch(void *const *p, unsigned n, unsigned idx)
 {
 	uintptr_t word = 0, pg = UINTPTR_MAX;
@@ -137,26 +140,24 @@ static inline void om_insert_small_batch(void *const *p, unsigned n, unsigned id
 	for (unsigned i = 0; i < n; i++) {
 		uintptr_t off = (uintptr_t)p[i] - om.base, g = off >> OM_GRANULE_LG;
 
-		if (off >> OM_PAGE_LG != pg) {   /* neighbours mostly share a page */
-			pg = off >> OM_PAGE_LG;
-			if (atomic_load_explicit(&om.pages[pg], memory_order_relaxed) != v)
-				atomic_store_explicit(&om.pages[pg], v, memory_order_relaxed);
-		}
 		if (mask && g >> 6 != word) {
 			atomic_fetch_or_explicit(&om.starts[word], mask, memory_order_release);
 			mask = 0;
+		}
+		if (off >> OM_PAGE_LG != pg) {   /* neighbours mostly share a page */
+			if (pg != UINTPTR_MAX)
+				om_keep_young(pg, v);
+			pg = off >> OM_PAGE_LG;
+			if (atomic_load_explicit(&om.pages[pg], memory_order_relaxed) != v)
+				atomic_store_explicit(&om.pages[pg], v, memory_order_relaxed);
 		}
 		word = g >> 6;
 		mask |= 1ULL << (g & 63);
 	}
 	if (mask)
 		atomic_fetch_or_explicit(&om.starts[word], mask, memory_order_release);
-	pg = UINTPTR_MAX;
-	for (unsigned i = 0; i < n; i++)
-		if (((uintptr_t)p[i] - om.base) >> OM_PAGE_LG != pg) {
-			pg = ((uintptr_t)p[i] - om.base) >> OM_PAGE_LG;
-			om_keep_young(pg, v);
-		}
+	if (pg != UINTPTR_MAX)
+		om_keep_young(pg, v);
 }
 
 /* Unregisters n blocks of slab classes (no continuation pages), one
