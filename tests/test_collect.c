@@ -210,7 +210,8 @@ Test(collect, young_collections_spare_older_generations)
 }
 
 /* Big root mappings are shared among markers: none of their pieces may
- * be left unread, whoever takes it. */
+ * be left unread, whoever takes it; and of their pages that map the zero
+ * page none is read. */
 Test(collect, blocks_held_from_big_mappings_survive_shared_marking)
 {
 	const char *two[] = { "GCSHIM_MARKERS=2", NULL }, *one[] = { "GCSHIM_MARKERS=1", NULL };

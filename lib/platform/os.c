@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "os.h"
+#include "pmscan.h"
 #include "regions.h"
 
 #include <errno.h>
@@ -284,6 +285,53 @@ bool os_written_bits(int pagemap, uintptr_t page, size_t n, uint64_t *bits)
 	return true;
 }
 
+#define SCAN_RUNS 64
+
+/* Set once the kernel refuses PAGEMAP_SCAN (before Linux 6.7): the page
+ * map is then read entry by entry. */
+static _Atomic bool no_scan;
+
+/* As os_written_runs, by PAGEMAP_SCAN: a call lists up to SCAN_RUNS runs
+ * of pages, and leaves out the pages that map the zero page, memory the
+ * program read but never wrote, which the entry-by-entry read cannot tell
+ * from written pages.  Returns where it stopped, hi if it did not; the
+ * caller reads the page map for the rest. */
+static uintptr_t scanned_runs(int pagemap, uintptr_t lo, uintptr_t hi, bool shared,
+			      void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg)
+{
+	struct page_region runs[SCAN_RUNS];
+	uint64_t never = PAGE_IS_PFNZERO | (shared ? 0 : PAGE_IS_FILE);
+	struct pm_scan_arg a = {
+		.size = sizeof(a),
+		.vec = (uintptr_t)runs, .vec_len = SCAN_RUNS,
+		.category_inverted = never, .category_mask = never,
+		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+	};
+	uintptr_t at = lo & ~(OS_PAGE - 1);
+
+	while (at < hi) {
+		long n;
+
+		a.start = at;
+		a.end = (hi + OS_PAGE - 1) & ~(OS_PAGE - 1);
+		a.walk_end = 0;
+		/* raw: the markers call this on another thread's thread pointer */
+		n = syscall_raw4(SYS_ioctl, pagemap, (long)PAGEMAP_SCAN, (long)&a, 0);
+		if (n < 0) {
+			if (n == -ENOTTY || n == -EINVAL)
+				atomic_store_explicit(&no_scan, true, memory_order_relaxed);
+			return at;
+		}
+		for (long i = 0; i < n && i < SCAN_RUNS; i++)
+			fn(runs[i].start > lo ? runs[i].start : lo, runs[i].end < hi ? runs[i].end : hi,
+			   arg);
+		if (a.walk_end <= at)
+			return at;
+		at = a.walk_end;
+	}
+	return hi;
+}
+
 /* Calls fn on each part of [lo, hi) that lies in a page the program
  * wrote: a private anonymous page, present or swapped out, or, in shared
  * memory, any present page.  Pages never written hold no pointers, and
@@ -293,8 +341,11 @@ void os_written_runs(int pagemap, uintptr_t lo, uintptr_t hi, bool shared,
 		     void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg)
 {
 	uint64_t pm[PAGEMAP_BATCH];
+	uintptr_t page = lo & ~(OS_PAGE - 1);
 
-	for (uintptr_t page = lo & ~(OS_PAGE - 1); page < hi;) {
+	if (pagemap >= 0 && !atomic_load_explicit(&no_scan, memory_order_relaxed))
+		page = scanned_runs(pagemap, lo, hi, shared, fn, arg);
+	while (page < hi) {
 		size_t n = (hi - page + OS_PAGE - 1) / OS_PAGE;
 		ssize_t got;
 
