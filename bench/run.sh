@@ -160,7 +160,25 @@ config_names() {
 	done
 }
 
-# "label time... rss..." per workload, in the order of CONFIGS.
+# The median of the rounds' ratios of the times in $1 to those in $2
+# (one per round, in round order).  A round runs every configuration of a
+# workload once, seconds apart: a ratio taken within a round is spared
+# the machine's drift between rounds, which a ratio of two medians taken
+# configuration by configuration is not (a busy minute on a shared host
+# slows some configurations' runs and not others').
+paired() {
+	local -a a b
+	local i ratios=""
+	read -ra a <<<"$1"
+	read -ra b <<<"$2"
+	for ((i = 0; i < ${#a[@]} && i < ${#b[@]}; i++)); do
+		ratios+="$(awk -v x="${a[i]}" -v y="${b[i]}" 'BEGIN { printf "%.6f", (y > 0 ? x / y : 0) }') "
+	done
+	median "$ratios"
+}
+
+# "label time... rss... ratio..." per workload: medians in the order of
+# CONFIGS, then each candidate's time over the baseline's, round by round.
 medians() {
 	local names w label c
 	read -ra names <<<"$(config_names)"
@@ -169,6 +187,9 @@ medians() {
 		printf '%s' "$label"
 		for c in "${names[@]}"; do printf ' %s' "$(median "${TIMES[$label|$c]}")"; done
 		for c in "${names[@]}"; do printf ' %s' "$(median "${RSS[$label|$c]}")"; done
+		for c in $CANDIDATES; do
+			printf ' %s' "$(paired "${TIMES[$label|$c]}" "${TIMES[$label|$BASELINE]}")"
+		done
 		printf '\n'
 	done
 }
@@ -191,7 +212,8 @@ print_table() {
 		for (r = 1; r <= rows; r++) {
 			printf "%-10s", label[r]
 			for (i = 1; i <= n; i++) printf " %*" fmt, w[i], val[r, off + i] / scale
-			for (k = 1; k <= m; k++) printf " %*.3f", rw[k], val[r, off + c[k]] / val[r, off + b]
+			for (k = 1; k <= m; k++)
+				printf " %*.3f", rw[k], off ? val[r, off + c[k]] / val[r, off + b] : pr[r, k]
 			printf "\n"
 		}
 	}
@@ -214,9 +236,9 @@ print_table() {
 	{
 		rows++
 		label[rows] = $1
-		for (i = 2; i <= NF; i++) val[rows, i - 1] = $i
+		for (i = 2; i <= 1 + 2 * n; i++) val[rows, i - 1] = $i
 		for (k = 1; k <= m; k++) {
-			rt = $(1 + c[k]) / $(1 + b)
+			rt = pr[rows, k] = $(1 + 2 * n + k)
 			rr = $(1 + n + c[k]) / $(1 + n + b)
 			logsum[k] += log(rt)
 			rlogsum[k] += log(rr)
@@ -262,7 +284,8 @@ main() {
 		run_workload "$w"
 	done
 	{
-		echo "allocation workloads: medians of $ROUNDS rounds; time in seconds ($CLOCK clock), MaxRSS in MiB"
+		echo "allocation workloads: medians of $ROUNDS rounds; time in seconds ($CLOCK clock), MaxRSS in MiB;"
+		echo "time ratios: the median of the rounds' ratios (a round runs every configuration once, seconds apart)"
 		echo "gcshim: LD_PRELOAD ${BENCH_GCSHIM_ENV:-(defaults: no automatic collection)}"
 		if [[ $SITES == 1 ]]; then
 			echo "gcshim-bt8, gcshim-bt16: the same plus GCSHIM_BACKTRACE=8 or 16 (every allocation's stack recorded)"
