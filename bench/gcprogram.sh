@@ -83,18 +83,9 @@ rows() {
 	done
 }
 
-# The median of the per-round ratios of a's total time to b's: a round
-# runs every configuration within seconds, so a ratio taken in one round
-# is spared the machine's drift from round to round (a busy minute that
-# slows one configuration's runs more than another's); - without b.
+# Configuration $1's total time over $2's, round by round (paired_median).
 paired() {
-	local -a a=(${SAMPLES[$1|total_ms]:-}) b=(${SAMPLES[$2|total_ms]:-})
-	local i ratios=""
-	((${#a[@]} && ${#a[@]} == ${#b[@]})) || { echo -; return; }
-	for ((i = 0; i < ${#a[@]}; i++)); do
-		ratios+="$(awk -v x="${a[i]}" -v y="${b[i]}" 'BEGIN { printf "%.4f", (y > 0 ? x / y : 0) }') "
-	done
-	median "$ratios"
+	paired_median "${SAMPLES[$1|total_ms]:-}" "${SAMPLES[$2|total_ms]:-}"
 }
 
 report() {

@@ -160,25 +160,9 @@ config_names() {
 	done
 }
 
-# The median of the rounds' ratios of the times in $1 to those in $2
-# (one per round, in round order).  A round runs every configuration of a
-# workload once, seconds apart: a ratio taken within a round is spared
-# the machine's drift between rounds, which a ratio of two medians taken
-# configuration by configuration is not (a busy minute on a shared host
-# slows some configurations' runs and not others').
-paired() {
-	local -a a b
-	local i ratios=""
-	read -ra a <<<"$1"
-	read -ra b <<<"$2"
-	for ((i = 0; i < ${#a[@]} && i < ${#b[@]}; i++)); do
-		ratios+="$(awk -v x="${a[i]}" -v y="${b[i]}" 'BEGIN { printf "%.6f", (y > 0 ? x / y : 0) }') "
-	done
-	median "$ratios"
-}
-
 # "label time... rss... ratio..." per workload: medians in the order of
-# CONFIGS, then each candidate's time over the baseline's, round by round.
+# CONFIGS, then each candidate's time over the baseline's, round by round
+# (paired_median).
 medians() {
 	local names w label c
 	read -ra names <<<"$(config_names)"
@@ -188,7 +172,7 @@ medians() {
 		for c in "${names[@]}"; do printf ' %s' "$(median "${TIMES[$label|$c]}")"; done
 		for c in "${names[@]}"; do printf ' %s' "$(median "${RSS[$label|$c]}")"; done
 		for c in $CANDIDATES; do
-			printf ' %s' "$(paired "${TIMES[$label|$c]}" "${TIMES[$label|$BASELINE]}")"
+			printf ' %s' "$(paired_median "${TIMES[$label|$c]}" "${TIMES[$label|$BASELINE]}")"
 		done
 		printf '\n'
 	done
