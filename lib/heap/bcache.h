@@ -109,12 +109,11 @@ static inline void **bcache_slots(struct bcache *c, unsigned idx)
 	return c->slots + bc_base[idx];
 }
 
-/* Blocks cached of class idx; 0 for a record not started yet. */
+/* Blocks cached of class idx.  A record has its indexes from the moment
+ * it is made (bcache_new), and top never goes below its class's base. */
 static inline unsigned bcache_count(const struct bcache *c, unsigned idx)
 {
-	unsigned top = c->top[idx], base = bc_base[idx];
-
-	return top > base ? top - base : 0;
+	return (unsigned)(c->top[idx] - bc_base[idx]);
 }
 
 static inline void bcache_set_count(struct bcache *c, unsigned idx, unsigned n)
