@@ -96,6 +96,25 @@ static inline void om_keep_young(uintptr_t pg, uint32_t v)
 		atomic_store_explicit(&om.pages[pg], v, memory_order_relaxed);
 }
 
+/* The start bit of a block that no other can start near: one of a large
+ * extent (its first page is its own, wherever jemalloc put the block on
+ * it), or one that covers the whole span of its bitmap word (512 bytes
+ * from a start aligned to 512, as do all slab blocks of 4 KiB and more).
+ * Its word is stored rather than ORed: the word of a big block is seldom
+ * in the CPU's cache, and a locked instruction waits for the line where a
+ * store does not. */
+#define OM_WORD_SPAN ((uintptr_t)64 << OM_GRANULE_LG)
+
+static inline void om_set_start_of(uintptr_t off, size_t usable)
+{
+	uintptr_t g = off >> OM_GRANULE_LG;
+
+	if (usable > SC_SMALL_MAX || (usable >= OM_WORD_SPAN && !(off & (OM_WORD_SPAN - 1))))
+		atomic_store_explicit(&om.starts[g >> 6], 1ULL << (g & 63), memory_order_release);
+	else
+		om_set_start(off);
+}
+
 /* Pages first, then the start bit: a block is never visible with the size
  * of whatever used its page before. */
 static inline void om_insert_idx(void *p, size_t usable, unsigned idx)
@@ -103,7 +122,7 @@ static inline void om_insert_idx(void *p, size_t usable, unsigned idx)
 	uintptr_t off = (uintptr_t)p - om.base;
 
 	om_set_pages_idx(off, usable, idx);
-	om_set_start(off);
+	om_set_start_of(off, usable);
 	om_keep_young(off >> OM_PAGE_LG, (idx + 1) | OM_YOUNG);
 }
 
