@@ -111,7 +111,8 @@ extern "C" {
 	X(reused_blocks, "dead blocks taken straight back into use, in total") \
 	X(vacant_pages, "heap pages with no block at the last collection, left unprotected") \
 	X(jemalloc_purges, "times jemalloc gave free pages back to the system") \
-	X(crowded_threads, "threads started with small caches among many, in total")
+	X(crowded_threads, "threads started with small caches among many, in total") \
+	X(prefaulted_pages, "pages of the collector's tables made resident before a stop")
 
 struct gcshim_stats {
 	uint32_t size;    /* set by the caller: sizeof(struct gcshim_stats) */

@@ -187,7 +187,8 @@ enum proto_stat_kind { STAT_GAUGE, STAT_COUNTER };
 	X(reused_blocks, UNIT_COUNT, STAT_COUNTER)            \
 	X(vacant_pages, UNIT_COUNT, STAT_GAUGE)                \
 	X(jemalloc_purges, UNIT_COUNT, STAT_COUNTER)          \
-	X(crowded_threads, UNIT_COUNT, STAT_COUNTER)
+	X(crowded_threads, UNIT_COUNT, STAT_COUNTER)          \
+	X(prefaulted_pages, UNIT_COUNT, STAT_COUNTER)
 
 struct proto_stat_desc {
 	const char *name;

@@ -204,6 +204,17 @@ Test(collect, collection_touches_no_unwritten_memory)
 	modes("footprint", NULL, 0);
 }
 
+/* The pages of the collector's tables for a heap grown since the last
+ * collection are made resident before the next stop, with one marker and
+ * with several (mark bytes too). */
+Test(collect, tables_for_new_heap_resident_before_the_stop)
+{
+	const char *two[] = { "GCSHIM_MARKERS=2", NULL }, *one[] = { "GCSHIM_MARKERS=1", NULL };
+
+	modes("prefault", one, 0);
+	modes("prefault", two, 0);
+}
+
 Test(collect, young_collections_spare_older_generations)
 {
 	modes("generations", NULL, 0);

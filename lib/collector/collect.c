@@ -21,6 +21,7 @@
 #include "mark.h"
 #include "markers.h"
 #include "objmap.h"
+#include "prefault.h"
 #include "options.h"
 #include "os.h"
 #include "release.h"
@@ -99,6 +100,9 @@ bool collect_init(void)
 	    !garbage_init() || !stop_init((int)opt_int(OPT_SIGNAL), (int)opt_int(OPT_STOP_TIMEOUT),
 			       opt_int(OPT_TRACE) != 0))
 		return false;
+	prefault_add(co.age1, OM_GRANULE_LG + 3);
+	prefault_add(co.age2, OM_GRANULE_LG + 3);
+	prefault_add(mark_bits(), OM_GRANULE_LG + 3);
 	kroots_init();
 	sweep_init();
 	gc_register_collector(collect_auto, collect_for_room);
@@ -635,7 +639,8 @@ static uint64_t predicted_mark_ns(void)
 
 /* Several markers write mark bytes, a 16th of the heap's range.  On a
  * heap that grew since they last did, each page of them for the new part
- * faults in as it is first written: where a fault costs as much as on
+ * faults in as it is first written, unless made resident before the stop
+ * (prefault.h, on kernels that can): where a fault costs as much as on
  * some virtual machines (10 us), a heap that grows as fast as it is
  * marked (a program still building its data) can pay more in those
  * faults than a second marker saves, about half the marking.  The faults
@@ -647,6 +652,8 @@ static uint64_t predicted_mark_ns(void)
  * it could. */
 static bool first_writes_cost_more(void)
 {
+	if (prefault_possible())
+		return false;   /* they are made before the stop (prefault.h) */
 	co.faults_ns = mark_bytes_unused() / OS_PAGE * young_touch_ns();
 	return co.faults_ns > predicted_mark_ns() / 2 + co.forgone_ns;
 }
@@ -687,6 +694,7 @@ static uint64_t minor_saving(void)
 static void prepare_stop(void)
 {
 	co.markers = mark_reserve(markers_for_heap());
+	prefault_tables();
 	if (!co.dry)
 		young_prepare();
 	roots_prepare();
@@ -1049,6 +1057,7 @@ void collect_fill_stats(struct gcshim_stats *st)
 	st->last_written_pages = (int64_t)co.last.written_pages;
 	st->write_tracking = young_tracking();
 	st->vacant_pages = (int64_t)vacant_count();
+	st->prefaulted_pages = (int64_t)prefault_pages();
 }
 
 /* A free() or realloc() of a block the collector declared unreachable:

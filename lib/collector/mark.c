@@ -7,6 +7,7 @@
 
 #include "heap.h"
 #include "markers.h"
+#include "prefault.h"
 #include "objmap.h"
 #include "os.h"
 #include "resident.h"
@@ -143,8 +144,10 @@ unsigned mark_reserve(unsigned markers)
 {
 	unsigned n = stacks_ready(markers ? markers : 1);
 
-	if (n > 1 && !mk.bytes)
+	if (n > 1 && !mk.bytes) {
 		mk.bytes_mem.base = mk.bytes = os_map(bytes_size());
+		prefault_add(mk.bytes, UNIT_LG);
+	}
 	return n;
 }
 

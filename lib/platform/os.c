@@ -113,6 +113,13 @@ bool os_populate(void *p, size_t size)
 	return done;
 }
 
+/* The kernel checks the advice before the range: an empty one asks
+ * whether it knows it. */
+bool os_can_populate(void)
+{
+	return os_populate(NULL, 0);
+}
+
 bool os_purge(void *p, size_t size, bool forced)
 {
 	return madvise(p, size, forced ? MADV_DONTNEED : MADV_FREE) == 0;

@@ -27,6 +27,7 @@ bool os_purge(void *p, size_t size, bool forced);
  * instead of one fault each; false where the kernel cannot, or a page of
  * the range is not accessible.  errno is kept. */
 bool os_populate(void *p, size_t size);
+bool os_can_populate(void);
 /* The collector's working memory (mark stacks, lists of dead blocks) is
  * given back after a collection past this much: what a typical collection
  * uses stays resident, so that the next one does not fault it in again
