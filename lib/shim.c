@@ -163,7 +163,7 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t n, bool zer
 	void *p;
 	bool due;
 
-	if (unlikely(!t || mode & divert || n > SC_TABLE_MAX)) {
+	if (unlikely(!t || mode & divert || n > t->cache.max_request)) {
 		if (!sited && mode & MODE_SITES)
 			return alloc_sited(n, zero);
 		return alloc_slow(n, 0, zero);
@@ -253,7 +253,8 @@ static __attribute__((noinline)) void free_outside(void *p)
 		free_stranger(p);
 }
 
-/* A large block, unregistered and given back to jemalloc at once. */
+/* A block the caches do not take, unregistered and given back to
+ * jemalloc at once. */
 static __attribute__((noinline)) void free_large(struct thread_rec *t, void *p)
 {
 	size_t u = om_remove(p);
@@ -264,6 +265,16 @@ static __attribute__((noinline)) void free_large(struct thread_rec *t, void *p)
 	}
 	heap_free_sized(p, u);
 	gc_account_free(t, u);
+}
+
+/* A block of a slab class the thread does not cache (a crowded thread's,
+ * above a page): to jemalloc at once, unless a cache holds it already. */
+static __attribute__((noinline)) void free_uncached(struct thread_rec *t, void *p)
+{
+	if (bcache_holds(p))
+		free_stranger(p);
+	else
+		free_large(t, p);
 }
 
 /* A small block whose class is full or never allocated from by this
@@ -306,9 +317,11 @@ EXPORT void free(void *p)
 		return;
 	}
 	idx = om_class_at(off) - 1;
-	if (unlikely(idx >= BC_CLASSES)) {
+	if (unlikely(idx >= t->cache.classes)) {
 		if (mode)
 			free_slow(p);
+		else if (idx < BC_CLASSES)
+			free_uncached(t, p);
 		else
 			free_large(t, p);
 		return;

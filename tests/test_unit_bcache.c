@@ -37,6 +37,27 @@ Test(bcache, freed_block_is_cached_then_reused)
 	free(q);
 }
 
+/* Every class jemalloc serves from slabs is cached, up to 14 KiB; a bigger
+ * block is an extent of its own, which leaves the object map as it is
+ * freed. */
+Test(bcache, every_slab_class_is_cached_and_no_extent)
+{
+	char *p = malloc(14000), *q = malloc(16000), *r;
+
+	cr_assert(p && q);
+	memset(p, 1, 14000);
+	memset(q, 1, 16000);
+	free(p);
+	cr_expect(bcache_holds(p), "a freed 14 KiB block is in the thread's cache");
+	cr_expect_neq(om_usable(p), 0, "and still registered");
+	r = malloc(13000);
+	cr_expect_eq(r, p, "the next allocation of its class takes it back");
+	free(q);
+	cr_expect(!bcache_holds(q), "a 16 KiB block is not cached");
+	cr_expect_eq(om_usable(q), 0, "and is unregistered as it is freed");
+	free(r);
+}
+
 /* A second free of a cached block is refused: were it pushed again, two
  * later allocations would share one block. */
 Test(bcache, double_free_is_caught)
@@ -156,7 +177,7 @@ Test(bcache, fills_start_small_and_double)
 int gsje_mallctl(const char *name, void *old, size_t *oldlen, void *new, size_t newlen);
 
 struct crowd_seen {
-	bool crowded, promoted, tcache_before, tcache_after;
+	bool crowded, promoted, tcache_before, tcache_after, big_cached, big_cached_after;
 	unsigned held, idx;
 	uint16_t limit_after;
 };
@@ -188,6 +209,9 @@ static void *crowd_member(void *arg)
 	for (int i = 0; i < 200; i++)
 		free(b[i]);
 	seen->held = bcache_count(&thread_self->cache, seen->idx);
+	b[0] = malloc(8000);
+	free(b[0]);
+	seen->big_cached = bcache_holds(b[0]) || om_usable(b[0]);
 	/* a busy thread: batches bigger than any cache, over and over */
 	for (int round = 0; round < 20000 && thread_self->cache.crowded; round++) {
 		for (int i = 0; i < 200; i++)
@@ -198,6 +222,9 @@ static void *crowd_member(void *arg)
 	seen->promoted = !thread_self->cache.crowded;
 	seen->limit_after = bcache_limit(&thread_self->cache, seen->idx);
 	seen->tcache_after = jemalloc_tcache_on();
+	b[0] = malloc(8000);
+	free(b[0]);
+	seen->big_cached_after = bcache_holds(b[0]);
 	return NULL;
 }
 
@@ -227,6 +254,8 @@ Test(bcache, a_crowded_thread_caches_little_until_it_is_busy)
 	cr_expect_leq(seen.held, bc_crowd_limit[seen.idx], "a crowded cache holds %u blocks of 16 bytes",
 		      seen.held);
 	cr_expect_lt(bc_crowd_limit[seen.idx], bc_limit[seen.idx]);
+	cr_expect_not(seen.big_cached, "a crowded thread caches an 8 KiB block, or left it registered");
+	cr_expect(seen.big_cached_after, "once busy, it caches 8 KiB blocks");
 	cr_expect(seen.promoted, "a busy crowded thread is never given its full cache");
 	cr_expect_eq(seen.limit_after, bc_limit[seen.idx]);
 	cr_expect(seen.tcache_after, "nor jemalloc's thread cache");

@@ -11,7 +11,11 @@
 #include "thread.h"
 
 #define BC_BUDGET (32 * 1024)
-#define BC_MIN_SLOTS 8
+/* Classes of 10 KiB and more hold 4 blocks, over the budget (56 KiB at
+ * 14 KiB): with 2, every other free of a program that allocates them and
+ * frees them in turn would overflow, and half of them go through
+ * jemalloc and the object map. */
+#define BC_MIN_SLOTS 4
 #define DEPOT_SLOTS 1024
 #define DEPOT_BUDGET (128 * 1024)
 
@@ -245,6 +249,12 @@ static unsigned fill_size(struct bcache *c, unsigned idx)
 	return want;
 }
 
+static void cache_classes(struct bcache *c, unsigned n)
+{
+	c->classes = (uint8_t)n;
+	c->max_request = (uint16_t)sc_sizes[n - 1];
+}
+
 /* A crowded thread that keeps going to jemalloc is a busy one: its
  * caches, ours and jemalloc's, are given their full size. */
 static void went_to_jemalloc(struct bcache *c)
@@ -252,6 +262,7 @@ static void went_to_jemalloc(struct bcache *c)
 	if (__builtin_expect(!c->crowded, 1) || ++c->misses < CROWD_PROMOTE)
 		return;
 	c->crowded = false;
+	cache_classes(c, BC_CLASSES);
 	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
 		if (bcache_limit(c, idx))
 			bcache_allocating(c, idx);
@@ -285,7 +296,11 @@ void *bcache_fill(struct bcache *c, unsigned idx)
 		lo = (uintptr_t)p < lo ? (uintptr_t)p : lo;
 		hi = (uintptr_t)p > hi ? (uintptr_t)p : hi;
 	}
-	heap_populate_fresh(lo, hi + sc_sizes[idx]);
+	/* Blocks of a page or less are written whole soon enough; of bigger
+	 * ones programs often write the head only, and the key takes the
+	 * first page of each: the rest stays unpopulated, as jemalloc left it. */
+	if (sc_sizes[idx] <= OS_PAGE)
+		heap_populate_fresh(lo, hi + sc_sizes[idx]);
 	for (unsigned i = 0; i < n; i++)
 		memcpy(s[want - 1 - i], &bc_key, sizeof(bc_key));
 	if (n < want)
@@ -446,6 +461,7 @@ void bcache_new(struct bcache *c)
 {
 	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
 		c->top[idx] = c->end[idx] = bc_base[idx];
+	cache_classes(c, BC_CLASSES);
 }
 
 /* A thread record taken by a new thread: no class allocated from yet
@@ -458,6 +474,7 @@ void bcache_start(struct bcache *c, bool crowded)
 	memset(c->trend, 0, sizeof(c->trend));
 	c->crowded = crowded;
 	c->misses = 0;
+	cache_classes(c, crowded ? BC_CROWD_CLASSES : BC_CLASSES);
 	if (crowded)
 		stat_inc(EV_crowded_threads);
 }

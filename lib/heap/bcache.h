@@ -25,9 +25,14 @@
 
 #include "sizeclass.h"
 
-/* Classes up to SC_TABLE_MAX (4096 bytes): 8, 16..128, then four a
- * doubling up to 4096. */
-#define BC_CLASSES 29
+/* The slab classes, up to SC_TABLE_MAX (14 KiB): 8, 16..128, then four a
+ * doubling up to 14336.  A bigger block is an extent of its own, which
+ * goes back to jemalloc and out of the object map as it is freed. */
+#define BC_CLASSES 36
+/* A crowded thread (bcache.c) caches the classes up to a page only, as
+ * jemalloc's arena keeps the rest for every thread: a thousand threads
+ * holding two blocks of 5 to 8 KiB each would hold 26 MiB. */
+#define BC_CROWD_CLASSES 29
 /* Blocks a class holds at most.  Threads that hand blocks to each other
  * in batches (a producer fills a queue of a few hundred, a consumer frees
  * them) swing a class by that much between refills: with 64 slots half of
@@ -67,6 +72,11 @@ struct bcache {
 	 * often enough to show it is a busy one (misses counts the trips). */
 	bool crowded;
 	uint16_t misses;
+	/* The classes the thread caches, BC_CLASSES or BC_CROWD_CLASSES, and
+	 * the largest request they serve: blocks above go to jemalloc and
+	 * the object map as they are made and freed. */
+	uint8_t classes;
+	uint16_t max_request;
 	/* Slots whose start bits bcache_hide() cleared (collector only). */
 	bool hid_freeing;
 	uint64_t hid[BC_CLASSES][BC_SLOTS / 64];

@@ -15,7 +15,9 @@ static inline unsigned sc_lg_floor(size_t x)
 	return 63u - (unsigned)__builtin_clzl(x);
 }
 
-#define SC_TABLE_MAX 4096
+/* Every class jemalloc serves from slabs: the thread caches keep them
+ * all (bcache.h). */
+#define SC_TABLE_MAX SC_SMALL_MAX
 
 /* Classes of requests up to SC_TABLE_MAX by (n + 7) / 8: one load on the
  * fast path instead of the arithmetic below, sc_request() included.
