@@ -298,45 +298,58 @@ bool os_written_bits(int pagemap, uintptr_t page, size_t n, uint64_t *bits)
  * map is then read entry by entry. */
 static _Atomic bool no_scan;
 
+uintptr_t pmscan_walk(int pagemap, struct pm_scan_arg *a, struct page_region *runs, unsigned n,
+		      uintptr_t lo, uintptr_t hi, void (*fn)(uintptr_t a, uintptr_t b, void *arg),
+		      void *arg, long *err)
+{
+	uintptr_t at = lo & ~(OS_PAGE - 1);
+
+	*err = 0;
+	a->size = sizeof(*a);
+	a->vec = (uintptr_t)runs;
+	a->vec_len = n;
+	while (at < hi) {
+		long got;
+
+		/* the kernel does not say how many runs a failed call wrote */
+		memset(runs, 0, n * sizeof(*runs));
+		a->start = at;
+		a->end = (hi + OS_PAGE - 1) & ~(OS_PAGE - 1);
+		a->walk_end = 0;
+		got = syscall_raw4(SYS_ioctl, pagemap, (long)PAGEMAP_SCAN, (long)a, 0);
+		for (long i = 0; i < (got < 0 ? (long)n : got) && i < (long)n && runs[i].end; i++)
+			fn(runs[i].start > lo ? runs[i].start : lo, runs[i].end < hi ? runs[i].end : hi,
+			   arg);
+		if (got < 0)
+			*err = got;
+		if (got < 0 || a->walk_end <= at)
+			return at;
+		at = a->walk_end;
+	}
+	return hi;
+}
+
 /* As os_written_runs, by PAGEMAP_SCAN: a call lists up to SCAN_RUNS runs
  * of pages, and leaves out the pages that map the zero page, memory the
  * program read but never wrote, which the entry-by-entry read cannot tell
  * from written pages.  Returns where it stopped, hi if it did not; the
- * caller reads the page map for the rest. */
+ * caller reads the page map for the rest (a failed call's runs, handed on
+ * already, are read twice then, which costs only time). */
 static uintptr_t scanned_runs(int pagemap, uintptr_t lo, uintptr_t hi, bool shared,
 			      void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg)
 {
 	struct page_region runs[SCAN_RUNS];
 	uint64_t never = PAGE_IS_PFNZERO | (shared ? 0 : PAGE_IS_FILE);
 	struct pm_scan_arg a = {
-		.size = sizeof(a),
-		.vec = (uintptr_t)runs, .vec_len = SCAN_RUNS,
 		.category_inverted = never, .category_mask = never,
 		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 	};
-	uintptr_t at = lo & ~(OS_PAGE - 1);
+	long err;
+	uintptr_t at = pmscan_walk(pagemap, &a, runs, SCAN_RUNS, lo, hi, fn, arg, &err);
 
-	while (at < hi) {
-		long n;
-
-		a.start = at;
-		a.end = (hi + OS_PAGE - 1) & ~(OS_PAGE - 1);
-		a.walk_end = 0;
-		/* raw: the markers call this on another thread's thread pointer */
-		n = syscall_raw4(SYS_ioctl, pagemap, (long)PAGEMAP_SCAN, (long)&a, 0);
-		if (n < 0) {
-			if (n == -ENOTTY || n == -EINVAL)
-				atomic_store_explicit(&no_scan, true, memory_order_relaxed);
-			return at;
-		}
-		for (long i = 0; i < n && i < SCAN_RUNS; i++)
-			fn(runs[i].start > lo ? runs[i].start : lo, runs[i].end < hi ? runs[i].end : hi,
-			   arg);
-		if (a.walk_end <= at)
-			return at;
-		at = a.walk_end;
-	}
-	return hi;
+	if (err == -ENOTTY || err == -EINVAL)
+		atomic_store_explicit(&no_scan, true, memory_order_relaxed);
+	return at;
 }
 
 /* Calls fn on each part of [lo, hi) that lies in a page the program

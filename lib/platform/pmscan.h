@@ -25,4 +25,15 @@ struct pm_scan_arg {
 #define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
 #endif
 
+/* Walks [lo, hi) with the masks and flags of *a, a call of the n runs of
+ * runs at a time, and calls fn on each run found, clipped to [lo, hi).
+ * A call that fails has its runs handed on too: the kernel wrote them
+ * before it stopped, and with PM_SCAN_WP_MATCHING protected them again
+ * already, so their writes would otherwise be lost.  Returns where the
+ * walk stopped, hi when it got through; *err is the failure (-errno) or 0.
+ * Safe on a thread that runs on another's thread pointer (no errno). */
+uintptr_t pmscan_walk(int pagemap, struct pm_scan_arg *a, struct page_region *runs, unsigned n,
+		      uintptr_t lo, uintptr_t hi, void (*fn)(uintptr_t a, uintptr_t b, void *arg),
+		      void *arg, long *err);
+
 #endif

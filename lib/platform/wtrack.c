@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
-#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -107,22 +106,6 @@ bool wtrack_register(uintptr_t lo, uintptr_t hi)
 	return uffd_ioctl(UFFDIO_REGISTER, &r);
 }
 
-/* A failed call still reports the pages it walked before the failure:
- * they are handed on all the same.  The kernel does not say how many it
- * wrote out, hence the vector cleared before each call. */
-static long scan_once(int pagemap, struct pm_scan_arg *a, struct page_region *runs,
-		      void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg)
-{
-	long n;
-
-	memset(runs, 0, SCAN_RUNS * sizeof(*runs));
-	a->walk_end = 0;
-	n = ioctl(pagemap, PAGEMAP_SCAN, a);
-	for (long i = 0; i < (n < 0 ? SCAN_RUNS : n) && runs[i].end; i++)
-		fn(runs[i].start, runs[i].end, arg);
-	return n;
-}
-
 bool wtrack_scan(int pagemap, uintptr_t lo, uintptr_t hi, bool protect,
 		 void (*fn)(uintptr_t a, uintptr_t b, void *arg), void *arg)
 {
@@ -130,25 +113,18 @@ bool wtrack_scan(int pagemap, uintptr_t lo, uintptr_t hi, bool protect,
 	struct pm_scan_arg a = {
 		/* a part not registered would be skipped in silence, its
 		 * writes unreported: it fails the scan instead */
-		.size = sizeof(a),
 		.flags = protect ? PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC : 0,
-		.vec = (uintptr_t)runs, .vec_len = SCAN_RUNS,
 		/* an unpopulated page counts as written (it was never
 		 * protected), and reading it would populate it */
 		.category_mask = PAGE_IS_WRITTEN,
 		.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
 		.return_mask = PAGE_IS_WRITTEN,
 	};
+	long err;
 
 	if (uffd < 0 || pagemap < 0)
 		return false;
-	for (uintptr_t at = lo; at < hi; at = a.walk_end) {
-		a.start = at;
-		a.end = hi;
-		if (scan_once(pagemap, &a, runs, fn, arg) < 0 || a.walk_end <= at)
-			return false;
-	}
-	return true;
+	return pmscan_walk(pagemap, &a, runs, SCAN_RUNS, lo, hi, fn, arg, &err) >= hi && !err;
 }
 
 /* The descriptor was in the table of a task that did not follow the
