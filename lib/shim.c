@@ -233,7 +233,8 @@ static __attribute__((noinline)) void free_stranger(void *p)
 }
 
 /* A thread not set up yet, the heap limit, the garbage list: what the
- * fast path only tests for. */
+ * fast path only tests for; and a block of a class the thread does not
+ * cache, which may be in another thread's cache (a double free). */
 static __attribute__((noinline)) void free_slow(void *p)
 {
 	if (!live_usable(p)) {
@@ -253,8 +254,7 @@ static __attribute__((noinline)) void free_outside(void *p)
 		free_stranger(p);
 }
 
-/* A block the caches do not take, unregistered and given back to
- * jemalloc at once. */
+/* A large block, unregistered and given back to jemalloc at once. */
 static __attribute__((noinline)) void free_large(struct thread_rec *t, void *p)
 {
 	size_t u = om_remove(p);
@@ -265,16 +265,6 @@ static __attribute__((noinline)) void free_large(struct thread_rec *t, void *p)
 	}
 	heap_free_sized(p, u);
 	gc_account_free(t, u);
-}
-
-/* A block of a slab class the thread does not cache (a crowded thread's,
- * above a page): to jemalloc at once, unless a cache holds it already. */
-static __attribute__((noinline)) void free_uncached(struct thread_rec *t, void *p)
-{
-	if (bcache_holds(p))
-		free_stranger(p);
-	else
-		free_large(t, p);
 }
 
 /* A small block whose class is full or never allocated from by this
@@ -318,10 +308,10 @@ EXPORT void free(void *p)
 	}
 	idx = om_class_at(off) - 1;
 	if (unlikely(idx >= t->cache.classes)) {
-		if (mode)
+		/* a slab class the thread does not cache (a crowded thread's,
+		 * above a page) may be in another's cache: free_slow asks */
+		if (mode || idx < BC_CLASSES)
 			free_slow(p);
-		else if (idx < BC_CLASSES)
-			free_uncached(t, p);
 		else
 			free_large(t, p);
 		return;
