@@ -249,8 +249,13 @@ static unsigned fill_size(struct bcache *c, unsigned idx)
 	return want;
 }
 
-static void cache_classes(struct bcache *c, unsigned n)
+/* Crowded or not, with the classes that follow from it, which the fast
+ * paths compare against. */
+static void set_crowded(struct bcache *c, bool crowded)
 {
+	unsigned n = crowded ? BC_CROWD_CLASSES : BC_CLASSES;
+
+	c->crowded = crowded;
 	c->classes = (uint8_t)n;
 	c->max_request = (uint16_t)sc_sizes[n - 1];
 }
@@ -261,8 +266,7 @@ static void went_to_jemalloc(struct bcache *c)
 {
 	if (__builtin_expect(!c->crowded, 1) || ++c->misses < CROWD_PROMOTE)
 		return;
-	c->crowded = false;
-	cache_classes(c, BC_CLASSES);
+	set_crowded(c, false);
 	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
 		if (bcache_limit(c, idx))
 			bcache_allocating(c, idx);
@@ -461,7 +465,7 @@ void bcache_new(struct bcache *c)
 {
 	for (unsigned idx = 0; idx < BC_CLASSES; idx++)
 		c->top[idx] = c->end[idx] = bc_base[idx];
-	cache_classes(c, BC_CLASSES);
+	set_crowded(c, false);
 }
 
 /* A thread record taken by a new thread: no class allocated from yet
@@ -472,9 +476,8 @@ void bcache_start(struct bcache *c, bool crowded)
 		c->end[idx] = bc_base[idx];
 	memset(c->fill_lg, 0, sizeof(c->fill_lg));
 	memset(c->trend, 0, sizeof(c->trend));
-	c->crowded = crowded;
+	set_crowded(c, crowded);
 	c->misses = 0;
-	cache_classes(c, crowded ? BC_CROWD_CLASSES : BC_CLASSES);
 	if (crowded)
 		stat_inc(EV_crowded_threads);
 }

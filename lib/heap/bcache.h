@@ -72,9 +72,10 @@ struct bcache {
 	 * often enough to show it is a busy one (misses counts the trips). */
 	bool crowded;
 	uint16_t misses;
-	/* The classes the thread caches, BC_CLASSES or BC_CROWD_CLASSES, and
-	 * the largest request they serve: blocks above go to jemalloc and
-	 * the object map as they are made and freed. */
+	/* Set with crowded (set_crowded): the classes the thread caches,
+	 * BC_CLASSES or BC_CROWD_CLASSES, and the largest request they
+	 * serve; blocks above go to jemalloc and the object map as they are
+	 * made and freed. */
 	uint8_t classes;
 	uint16_t max_request;
 	/* Slots whose start bits bcache_hide() cleared (collector only). */
