@@ -114,10 +114,14 @@ bool os_populate(void *p, size_t size)
 }
 
 /* The kernel checks the advice before the range: an empty one asks
- * whether it knows it. */
+ * whether it knows it, once (os_populate remembers a refusal). */
 bool os_can_populate(void)
 {
-	return os_populate(NULL, 0);
+	static _Atomic bool asked;
+
+	if (!atomic_exchange_explicit(&asked, true, memory_order_relaxed))
+		os_populate(NULL, 0);
+	return !atomic_load_explicit(&populate_unknown, memory_order_relaxed);
 }
 
 bool os_purge(void *p, size_t size, bool forced)
